@@ -1,0 +1,234 @@
+"""``BaseConnector``: one HTTP call to a platform, signed, timed out, retried, typed errors.
+
+Platform connectors (pagoPA GPD, App IO, PDND, ANPR) subclass it, set ``platform`` and
+build their API methods on ``request``. The ``aiohttp.ClientSession`` is injected: the
+app owns one shared session and closes it; a connector never creates or closes one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json as jsonlib
+import logging
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import aiohttp
+from yarl import URL, Query
+
+from .errors import (
+    ConnectorError,
+    ConnectorTimeout,
+    ProtocolError,
+    SigningError,
+    TransportError,
+    error_from_response,
+    request_id_from_headers,
+)
+from .retry import RetryPolicy, Sleep, build_retrying
+from .signing import OutgoingRequest, Signer
+
+__all__ = ["DEFAULT_EXPECTED", "BaseConnector", "Response"]
+
+log = logging.getLogger("sportello.connectors")
+
+DEFAULT_EXPECTED: tuple[int, ...] = (200, 201, 202, 204)
+
+
+@dataclass
+class Response:
+    """A successful answer. ``attempts`` counts the tries it took (1 = no retry)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    request_id: str | None = None
+    attempts: int = 1
+    platform: str = ""
+
+    def json(self) -> Any:
+        """The body parsed as JSON; ``ProtocolError`` when it is not JSON."""
+        try:
+            return jsonlib.loads(self.body)
+        except ValueError as exc:
+            raise ProtocolError(
+                "response body is not valid JSON",
+                platform=self.platform,
+                status=self.status,
+                request_id=self.request_id,
+                body=self.body.decode("utf-8", errors="replace"),
+            ) from exc
+
+
+def _without(headers: dict[str, str], name: str) -> dict[str, str]:
+    lowered = name.lower()
+    return {k: v for k, v in headers.items() if k.lower() != lowered}
+
+
+class BaseConnector:
+    """Base class of the platform connectors; see the module docstring."""
+
+    platform: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        *,
+        signer: Signer | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float = 10.0,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        if not self.platform:
+            raise TypeError(f"{type(self).__name__} must set the `platform` class attribute")
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        self.session = session
+        self.base_url = base_url.rstrip("/")
+        self.signer = signer
+        self.retry_policy = retry if retry is not None else RetryPolicy()
+        self.timeout = timeout
+        self._sleep = sleep
+
+    def url_for(self, path: str, params: Query = None) -> str:
+        """Absolute, encoded URL for ``path`` (relative to ``base_url``) and ``params``.
+
+        Absolute URLs are refused so credentials are never sent to another host.
+        """
+        if "://" in path or path.startswith("//"):
+            raise ValueError("path must be relative to base_url")
+        url = URL(f"{self.base_url}/{path.lstrip('/')}")
+        if params:
+            url = url.extend_query(params)
+        return str(url)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        data: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        params: Query = None,
+        idempotency_key: str | None = None,
+        expected: Collection[int] = DEFAULT_EXPECTED,
+    ) -> Response:
+        """Send a request, retrying per ``retry_policy``; raise a ``ConnectorError`` on failure.
+
+        The body is serialised once and the same ``Idempotency-Key`` goes on every attempt;
+        the signer runs on every attempt with a fresh copy of the headers. Redirects are
+        not followed (a signature covers one URL). Errors carry ``platform`` and
+        ``attempts``.
+        """
+        if json is not None and data is not None:
+            raise ValueError("pass either json or data, not both")
+        method = method.upper()
+        url = self.url_for(path, params)
+        base_headers = dict(headers or {})
+        body = b""
+        if json is not None:
+            body = jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":")).encode()
+            if not any(k.lower() == "content-type" for k in base_headers):
+                base_headers["Content-Type"] = "application/json"
+        elif data is not None:
+            body = data
+        if idempotency_key is not None:
+            base_headers = _without(base_headers, "Idempotency-Key")
+            base_headers["Idempotency-Key"] = idempotency_key
+        wanted = frozenset(expected)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        attempts = 0
+
+        async def attempt() -> Response:
+            nonlocal attempts
+            attempts += 1
+            outgoing = OutgoingRequest(
+                method=method,
+                url=url,
+                headers=dict(base_headers),
+                body=body,
+                attempt=attempts,
+                idempotency_key=idempotency_key,
+            )
+            try:
+                response = await self._send(outgoing, wanted, self._attempt_timeout(started))
+            except ConnectorError as error:
+                error.platform = error.platform or self.platform
+                error.attempts = attempts
+                raise
+            response.attempts = attempts
+            return response
+
+        retrying = build_retrying(self.retry_policy, sleep=self._sleep)
+        response: Response = await retrying(attempt)
+        log.debug(
+            "%s %s %s -> %d (attempts=%d)",
+            self.platform,
+            method,
+            URL(url).path,  # no query: it may hold personal data (fiscal codes)
+            response.status,
+            response.attempts,
+        )
+        return response
+
+    def _attempt_timeout(self, started: float) -> float:
+        """Per-attempt timeout, shortened so the attempt cannot outlive the policy deadline."""
+        deadline = self.retry_policy.deadline
+        if deadline is None:
+            return self.timeout
+        remaining = deadline - (asyncio.get_running_loop().time() - started)
+        if remaining <= 0:
+            raise ConnectorTimeout(f"deadline of {deadline:g}s exceeded", retryable=False)
+        return min(self.timeout, remaining)
+
+    async def _sign(self, outgoing: OutgoingRequest) -> None:
+        if self.signer is None:
+            return
+        try:
+            await self.signer.sign(outgoing)
+        except ConnectorError:
+            raise
+        except Exception as exc:
+            # The message names the exception type only: its text might quote a secret.
+            raise SigningError(f"signer failed: {type(exc).__name__}") from exc
+
+    async def _send(
+        self, outgoing: OutgoingRequest, expected: frozenset[int], time_limit: float
+    ) -> Response:
+        """One attempt: sign, send, read the whole body, map failures to ``ConnectorError``."""
+        await self._sign(outgoing)
+        try:
+            async with self.session.request(
+                outgoing.method,
+                URL(outgoing.url, encoded=True),
+                headers=outgoing.headers,
+                data=outgoing.body or None,
+                timeout=aiohttp.ClientTimeout(total=time_limit),
+                allow_redirects=False,
+            ) as resp:
+                status = resp.status
+                resp_headers = resp.headers
+                body = await resp.read()
+        except TimeoutError as exc:  # includes aiohttp's ServerTimeoutError
+            raise ConnectorTimeout(f"no complete answer within {time_limit:g}s") from exc
+        except aiohttp.ClientConnectorCertificateError as exc:
+            # A certificate that fails verification will fail again: do not retry.
+            raise TransportError(f"TLS certificate error: {exc}", retryable=False) from exc
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+            raise TransportError(f"{type(exc).__name__}: {exc}") from exc
+        except aiohttp.ClientError as exc:
+            # e.g. a malformed status line or headers. Its text can quote the URL: left out.
+            raise ProtocolError(f"invalid HTTP answer: {type(exc).__name__}") from exc
+        if status not in expected:
+            raise error_from_response(self.platform, status, resp_headers, body)
+        return Response(
+            status=status,
+            headers=resp_headers,
+            body=body,
+            request_id=request_id_from_headers(resp_headers),
+            platform=self.platform,
+        )

@@ -1,0 +1,249 @@
+"""Typed errors raised by every platform connector.
+
+Callers branch on the class (``NotFound``, ``Conflict``...) or on ``retryable``; the
+durable outbox reads ``retryable`` and ``retry_after`` to decide when to try again.
+
+Errors never carry request headers: those hold bearer tokens and subscription keys.
+The upstream body is kept (truncated) on ``.body`` for diagnosis but is left out of
+``str()``, because answers from ANPR and similar services can contain personal data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+__all__ = [
+    "MAX_BODY_CHARS",
+    "REQUEST_ID_HEADERS",
+    "AuthError",
+    "BadRequest",
+    "ClientRequestError",
+    "Conflict",
+    "ConnectorError",
+    "ConnectorTimeout",
+    "NotFound",
+    "PermanentError",
+    "ProtocolError",
+    "RateLimited",
+    "ServerError",
+    "SigningError",
+    "TransportError",
+    "Unprocessable",
+    "UpstreamError",
+    "error_from_response",
+    "request_id_from_headers",
+]
+
+MAX_BODY_CHARS = 2_000
+_MAX_DETAIL_CHARS = 200
+_MAX_PARSED_BYTES = 64 * 1024
+
+#: Response headers that carry the upstream's id for a request, in order of preference.
+REQUEST_ID_HEADERS: tuple[str, ...] = (
+    "x-request-id",
+    "x-correlation-id",
+    "govway-transaction-id",
+    "x-amzn-requestid",
+    "request-id",
+)
+
+
+class ConnectorError(Exception):
+    """Base of every connector error.
+
+    ``retryable`` defaults to the class's ``default_retryable``. ``attempts`` is set by
+    ``BaseConnector`` to the number of attempts made before the error was raised.
+    """
+
+    default_retryable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        platform: str = "",
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+        status: int | None = None,
+        request_id: str | None = None,
+        body: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.platform = platform
+        self.retryable = self.default_retryable if retryable is None else retryable
+        self.retry_after = retry_after
+        self.status = status
+        self.request_id = request_id
+        self.body = body[:MAX_BODY_CHARS] if body is not None else None
+        self.attempts = 0
+
+    def __str__(self) -> str:
+        head = f"[{self.platform}] " if self.platform else ""
+        if self.status is not None:
+            head += f"HTTP {self.status}: "
+        tail = f" (request-id: {self.request_id})" if self.request_id else ""
+        return f"{head}{self.message}{tail}"
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(message={self.message!r}, platform={self.platform!r}, "
+            f"status={self.status!r}, request_id={self.request_id!r}, "
+            f"retryable={self.retryable!r}, retry_after={self.retry_after!r})"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only arguments would be lost by Exception's default pickling.
+        return (_restore, (type(self), self.message, dict(self.__dict__)))
+
+
+def _restore(cls: type[ConnectorError], message: str, state: dict[str, Any]) -> ConnectorError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
+
+class TransportError(ConnectorError):
+    """No HTTP answer: connection refused, reset or dropped, DNS failure."""
+
+    default_retryable = True
+
+
+class ConnectorTimeout(TransportError):
+    """The attempt did not complete within its timeout."""
+
+
+class UpstreamError(ConnectorError):
+    """The upstream answered with a status the caller did not expect."""
+
+
+class RateLimited(UpstreamError):
+    """429: wait ``retry_after`` seconds (when known) before trying again."""
+
+    default_retryable = True
+
+
+class ServerError(UpstreamError):
+    """5xx. Retryable, except 501 Not Implemented."""
+
+    default_retryable = True
+
+    def __init__(self, message: str, *, retryable: bool | None = None, **kwargs: Any) -> None:
+        if retryable is None and kwargs.get("status") == 501:
+            retryable = False
+        super().__init__(message, retryable=retryable, **kwargs)
+
+
+class ClientRequestError(UpstreamError):
+    """4xx: the request itself is wrong; sending it again will not help."""
+
+
+class BadRequest(ClientRequestError):
+    """400."""
+
+
+class AuthError(ClientRequestError):
+    """401 or 403: credentials missing, expired or not allowed."""
+
+
+class NotFound(ClientRequestError):
+    """404."""
+
+
+class Conflict(ClientRequestError):
+    """409: for example a debt position or message that already exists."""
+
+
+class Unprocessable(ClientRequestError):
+    """422: well-formed but rejected by the upstream's validation."""
+
+
+class ProtocolError(ConnectorError):
+    """The answer could not be parsed or was not what the API documents."""
+
+
+class SigningError(ConnectorError):
+    """The request could not be signed (missing key, token provider failure...)."""
+
+
+class PermanentError(ConnectorError):
+    """Raised by handlers to say "give up": never retried."""
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        kwargs["retryable"] = False
+        super().__init__(message, **kwargs)
+
+
+_BY_STATUS: dict[int, type[UpstreamError]] = {
+    400: BadRequest,
+    401: AuthError,
+    403: AuthError,
+    404: NotFound,
+    409: Conflict,
+    422: Unprocessable,
+    429: RateLimited,
+}
+
+
+def request_id_from_headers(headers: Mapping[str, str]) -> str | None:
+    """The upstream request id from response headers (case-insensitive), if any."""
+    lowered: dict[str, str] = {}
+    for key, value in headers.items():
+        lowered.setdefault(key.lower(), value)
+    for name in REQUEST_ID_HEADERS:
+        value = lowered.get(name, "").strip()
+        if value:
+            return value
+    return None
+
+
+def _problem_detail(text: str) -> str | None:
+    """``detail`` or ``title`` of an RFC 9457 problem document (pagoPA and App IO use them)."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict):
+        return None
+    for key in ("detail", "title", "message"):
+        value = doc.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()[:_MAX_DETAIL_CHARS]
+    return None
+
+
+def error_from_response(
+    platform: str, status: int, headers: Mapping[str, str], body: bytes
+) -> UpstreamError:
+    """Build the error for an unexpected HTTP answer.
+
+    Status picks the class; ``retry_after`` comes from ``Retry-After`` and the rate-limit
+    headers (see ``retry.parse_retry_after``), ``request_id`` from ``REQUEST_ID_HEADERS``.
+    A status that is not an error (an unexpected 2xx or 3xx) gives a plain, non-retryable
+    ``UpstreamError``.
+    """
+    from .retry import parse_retry_after  # retry imports this module
+
+    cls: type[UpstreamError]
+    if status in _BY_STATUS:
+        cls = _BY_STATUS[status]
+    elif 500 <= status <= 599:
+        cls = ServerError
+    elif 400 <= status <= 499:
+        cls = ClientRequestError
+    else:
+        cls = UpstreamError
+    text = body[:_MAX_PARSED_BYTES].decode("utf-8", errors="replace") if body else ""
+    message = _problem_detail(text) or f"unexpected HTTP status {status}"
+    text = text[:MAX_BODY_CHARS]
+    return cls(
+        message,
+        platform=platform,
+        status=status,
+        retry_after=parse_retry_after(headers),
+        request_id=request_id_from_headers(headers),
+        body=text or None,
+    )

@@ -1,0 +1,103 @@
+"""Webhook delivery: a JSON POST to a tenant's system, carrying the outbox idempotency key
+and, when the tenant has a secret, an HMAC-SHA256 signature over timestamp and body.
+
+The outbox kind ``webhook`` delivers a payload ``{"url": ..., "event": ..., "data": {...},
+"secret": {"env": ...} | null}``. One attempt per outbox claim: the outbox owns retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+from typing import Any
+
+import aiohttp
+
+from sportello.outbox import Delivery, Handler, Job
+from sportello.services import HubServices
+
+from .errors import ConnectorTimeout, PermanentError, TransportError, error_from_response
+
+SIGNATURE_HEADER = "Sportello-Signature"
+
+
+def sign(secret: bytes, body: bytes, timestamp: int) -> str:
+    """``t=<unix>,v1=<hex hmac-sha256 of "t." + body>`` (verify with :func:`verify`)."""
+    mac = hmac.new(secret, str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def verify(secret: bytes, body: bytes, header: str, *, now: float, tolerance: float = 300) -> bool:
+    """Check a signature header; reject timestamps outside ``tolerance`` seconds."""
+    try:
+        parts = dict(item.split("=", 1) for item in header.split(","))
+        timestamp = int(parts["t"])
+    except (ValueError, KeyError):
+        return False
+    if abs(now - timestamp) > tolerance:
+        return False
+    expected = sign(secret, body, timestamp).split("v1=", 1)[1]
+    return hmac.compare_digest(expected, parts.get("v1", ""))
+
+
+class WebhookConnector:
+    """Delivers one event to one URL through the shared session."""
+
+    platform = "webhook"
+
+    def __init__(self, session: aiohttp.ClientSession, *, timeout: float = 20.0) -> None:
+        self.session = session
+        self.timeout = timeout
+
+    async def deliver(
+        self,
+        url: str,
+        body: dict[str, Any],
+        *,
+        idempotency_key: str,
+        secret: bytes | None = None,
+        now: float | None = None,
+    ) -> Delivery:
+        raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        headers = {"Content-Type": "application/json", "Idempotency-Key": idempotency_key}
+        if secret:
+            headers[SIGNATURE_HEADER] = sign(secret, raw, int(now if now is not None else time.time()))
+        try:
+            async with self.session.post(
+                url, data=raw, headers=headers, timeout=aiohttp.ClientTimeout(total=self.timeout)
+            ) as resp:
+                payload = await resp.read()
+                if resp.status >= 300:
+                    raise error_from_response(self.platform, resp.status, resp.headers, payload)
+                return Delivery(remote_id=resp.headers.get("X-Request-ID"))
+        except (TimeoutError, asyncio.TimeoutError) as exc:
+            raise ConnectorTimeout(
+                f"no answer from {url} within {self.timeout}s", platform=self.platform
+            ) from exc
+        except aiohttp.InvalidURL as exc:
+            raise PermanentError(f"invalid webhook URL {url!r}", platform=self.platform) from exc
+        except aiohttp.ClientError as exc:
+            raise TransportError(
+                f"{type(exc).__name__} while posting to {url}", platform=self.platform
+            ) from exc
+
+
+def webhook_handler(services: HubServices) -> Handler:
+    connector = WebhookConnector(services.session, timeout=services.config.outbox.http_timeout)
+
+    async def handle(job: Job) -> Delivery:
+        payload = job.payload
+        secret = None
+        if payload.get("secret"):
+            from sportello.config import SecretRef
+
+            secret = SecretRef.model_validate(payload["secret"]).reveal().encode()
+        body = {"event": payload.get("event"), "data": payload.get("data"), "id": job.idempotency_key}
+        return await connector.deliver(
+            payload["url"], body, idempotency_key=job.idempotency_key, secret=secret
+        )
+
+    return handle

@@ -1,0 +1,449 @@
+"""The ``sportello`` command line.
+
+Every expected failure (bad configuration, database down, schema outdated, a second replica
+on SQLite) ends with one line on stderr that says what is wrong and what to do, and exit
+status 2 (configuration) or 1 (anything else); never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__, migrate
+from .app import SchemaOutdated, create_app, open_database
+from .clock import SystemClock
+from .config import ConfigError, HubConfig, load_config
+from .db import DatabaseUnavailable, ReplicaLock, ReplicaLockError, create_engine, sqlite_path
+from .logs import setup_logging
+from .outbox import store
+from .outbox.worker import OutboxWorker, handlers_from
+from .plugins import PluginConflict, Plugins
+from .runner import Served, install_stop_signals, serve
+from .services import HubServices
+
+T = TypeVar("T")
+CONFIG_ENV = "SPORTELLO_CONFIG"
+
+
+def demo_config_path() -> Path:
+    return Path(str(resources.files("sportello").joinpath("demo/demo.toml")))
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"sportello: error: {message}", err=True)
+    sys.exit(code)
+
+
+def friendly(fn: Callable[..., T]) -> Callable[..., T]:
+    """Turn the expected failures into one clear line and an exit status."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            lines = str(exc).splitlines()
+            click.echo(f"sportello: error: invalid configuration: {lines[0]}", err=True)
+            for line in lines[1:]:
+                click.echo(f"  {line}", err=True)
+            sys.exit(2)
+        except (DatabaseUnavailable, SchemaOutdated, ReplicaLockError, PluginConflict) as exc:
+            _fail(str(exc), 1)
+        except store.OperatorError as exc:
+            _fail(str(exc), 1)
+        except OSError as exc:
+            _fail(f"{exc.strerror or exc} ({getattr(exc, 'filename', '') or ''})", 1)
+        raise AssertionError("unreachable")
+
+    return wrapper
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar=CONFIG_ENV,
+    required=True,
+    help=f"TOML configuration file (or ${CONFIG_ENV})",
+)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="sportello")
+def main() -> None:
+    """Sportello: SPID/CIE, pagoPA, App IO and ANPR for Italian comuni."""
+
+
+# --- service -----------------------------------------------------------------------------------
+@main.command("serve")
+@config_option
+@click.option("--host", default=None, help="override server.host")
+@click.option("--port", type=int, default=None, help="override server.port")
+@click.option("--no-workers", is_flag=True, help="serve HTTP only; run outbox workers elsewhere")
+@friendly
+def serve_cmd(config_path: Path, host: str | None, port: int | None, no_workers: bool) -> None:
+    """Run the hub (HTTP service and outbox workers)."""
+    config = load_config(config_path)
+    setup_logging(config.logging.level, json_format=config.logging.json_format)
+    app = create_app(config, run_workers=False if no_workers else None)
+    served = Served("hub", app, host or config.server.host, port or config.server.port)
+    run_async(_serve_until_signal([served]))
+
+
+async def _serve_until_signal(apps: list[Served], banner: Callable[[], None] | None = None) -> None:
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    ready = asyncio.Event()
+    task = asyncio.create_task(serve(apps, stop, ready=ready))
+    waiter = asyncio.create_task(ready.wait())
+    await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        waiter.cancel()
+        await task  # raises the startup error
+        return
+    if banner is not None:
+        banner()
+    await task
+
+
+@main.command("worker")
+@config_option
+@friendly
+def worker_cmd(config_path: Path) -> None:
+    """Run outbox workers only (no HTTP). Several may run against PostgreSQL."""
+    config = load_config(config_path)
+    setup_logging(config.logging.level, json_format=config.logging.json_format)
+    run_async(_run_worker(config))
+
+
+async def _run_worker(config: HubConfig) -> None:
+    import aiohttp
+
+    from .metrics import HubMetrics
+
+    lock = None
+    path = sqlite_path(config.database.url)
+    if path is not None:
+        lock = ReplicaLock(path)
+        lock.acquire()
+    clock = SystemClock()
+    engine = await open_database(config, apply_migrations=False, clock=clock)
+    plugins = Plugins(config.plugins.disabled)
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    try:
+        timeout = aiohttp.ClientTimeout(total=config.outbox.http_timeout)
+        connector = aiohttp.TCPConnector(limit=max(100, config.outbox.concurrency * 2))
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+            services = HubServices(config, engine, session, clock, HubMetrics())
+            handlers = handlers_from(plugins.outbox_handlers(), services)
+            worker = OutboxWorker(engine, handlers, config.outbox, clock=clock)
+            click.echo(f"sportello: outbox worker {worker.name} started", err=True)
+            await worker.run(stop)
+    finally:
+        await engine.dispose()
+        if lock is not None:
+            lock.release()
+
+
+@main.command("sandbox")
+@click.option("--host", default="127.0.0.1")
+@click.option("--base-port", type=int, default=8100, show_default=True)
+@friendly
+def sandbox_cmd(host: str, base_port: int) -> None:
+    """Run every sandbox platform (SPID/CIE IdP, pagoPA, IO, PDND, ANPR)."""
+    setup_logging("INFO", json_format=True)
+    apps = [
+        Served(s.name, s.factory(), host, base_port + s.port_offset)
+        for s in Plugins().sandbox_apps()
+    ]
+
+    def banner() -> None:
+        for s in apps:
+            click.echo(f"sandbox {s.name:8} {s.url}", err=True)
+
+    run_async(_serve_until_signal(apps, banner))
+
+
+@main.command("demo")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("var"))
+@click.option("--port", type=int, default=None, help="hub port (default 8000)")
+@friendly
+def demo_cmd(config_path: Path | None, data_dir: Path, port: int | None) -> None:
+    """Hub + every sandbox + the demo tenant, on an embedded SQLite file under var/."""
+    path = config_path or demo_config_path()
+    if "SPORTELLO_DATABASE_URL" not in os.environ and config_path is None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        os.environ["SPORTELLO_DATABASE_URL"] = (
+            f"sqlite+aiosqlite:///{(data_dir / 'demo.sqlite').resolve()}"
+        )
+    config = load_config(path)
+    setup_logging(config.logging.level, json_format=config.logging.json_format)
+    app = create_app(config, apply_migrations=True)
+    hub = Served("hub", app, config.server.host, port or config.server.port)
+    sandboxes = [
+        Served(s.name, s.factory(), config.sandbox.host, config.sandbox.base_port + s.port_offset)
+        for s in app[_plugins_key()].sandbox_apps()
+    ]
+
+    def banner() -> None:
+        click.echo(f"Sportello demo ready: hub {hub.url} (tenant 'demo')", err=True)
+        for s in sandboxes:
+            click.echo(f"  sandbox {s.name:8} {s.url}", err=True)
+        click.echo("  Ctrl-C to stop", err=True)
+
+    run_async(_serve_until_signal([*sandboxes, hub], banner))
+
+
+def _plugins_key() -> Any:
+    from .app import PLUGINS
+
+    return PLUGINS
+
+
+# --- database ------------------------------------------------------------------------------------
+@main.group("db")
+def db_group() -> None:
+    """Database schema migrations."""
+
+
+@db_group.command("upgrade")
+@config_option
+@friendly
+def db_upgrade(config_path: Path) -> None:
+    """Apply every pending migration."""
+    config = load_config(config_path)
+
+    async def go() -> str | None:
+        from .db import check_reachable
+
+        engine = create_engine(config.database)
+        try:
+            await check_reachable(engine)
+            await migrate.upgrade(engine)
+            return await migrate.current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    click.echo(f"database at revision {run_async(go())} (head {migrate.head_revision()})")
+
+
+@db_group.command("current")
+@config_option
+@friendly
+def db_current(config_path: Path) -> None:
+    """Show the schema revision of the database and of this version."""
+    config = load_config(config_path)
+
+    async def go() -> str | None:
+        from .db import check_reachable
+
+        engine = create_engine(config.database)
+        try:
+            await check_reachable(engine)
+            return await migrate.current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    current = run_async(go())
+    head = migrate.head_revision()
+    click.echo(f"database {current or 'empty'}; this version needs {head}")
+    if current != head:
+        sys.exit(1)
+
+
+# --- outbox ---------------------------------------------------------------------------------------
+@main.group("outbox")
+def outbox_group() -> None:
+    """Inspect and steer the durable outbox."""
+
+
+async def _with_conn(config: HubConfig, fn: Callable[[Any], Coroutine[Any, Any, T]], *, write: bool = False) -> T:
+    engine = await open_database(config, apply_migrations=False, clock=SystemClock())
+    try:
+        if write:
+            async with engine.begin() as conn:
+                return await fn(conn)
+        async with engine.connect() as conn:
+            return await fn(conn)
+    finally:
+        await engine.dispose()
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return "" if value is None else str(value)
+
+
+@outbox_group.command("list")
+@config_option
+@click.option("--status", type=click.Choice(["pending", "running", "done", "failed", "cancelled"]))
+@click.option("--tenant")
+@click.option("--kind")
+@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--after", "after_id", type=int, default=0, help="show ids greater than this")
+@click.option("--json", "as_json", is_flag=True)
+@friendly
+def outbox_list(
+    config_path: Path, status: str | None, tenant: str | None, kind: str | None,
+    limit: int, after_id: int, as_json: bool,
+) -> None:
+    """List outbox jobs (oldest first)."""
+    config = load_config(config_path)
+    rows = run_async(
+        _with_conn(
+            config,
+            lambda c: store.list_rows(
+                c, status=status, tenant_id=tenant, kind=kind, limit=limit, after_id=after_id
+            ),
+        )
+    )
+    if as_json:
+        click.echo(json.dumps([{k: _fmt(v) for k, v in r.items() if k != "payload"} for r in rows]))
+        return
+    table = Table("id", "tenant", "kind", "status", "attempts", "next attempt", "last error")
+    for r in rows:
+        table.add_row(
+            str(r["id"]), r["tenant_id"], r["kind"], r["status"],
+            f"{r['attempts']}/{r['max_attempts']}", _fmt(r["next_attempt_at"]),
+            (r["last_error"] or "")[:60],
+        )
+    Console().print(table)
+
+
+@outbox_group.command("stats")
+@config_option
+@click.option("--tenant")
+@friendly
+def outbox_stats(config_path: Path, tenant: str | None) -> None:
+    """Count jobs by status."""
+    config = load_config(config_path)
+    counts = run_async(_with_conn(config, lambda c: store.counts_by_status(c, tenant)))
+    for status in ("pending", "running", "done", "failed", "cancelled"):
+        click.echo(f"{status:10} {counts.get(status, 0)}")
+
+
+@outbox_group.command("inspect")
+@config_option
+@click.argument("job_id", type=int)
+@friendly
+def outbox_inspect(config_path: Path, job_id: int) -> None:
+    """Show one job with its ledger (every attempt and operator action)."""
+    config = load_config(config_path)
+    data = run_async(_with_conn(config, lambda c: store.inspect(c, job_id)))
+    if data is None:
+        _fail(f"outbox job {job_id} does not exist", 1)
+    assert data is not None
+    click.echo(json.dumps(data, default=_fmt, indent=2))
+
+
+def _operator() -> str:
+    return f"cli:{os.environ.get('USER', 'unknown')}"
+
+
+@outbox_group.command("retry")
+@config_option
+@click.argument("job_id", type=int)
+@friendly
+def outbox_retry(config_path: Path, job_id: int) -> None:
+    """Queue a failed or cancelled job again (same idempotency key)."""
+    config = load_config(config_path)
+    now = SystemClock().now()
+    run_async(
+        _with_conn(config, lambda c: store.retry(c, job_id, now=now, operator=_operator()), write=True)
+    )
+    click.echo(f"outbox job {job_id} queued again")
+
+
+@outbox_group.command("cancel")
+@config_option
+@click.argument("job_id", type=int)
+@friendly
+def outbox_cancel(config_path: Path, job_id: int) -> None:
+    """Cancel a pending or failed job."""
+    config = load_config(config_path)
+    now = SystemClock().now()
+    run_async(
+        _with_conn(config, lambda c: store.cancel(c, job_id, now=now, operator=_operator()), write=True)
+    )
+    click.echo(f"outbox job {job_id} cancelled")
+
+
+# --- plugins, tenants, config ------------------------------------------------------------------------
+@main.command("plugins")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+@friendly
+def plugins_cmd(config_path: Path | None, as_json: bool) -> None:
+    """List loaded plugins and the hooks each implements."""
+    disabled = load_config(config_path).plugins.disabled if config_path else []
+    listing = Plugins(disabled).listing()
+    if as_json:
+        click.echo(json.dumps(listing))
+        return
+    table = Table("name", "module", "hooks", "from")
+    for p in listing:
+        table.add_row(p["name"], p["module"], ", ".join(p["hooks"]), p["distribution"])
+    Console().print(table)
+
+
+@main.group("tenants")
+def tenants_group() -> None:
+    """Tenants (enti) served by this hub."""
+
+
+@tenants_group.command("list")
+@config_option
+@friendly
+def tenants_list(config_path: Path) -> None:
+    """List the configured tenants."""
+    config = load_config(config_path)
+    table = Table("id", "name", "IPA", "fiscal code", "cadastral", "platforms")
+    for t in config.tenants:
+        platforms = [p for p in ("spid", "pagopa", "io", "pdnd") if getattr(t, p) is not None]
+        table.add_row(t.id, t.name, t.ipa_code, t.fiscal_code, t.cadastral_code, ", ".join(platforms))
+    Console().print(table)
+
+
+@main.group("config")
+def config_group() -> None:
+    """Configuration files."""
+
+
+@config_group.command("check")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@friendly
+def config_check(path: Path) -> None:
+    """Validate a configuration file without starting anything."""
+    config = load_config(path)
+    click.echo(f"{path}: ok ({len(config.tenants)} tenants, database {config.database.url.split(':')[0]})")
+
+
+def _add_plugin_commands() -> None:
+    try:
+        for command in Plugins().cli_commands():
+            main.add_command(command)
+    except PluginConflict as exc:  # pragma: no cover - reported when the CLI starts
+        click.echo(f"sportello: warning: {exc}", err=True)
+
+
+_add_plugin_commands()

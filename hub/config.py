@@ -1,0 +1,314 @@
+"""Deployment configuration: one TOML file, validated by pydantic into typed objects.
+
+Secrets are never written inline: a secret field holds a reference, ``{env = "NAME"}`` or
+``{file = "path"}``, resolved only when a connector needs the value and never printed.
+A bad file raises :class:`ConfigError`, whose message names the file, the field path and
+what was expected, one problem per line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+SECRET_HINT = 'secrets must be references: write {env = "NAME"} or {file = "path"}, not the value'
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used; ``str()`` is ready to show to a person."""
+
+    def __init__(self, path: str | os.PathLike[str], problems: list[str]) -> None:
+        self.path = str(path)
+        self.problems = problems
+        super().__init__("\n".join(f"{self.path}: {p}" for p in problems))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretRef(_Model):
+    """A reference to a secret held outside the configuration file."""
+
+    env: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_inline(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError(SECRET_HINT)
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError('give exactly one of env = "NAME" or file = "path"')
+        return self
+
+    @field_validator("file")
+    @classmethod
+    def _relative_to_config(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        base = (info.context or {}).get("base_dir") if info.context else None
+        if value is not None and not value.is_absolute() and base is not None:
+            return Path(base) / value
+        return value
+
+    def reveal(self) -> str:
+        """Return the secret value. Call it at the point of use; never log the result."""
+        if self.env is not None:
+            try:
+                return os.environ[self.env]
+            except KeyError:
+                raise LookupError(f"secret environment variable {self.env} is not set") from None
+        assert self.file is not None
+        try:
+            return self.file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise LookupError(f"secret file {self.file} cannot be read: {exc.strerror}") from None
+
+    def describe(self) -> str:
+        return f"env:{self.env}" if self.env is not None else f"file:{self.file}"
+
+    def __repr__(self) -> str:
+        return f"SecretRef({self.describe()})"
+
+    __str__ = __repr__
+
+
+class ServerSettings(_Model):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    public_url: str | None = Field(
+        default=None, description="URL citizens and platforms use to reach the hub"
+    )
+
+
+class DatabaseSettings(_Model):
+    url: str = Field(
+        default="sqlite+aiosqlite:///var/sportello.sqlite",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://...",
+    )
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    pool_size: Annotated[int, Field(ge=1, le=200)] = 10
+
+    @field_validator("url")
+    @classmethod
+    def _known_driver(cls, value: str, info: ValidationInfo) -> str:
+        if value.startswith("sqlite:"):
+            value = "sqlite+aiosqlite:" + value[len("sqlite:") :]
+        elif value.startswith(("postgresql:", "postgres:")):
+            value = "postgresql+asyncpg:" + value.split(":", 1)[1]
+        if not value.startswith(("sqlite+aiosqlite:///", "postgresql+asyncpg://")):
+            raise ValueError(
+                "expected sqlite+aiosqlite:///path/to/file.sqlite or "
+                "postgresql+asyncpg://user@host:port/database"
+            )
+        base = (info.context or {}).get("base_dir") if info.context else None
+        prefix = "sqlite+aiosqlite:///"
+        if value.startswith(prefix) and base is not None:
+            path = value[len(prefix) :]
+            if path and path != ":memory:" and not Path(path).is_absolute():
+                value = prefix + str(Path(base) / path)
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+
+class OutboxSettings(_Model):
+    workers: bool = Field(default=True, description="run delivery workers in this process")
+    concurrency: Annotated[int, Field(ge=1, le=1000)] = 64
+    lease_seconds: Annotated[float, Field(gt=0)] = 60.0
+    max_attempts: Annotated[int, Field(ge=1, le=1000)] = 12
+    backoff_base: Annotated[float, Field(gt=0)] = 2.0
+    backoff_cap: Annotated[float, Field(gt=0)] = 3600.0
+    poll_interval: Annotated[float, Field(gt=0)] = 0.5
+    shutdown_grace: Annotated[float, Field(ge=0)] = 10.0
+    http_timeout: Annotated[float, Field(gt=0)] = 20.0
+
+
+class SandboxSettings(_Model):
+    host: str = "127.0.0.1"
+    base_port: Annotated[int, Field(ge=1024, le=65000)] = 8100
+
+
+class PluginSettings(_Model):
+    disabled: list[str] = Field(default_factory=list)
+
+
+class LoggingSettings(_Model):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_format: bool = Field(default=True, alias="json")
+
+
+class AdapterRef(_Model):
+    """Which adapter plugin serves a tenant for one kind of legacy software."""
+
+    plugin: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class SpidTenantSettings(_Model):
+    entity_id: str
+    profile: Literal["public", "private", "aggregated"] = "public"
+
+
+class PagopaTenantSettings(_Model):
+    ec_fiscal_code: Annotated[str, Field(pattern=r"^\d{11}$")]
+    broker_id: Annotated[str, Field(pattern=r"^\d{11}$")]
+    station_id: Annotated[str, Field(pattern=r"^\d{11}_\d{2}$")]
+    segregation_code: Annotated[str, Field(pattern=r"^\d{2}$")] = "01"
+    mode: Literal["gpd", "station"] = "gpd"
+    base_url: str | None = None
+    api_key: SecretRef | None = None
+
+
+class IoServiceSettings(_Model):
+    id: str
+    name: str = ""
+    key: SecretRef
+    secondary_key: SecretRef | None = None
+
+
+class IoTenantSettings(_Model):
+    base_url: str | None = None
+    services: list[IoServiceSettings] = Field(default_factory=list)
+
+
+class PdndTenantSettings(_Model):
+    client_id: str
+    kid: str
+    key: SecretRef
+    token_url: str | None = None
+    purposes: dict[str, str] = Field(default_factory=dict)
+
+
+_TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
+
+
+class TenantConfig(_Model):
+    """One public body (ente) served by this hub."""
+
+    id: Annotated[str, Field(description="short slug used in URLs: /t/{id}/...")]
+    name: str
+    ipa_code: Annotated[str, Field(min_length=1, max_length=20)]
+    fiscal_code: Annotated[str, Field(pattern=r"^\d{11}$")]
+    cadastral_code: Annotated[str, Field(pattern=r"^[A-Z]\d{3}$")]
+    spid: SpidTenantSettings | None = None
+    pagopa: PagopaTenantSettings | None = None
+    io: IoTenantSettings | None = None
+    pdnd: PdndTenantSettings | None = None
+    adapters: dict[str, AdapterRef] = Field(default_factory=dict)
+
+    @field_validator("id")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not _TENANT_ID.match(value):
+            raise ValueError("expected 2-40 lowercase letters, digits or '-', starting alphanumeric")
+        return value
+
+
+class HubConfig(_Model):
+    """The whole deployment."""
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    plugins: PluginSettings = Field(default_factory=PluginSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    tenants: list[TenantConfig] = Field(default_factory=list)
+    source: str = Field(default="<memory>", exclude=True, description="file it was read from")
+
+    @field_validator("tenants")
+    @classmethod
+    def _unique_ids(cls, tenants: list[TenantConfig]) -> list[TenantConfig]:
+        seen: set[str] = set()
+        for tenant in tenants:
+            if tenant.id in seen:
+                raise ValueError(f"tenant id {tenant.id!r} appears twice")
+            seen.add(tenant.id)
+        return tenants
+
+    def tenant(self, tenant_id: str) -> TenantConfig | None:
+        return next((t for t in self.tenants if t.id == tenant_id), None)
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out or "(top level)"
+
+
+_SENSITIVE = re.compile(r"key|secret|password|token", re.IGNORECASE)
+
+
+def format_validation_error(exc: ValidationError) -> list[str]:
+    """One readable line per problem: field path, what is expected, what was found."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        where = _loc(loc)
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field (check its spelling and the configuration reference)"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        found = ""
+        if err["type"] not in ("missing", "extra_forbidden") and not _SENSITIVE.search(where):
+            shown = repr(err.get("input"))
+            found = f" (found {shown[:60]})" if len(shown) < 200 else ""
+        lines.append(f"{where}: {msg}{found}")
+    return lines
+
+
+def parse_config(
+    data: dict[str, Any], *, source: str = "<memory>", base_dir: Path | None = None
+) -> HubConfig:
+    """Validate an already-parsed mapping; relative paths resolve against ``base_dir``."""
+    data = dict(data)
+    env_url = os.environ.get("SPORTELLO_DATABASE_URL")
+    if env_url:
+        data["database"] = {**data.get("database", {}), "url": env_url}
+    data["source"] = source
+    try:
+        return HubConfig.model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as exc:
+        raise ConfigError(source, format_validation_error(exc)) from None
+
+
+def load_config(path: str | os.PathLike[str]) -> HubConfig:
+    """Read and validate a TOML configuration file."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(p, ["file not found"]) from None
+    except OSError as exc:
+        raise ConfigError(p, [f"cannot be read: {exc.strerror}"]) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(p, ["is not UTF-8 text"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(p, [f"invalid TOML: {exc}"]) from None
+    return parse_config(data, source=str(p), base_dir=p.resolve().parent)

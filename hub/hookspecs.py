@@ -1,0 +1,83 @@
+"""Every plugin hook of Sportello, in one file.
+
+Hooks are synchronous, typed and prefixed ``hub_``. They return classes or factories; the
+things they return do their I/O in ``async`` methods. Built-in connectors, adapters and
+sandboxes register through these same hooks (entry-point group ``sportello``), exactly as a
+third-party plugin does. Every hook here must be documented in ``docs/plugins.md`` with its
+exact signature (a test checks it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+    from aiohttp import web
+
+    from .outbox import Handler
+    from .services import HubServices
+
+PROJECT = "sportello"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@dataclass(frozen=True)
+class SandboxApp:
+    """A sandbox twin of a national platform, served on ``base_port + port_offset``."""
+
+    name: str
+    port_offset: int
+    factory: Callable[[], web.Application]
+    description: str = ""
+
+
+HandlerFactory = Callable[["HubServices"], "Handler"]
+
+
+@hookspec
+def hub_outbox_handlers() -> dict[str, HandlerFactory]:
+    """Outbox kinds this plugin delivers, as ``{kind: factory}``.
+
+    ``factory(services)`` is called once per worker and returns ``async handler(job)``.
+    """
+
+
+@hookspec
+def hub_connectors() -> list[type[Any]]:
+    """Connector classes (outbound clients of a national platform or of tenant systems)."""
+
+
+@hookspec
+def hub_registry_adapters() -> dict[str, type[Any]]:
+    """Registry (anagrafe) adapter classes by name, chosen per tenant in the configuration."""
+
+
+@hookspec
+def hub_accounting_adapters() -> dict[str, type[Any]]:
+    """Accounting (ragioneria) adapter classes by name, chosen per tenant."""
+
+
+@hookspec
+def hub_suap_adapters() -> dict[str, type[Any]]:
+    """SUAP back-office adapter classes by name, chosen per tenant."""
+
+
+@hookspec
+def hub_sandbox_apps() -> list[SandboxApp]:
+    """Sandbox apps that ``sportello sandbox`` and ``sportello demo`` start."""
+
+
+@hookspec
+def hub_web_routes() -> list[web.AbstractRouteDef]:
+    """Routes this plugin adds to the hub's web app (inbound endpoints, pages)."""
+
+
+@hookspec
+def hub_cli_commands() -> list[click.Command]:
+    """Extra ``sportello`` sub-commands."""

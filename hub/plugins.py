@@ -1,0 +1,112 @@
+"""The plugin manager: loads the ``sportello`` entry-point group (built-ins included),
+honours the disable list, and offers typed accessors over the hooks."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from . import hookspecs
+from .hookspecs import PROJECT, HandlerFactory, SandboxApp
+
+if TYPE_CHECKING:
+    import click
+    from aiohttp import web
+
+ENTRY_POINT_GROUP = "sportello"
+DISABLE_ENV = "SPORTELLO_DISABLE_PLUGINS"
+
+# Built-ins, by entry-point name. They load through the entry-point group like any plugin;
+# this table only covers running from a checkout whose metadata is not installed.
+BUILTIN_PLUGINS = {
+    "connectors": "sportello.connectors.plugin",
+    "sandbox": "sportello.sandbox.plugin",
+}
+
+
+class PluginConflict(Exception):
+    """Two plugins registered the same name for the same thing."""
+
+
+def disabled_from_env() -> set[str]:
+    return {p.strip() for p in os.environ.get(DISABLE_ENV, "").split(",") if p.strip()}
+
+
+class Plugins:
+    """Typed facade over the pluggy manager."""
+
+    def __init__(self, disabled: Iterable[str] = (), *, entry_points: bool = True) -> None:
+        self.pm = pluggy.PluginManager(PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.disabled = set(disabled) | disabled_from_env()
+        for name in self.disabled:
+            self.pm.set_blocked(name)
+        if entry_points:
+            self.pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        for name, module in BUILTIN_PLUGINS.items():
+            if not self.pm.has_plugin(name) and not self.pm.is_blocked(name):
+                self.pm.register(importlib.import_module(module), name=name)
+        self.pm.check_pending()
+
+    def register(self, plugin: object, name: str | None = None) -> None:
+        self.pm.register(plugin, name=name)
+        self.pm.check_pending()
+
+    def listing(self) -> list[dict[str, Any]]:
+        """What is loaded: name, module, hooks implemented, where it came from."""
+        dists = {id(p): d for p, d in self.pm.list_plugin_distinfo()}
+        out = []
+        for name, plugin in self.pm.list_name_plugin():
+            if plugin is None:
+                continue
+            dist = dists.get(id(plugin))
+            hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
+            out.append(
+                {
+                    "name": name,
+                    "module": getattr(plugin, "__name__", type(plugin).__name__),
+                    "hooks": hooks,
+                    "distribution": f"{dist.project_name} {dist.version}" if dist else "(direct)",
+                }
+            )
+        for name in sorted(self.disabled):
+            out.append({"name": name, "module": "-", "hooks": [], "distribution": "DISABLED"})
+        return out
+
+    def _merge(self, results: list[dict[str, Any]], what: str) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for result in results:
+            for key, value in (result or {}).items():
+                if key in merged and merged[key] is not value:
+                    raise PluginConflict(f"two plugins provide the {what} {key!r}")
+                merged[key] = value
+        return merged
+
+    def outbox_handlers(self) -> dict[str, HandlerFactory]:
+        return self._merge(self.pm.hook.hub_outbox_handlers(), "outbox kind")
+
+    def connectors(self) -> list[type[Any]]:
+        return [c for group in self.pm.hook.hub_connectors() for c in group]
+
+    def registry_adapters(self) -> dict[str, type[Any]]:
+        return self._merge(self.pm.hook.hub_registry_adapters(), "registry adapter")
+
+    def accounting_adapters(self) -> dict[str, type[Any]]:
+        return self._merge(self.pm.hook.hub_accounting_adapters(), "accounting adapter")
+
+    def suap_adapters(self) -> dict[str, type[Any]]:
+        return self._merge(self.pm.hook.hub_suap_adapters(), "SUAP adapter")
+
+    def sandbox_apps(self) -> list[SandboxApp]:
+        apps = [a for group in self.pm.hook.hub_sandbox_apps() for a in group]
+        return sorted(apps, key=lambda a: a.port_offset)
+
+    def web_routes(self) -> list[web.AbstractRouteDef]:
+        return [r for group in self.pm.hook.hub_web_routes() for r in group]
+
+    def cli_commands(self) -> list[click.Command]:
+        return [c for group in self.pm.hook.hub_cli_commands() for c in group]

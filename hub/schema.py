@@ -1,0 +1,117 @@
+"""The hub's own tables (SQLAlchemy Core). Alembic migrations in ``sportello.migrations``
+create exactly this schema; ``tests/integration/test_migrations.py`` checks they agree."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+# SQLite has no BIGINT autoincrement: map it to INTEGER there (which is the rowid alias).
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC, returns aware UTC, on every backend (so comparisons are portable)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # pragma: no cover - defensive, SQLAlchemy parses it
+            value = datetime.fromisoformat(value)
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC)
+
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("ipa_code", String(20), nullable=False),
+    Column("fiscal_code", String(16), nullable=False),
+    Column("cadastral_code", String(4), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# Status values of an outbox row. `running` rows carry a lease; an expired lease means the
+# worker died and the row is claimable again.
+PENDING, RUNNING, DONE, FAILED, CANCELLED = "pending", "running", "done", "failed", "cancelled"
+STATUSES = (PENDING, RUNNING, DONE, FAILED, CANCELLED)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(40), nullable=False),
+    Column("kind", String(80), nullable=False),
+    Column("payload", Text(), nullable=False),
+    Column("idempotency_key", String(100), nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("attempts", Integer(), nullable=False, default=0),
+    Column("max_attempts", Integer(), nullable=False),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("lease_owner", String(100), nullable=True),
+    Column("lease_expires_at", UTCDateTime(), nullable=True),
+    Column("last_error", Text(), nullable=True),
+    Column("remote_id", String(200), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime(), nullable=True),
+    UniqueConstraint("idempotency_key"),
+    Index("ix_outbox_claim", "status", "next_attempt_at"),
+    Index("ix_outbox_tenant_status", "tenant_id", "status"),
+)
+
+# The ledger is append-only: one row per attempt outcome, kept after the outbox row is done.
+ledger = Table(
+    "outbox_ledger",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("outbox_id", Id, nullable=False),
+    Column("tenant_id", String(40), nullable=False),
+    Column("kind", String(80), nullable=False),
+    Column("idempotency_key", String(100), nullable=False),
+    Column("attempt", Integer(), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("worker", String(100), nullable=False),
+    Column("remote_id", String(200), nullable=True),
+    Column("error", Text(), nullable=True),
+    Column("recorded_at", UTCDateTime(), nullable=False),
+    Index("ix_outbox_ledger_outbox", "outbox_id"),
+)
+
+# Ledger outcomes.
+OK, RETRY, GAVE_UP, LEASE_LOST, OPERATOR = "ok", "retry", "failed", "lease_lost", "operator"

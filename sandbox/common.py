@@ -1,0 +1,47 @@
+"""What every sandbox app shares: a status route and platform-style JSON errors."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+PLATFORM = web.AppKey("sandbox_platform", str)
+
+
+@web.middleware
+async def json_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Unknown routes answer a problem+json 404 naming the route, never a blank 200."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        return web.json_response(
+            {
+                "type": "about:blank",
+                "title": "Not Found",
+                "status": 404,
+                "detail": f"the {request.app[PLATFORM]} sandbox has no route "
+                f"{request.method} {request.path}",
+            },
+            status=404,
+            content_type="application/problem+json",
+        )
+
+
+def platform_app(name: str, description: str) -> web.Application:
+    """A sandbox app with ``GET /status``; each platform's issue adds its real routes."""
+    app = web.Application(middlewares=[json_errors])
+    app[PLATFORM] = name
+
+    async def status(request: web.Request) -> web.Response:
+        routes = sorted(
+            {r.resource.canonical for r in request.app.router.routes() if r.resource is not None}
+        )
+        return web.json_response(
+            {"platform": name, "description": description, "status": "up", "routes": routes}
+        )
+
+    app.router.add_get("/status", status)
+    return app
