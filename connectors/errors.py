@@ -73,12 +73,16 @@ class ConnectorError(Exception):
         super().__init__(message)
         self.message = message
         self.platform = platform
-        self.retryable = self.default_retryable if retryable is None else retryable
+        self.retryable = self._resolve_retryable(retryable, status)
         self.retry_after = retry_after
         self.status = status
         self.request_id = request_id
         self.body = body[:MAX_BODY_CHARS] if body is not None else None
         self.attempts = 0
+
+    @classmethod
+    def _resolve_retryable(cls, requested: bool | None, status: int | None) -> bool:
+        return cls.default_retryable if requested is None else requested
 
     def __str__(self) -> str:
         head = f"[{self.platform}] " if self.platform else ""
@@ -131,10 +135,11 @@ class ServerError(UpstreamError):
 
     default_retryable = True
 
-    def __init__(self, message: str, *, retryable: bool | None = None, **kwargs: Any) -> None:
-        if retryable is None and kwargs.get("status") == 501:
-            retryable = False
-        super().__init__(message, retryable=retryable, **kwargs)
+    @classmethod
+    def _resolve_retryable(cls, requested: bool | None, status: int | None) -> bool:
+        if requested is None and status == 501:
+            return False
+        return super()._resolve_retryable(requested, status)
 
 
 class ClientRequestError(UpstreamError):
@@ -172,9 +177,9 @@ class SigningError(ConnectorError):
 class PermanentError(ConnectorError):
     """Raised by handlers to say "give up": never retried."""
 
-    def __init__(self, message: str, **kwargs: Any) -> None:
-        kwargs["retryable"] = False
-        super().__init__(message, **kwargs)
+    @classmethod
+    def _resolve_retryable(cls, requested: bool | None, status: int | None) -> bool:
+        return False
 
 
 _BY_STATUS: dict[int, type[UpstreamError]] = {
