@@ -7,7 +7,6 @@ The outbox kind ``webhook`` delivers a payload ``{"url": ..., "event": ..., "dat
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -64,7 +63,9 @@ class WebhookConnector:
         raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json", "Idempotency-Key": idempotency_key}
         if secret:
-            headers[SIGNATURE_HEADER] = sign(secret, raw, int(now if now is not None else time.time()))
+            headers[SIGNATURE_HEADER] = sign(
+                secret, raw, int(now if now is not None else time.time())
+            )
         try:
             async with self.session.post(
                 url, data=raw, headers=headers, timeout=aiohttp.ClientTimeout(total=self.timeout)
@@ -73,7 +74,7 @@ class WebhookConnector:
                 if resp.status >= 300:
                     raise error_from_response(self.platform, resp.status, resp.headers, payload)
                 return Delivery(remote_id=resp.headers.get("X-Request-ID"))
-        except (TimeoutError, asyncio.TimeoutError) as exc:
+        except TimeoutError as exc:
             raise ConnectorTimeout(
                 f"no answer from {url} within {self.timeout}s", platform=self.platform
             ) from exc
@@ -95,7 +96,11 @@ def webhook_handler(services: HubServices) -> Handler:
             from sportello.config import SecretRef
 
             secret = SecretRef.model_validate(payload["secret"]).reveal().encode()
-        body = {"event": payload.get("event"), "data": payload.get("data"), "id": job.idempotency_key}
+        body = {
+            "event": payload.get("event"),
+            "data": payload.get("data"),
+            "id": job.idempotency_key,
+        }
         return await connector.deliver(
             payload["url"], body, idempotency_key=job.idempotency_key, secret=secret
         )

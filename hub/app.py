@@ -70,9 +70,7 @@ async def sync_tenants(engine: AsyncEngine, config: HubConfig, now: datetime) ->
         await conn.execute(stmt, rows)
 
 
-async def open_database(
-    config: HubConfig, *, apply_migrations: bool, clock: Clock
-) -> AsyncEngine:
+async def open_database(config: HubConfig, *, apply_migrations: bool, clock: Clock) -> AsyncEngine:
     """Engine that is reachable and at the current schema (or a one-line error)."""
     engine = create_engine(config.database)
     try:
@@ -235,4 +233,3 @@ async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse
                 "request_id": request_id,
             },
         )
-

@@ -276,7 +276,9 @@ def outbox_group() -> None:
     """Inspect and steer the durable outbox."""
 
 
-async def _with_conn(config: HubConfig, fn: Callable[[Any], Coroutine[Any, Any, T]], *, write: bool = False) -> T:
+async def _with_conn(
+    config: HubConfig, fn: Callable[[Any], Coroutine[Any, Any, T]], *, write: bool = False
+) -> T:
     engine = await open_database(config, apply_migrations=False, clock=SystemClock())
     try:
         if write:
@@ -304,8 +306,13 @@ def _fmt(value: Any) -> str:
 @click.option("--json", "as_json", is_flag=True)
 @friendly
 def outbox_list(
-    config_path: Path, status: str | None, tenant: str | None, kind: str | None,
-    limit: int, after_id: int, as_json: bool,
+    config_path: Path,
+    status: str | None,
+    tenant: str | None,
+    kind: str | None,
+    limit: int,
+    after_id: int,
+    as_json: bool,
 ) -> None:
     """List outbox jobs (oldest first)."""
     config = load_config(config_path)
@@ -318,13 +325,19 @@ def outbox_list(
         )
     )
     if as_json:
-        click.echo(json.dumps([{k: _fmt(v) for k, v in r.items() if k != "payload"} for r in rows]))
+        click.echo(
+            json.dumps([{k: v for k, v in r.items() if k != "payload"} for r in rows], default=_fmt)
+        )
         return
     table = Table("id", "tenant", "kind", "status", "attempts", "next attempt", "last error")
     for r in rows:
         table.add_row(
-            str(r["id"]), r["tenant_id"], r["kind"], r["status"],
-            f"{r['attempts']}/{r['max_attempts']}", _fmt(r["next_attempt_at"]),
+            str(r["id"]),
+            r["tenant_id"],
+            r["kind"],
+            r["status"],
+            f"{r['attempts']}/{r['max_attempts']}",
+            _fmt(r["next_attempt_at"]),
             (r["last_error"] or "")[:60],
         )
     Console().print(table)
@@ -369,7 +382,9 @@ def outbox_retry(config_path: Path, job_id: int) -> None:
     config = load_config(config_path)
     now = SystemClock().now()
     run_async(
-        _with_conn(config, lambda c: store.retry(c, job_id, now=now, operator=_operator()), write=True)
+        _with_conn(
+            config, lambda c: store.retry(c, job_id, now=now, operator=_operator()), write=True
+        )
     )
     click.echo(f"outbox job {job_id} queued again")
 
@@ -383,12 +398,14 @@ def outbox_cancel(config_path: Path, job_id: int) -> None:
     config = load_config(config_path)
     now = SystemClock().now()
     run_async(
-        _with_conn(config, lambda c: store.cancel(c, job_id, now=now, operator=_operator()), write=True)
+        _with_conn(
+            config, lambda c: store.cancel(c, job_id, now=now, operator=_operator()), write=True
+        )
     )
     click.echo(f"outbox job {job_id} cancelled")
 
 
-# --- plugins, tenants, config ------------------------------------------------------------------------
+# --- plugins, tenants, config ---------------------------------------------------------------
 @main.command("plugins")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True)
@@ -420,7 +437,9 @@ def tenants_list(config_path: Path) -> None:
     table = Table("id", "name", "IPA", "fiscal code", "cadastral", "platforms")
     for t in config.tenants:
         platforms = [p for p in ("spid", "pagopa", "io", "pdnd") if getattr(t, p) is not None]
-        table.add_row(t.id, t.name, t.ipa_code, t.fiscal_code, t.cadastral_code, ", ".join(platforms))
+        table.add_row(
+            t.id, t.name, t.ipa_code, t.fiscal_code, t.cadastral_code, ", ".join(platforms)
+        )
     Console().print(table)
 
 
@@ -435,7 +454,9 @@ def config_group() -> None:
 def config_check(path: Path) -> None:
     """Validate a configuration file without starting anything."""
     config = load_config(path)
-    click.echo(f"{path}: ok ({len(config.tenants)} tenants, database {config.database.url.split(':')[0]})")
+    click.echo(
+        f"{path}: ok ({len(config.tenants)} tenants, database {config.database.url.split(':')[0]})"
+    )
 
 
 def _add_plugin_commands() -> None:

@@ -219,7 +219,9 @@ class TenantConfig(_Model):
     @classmethod
     def _slug(cls, value: str) -> str:
         if not _TENANT_ID.match(value):
-            raise ValueError("expected 2-40 lowercase letters, digits or '-', starting alphanumeric")
+            raise ValueError(
+                "expected 2-40 lowercase letters, digits or '-', starting alphanumeric"
+            )
         return value
 
 

@@ -28,7 +28,9 @@ def install_stop_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-async def serve(apps: Sequence[Served], stop: asyncio.Event, *, ready: asyncio.Event | None = None) -> None:
+async def serve(
+    apps: Sequence[Served], stop: asyncio.Event, *, ready: asyncio.Event | None = None
+) -> None:
     """Start every app (in order), wait for ``stop``, then clean up in reverse order."""
     runners: list[web.AppRunner] = []
     try:

@@ -43,7 +43,9 @@ def _pg_unavailable() -> str | None:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     reason = _pg_state.get("reason")
     if reason:
-        terminalreporter.write_sep("!", "PostgreSQL NOT REACHABLE: its tests were SKIPPED", red=True)
+        terminalreporter.write_sep(
+            "!", "PostgreSQL NOT REACHABLE: its tests were SKIPPED", red=True
+        )
         terminalreporter.write_line(f"{PG_ADMIN_URL}: {reason}", red=True)
 
 

@@ -18,8 +18,9 @@ def next_delay(
     ``attempt`` is the attempt that just failed (1 for the first). The jitter draws from
     half to all of the exponential step, so replicas that failed together spread out.
     """
-    step = min(cap, base * (2 ** max(0, attempt - 1)))
-    delay = (rng or random).uniform(0.5, 1.0) * step
+    step = min(cap, base * 2.0 ** max(0, attempt - 1))
+    jitter = rng.uniform(0.5, 1.0) if rng is not None else random.uniform(0.5, 1.0)
+    delay = jitter * step
     if retry_after is not None and retry_after > delay:
         delay = retry_after
     return delay

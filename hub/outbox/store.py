@@ -240,9 +240,7 @@ async def _operator_change(
         raise OperatorError(
             f"outbox job {job_id} is {row.status}; this command applies to {' or '.join(allowed)}"
         )
-    await conn.execute(
-        update(outbox).where(outbox.c.id == job_id).values(updated_at=now, **values)
-    )
+    await conn.execute(update(outbox).where(outbox.c.id == job_id).values(updated_at=now, **values))
     await conn.execute(
         insert(ledger).values(
             outbox_id=job_id,

@@ -116,6 +116,7 @@ class OutboxWorker:
         self._results_ready = asyncio.Event()
         self._wakeup = asyncio.Event()
         self._claim_min = max(1, settings.concurrency // 4)
+        self._db_backoff = 0.5
 
     def wake(self) -> None:
         """Tell the worker new jobs were enqueued in this process (skips the poll wait)."""
@@ -142,12 +143,20 @@ class OutboxWorker:
             free = conc - len(self._tasks)
             if self._tasks and free < self._claim_min:
                 self._slot_free.clear()
-                await _wait_any(stop, self._slot_free, timeout=self.settings.poll_interval)
+                await _wait_any(stop, self._slot_free, seconds=self.settings.poll_interval)
                 continue
-            jobs = await self.claim(free)
+            try:
+                jobs = await self.claim(free)
+            except Exception:
+                # Database down or locked: keep the worker alive and try again shortly.
+                log.exception("outbox: claim failed, retrying in %.1fs", self._db_backoff)
+                await _wait_any(stop, asyncio.Event(), seconds=self._db_backoff)
+                self._db_backoff = min(self._db_backoff * 2, 30.0)
+                continue
+            self._db_backoff = 0.5
             if not jobs:
                 self._wakeup.clear()
-                await _wait_any(stop, self._wakeup, timeout=self.settings.poll_interval)
+                await _wait_any(stop, self._wakeup, seconds=self.settings.poll_interval)
                 continue
             for job in jobs:
                 self._tasks[job.id] = asyncio.create_task(self._execute(job))
@@ -173,9 +182,7 @@ class OutboxWorker:
                 raise LookupError(f"no handler for outbox kind {job.kind!r} (plugin disabled?)")
             async with asyncio.timeout(self.settings.lease_seconds * 0.8):
                 result = await handler(job)
-            self._results.append(
-                _Outcome(job, OK, remote_id=result.remote_id if result else None)
-            )
+            self._results.append(_Outcome(job, OK, remote_id=result.remote_id if result else None))
         except asyncio.CancelledError:
             self._results.append(_Outcome(job, INTERRUPTED, error="worker stopped"))
             raise
@@ -277,7 +284,9 @@ class OutboxWorker:
                 await conn.execute(
                     update(outbox)
                     .where(where)
-                    .values(status=DONE, remote_id=bindparam("b_remote"), finished_at=now, **common),
+                    .values(
+                        status=DONE, remote_id=bindparam("b_remote"), finished_at=now, **common
+                    ),
                     done,
                 )
             if retry:
@@ -296,14 +305,18 @@ class OutboxWorker:
                 await conn.execute(
                     update(outbox)
                     .where(where)
-                    .values(status=FAILED, last_error=bindparam("b_err"), finished_at=now, **common),
+                    .values(
+                        status=FAILED, last_error=bindparam("b_err"), finished_at=now, **common
+                    ),
                     failed,
                 )
             if released:
                 await conn.execute(
                     update(outbox)
                     .where(where)
-                    .values(status=PENDING, last_error=bindparam("b_err"), next_attempt_at=now, **common),
+                    .values(
+                        status=PENDING, last_error=bindparam("b_err"), next_attempt_at=now, **common
+                    ),
                     released,
                 )
             await conn.execute(insert(ledger), ledger_rows)
@@ -329,7 +342,7 @@ class OutboxWorker:
     async def _heartbeat_loop(self, stop: asyncio.Event) -> None:
         period = self.settings.lease_seconds / 3
         while not stop.is_set():
-            await _wait_any(stop, asyncio.Event(), timeout=period)
+            await _wait_any(stop, asyncio.Event(), seconds=period)
             ids = list(self._tasks)
             if not ids:
                 continue
@@ -341,10 +354,10 @@ class OutboxWorker:
                 log.exception("outbox: lease heartbeat failed")
 
 
-async def _wait_any(stop: asyncio.Event, other: asyncio.Event, *, timeout: float) -> None:
+async def _wait_any(stop: asyncio.Event, other: asyncio.Event, *, seconds: float) -> None:
     waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(other.wait())]
     try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for w in waiters:
             w.cancel()

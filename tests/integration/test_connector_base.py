@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpServer
+
 from sportello.connectors.base import BaseConnector, Response
 from sportello.connectors.errors import (
     AuthError,

@@ -82,7 +82,10 @@ async def status_counts(engine: AsyncEngine) -> dict[str, int]:
 
 
 async def test_sigkill_mid_delivery_loses_nothing_and_repeats_only_in_flight_jobs(
-    engine: AsyncEngine, db_url: str, sink, tmp_path: Path  # type: ignore[no-untyped-def]
+    engine: AsyncEngine,
+    db_url: str,
+    sink,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     total = 2000
     sink.delay = 0.002
@@ -153,7 +156,9 @@ async def test_sigkill_mid_delivery_loses_nothing_and_repeats_only_in_flight_job
 
 @pytest.mark.pg
 async def test_two_worker_processes_on_postgresql_never_run_a_job_twice(
-    pg_url: str, sink, tmp_path: Path  # type: ignore[no-untyped-def]
+    pg_url: str,
+    sink,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     from sportello import migrate
     from sportello.config import DatabaseSettings

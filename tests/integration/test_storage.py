@@ -38,8 +38,13 @@ async def test_enqueue_commits_or_rolls_back_with_the_business_change(engine: As
         async with engine.begin() as conn:
             await conn.execute(
                 insert(tenants).values(
-                    id="t1", name="A", ipa_code="c_a001", fiscal_code="00000000001",
-                    cadastral_code="A001", created_at=T0, updated_at=T0,
+                    id="t1",
+                    name="A",
+                    ipa_code="c_a001",
+                    fiscal_code="00000000001",
+                    cadastral_code="A001",
+                    created_at=T0,
+                    updated_at=T0,
                 )
             )
             await store.enqueue_many(

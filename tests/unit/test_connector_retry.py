@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from multidict import CIMultiDict
+
 from sportello.connectors.errors import (
     AuthError,
     BadRequest,

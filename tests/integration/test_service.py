@@ -1,0 +1,138 @@
+"""The aiohttp service: health, readiness, metrics, webhook delivery through the worker,
+startup refusals (outdated schema, a second SQLite replica)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from sportello import migrate
+from sportello.app import ENGINE, SchemaOutdated, create_app
+from sportello.clock import SystemClock
+from sportello.config import HubConfig, parse_config
+from sportello.connectors.webhook import verify
+from sportello.db import ReplicaLockError
+from sportello.outbox import store
+from sportello.outbox.store import NewJob
+
+TENANT = {
+    "id": "demo",
+    "name": "Comune di Esempio",
+    "ipa_code": "c_z999",
+    "fiscal_code": "00000000999",
+    "cadastral_code": "Z999",
+}
+
+
+def make_config(db_url: str) -> HubConfig:
+    return parse_config(
+        {
+            "database": {"url": db_url},
+            "outbox": {"poll_interval": 0.02, "backoff_base": 0.01},
+            "tenants": [TENANT],
+        }
+    )
+
+
+@pytest.fixture
+async def client(db_url: str):  # type: ignore[no-untyped-def]
+    app = create_app(make_config(db_url), apply_migrations=True)
+    async with TestClient(TestServer(app)) as c:
+        yield c
+
+
+async def test_health_readiness_and_metrics(client: TestClient) -> None:
+    r = await client.get("/healthz")
+    assert r.status == 200 and (await r.json())["status"] == "ok"
+    assert len(r.headers["X-Request-ID"]) == 32
+    r = await client.get("/readyz", headers={"X-Request-ID": "abc"})
+    assert r.status == 200 and r.headers["X-Request-ID"] == "abc"
+    assert await r.json() == {"status": "ready", "checks": {"database": "ok", "migrations": "ok"}}
+    r = await client.get("/metrics")
+    text = await r.text()
+    assert r.status == 200 and r.content_type == "text/plain"
+    assert 'sportello_outbox_jobs{status="pending"} 0.0' in text
+    assert 'sportello_http_requests_total{method="GET",route="/readyz",status="200"} 1.0' in text
+    assert "sportello_http_request_duration_seconds_bucket" in text
+    r = await client.get("/nowhere")
+    assert r.status == 404
+
+
+async def test_webhook_delivered_signed_through_the_outbox(
+    client: TestClient,
+    sink,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+) -> None:
+    monkeypatch.setenv("DEMO_WEBHOOK_SECRET", "whsec-demo")
+    engine = client.app[ENGINE]
+    async with engine.begin() as conn:
+        [key] = await store.enqueue_many(
+            conn,
+            [
+                NewJob(
+                    "demo",
+                    "webhook",
+                    {
+                        "url": sink.url,
+                        "event": "receipt.stored",
+                        "data": {"n": 7},
+                        "secret": {"env": "DEMO_WEBHOOK_SECRET"},
+                    },
+                )
+            ],
+            now=SystemClock().now(),
+            default_max_attempts=3,
+        )
+    sink.respond = lambda body, attempt: (503, {"Retry-After": "0"}) if attempt == 1 else (200, {})
+    async with asyncio.timeout(10):
+        while True:
+            async with engine.connect() as conn:
+                if await store.counts_by_status(conn) == {"done": 1}:
+                    break
+            await asyncio.sleep(0.02)
+    assert [r["key"] for r in sink.received] == [key, key]
+    last = sink.received[-1]
+    assert verify(b"whsec-demo", last["raw"], last["signature"], now=time.time())
+    assert not verify(b"wrong", last["raw"], last["signature"], now=time.time())
+    text = await (await client.get("/metrics")).text()
+    assert 'sportello_outbox_attempts_total{kind="webhook",outcome="ok"} 1.0' in text
+    assert 'sportello_outbox_attempts_total{kind="webhook",outcome="retry"} 1.0' in text
+
+
+async def test_readiness_fails_when_the_schema_is_behind(client: TestClient) -> None:
+    engine = client.app[ENGINE]
+
+    def downgrade(conn):  # type: ignore[no-untyped-def]
+        from alembic import command
+
+        cfg = migrate.alembic_config()
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "base")
+
+    async with engine.begin() as conn:
+        await conn.run_sync(downgrade)
+    r = await client.get("/readyz")
+    assert r.status == 503
+    assert (await r.json())["checks"]["migrations"] == "at None, need 0001"
+
+
+async def test_refuses_to_start_on_an_unmigrated_database(db_url: str) -> None:
+    app = create_app(make_config(db_url), apply_migrations=False)
+    with pytest.raises(SchemaOutdated, match="run `sportello db upgrade --config"):
+        async with TestClient(TestServer(app)):
+            pass
+
+
+async def test_a_second_replica_on_sqlite_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    config = make_config(f"sqlite+aiosqlite:///{tmp_path / 'one.sqlite'}")
+    async with TestClient(TestServer(create_app(config, apply_migrations=True))):
+        second = create_app(config)
+        with pytest.raises(ReplicaLockError, match="SQLite supports one replica"):
+            async with TestClient(TestServer(second)):
+                pass
+        # without workers (an HTTP-only replica) it may start
+        async with TestClient(TestServer(create_app(config, run_workers=False))) as c:
+            assert (await c.get("/readyz")).status == 200
