@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from . import __version__, migrate
 from .clock import Clock, SystemClock
 from .config import HubConfig
-from .db import ReplicaLock, check_reachable, create_engine, sqlite_path
+from .db import ReplicaLock, check_reachable, create_engine, reading, sqlite_path
 from .metrics import HubMetrics
 from .outbox import store
 from .outbox.worker import OutboxWorker, handlers_from
@@ -190,7 +190,7 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     m = request.app[METRICS]
     try:
-        async with request.app[ENGINE].connect() as conn:
+        async with reading(request.app[ENGINE]) as conn:
             counts = await store.counts_by_status(conn)
         for status in STATUSES:
             m.outbox_depth.labels(status=status).set(counts.get(status, 0))

@@ -26,7 +26,14 @@ from . import __version__, migrate
 from .app import SchemaOutdated, create_app, open_database
 from .clock import SystemClock
 from .config import ConfigError, HubConfig, load_config
-from .db import DatabaseUnavailable, ReplicaLock, ReplicaLockError, create_engine, sqlite_path
+from .db import (
+    DatabaseUnavailable,
+    ReplicaLock,
+    ReplicaLockError,
+    create_engine,
+    reading,
+    sqlite_path,
+)
 from .logs import setup_logging
 from .outbox import store
 from .outbox.worker import OutboxWorker, handlers_from
@@ -284,7 +291,7 @@ async def _with_conn(
         if write:
             async with engine.begin() as conn:
                 return await fn(conn)
-        async with engine.connect() as conn:
+        async with reading(engine) as conn:
             return await fn(conn)
     finally:
         await engine.dispose()

@@ -132,7 +132,7 @@ class DatabaseSettings(_Model):
 
 class OutboxSettings(_Model):
     workers: bool = Field(default=True, description="run delivery workers in this process")
-    concurrency: Annotated[int, Field(ge=1, le=1000)] = 64
+    concurrency: Annotated[int, Field(ge=1, le=1000)] = 128
     lease_seconds: Annotated[float, Field(gt=0)] = 60.0
     max_attempts: Annotated[int, Field(ge=1, le=1000)] = 12
     backoff_base: Annotated[float, Field(gt=0)] = 2.0

@@ -10,14 +10,28 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from .config import DatabaseSettings
+
+
+READ_ONLY = "sportello_read_only"
+
+
+@asynccontextmanager
+async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection for read-only work. On SQLite it starts a deferred transaction, so a
+    read never waits for (or blocks) the single writer; elsewhere it is a plain connection."""
+    async with engine.connect() as conn:
+        await conn.execution_options(**{READ_ONLY: True})
+        yield conn
 
 
 class DatabaseUnavailable(Exception):
@@ -58,7 +72,9 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "begin")
         def _on_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers lock up front; read-only work (see `reading`) does not queue behind them.
+            readonly = conn.get_execution_options().get(READ_ONLY, False)
+            conn.exec_driver_sql("BEGIN DEFERRED" if readonly else "BEGIN IMMEDIATE")
 
         return engine
     return create_async_engine(

@@ -11,6 +11,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from .db import reading
+
 
 def alembic_config() -> Config:
     ini = resources.files("sportello").joinpath("alembic.ini")
@@ -39,7 +41,7 @@ async def current_revision(engine: AsyncEngine) -> str | None:
     def _current(conn: Connection) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
-    async with engine.connect() as conn:
+    async with reading(engine) as conn:
         return await conn.run_sync(_current)
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -102,11 +102,41 @@ async def claim(
     On PostgreSQL the candidate rows are locked ``FOR UPDATE SKIP LOCKED`` so replicas never
     claim the same row; on SQLite the surrounding ``BEGIN IMMEDIATE`` serialises claims.
     """
-    due = or_(
-        and_(outbox.c.status == PENDING, outbox.c.next_attempt_at <= now),
-        and_(outbox.c.status == RUNNING, outbox.c.lease_expires_at < now),
-    )
-    candidates = select(outbox.c.id).where(due).order_by(outbox.c.next_attempt_at).limit(limit)
+    # Two index-friendly queries rather than one OR (which scans the table): rows whose
+    # lease expired (a crashed worker) first, then pending rows that are due.
+    expired = and_(outbox.c.status == RUNNING, outbox.c.lease_expires_at < now)
+    due = and_(outbox.c.status == PENDING, outbox.c.next_attempt_at <= now)
+    rows: list[Any] = []
+    for predicate in (expired, due):
+        if len(rows) >= limit:
+            break
+        rows.extend(await _claim_where(conn, predicate, worker, limit - len(rows), now, lease))
+    jobs = [
+        Job(
+            id=r.id,
+            tenant_id=r.tenant_id,
+            kind=r.kind,
+            payload=json.loads(r.payload),
+            idempotency_key=r.idempotency_key,
+            attempt=r.attempts,
+            max_attempts=r.max_attempts,
+        )
+        for r in rows
+    ]
+    jobs.sort(key=lambda j: j.id)
+    return jobs
+
+
+async def _claim_where(
+    conn: AsyncConnection,
+    predicate: Any,
+    worker: str,
+    limit: int,
+    now: datetime,
+    lease: timedelta,
+) -> list[Any]:
+    candidates = select(outbox.c.id).where(predicate).order_by(outbox.c.next_attempt_at)
+    candidates = candidates.limit(limit)
     if conn.dialect.name == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
     stmt = (
@@ -129,21 +159,7 @@ async def claim(
             outbox.c.max_attempts,
         )
     )
-    result = await conn.execute(stmt)
-    jobs = [
-        Job(
-            id=r.id,
-            tenant_id=r.tenant_id,
-            kind=r.kind,
-            payload=json.loads(r.payload),
-            idempotency_key=r.idempotency_key,
-            attempt=r.attempts,
-            max_attempts=r.max_attempts,
-        )
-        for r in result
-    ]
-    jobs.sort(key=lambda j: j.id)
-    return jobs
+    return list(await conn.execute(stmt))
 
 
 async def extend_leases(
@@ -280,7 +296,7 @@ async def retry(conn: AsyncConnection, job_id: int, *, now: datetime, operator: 
 
 
 async def cancel(conn: AsyncConnection, job_id: int, *, now: datetime, operator: str) -> None:
-    """Stop a job that has not been delivered (a running one is cancelled when it settles)."""
+    """Stop a pending or failed job. A running job is refused: let it settle first."""
     await _operator_change(
         conn,
         job_id,
