@@ -10,7 +10,7 @@ SOURCES := $(shell find hub connectors adapters sandbox -name '*.py' -o -name '*
 SRCLIST := $(VENV)/.sources
 PG_URL  ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: run test lint typecheck docs bench sysdeps install clean pg-check
+.PHONY: fmt run test lint typecheck docs bench sysdeps install clean pg-check
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -50,6 +50,10 @@ pg-check:
 	  echo "!! PostgreSQL NOT reachable at $(PG_URL): PostgreSQL tests will be SKIPPED  !!"; \
 	  echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"; \
 	fi
+
+fmt: install
+	$(BIN)/ruff check --fix hub connectors adapters sandbox tests bench
+	$(BIN)/ruff format hub connectors adapters sandbox tests bench
 
 lint: install
 	$(BIN)/ruff check hub connectors adapters sandbox tests bench

@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from .config import DatabaseSettings
 
-
 READ_ONLY = "sportello_read_only"
 
 

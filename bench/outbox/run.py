@@ -173,7 +173,9 @@ def main() -> None:
         def child(name: str) -> dict[str, float | str]:
             out = subprocess.run(
                 [sys.executable, __file__, "--child", name, "--url", url, "--jobs", str(args.jobs)],
-                check=True, capture_output=True, text=True,
+                check=True,
+                capture_output=True,
+                text=True,
             )
             return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 

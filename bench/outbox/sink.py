@@ -9,7 +9,6 @@ import sys
 
 from aiohttp import web
 
-
 RECEIVED = [0]  # a benchmark script, not the hub: a counter here is harmless
 
 
