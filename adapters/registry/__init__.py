@@ -1,0 +1,1 @@
+"""Registry (anagrafe) adapters: the comune's own resident data (CSV, SQL)."""

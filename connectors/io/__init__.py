@@ -1,0 +1,1 @@
+"""App IO (API for public bodies): client, models, errors. See README.md."""

@@ -1,0 +1,1 @@
+"""PDND Interoperabilità: client assertion, voucher, ModI signing. See README.md."""

@@ -1,0 +1,1 @@
+"""Sandbox twin of the ANPR gateway (GovWay front door + e-services)."""

@@ -1,0 +1,1 @@
+"""Sandbox twin of App IO."""
