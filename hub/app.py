@@ -15,7 +15,8 @@ from aiohttp import web
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from . import __version__, migrate
+from . import __version__, api, migrate
+from .appkeys import CLOCK, CONFIG, ENGINE, METRICS, PLUGINS, SERVICES, SESSION, WORKER
 from .clock import Clock, SystemClock
 from .config import HubConfig
 from .db import ReplicaLock, check_reachable, create_engine, reading, sqlite_path
@@ -28,14 +29,20 @@ from .services import HubServices
 
 log = logging.getLogger("sportello.app")
 
-CONFIG = web.AppKey("config", HubConfig)
-CLOCK = web.AppKey("clock", Clock)
-PLUGINS = web.AppKey("plugins", Plugins)
-METRICS = web.AppKey("metrics", HubMetrics)
-ENGINE = web.AppKey("engine", AsyncEngine)
-SESSION = web.AppKey("session", aiohttp.ClientSession)
-SERVICES = web.AppKey("services", HubServices)
-WORKER = web.AppKey("worker", OutboxWorker)
+
+__all__ = [
+    "CLOCK",
+    "CONFIG",
+    "ENGINE",
+    "METRICS",
+    "PLUGINS",
+    "SERVICES",
+    "SESSION",
+    "WORKER",
+    "SchemaOutdated",
+    "create_app",
+    "open_database",
+]
 
 
 class SchemaOutdated(Exception):
@@ -99,7 +106,7 @@ def create_app(
     run_workers: bool | None = None,
 ) -> web.Application:
     """Build the hub's web app. Resources open on startup and close on cleanup, in order."""
-    app = web.Application(middlewares=[_observe])
+    app = web.Application(middlewares=[_observe, api.authenticate])
     app[CONFIG] = config
     app[CLOCK] = clock or SystemClock()
     app[PLUGINS] = plugins or Plugins(config.plugins.disabled)
@@ -159,6 +166,7 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_routes(api.routes())
     app.router.add_routes(app[PLUGINS].web_routes())
     return app
 

@@ -13,7 +13,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Coroutine
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,7 +22,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from . import __version__, migrate
+from . import __version__, apikeys, audit, migrate
 from .app import SchemaOutdated, create_app, open_database
 from .clock import SystemClock
 from .config import ConfigError, HubConfig, load_config
@@ -69,7 +69,7 @@ def friendly(fn: Callable[..., T]) -> Callable[..., T]:
             sys.exit(2)
         except (DatabaseUnavailable, SchemaOutdated, ReplicaLockError, PluginConflict) as exc:
             _fail(str(exc), 1)
-        except store.OperatorError as exc:
+        except (store.OperatorError, apikeys.ApiKeyError) as exc:
             _fail(str(exc), 1)
         except OSError as exc:
             _fail(f"{exc.strerror or exc} ({getattr(exc, 'filename', '') or ''})", 1)
@@ -410,6 +410,122 @@ def outbox_cancel(config_path: Path, job_id: int) -> None:
         )
     )
     click.echo(f"outbox job {job_id} cancelled")
+
+
+# --- API keys and audit ------------------------------------------------------------------------
+@main.group("apikeys")
+def apikeys_group() -> None:
+    """API keys for the REST API (stored hashed; the full key is shown once)."""
+
+
+@apikeys_group.command("create")
+@config_option
+@click.option("--tenant", help="the tenant the key belongs to (omit for an admin key)")
+@click.option("--name", required=True, help="who uses it, e.g. 'gestionale tributi'")
+@click.option(
+    "--scopes",
+    default="read",
+    show_default=True,
+    help=f"comma-separated, from: {', '.join(apikeys.SCOPES)}",
+)
+@friendly
+def apikeys_create(config_path: Path, tenant: str | None, name: str, scopes: str) -> None:
+    """Create a key and print it (store it now: it is not shown again)."""
+    config = load_config(config_path)
+    if tenant is not None and config.tenant(tenant) is None:
+        _fail(f"tenant {tenant!r} is not in {config_path}", 2)
+    now = SystemClock().now()
+    wanted = [s.strip() for s in scopes.split(",") if s.strip()]
+    key = run_async(
+        _with_conn(
+            config,
+            lambda c: apikeys.create(c, tenant_id=tenant, name=name, scopes=wanted, now=now),
+            write=True,
+        )
+    )
+    click.echo(key)
+
+
+@apikeys_group.command("list")
+@config_option
+@friendly
+def apikeys_list(config_path: Path) -> None:
+    """List keys (ids, tenants, scopes; never the secrets)."""
+    config = load_config(config_path)
+    rows = run_async(_with_conn(config, apikeys.listing))
+    table = Table("id", "tenant", "name", "scopes", "created", "revoked")
+    for r in rows:
+        table.add_row(
+            r["id"],
+            r["tenant_id"] or "(admin)",
+            r["name"],
+            r["scopes"],
+            _fmt(r["created_at"]),
+            _fmt(r["revoked_at"]),
+        )
+    Console().print(table)
+
+
+@apikeys_group.command("revoke")
+@config_option
+@click.argument("key_id")
+@friendly
+def apikeys_revoke(config_path: Path, key_id: str) -> None:
+    """Revoke a key by its id (the part after sk_)."""
+    config = load_config(config_path)
+    now = SystemClock().now()
+    run_async(_with_conn(config, lambda c: apikeys.revoke(c, key_id, now=now), write=True))
+    click.echo(f"API key {key_id} revoked")
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """The audit log of personal-data reads (append-only)."""
+
+
+@audit_group.command("list")
+@config_option
+@click.option("--tenant", required=True)
+@click.option("--subject", help="a fiscal code")
+@click.option("--since", type=click.DateTime(), help="UTC date/time")
+@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@friendly
+def audit_list(
+    config_path: Path,
+    tenant: str,
+    subject: str | None,
+    since: datetime | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Who read whose personal data, when and why."""
+    config = load_config(config_path)
+    since_utc = since.replace(tzinfo=UTC) if since else None
+    rows = run_async(
+        _with_conn(
+            config,
+            lambda c: audit.query(
+                c, tenant_id=tenant, subject=subject, since=since_utc, limit=limit
+            ),
+        )
+    )
+    if as_json:
+        click.echo(json.dumps(rows, default=_fmt))
+        return
+    table = Table("id", "at", "actor", "action", "subject", "purpose", "sources", "outcome")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            _fmt(r["at"]),
+            r["actor"],
+            r["action"],
+            r["subject"],
+            r["purpose"],
+            r["sources"],
+            r["outcome"],
+        )
+    Console().print(table)
 
 
 # --- plugins, tenants, config ---------------------------------------------------------------

@@ -115,3 +115,39 @@ ledger = Table(
 
 # Ledger outcomes.
 OK, RETRY, GAVE_UP, LEASE_LOST, OPERATOR = "ok", "retry", "failed", "lease_lost", "operator"
+
+# Every read of personal data (ANPR, the comune's registry) leaves one row here: who asked,
+# for which tenant, about whom, why, and what came of it. Append-only: triggers created by
+# migration 0002 refuse UPDATE and DELETE on both backends.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("tenant_id", String(40), nullable=False),
+    Column("actor", String(120), nullable=False),
+    Column("action", String(80), nullable=False),
+    Column("subject", String(32), nullable=False),
+    Column("purpose", String(200), nullable=False),
+    Column("sources", String(80), nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("detail", Text(), nullable=True),
+    Column("request_id", String(64), nullable=True),
+    Index("ix_audit_log_tenant_at", "tenant_id", "at"),
+    Index("ix_audit_log_tenant_subject", "tenant_id", "subject"),
+)
+
+# API keys for software houses: stored as a SHA-256 of a 256-bit random secret (a slow hash
+# adds nothing for secrets of that entropy), scoped to one tenant (or none, for admin keys).
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(24), primary_key=True),
+    Column("tenant_id", String(40), nullable=True),
+    Column("name", String(120), nullable=False),
+    Column("scopes", String(200), nullable=False),
+    Column("secret_sha256", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+    Column("last_used_at", UTCDateTime(), nullable=True),
+)

@@ -1,0 +1,240 @@
+"""The REST API for software houses under ``/api/v1``: API-key auth scoped to tenants and
+permissions, problem+json errors, cursor pagination. The OpenAPI document is in
+``sportello.openapi`` and a test keeps the two in step.
+
+Tenant isolation: a key bound to one tenant gets 404 for every resource of another tenant,
+exactly as if it did not exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from . import apikeys, audit
+from .appkeys import CLOCK, CONFIG, ENGINE
+from .db import reading
+from .outbox import store
+
+PREFIX = "/api/v1"
+PRINCIPAL = web.RequestKey("principal", apikeys.Principal)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def problem(status: int, title: str, detail: str, **extra: Any) -> web.Response:
+    """An RFC 9457 problem document."""
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    return web.json_response(body, status=status, content_type="application/problem+json")
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    path = request.path
+    if not path.startswith(PREFIX + "/") or path == f"{PREFIX}/openapi.json":
+        return await handler(request)
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        return problem(
+            401,
+            "Unauthorized",
+            "send an API key as 'Authorization: Bearer sk_...' "
+            "(create one with `sportello apikeys create`)",
+        )
+
+    async with reading(request.app[ENGINE]) as conn:
+        principal = await apikeys.authenticate(
+            conn, header[len("Bearer ") :].strip(), now=request.app[CLOCK].now()
+        )
+    if principal is None:
+        return problem(401, "Unauthorized", "the API key is unknown or revoked")
+    request[PRINCIPAL] = principal
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        return problem(404, "Not Found", f"no resource at {request.method} {path}")
+
+
+def principal_of(request: web.Request) -> apikeys.Principal:
+    return request[PRINCIPAL]
+
+
+def require(request: web.Request, scope: str) -> apikeys.Principal:
+    p = principal_of(request)
+    if scope not in p.scopes and "admin" not in p.scopes:
+        raise _Problem(403, "Forbidden", f"this API key lacks the '{scope}' scope")
+    return p
+
+
+class _Problem(Exception):
+    def __init__(self, status: int, title: str, detail: str) -> None:
+        self.response = problem(status, title, detail)
+
+
+def tenant_of(request: web.Request) -> str:
+    """The tenant in the path, if it exists and the key may see it; else 404."""
+
+    tenant_id = request.match_info["tenant"]
+    p = principal_of(request)
+    if not p.may_see(tenant_id) or request.app[CONFIG].tenant(tenant_id) is None:
+        raise _Problem(404, "Not Found", f"tenant {tenant_id!r} not found")
+    return tenant_id
+
+
+def page_params(request: web.Request) -> tuple[int, int]:
+    try:
+        limit = int(request.query.get("limit", "50"))
+        after = int(request.query.get("after", "0"))
+    except ValueError:
+        raise _Problem(400, "Bad Request", "limit and after must be integers") from None
+    if not 1 <= limit <= 500:
+        raise _Problem(400, "Bad Request", "limit must be between 1 and 500")
+    return limit, after
+
+
+def page(items: list[dict[str, Any]], limit: int) -> dict[str, Any]:
+    nxt = str(items[-1]["id"]) if len(items) == limit else None
+    return {"items": items, "next": nxt}
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _clean(row: dict[str, Any], drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {k: _iso(v) for k, v in row.items() if k not in drop}
+
+
+def handles_problems(fn: Handler) -> Handler:
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        try:
+            return await fn(request)
+        except _Problem as exc:
+            return exc.response
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+def _tenant_view(t: Any) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "name": t.name,
+        "ipa_code": t.ipa_code,
+        "fiscal_code": t.fiscal_code,
+        "cadastral_code": t.cadastral_code,
+        "platforms": [p for p in ("spid", "pagopa", "io", "pdnd") if getattr(t, p) is not None],
+    }
+
+
+@handles_problems
+async def list_tenants(request: web.Request) -> web.StreamResponse:
+
+    p = require(request, "read")
+    visible = [t for t in request.app[CONFIG].tenants if p.may_see(t.id)]
+    return web.json_response({"items": [_tenant_view(t) for t in visible], "next": None})
+
+
+@handles_problems
+async def get_tenant(request: web.Request) -> web.StreamResponse:
+
+    require(request, "read")
+    tenant = request.app[CONFIG].tenant(tenant_of(request))
+    return web.json_response(_tenant_view(tenant))
+
+
+OUTBOX_STATUSES = ("pending", "running", "done", "failed", "cancelled")
+
+
+@handles_problems
+async def list_outbox(request: web.Request) -> web.StreamResponse:
+
+    require(request, "read")
+    tenant_id = tenant_of(request)
+    limit, after = page_params(request)
+    status = request.query.get("status")
+    if status is not None and status not in OUTBOX_STATUSES:
+        raise _Problem(400, "Bad Request", f"status must be one of {', '.join(OUTBOX_STATUSES)}")
+    async with reading(request.app[ENGINE]) as conn:
+        rows = await store.list_rows(
+            conn,
+            status=status,
+            tenant_id=tenant_id,
+            kind=request.query.get("kind"),
+            limit=limit,
+            after_id=after,
+        )
+    return web.json_response(page([_clean(r, ("payload",)) for r in rows], limit))
+
+
+@handles_problems
+async def get_outbox_job(request: web.Request) -> web.StreamResponse:
+
+    require(request, "read")
+    tenant_id = tenant_of(request)
+    try:
+        job_id = int(request.match_info["job_id"])
+    except ValueError:
+        raise _Problem(404, "Not Found", "no such outbox job") from None
+    async with reading(request.app[ENGINE]) as conn:
+        job = await store.inspect(conn, job_id)
+    if job is None or job["tenant_id"] != tenant_id:
+        raise _Problem(404, "Not Found", f"outbox job {job_id} not found")
+    job["ledger"] = [_clean(h) for h in job["ledger"]]
+    return web.json_response(_clean(job, ("payload",)))
+
+
+def _parse_time(request: web.Request, name: str) -> datetime | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise _Problem(400, "Bad Request", f"{name} must be an ISO 8601 date-time") from None
+    if value.tzinfo is None:
+        raise _Problem(400, "Bad Request", f"{name} needs a timezone (e.g. 2026-01-31T00:00:00Z)")
+    return value
+
+
+@handles_problems
+async def list_audit(request: web.Request) -> web.StreamResponse:
+
+    require(request, "personal_data")
+    tenant_id = tenant_of(request)
+    limit, after = page_params(request)
+    async with reading(request.app[ENGINE]) as conn:
+        rows = await audit.query(
+            conn,
+            tenant_id=tenant_id,
+            subject=request.query.get("subject"),
+            actor=request.query.get("actor"),
+            since=_parse_time(request, "since"),
+            until=_parse_time(request, "until"),
+            after_id=after,
+            limit=limit,
+        )
+    return web.json_response(page([_clean(r) for r in rows], limit))
+
+
+async def openapi_json(request: web.Request) -> web.StreamResponse:
+    from .openapi import document
+
+    return web.json_response(document())
+
+
+def routes() -> list[web.RouteDef]:
+    """The API's routes (plugins add theirs through ``hub_web_routes``)."""
+    t = PREFIX + "/tenants/{tenant}"
+    return [
+        web.get(f"{PREFIX}/openapi.json", openapi_json),
+        web.get(f"{PREFIX}/tenants", list_tenants),
+        web.get(t, get_tenant),
+        web.get(f"{t}/outbox", list_outbox),
+        web.get(t + "/outbox/{job_id}", get_outbox_job),
+        web.get(f"{t}/audit", list_audit),
+    ]

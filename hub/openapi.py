@@ -1,0 +1,230 @@
+"""The OpenAPI 3.1 document of ``/api/v1``, served at ``/api/v1/openapi.json``.
+
+Written by hand next to the handlers in ``sportello.api``; ``tests/integration/test_api.py``
+checks that every route is described, and that real answers validate against it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import __version__
+
+PROBLEM = {"$ref": "#/components/schemas/Problem"}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/problem+json": {"schema": PROBLEM}},
+    }
+
+
+ERRORS = {
+    "400": _problem("Bad request: the detail says which parameter and why"),
+    "401": _problem("Missing, unknown or revoked API key"),
+    "403": _problem("The key lacks the scope this operation needs"),
+    "404": _problem("Not found (also: a tenant the key may not see)"),
+}
+
+
+def _page(item: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["items", "next"],
+        "properties": {
+            "items": {"type": "array", "items": {"$ref": f"#/components/schemas/{item}"}},
+            "next": {
+                "type": ["string", "null"],
+                "description": "pass as ?after= to get the next page; null on the last page",
+            },
+        },
+    }
+
+
+TENANT_PARAM = {
+    "name": "tenant",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{1,39}$"},
+}
+PAGING = [
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+    {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+]
+NULLABLE_STR = {"type": ["string", "null"]}
+DATE_TIME = {"type": "string", "format": "date-time"}
+NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+
+SCHEMAS: dict[str, Any] = {
+    "Problem": {
+        "type": "object",
+        "required": ["type", "title", "status", "detail"],
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+        },
+    },
+    "Tenant": {
+        "type": "object",
+        "required": ["id", "name", "ipa_code", "fiscal_code", "cadastral_code", "platforms"],
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "ipa_code": {"type": "string"},
+            "fiscal_code": {"type": "string"},
+            "cadastral_code": {"type": "string"},
+            "platforms": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "OutboxJob": {
+        "type": "object",
+        "required": ["id", "tenant_id", "kind", "status", "attempts", "idempotency_key"],
+        "properties": {
+            "id": {"type": "integer"},
+            "tenant_id": {"type": "string"},
+            "kind": {"type": "string"},
+            "idempotency_key": {"type": "string"},
+            "status": {"enum": ["pending", "running", "done", "failed", "cancelled"]},
+            "attempts": {"type": "integer"},
+            "max_attempts": {"type": "integer"},
+            "next_attempt_at": {"type": "string", "format": "date-time"},
+            "lease_owner": NULLABLE_STR,
+            "lease_expires_at": NULLABLE_TIME,
+            "last_error": NULLABLE_STR,
+            "remote_id": NULLABLE_STR,
+            "created_at": {"type": "string", "format": "date-time"},
+            "updated_at": {"type": "string", "format": "date-time"},
+            "finished_at": NULLABLE_TIME,
+            "ledger": {"type": "array", "items": {"$ref": "#/components/schemas/LedgerEntry"}},
+        },
+    },
+    "LedgerEntry": {
+        "type": "object",
+        "required": ["attempt", "outcome", "worker", "recorded_at"],
+        "properties": {
+            "id": {"type": "integer"},
+            "outbox_id": {"type": "integer"},
+            "tenant_id": {"type": "string"},
+            "kind": {"type": "string"},
+            "idempotency_key": {"type": "string"},
+            "attempt": {"type": "integer"},
+            "outcome": {"type": "string"},
+            "worker": {"type": "string"},
+            "remote_id": NULLABLE_STR,
+            "error": NULLABLE_STR,
+            "recorded_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "AuditEntry": {
+        "type": "object",
+        "required": ["id", "at", "tenant_id", "actor", "action", "subject", "purpose", "outcome"],
+        "properties": {
+            "id": {"type": "integer"},
+            "at": {"type": "string", "format": "date-time"},
+            "tenant_id": {"type": "string"},
+            "actor": {"type": "string"},
+            "action": {"type": "string"},
+            "subject": {"type": "string"},
+            "purpose": {"type": "string"},
+            "sources": {"type": "string"},
+            "outcome": {"type": "string"},
+            "detail": NULLABLE_STR,
+            "request_id": NULLABLE_STR,
+        },
+    },
+}
+
+PATHS: dict[str, Any] = {
+    "/api/v1/tenants": {
+        "get": {
+            "operationId": "listTenants",
+            "summary": "Tenants this key may see (all of them for an admin key)",
+            "responses": {"200": _json(_page("Tenant")), **ERRORS},
+        }
+    },
+    "/api/v1/tenants/{tenant}": {
+        "get": {
+            "operationId": "getTenant",
+            "summary": "One tenant",
+            "parameters": [TENANT_PARAM],
+            "responses": {"200": _json({"$ref": "#/components/schemas/Tenant"}), **ERRORS},
+        }
+    },
+    "/api/v1/tenants/{tenant}/outbox": {
+        "get": {
+            "operationId": "listOutboxJobs",
+            "summary": "Outbound work of the tenant, oldest first (scope read)",
+            "parameters": [
+                TENANT_PARAM,
+                *PAGING,
+                {
+                    "name": "status",
+                    "in": "query",
+                    "schema": {"enum": ["pending", "running", "done", "failed", "cancelled"]},
+                },
+                {"name": "kind", "in": "query", "schema": {"type": "string"}},
+            ],
+            "responses": {"200": _json(_page("OutboxJob")), **ERRORS},
+        }
+    },
+    "/api/v1/tenants/{tenant}/outbox/{job_id}": {
+        "get": {
+            "operationId": "getOutboxJob",
+            "summary": "One outbox job with its ledger of attempts (scope read)",
+            "parameters": [
+                TENANT_PARAM,
+                {"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer"}},
+            ],
+            "responses": {"200": _json({"$ref": "#/components/schemas/OutboxJob"}), **ERRORS},
+        }
+    },
+    "/api/v1/tenants/{tenant}/audit": {
+        "get": {
+            "operationId": "listAuditEntries",
+            "summary": "Personal-data reads of the tenant (scope personal_data)",
+            "parameters": [
+                TENANT_PARAM,
+                *PAGING,
+                {"name": "subject", "in": "query", "schema": {"type": "string"}},
+                {"name": "actor", "in": "query", "schema": {"type": "string"}},
+                {
+                    "name": "since",
+                    "in": "query",
+                    "schema": {"type": "string", "format": "date-time"},
+                },
+                {
+                    "name": "until",
+                    "in": "query",
+                    "schema": {"type": "string", "format": "date-time"},
+                },
+            ],
+            "responses": {"200": _json(_page("AuditEntry")), **ERRORS},
+        }
+    },
+}
+
+
+def document(extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Sportello API",
+            "version": __version__,
+            "description": "One API over SPID/CIE, pagoPA, App IO and ANPR for software houses "
+            "that serve many comuni. Every call needs `Authorization: Bearer sk_...`.",
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"apiKey": []}],
+        "components": {
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+            "schemas": SCHEMAS,
+        },
+        "paths": {**PATHS, **(extra_paths or {})},
+    }
