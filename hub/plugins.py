@@ -25,6 +25,7 @@ DISABLE_ENV = "SPORTELLO_DISABLE_PLUGINS"
 BUILTIN_PLUGINS = {
     "connectors": "sportello.connectors.plugin",
     "sandbox": "sportello.sandbox.plugin",
+    "adapters": "sportello.adapters.plugin",
 }
 
 

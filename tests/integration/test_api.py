@@ -63,8 +63,12 @@ async def api(db_url: str):  # type: ignore[no-untyped-def]
                 await audit.record(
                     conn,
                     audit.AuditEntry(
-                        tenant_id=tenant, actor="test", action="resident.lookup",
-                        subject="RSSMRA80A01H501U", purpose="PROT.1", sources="anpr",
+                        tenant_id=tenant,
+                        actor="test",
+                        action="resident.lookup",
+                        subject="RSSMRA80A01H501U",
+                        purpose="PROT.1",
+                        sources="anpr",
                         outcome="ok",
                     ),
                     at=now,
@@ -90,8 +94,17 @@ class Contract:
         op = self.doc["paths"][template]["get"]
         assert str(status) in op["responses"], f"{template} does not document {status}"
         pointer = "/".join(
-            ["#", "paths", template.replace("~", "~0").replace("/", "~1"), "get", "responses",
-             str(status), "content", ctype.replace("/", "~1"), "schema"]
+            [
+                "#",
+                "paths",
+                template.replace("~", "~0").replace("/", "~1"),
+                "get",
+                "responses",
+                str(status),
+                "content",
+                ctype.replace("/", "~1"),
+                "schema",
+            ]
         )
         validator = Draft202012Validator(
             {"$ref": f"urn:sportello-api{pointer}"}, registry=self.registry
@@ -197,7 +210,9 @@ async def test_scopes_pagination_and_contract(api) -> None:  # type: ignore[no-u
     )
     assert bad["detail"] == "limit must be between 1 and 500"
     bad = await get(
-        "/api/v1/tenants/demo/audit?since=yesterday", "demo_pd", "/api/v1/tenants/{tenant}/audit",
+        "/api/v1/tenants/demo/audit?since=yesterday",
+        "demo_pd",
+        "/api/v1/tenants/{tenant}/audit",
         400,
     )
     assert bad["detail"] == "since must be an ISO 8601 date-time"

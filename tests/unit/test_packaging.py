@@ -44,6 +44,7 @@ def test_no_generic_top_level_names_are_installed() -> None:
     eps = {ep.name: ep.value for ep in dist.entry_points if ep.group == "sportello"}
     assert eps == {
         "connectors": "sportello.connectors.plugin",
+        "adapters": "sportello.adapters.plugin",
         "sandbox": "sportello.sandbox.plugin",
     }
     scripts = {ep.name for ep in dist.entry_points if ep.group == "console_scripts"}

@@ -1,0 +1,15 @@
+"""Registers the reference adapters through the same hooks third-party adapters use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sportello.hookspecs import hookimpl
+
+from .registry.csv_adapter import CsvRegistryAdapter
+from .registry.sql_adapter import SqlRegistryAdapter
+
+
+@hookimpl
+def hub_registry_adapters() -> dict[str, type[Any]]:
+    return {"csv": CsvRegistryAdapter, "sql": SqlRegistryAdapter}
