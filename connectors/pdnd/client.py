@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -29,7 +28,7 @@ import aiohttp
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ..base import Response
+from ..base import BaseConnector, Response
 from ..errors import (
     ConnectorError,
     ProtocolError,
@@ -40,7 +39,6 @@ from ..errors import (
 )
 from ..retry import RetryPolicy, Sleep, parse_retry_after
 from ..signing import OutgoingRequest
-from ..base import BaseConnector
 from .assertion import build_client_assertion, check_digest_hex
 from .environments import PdndEnvironment
 from .errors import TOKEN_REFUSED_CODE, InvalidKeyError, ModiSigningError, VoucherRefused
@@ -61,6 +59,7 @@ __all__ = [
     "ModiCaller",
     "PdndClient",
     "Voucher",
+    "rate_limit_wait",
 ]
 
 log = logging.getLogger("sportello.connectors.pdnd")
@@ -571,7 +570,3 @@ class ModiCaller:
         )
         request.headers = _without(request.headers, {name.lower() for name in added})
         request.headers.update(added)
-
-
-__all__ += ["rate_limit_wait"]
-_ = math  # imported for type-checkers of older Pythons; keeps ruff quiet on re-export
