@@ -67,11 +67,11 @@ class CsvRegistryAdapter:
 
     async def _records(self) -> dict[str, RegistryRecord]:
         async with self._lock:
-            records = self._by_cf
-            if records is None:
-                records, self._problems = await asyncio.to_thread(self._load)
-                self._by_cf = records
-            return records
+            if self._by_cf is None:
+                loaded, self._problems = await asyncio.to_thread(self._load)
+                self._by_cf = loaded
+                return loaded
+            return self._by_cf
 
     async def lookup(self, fiscal_code: str) -> RegistryRecord | None:
         return (await self._records()).get(fiscal_code.upper())
