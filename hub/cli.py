@@ -412,6 +412,48 @@ def outbox_cancel(config_path: Path, job_id: int) -> None:
     click.echo(f"outbox job {job_id} cancelled")
 
 
+# --- keys ---------------------------------------------------------------------------------------
+@main.group("keys")
+def keys_group() -> None:
+    """Key pairs a tenant registers with national platforms."""
+
+
+@keys_group.command("pdnd")
+@config_option
+@click.option("--tenant", required=True)
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="where to write the private key (default: keys/<tenant>/ next to the config file)",
+)
+@friendly
+def keys_pdnd(config_path: Path, tenant: str, out_dir: Path | None) -> None:
+    """Make the RSA key for a tenant's PDND client; print what to upload and the kid."""
+    from sportello.connectors.pdnd.keys import generate_key, jwk_thumbprint, public_key_for_upload
+
+    config = load_config(config_path)
+    if config.tenant(tenant) is None:
+        _fail(f"tenant {tenant!r} is not in {config_path}", 2)
+    private_pem, public_pem = generate_key()
+    kid = jwk_thumbprint(public_pem)
+    folder = out_dir or config_path.resolve().parent / "keys" / tenant
+    folder.mkdir(parents=True, exist_ok=True)
+    key_file = folder / f"pdnd-{kid[:12]}.pem"
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(private_pem)
+    (folder / f"pdnd-{kid[:12]}.pub.pem").write_bytes(public_pem)
+    click.echo(f"private key written to {key_file} (mode 600; never share it)")
+    click.echo(f"kid (RFC 7638 thumbprint, as PDND computes it): {kid}")
+    click.echo("public key to upload in the PDND back office (base64 of the PEM):")
+    click.echo(public_key_for_upload(public_pem))
+    click.echo("then set in the tenant's [tenants.pdnd] section:")
+    click.echo(f'  kid = "{kid}"')
+    rel = os.path.relpath(key_file, config_path.resolve().parent)
+    shown = key_file if rel.startswith("..") else rel
+    click.echo(f'  key = {{ file = "{shown}" }}')
+
+
 # --- API keys and audit ------------------------------------------------------------------------
 @main.group("apikeys")
 def apikeys_group() -> None:

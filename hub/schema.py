@@ -11,6 +11,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -150,4 +151,20 @@ api_keys = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("revoked_at", UTCDateTime(), nullable=True),
     Column("last_used_at", UTCDateTime(), nullable=True),
+)
+
+# Calls made per rate-limited key (e.g. an App IO service key), shared by every replica:
+# a sliding log, trimmed as it goes. `rate_limit_keys` holds one row per key to lock on.
+rate_limit_keys = Table(
+    "rate_limit_keys",
+    metadata,
+    Column("key", String(120), primary_key=True),
+)
+rate_limit_events = Table(
+    "rate_limit_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("key", String(120), nullable=False),
+    Column("at", Float(), nullable=False),
+    Index("ix_rate_limit_events_key_at", "key", "at"),
 )

@@ -1,0 +1,89 @@
+"""A rate limiter shared by every replica through the database (a sliding log per key).
+
+App IO allows 150 calls per 5 seconds per key. Replicas share the allowance: before each
+call, a replica takes the key's row lock (``SELECT ... FOR UPDATE`` on PostgreSQL, the
+single writer lock on SQLite), counts the calls logged in the last window, and either logs
+its own call or learns how long to wait. The log is exact, so no burst at a window edge can
+exceed the limit; a small ``margin`` absorbs the jitter between here and the platform.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .schema import rate_limit_events, rate_limit_keys
+
+
+class DbRateLimiter:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        limit: int,
+        window: float,
+        margin: float = 0.05,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if limit < 1 or window <= 0:
+            raise ValueError("limit must be >= 1 and window > 0")
+        self.engine = engine
+        self.limit = limit
+        self.window = window + margin
+        self.clock = clock
+        self._sleep = sleep
+        self.waited = 0.0  # total seconds spent waiting (for reports and benchmarks)
+
+    async def _ensure_key(self, key: str) -> None:
+        async with self.engine.begin() as conn:
+            ins = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(
+                rate_limit_keys
+            )
+            await conn.execute(ins.values(key=key).on_conflict_do_nothing(index_elements=["key"]))
+
+    async def try_acquire(self, key: str) -> float:
+        """Log one call and return 0, or return how many seconds to wait first."""
+        async with self.engine.begin() as conn:
+            lock = select(rate_limit_keys.c.key).where(rate_limit_keys.c.key == key)
+            if conn.dialect.name == "postgresql":
+                lock = lock.with_for_update()
+            if (await conn.execute(lock)).first() is None:
+                missing = True
+            else:
+                missing = False
+                now = self.clock()
+                horizon = now - self.window
+                await conn.execute(
+                    delete(rate_limit_events).where(
+                        rate_limit_events.c.key == key, rate_limit_events.c.at <= horizon
+                    )
+                )
+                count, oldest = (
+                    await conn.execute(
+                        select(func.count(), func.min(rate_limit_events.c.at)).where(
+                            rate_limit_events.c.key == key
+                        )
+                    )
+                ).one()
+                if count < self.limit:
+                    await conn.execute(insert(rate_limit_events).values(key=key, at=now))
+                    return 0.0
+                return max(0.001, float(oldest) + self.window - now)
+        if missing:
+            await self._ensure_key(key)
+        return 0.001
+
+    async def acquire(self, key: str) -> None:
+        """Wait until a call on ``key`` is within the limit, and log it."""
+        while True:
+            wait = await self.try_acquire(key)
+            if wait == 0.0:
+                return
+            self.waited += wait
+            await self._sleep(wait)
