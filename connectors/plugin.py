@@ -6,14 +6,21 @@ from typing import Any
 
 from sportello.hookspecs import HandlerFactory, hookimpl
 
+from .io.client import IoClient
 from .webhook import WebhookConnector, webhook_handler
 
 
 @hookimpl
 def hub_connectors() -> list[type[Any]]:
-    return [WebhookConnector]
+    return [WebhookConnector, IoClient]
 
 
 @hookimpl
 def hub_outbox_handlers() -> dict[str, HandlerFactory]:
-    return {"webhook": webhook_handler}
+    from sportello.io_delivery import io_message_handler, io_status_handler
+
+    return {
+        "webhook": webhook_handler,
+        "io.message": io_message_handler,
+        "io.status": io_status_handler,
+    }

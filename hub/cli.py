@@ -454,6 +454,145 @@ def keys_pdnd(config_path: Path, tenant: str, out_dir: Path | None) -> None:
     click.echo(f'  key = {{ file = "{shown}" }}')
 
 
+# --- App IO ---------------------------------------------------------------------------------------
+@main.group("io")
+def io_group() -> None:
+    """App IO messages and campaigns."""
+
+
+@io_group.group("campaign")
+def campaign_group() -> None:
+    """Campaigns: one CSV, one template, many messages."""
+
+
+@campaign_group.command("create")
+@config_option
+@click.option("--tenant", required=True)
+@click.option("--service", "service_id", required=True, help="the App IO service id")
+@click.option("--csv", "csv_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--subject", required=True, help="Jinja2 template of the subject")
+@click.option(
+    "--markdown-file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Jinja2 template of the body (markdown)",
+)
+@click.option("--name", help="campaign name (default: the CSV file name)")
+@click.option("--advanced", is_flag=True, help="send as ADVANCED (needs the IO permission)")
+@click.option("--dry-run", is_flag=True, help="validate every row, write nothing")
+@friendly
+def campaign_create(
+    config_path: Path,
+    tenant: str,
+    service_id: str,
+    csv_path: Path,
+    subject: str,
+    markdown_file: Path,
+    name: str | None,
+    advanced: bool,
+    dry_run: bool,
+) -> None:
+    """Validate every row, then queue the whole campaign (or nothing)."""
+    from rich.progress import Progress
+
+    from . import campaigns
+
+    config = load_config(config_path)
+    t = config.tenant(tenant)
+    if t is None or t.io is None or t.io.service(service_id) is None:
+        _fail(f"tenant {tenant!r} has no App IO service {service_id!r} in {config_path}", 2)
+    text = campaigns.read_csv(csv_path)
+    template = campaigns.Template(
+        subject=subject,
+        markdown=markdown_file.read_text(encoding="utf-8"),
+        feature_level_type="ADVANCED" if advanced else "STANDARD",
+    )
+    now = SystemClock().now()
+    rows = max(0, text.count("\n") - 1)
+    with Progress(transient=True) as progress:
+        task = progress.add_task("validating rows", total=rows)
+        prepared = campaigns.prepare(
+            text,
+            template,
+            source=str(csv_path),
+            now=now,
+            progress=lambda n: progress.advance(task, n),
+        )
+    if prepared.problems:
+        click.echo(f"{len(prepared.problems)} row(s) cannot be sent; nothing was queued:", err=True)
+        for problem in prepared.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(1)
+    if dry_run:
+        click.echo(f"{len(prepared.messages)} messages valid (dry run: nothing queued)")
+        return
+    campaign_id = run_async(
+        _with_conn(
+            config,
+            lambda c: campaigns.create_campaign(
+                c,
+                tenant_id=tenant,
+                service_id=service_id,
+                name=name or csv_path.name,
+                template=template,
+                prepared=prepared,
+                source=csv_path.name,
+                created_by=_operator(),
+                now=now,
+            ),
+            write=True,
+        )
+    )
+    click.echo(f"campaign {campaign_id} queued: {len(prepared.messages)} messages")
+
+
+@campaign_group.command("report")
+@config_option
+@click.argument("campaign_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="every message with its status")
+@friendly
+def campaign_report(config_path: Path, campaign_id: int, as_json: bool) -> None:
+    """Sent, not on IO, sender not allowed, failed (with reason), unknown: per campaign."""
+    from . import campaigns
+
+    config = load_config(config_path)
+    data = run_async(_with_conn(config, lambda c: campaigns.report(c, campaign_id)))
+    if data is None:
+        _fail(f"campaign {campaign_id} does not exist", 1)
+    assert data is not None
+    if as_json:
+        click.echo(json.dumps(data, default=_fmt))
+        return
+    click.echo(f"campaign {data['id']} {data['name']!r}: {data['rows_total']} messages")
+    for status, n in data["counts"].items():
+        click.echo(f"  {status:20} {n}")
+    for m in data["messages"]:
+        if m["status"] in ("failed", "unknown"):
+            click.echo(f"  row {m['row_number']}: {m['status']}: {m['error']}")
+
+
+@io_group.command("resend-unknown")
+@config_option
+@click.option("--campaign", "campaign_id", type=int, required=True)
+@friendly
+def io_resend_unknown(config_path: Path, campaign_id: int) -> None:
+    """Send again, on purpose, messages whose outcome is unknown (they may arrive twice)."""
+    from . import campaigns
+
+    config = load_config(config_path)
+    now = SystemClock().now()
+    n = run_async(
+        _with_conn(
+            config,
+            lambda c: campaigns.resend_unknown(
+                c, campaign_id=campaign_id, now=now, operator=_operator()
+            ),
+            write=True,
+        )
+    )
+    click.echo(f"{n} message(s) queued again")
+
+
 # --- API keys and audit ------------------------------------------------------------------------
 @main.group("apikeys")
 def apikeys_group() -> None:

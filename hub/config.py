@@ -186,8 +186,17 @@ class IoServiceSettings(_Model):
 
 
 class IoTenantSettings(_Model):
-    base_url: str | None = None
+    base_url: str = Field(description="App IO API base URL (the sandbox's in the demo)")
     services: list[IoServiceSettings] = Field(default_factory=list)
+    rate_limit: Annotated[int, Field(ge=0)] = Field(
+        default=150, description="calls per key per rate_window, shared by replicas; 0 = off"
+    )
+    rate_window: Annotated[float, Field(gt=0)] = 5.0
+    status_poll_delay: Annotated[float, Field(gt=0)] = 30.0
+    status_poll_attempts: Annotated[int, Field(ge=0)] = 5
+
+    def service(self, service_id: str) -> IoServiceSettings | None:
+        return next((s for s in self.services if s.id == service_id), None)
 
 
 class PdndTenantSettings(_Model):

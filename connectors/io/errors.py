@@ -6,23 +6,22 @@ with a ProblemJson (``title``/``detail``), its API gateway (Azure APIM: 401, 429
 routes) with ``{"statusCode": …, "message": …}``. Everything else (5xx, transport errors,
 timeouts) keeps its base class: ``ServerError`` and ``TransportError`` are retryable.
 
-=====================  =======================================  ==========================
-class                  App IO answer                             base class (retryable)
-=====================  =======================================  ==========================
-``InvalidPayload``     400 ProblemJson (io-ts decode detail)     ``BadRequest`` (no)
-``PaymentAmountTooHigh`` 400 "Error while sending payment         ``BadRequest`` (no)
-                       metadata" (above max_allowed_payment…)
-``Unauthorized``       401 APIM: missing or invalid key          ``AuthError`` (no)
-``RecipientForbidden`` 403 "Recipient forbidden"                 ``AuthError`` (no)
-``PermissionDenied``   403 anything else ("You are not allowed   ``AuthError`` (no)
-                       here": ADVANCED, payee, third party…)
-``ProfileNotFound``    404 on a profile (no profile or inbox     ``NotFound`` (no)
-                       disabled)
-``MessageNotFound``    404 on a message                          ``NotFound`` (no)
-``IoRateLimited``      429 APIM (``x-rate-limit-retry-after``)   ``RateLimited`` (yes)
-``SenderNotAllowed``   raised by the client: the profile says    ``PermanentError`` (no)
-                       ``sender_allowed: false``
-=====================  =======================================  ==========================
+- 400 ProblemJson: ``InvalidPayload`` (a ``BadRequest``), or ``PaymentAmountTooHigh`` when
+  the title is "Error while sending payment metadata" (amount above the service's
+  ``max_allowed_payment_amount``).
+- 401 (gateway: missing, wrong or revoked key): ``Unauthorized`` (an ``AuthError``).
+- 403 "Recipient forbidden": ``RecipientForbidden``; any other 403 ("You are not allowed
+  here" for ADVANCED, payee or third-party data, "Production call forbidden"...):
+  ``PermissionDenied``. Both are ``AuthError``.
+- 404 ProblemJson: ``ProfileNotFound`` on a profile (no profile, or inbox disabled),
+  ``MessageNotFound`` on a message. Both are ``NotFound``. The gateway's own 404 (unknown
+  route: a wrong base URL) stays a plain ``NotFound``.
+- 429 (gateway): ``IoRateLimited``, a retryable ``RateLimited`` whose ``retry_after`` comes
+  from ``x-rate-limit-retry-after``.
+- ``SenderNotAllowed`` (a ``PermanentError``) is raised by the client itself when the
+  profile says ``sender_allowed: false``.
+
+None of these is retryable except ``IoRateLimited``.
 
 Messages never include the values App IO echoes in a 400 detail (``value [...]``): they
 can be a fiscal code or a message text.
@@ -150,9 +149,8 @@ def map_io_error(error: UpstreamError, *, operation: str) -> ConnectorError:
         cls = Unauthorized
         message = _text(doc, "message") or "missing or invalid subscription key"
     elif status == 403:
-        cls = RecipientForbidden if _text(doc, "title") == "Recipient forbidden" else (
-            PermissionDenied
-        )
+        recipient = _text(doc, "title") == "Recipient forbidden"
+        cls = RecipientForbidden if recipient else PermissionDenied
     elif status == 404 and "title" in doc:  # ProblemJson from the backend, not APIM's
         cls = ProfileNotFound if operation == "profile" else MessageNotFound
     elif status == 429:

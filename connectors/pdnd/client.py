@@ -69,7 +69,7 @@ _FORM = "application/x-www-form-urlencoded"
 _EVERY_STATUS = frozenset(range(100, 600))
 _MAX_PROBLEM_BYTES = 64 * 1024
 
-PrivateKeyProvider = Callable[[], bytes]
+PrivateKeyProvider = Callable[[], bytes | str]
 
 
 @dataclass(frozen=True)
@@ -142,9 +142,10 @@ def rate_limit_wait(headers: Mapping[str, str]) -> float | None:
 class PdndClient(BaseConnector):
     """Client of the PDND token server (``/token.oauth2``).
 
-    ``private_key`` returns the PEM of the client's private key; it is called when an
-    assertion is signed, so a rotated key is picked up (the parsed key is kept while the
-    PEM does not change). ``kid`` must be the thumbprint of that key, as PDND shows it.
+    ``private_key`` returns the PEM (bytes or text, e.g. ``SecretRef.reveal``) of the
+    client's private key. It is called whenever a JWT is signed, so a rotated key is
+    picked up; the parsed key is kept while the PEM does not change. ``kid`` must be the
+    thumbprint of that key, as PDND shows it.
     ``assertion_audience`` is the environment's ``.../client-assertion`` audience.
     ``clock`` returns Unix seconds; ``clock_skew`` back-dates ``iat`` of every JWT built.
     """

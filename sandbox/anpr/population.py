@@ -419,7 +419,9 @@ class _Builder:
         self, family_name: str, sex: str, age: tuple[float, float], relationship: str
     ) -> _Draft:
         low, high = age
-        birth = _random_date(self.rng, _years_before(self.today, high), _years_before(self.today, low))
+        birth = _random_date(
+            self.rng, _years_before(self.today, high), _years_before(self.today, low)
+        )
         return _Draft(
             family_name=family_name,
             given_name=self.given_name(sex),

@@ -21,6 +21,7 @@ fiscal_code = "81000310604"
 cadastral_code = "H443"
 
 [tenants.io]
+base_url = "http://127.0.0.1:8103"
 services = [{ id = "01ABC", key = { env = "IO_KEY" } }]
 
 [tenants.pdnd]

@@ -75,7 +75,7 @@ class Clash:
 def test_third_party_plugins_register_and_conflicts_are_refused() -> None:
     plugins = Plugins()
     plugins.register(ThirdParty(), name="halley")
-    assert plugins.registry_adapters() == {"halley": dict}
+    assert plugins.registry_adapters()["halley"] is dict
     plugins.register(Clash(), name="clash")
     with pytest.raises(PluginConflict, match="two plugins provide the outbox kind 'webhook'"):
         plugins.outbox_handlers()

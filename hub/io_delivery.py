@@ -1,0 +1,214 @@
+"""Outbox handlers that deliver App IO messages (``io.message``) and follow their status
+(``io.status``), with one ``IoClient`` per tenant service, paced by the database-shared
+rate limiter so every replica together stays within App IO's limit."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from sportello.connectors.errors import ConnectorError, PermanentError, ServerError
+from sportello.connectors.io.client import IoClient
+from sportello.connectors.io.errors import ProfileNotFound, outcome_unknown
+from sportello.connectors.io.models import MessageContent, NewMessage
+
+from .campaigns import (
+    FAILED,
+    NOT_ON_IO,
+    PROCESSED,
+    QUEUED,
+    REJECTED,
+    SENDER_NOT_ALLOWED,
+    SENDING,
+    SENT,
+    STATUS_KIND,
+    UNKNOWN,
+)
+from .outbox import Delivery, Handler, Job
+from .outbox.store import NewJob, enqueue_many
+from .ratelimit import DbRateLimiter
+from .schema import io_messages
+from .services import HubServices
+
+
+class IoClients:
+    """One client per (tenant, service), built on first use from the configuration."""
+
+    def __init__(self, services: HubServices) -> None:
+        self.services = services
+        self._clients: dict[tuple[str, str], IoClient] = {}
+        self._limiters: dict[str, DbRateLimiter] = {}
+
+    def get(self, tenant_id: str, service_id: str) -> IoClient:
+        key = (tenant_id, service_id)
+        if key not in self._clients:
+            tenant = self.services.config.tenant(tenant_id)
+            io = tenant.io if tenant else None
+            svc = io.service(service_id) if io else None
+            if io is None or svc is None:
+                raise PermanentError(
+                    f"tenant {tenant_id!r} has no App IO service {service_id!r} configured",
+                    platform="io",
+                )
+            pacer = None
+            if io.rate_limit:
+                limiter = DbRateLimiter(
+                    self.services.engine, limit=io.rate_limit, window=io.rate_window
+                )
+                self._limiters[tenant_id] = limiter
+
+                async def pacer(slot: str, _l: DbRateLimiter = limiter, _s: str = svc.id) -> None:
+                    await _l.acquire(f"io:{_s}:{slot}")
+
+            secondary = svc.secondary_key
+            self._clients[key] = IoClient(
+                self.services.session,
+                io.base_url,
+                primary_key=svc.key.reveal,
+                secondary_key=secondary.reveal if secondary else None,
+                pacer=pacer,
+            )
+        return self._clients[key]
+
+
+def io_message_handler(services: HubServices) -> Handler:
+    clients = IoClients(services)
+    engine, clock = services.engine, services.clock
+
+    async def set_status(message_id: int, status: str, **values: Any) -> None:
+        async with engine.begin() as conn:
+            await conn.execute(
+                update(io_messages)
+                .where(io_messages.c.id == message_id)
+                .values(status=status, updated_at=clock.now(), **values)
+            )
+
+    async def handle(job: Job) -> Delivery:
+        message_id = int(job.payload["message_id"])
+        async with engine.begin() as conn:
+            row = (
+                await conn.execute(select(io_messages).where(io_messages.c.id == message_id))
+            ).one()
+            if row.status == SENDING:
+                # A previous attempt died while calling IO: it may have been delivered.
+                await conn.execute(
+                    update(io_messages)
+                    .where(io_messages.c.id == message_id)
+                    .values(
+                        status=UNKNOWN,
+                        updated_at=clock.now(),
+                        error="outcome unknown: interrupted while App IO was being called; "
+                        "not resent (IO has no idempotency key). Resend on purpose with "
+                        "`sportello io resend-unknown`",
+                    )
+                )
+                return Delivery()
+            if row.status != QUEUED:
+                return Delivery(remote_id=row.io_message_id)  # already settled
+        message = NewMessage(
+            fiscal_code=row.fiscal_code,
+            content=MessageContent.model_validate(json.loads(row.content)),
+            feature_level_type=row.feature_level_type,
+        )
+        client = clients.get(row.tenant_id, row.service_id)
+        try:
+            # The profile check changes nothing on IO: a failure here is safe to retry.
+            profile = await client.get_profile(message.fiscal_code)
+        except ProfileNotFound:
+            await set_status(message_id, NOT_ON_IO, error="the citizen has no App IO profile")
+            return Delivery()
+        except ConnectorError as exc:
+            if exc.retryable:
+                raise
+            await set_status(message_id, FAILED, error=str(exc))
+            return Delivery()
+        if not profile.sender_allowed:
+            await set_status(
+                message_id, SENDER_NOT_ALLOWED, error="the citizen blocked this service"
+            )
+            return Delivery()
+        # From here the call may reach IO: commit `sending` first (see the module docstring).
+        await set_status(message_id, SENDING, attempts=io_messages.c.attempts + 1)
+        try:
+            io_id = await client.submit_message(message)
+        except ConnectorError as exc:
+            if outcome_unknown(exc):
+                await set_status(message_id, UNKNOWN, error=f"outcome unknown: {exc}")
+                return Delivery()
+            if exc.retryable:  # refused before IO stored anything (429, connection refused)
+                await set_status(message_id, QUEUED, error=str(exc))
+                raise
+            await set_status(message_id, FAILED, error=str(exc))
+            return Delivery()
+        except BaseException as exc:
+            await set_status(message_id, UNKNOWN, error=f"outcome unknown: {type(exc).__name__}")
+            raise
+        now = clock.now()
+        io = services.config.tenant(row.tenant_id).io  # type: ignore[union-attr]
+        async with engine.begin() as conn:
+            await conn.execute(
+                update(io_messages)
+                .where(io_messages.c.id == message_id)
+                .values(status=SENT, io_message_id=io_id, sent_at=now, updated_at=now, error=None)
+            )
+            if io is not None and io.status_poll_attempts:
+                await enqueue_many(
+                    conn,
+                    [
+                        NewJob(
+                            row.tenant_id,
+                            STATUS_KIND,
+                            {"message_id": message_id},
+                            max_attempts=io.status_poll_attempts,
+                            not_before=now + timedelta(seconds=io.status_poll_delay),
+                        )
+                    ],
+                    now=now,
+                    default_max_attempts=io.status_poll_attempts,
+                )
+        return Delivery(remote_id=io_id)
+
+    return handle
+
+
+class StillAccepted(ServerError):
+    """The message is not processed yet: poll again later (through the outbox's backoff)."""
+
+
+def io_status_handler(services: HubServices) -> Handler:
+    clients = IoClients(services)
+    engine, clock = services.engine, services.clock
+
+    async def handle(job: Job) -> Delivery:
+        message_id = int(job.payload["message_id"])
+        async with engine.connect() as conn:
+            row = (
+                await conn.execute(select(io_messages).where(io_messages.c.id == message_id))
+            ).one()
+        if row.status != SENT or row.io_message_id is None:
+            return Delivery()
+        client = clients.get(row.tenant_id, row.service_id)
+        answer = await client.get_message(row.fiscal_code, row.io_message_id)
+        status = str(getattr(answer.status, "value", answer.status) or "").upper()
+        if status in ("PROCESSED", "REJECTED"):
+            async with engine.begin() as conn:
+                await conn.execute(
+                    update(io_messages)
+                    .where(io_messages.c.id == message_id)
+                    .values(
+                        status=PROCESSED if status == "PROCESSED" else REJECTED,
+                        updated_at=clock.now(),
+                    )
+                )
+            return Delivery(remote_id=row.io_message_id)
+        io = services.config.tenant(row.tenant_id).io  # type: ignore[union-attr]
+        raise StillAccepted(
+            f"message still {status or 'unknown'}",
+            platform="io",
+            retry_after=io.status_poll_delay if io else 60.0,
+        )
+
+    return handle
