@@ -1,0 +1,100 @@
+"""Campaign rows: every row rendered and validated before anything is written; bad rows
+named with file, row and field; strict templates; euro amounts and Rome dates."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sportello.campaigns import Template, prepare
+from sportello.connectors.io.models import notice_number_check_digits
+
+NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+CF1, CF2 = "RSSMRA80A01H501U", "BNCLRA82B42F205W"
+
+
+def nav(base16: str = "3020000000000001") -> str:
+    return base16 + notice_number_check_digits(base16)
+
+
+TEMPLATE = Template(
+    subject="TARI 2026: avviso per {{ nome }}",
+    markdown=(
+        "Gentile {{ nome }}, è disponibile l'avviso TARI 2026 del Comune di Esempio. "
+        "Importo: {{ amount }} euro. Può pagarlo con pagoPA direttamente in App IO."
+    ),
+)
+
+
+def csv_text(*rows: str) -> str:
+    return "fiscal_code;expedition_date;due_date;notice_number;amount;nome\n" + "\n".join(rows)
+
+
+def test_good_rows_become_messages() -> None:
+    out = prepare(
+        csv_text(
+            f"{CF1};2026-12-01;2027-01-31;{nav()};123,45;Mario",
+            f"{CF2};;;;;Laura",
+        ),
+        TEMPLATE,
+        source="tari.csv",
+        now=NOW,
+    )
+    assert out.problems == []
+    first, second = out.messages
+    assert first.row_number == 2 and first.fiscal_code == CF1
+    assert first.expedition_at == datetime(2026, 12, 1, 7, 0, tzinfo=UTC)  # 08:00 in Rome
+    content = first.message.content
+    assert content.subject == "TARI 2026: avviso per Mario"
+    assert content.payment_data is not None and content.payment_data.amount == 12345
+    assert content.due_date == datetime(2027, 1, 31, 22, 59, 59, tzinfo=UTC)
+    assert second.expedition_at == NOW and second.message.content.payment_data is None
+
+
+def test_every_bad_row_is_reported_with_row_and_field() -> None:
+    out = prepare(
+        csv_text(
+            f"{CF1};2026-12-01;;{nav()};123,45;Mario",
+            f"NOTACF;2026-12-01;;;;Anna",
+            f"{CF2};01/12/2026;;;;Laura",
+            f"{CF2};;;{nav()[:-2]}00;10;Laura",
+            f"{CF2};;;{nav()};;Laura",
+            f"{CF2};;;{nav()};12,345;Laura",
+            f"{CF2};;;;",
+        ),
+        TEMPLATE,
+        source="tari.csv",
+        now=NOW,
+    )
+    problems = out.problems
+    assert len(problems) == 6, problems
+    assert problems[0].startswith("tari.csv: row 3: fiscal_code")
+    assert problems[1] == "tari.csv: row 4: expedition_date: expected YYYY-MM-DD or an ISO date-time"
+    assert problems[2].startswith("tari.csv: row 5: payment_data.notice_number: has wrong pagoPA")
+    assert problems[3] == "tari.csv: row 6: notice_number/amount: give both or neither"
+    assert problems[4] == "tari.csv: row 7: amount: expected euros like 123,45 (found '12,345')"
+    assert problems[5] == "tari.csv: row 8: expected 6 columns, found 5"
+    assert [m.row_number for m in out.messages] == [2]
+
+
+def test_missing_template_field_is_an_error_not_a_blank() -> None:
+    template = Template(subject="Avviso per {{ cognome }}", markdown=TEMPLATE.markdown)
+    out = prepare(csv_text(f"{CF1};;;;;Mario"), template, source="x.csv", now=NOW)
+    assert out.messages == []
+    assert out.problems == ["x.csv: row 2: template: 'cognome' is undefined"]
+
+
+def test_markdown_too_short_names_the_field() -> None:
+    template = Template(subject="Avviso TARI 2026", markdown="Troppo corto {{ nome }}")
+    out = prepare(csv_text(f"{CF1};;;;;Mario"), template, source="x.csv", now=NOW)
+    assert len(out.problems) == 1
+    assert out.problems == [
+        "x.csv: row 2: markdown: must be 80 to 10000 characters long (UTF-16 units), got 18"
+    ]
+
+
+def test_header_is_required() -> None:
+    out = prepare("", TEMPLATE, source="empty.csv", now=NOW)
+    assert out.problems == [
+        "empty.csv: row 1: header: expected at least the columns fiscal_code, expedition_date, "
+        "due_date, notice_number, amount"
+    ]
