@@ -8,16 +8,22 @@ exactly as if it did not exist.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import apikeys, audit
 from .appkeys import CLOCK, CONFIG, ENGINE
 from .db import reading
 from .outbox import store
+from .schema import idempotency_keys
 
 PREFIX = "/api/v1"
 PRINCIPAL = web.RequestKey("principal", apikeys.Principal)
@@ -142,8 +148,8 @@ async def list_tenants(request: web.Request) -> web.StreamResponse:
 @handles_problems
 async def get_tenant(request: web.Request) -> web.StreamResponse:
 
-    require(request, "read")
     tenant = request.app[CONFIG].tenant(tenant_of(request))
+    require(request, "read")
     return web.json_response(_tenant_view(tenant))
 
 
@@ -153,8 +159,8 @@ OUTBOX_STATUSES = ("pending", "running", "done", "failed", "cancelled")
 @handles_problems
 async def list_outbox(request: web.Request) -> web.StreamResponse:
 
-    require(request, "read")
     tenant_id = tenant_of(request)
+    require(request, "read")
     limit, after = page_params(request)
     status = request.query.get("status")
     if status is not None and status not in OUTBOX_STATUSES:
@@ -174,8 +180,8 @@ async def list_outbox(request: web.Request) -> web.StreamResponse:
 @handles_problems
 async def get_outbox_job(request: web.Request) -> web.StreamResponse:
 
-    require(request, "read")
     tenant_id = tenant_of(request)
+    require(request, "read")
     try:
         job_id = int(request.match_info["job_id"])
     except ValueError:
@@ -204,8 +210,8 @@ def _parse_time(request: web.Request, name: str) -> datetime | None:
 @handles_problems
 async def list_audit(request: web.Request) -> web.StreamResponse:
 
-    require(request, "personal_data")
     tenant_id = tenant_of(request)
+    require(request, "personal_data")
     limit, after = page_params(request)
     async with reading(request.app[ENGINE]) as conn:
         rows = await audit.query(
@@ -219,6 +225,63 @@ async def list_audit(request: web.Request) -> web.StreamResponse:
             limit=limit,
         )
     return web.json_response(page([_clean(r) for r in rows], limit))
+
+
+async def idempotent(
+    request: web.Request,
+    tenant_id: str,
+    raw_body: bytes,
+    produce: Callable[[AsyncConnection], Awaitable[tuple[int, dict[str, Any]]]],
+) -> web.Response:
+    """Run ``produce`` once per ``Idempotency-Key``: a repeat gets the stored answer.
+
+    The business change, its outbox rows and the stored answer commit together.
+    """
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if not key or len(key) > 200:
+        raise _Problem(
+            400, "Bad Request", "every POST needs an Idempotency-Key header (1-200 characters)"
+        )
+    digest = hashlib.sha256(request.method.encode() + request.path.encode() + raw_body).hexdigest()
+    engine = request.app[ENGINE]
+    for _ in range(2):
+        try:
+            async with engine.begin() as conn:
+                row = (
+                    await conn.execute(
+                        select(idempotency_keys).where(
+                            idempotency_keys.c.tenant_id == tenant_id,
+                            idempotency_keys.c.key == key,
+                        )
+                    )
+                ).first()
+                if row is not None:
+                    if row.request_sha256 != digest:
+                        raise _Problem(
+                            422,
+                            "Unprocessable Content",
+                            "this Idempotency-Key was used for a different request",
+                        )
+                    return web.json_response(
+                        json.loads(row.body),
+                        status=row.status,
+                        headers={"Idempotent-Replay": "true"},
+                    )
+                status, body = await produce(conn)
+                await conn.execute(
+                    insert(idempotency_keys).values(
+                        tenant_id=tenant_id,
+                        key=key,
+                        request_sha256=digest,
+                        status=status,
+                        body=json.dumps(body),
+                        created_at=request.app[CLOCK].now(),
+                    )
+                )
+                return web.json_response(body, status=status)
+        except IntegrityError:
+            continue  # a concurrent request with the same key won: read its answer
+    raise _Problem(409, "Conflict", "a request with this Idempotency-Key is in progress")
 
 
 async def openapi_json(request: web.Request) -> web.StreamResponse:
@@ -238,3 +301,9 @@ def routes() -> list[web.RouteDef]:
         web.get(t + "/outbox/{job_id}", get_outbox_job),
         web.get(f"{t}/audit", list_audit),
     ]
+
+
+def all_routes() -> list[web.RouteDef]:
+    from . import api_io
+
+    return [*routes(), *api_io.routes()]

@@ -166,7 +166,7 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
-    app.router.add_routes(api.routes())
+    app.router.add_routes(api.all_routes())
     app.router.add_routes(app[PLUGINS].web_routes())
     return app
 

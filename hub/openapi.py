@@ -141,6 +141,64 @@ SCHEMAS: dict[str, Any] = {
     },
 }
 
+SCHEMAS["CampaignRequest"] = {
+    "type": "object",
+    "required": ["service_id", "name", "subject", "markdown", "csv"],
+    "additionalProperties": False,
+    "properties": {
+        "service_id": {"type": "string", "description": "an App IO service of the tenant"},
+        "name": {"type": "string", "minLength": 1, "maxLength": 200},
+        "subject": {"type": "string", "description": "Jinja2 template, 10-120 characters"},
+        "markdown": {"type": "string", "description": "Jinja2 template, 80-10000 characters"},
+        "csv": {
+            "type": "string",
+            "description": "header + rows: fiscal_code;expedition_date;due_date;notice_number;"
+            "amount;<template fields>. Every row is validated before anything is queued.",
+        },
+        "feature_level_type": {"enum": ["STANDARD", "ADVANCED"]},
+    },
+}
+SCHEMAS["CampaignCreated"] = {
+    "type": "object",
+    "required": ["id", "messages"],
+    "properties": {"id": {"type": "integer"}, "messages": {"type": "integer"}},
+}
+SCHEMAS["CampaignReport"] = {
+    "type": "object",
+    "required": ["id", "name", "service_id", "rows_total", "counts"],
+    "properties": {
+        "id": {"type": "integer"},
+        "tenant_id": {"type": "string"},
+        "service_id": {"type": "string"},
+        "name": {"type": "string"},
+        "rows_total": {"type": "integer"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "messages": {
+            "type": "array",
+            "description": "only for keys with the personal_data scope (the read is audited)",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "row_number": {"type": ["integer", "null"]},
+                    "fiscal_code": {"type": "string"},
+                    "status": {"type": "string"},
+                    "io_message_id": NULLABLE_STR,
+                    "error": NULLABLE_STR,
+                },
+            },
+        },
+    },
+}
+IDEMPOTENCY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": True,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+    "description": "repeat a request with the same key to get the same answer, never twice",
+}
+
 PATHS: dict[str, Any] = {
     "/api/v1/tenants": {
         "get": {
@@ -206,6 +264,40 @@ PATHS: dict[str, Any] = {
                 },
             ],
             "responses": {"200": _json(_page("AuditEntry")), **ERRORS},
+        }
+    },
+    "/api/v1/tenants/{tenant}/io/campaigns": {
+        "post": {
+            "operationId": "createIoCampaign",
+            "summary": "Queue an App IO campaign from CSV rows and a template (scope write)",
+            "parameters": [TENANT_PARAM, IDEMPOTENCY],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/CampaignRequest"}}
+                },
+            },
+            "responses": {
+                "201": _json({"$ref": "#/components/schemas/CampaignCreated"}, "Queued"),
+                "422": _problem("Rows that cannot be sent (listed in errors); nothing queued"),
+                **ERRORS,
+            },
+        }
+    },
+    "/api/v1/tenants/{tenant}/io/campaigns/{campaign_id}": {
+        "get": {
+            "operationId": "getIoCampaign",
+            "summary": "Delivery report of a campaign (scope read; recipients with personal_data)",
+            "parameters": [
+                TENANT_PARAM,
+                {
+                    "name": "campaign_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "integer"},
+                },
+            ],
+            "responses": {"200": _json({"$ref": "#/components/schemas/CampaignReport"}), **ERRORS},
         }
     },
 }

@@ -109,7 +109,10 @@ def notice_number_check_digits(first16: str) -> str:
 def format_timestamp(value: datetime) -> str:
     """App IO's ``Timestamp``: ISO 8601 in UTC with milliseconds, ``2018-10-13T00:00:00.000Z``."""
     utc = value.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    return (
+        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:"
+        f"{utc.second:02d}.{utc.microsecond // 1000:03d}Z"
+    )
 
 
 def describe_validation_error(error: ValidationError) -> str:

@@ -121,7 +121,10 @@ def residenza(person: Person) -> dict[str, Any]:
         "indirizzo": {
             "cap": address.postal_code,
             "comune": _comune(comune.name, comune.istat_code, comune.province),
-            "toponimo": {"specie": address.street_type, "denominazioneToponimo": address.street_name},
+            "toponimo": {
+                "specie": address.street_type,
+                "denominazioneToponimo": address.street_name,
+            },
             "numeroCivico": civic,
         },
         "dataDecorrenzaResidenza": person.residence_since.isoformat(),
@@ -170,7 +173,9 @@ def _parse(service: str, payload: Any) -> tuple[str, dict[str, Any], date, dict[
         raise KoError(400, [_error("EN148", EN148_USE_CASE.format(shown))])
     raw_date = data.get("dataRiferimentoRichiesta")
     if not isinstance(raw_date, str) or not _DATE.match(raw_date):
-        raise _invalid("dataRiferimentoRichiesta", "dataRiferimentoRichiesta nel formato AAAA-MM-GG")
+        raise _invalid(
+            "dataRiferimentoRichiesta", "dataRiferimentoRichiesta nel formato AAAA-MM-GG"
+        )
     try:
         reference = date.fromisoformat(raw_date)
     except ValueError:
@@ -292,7 +297,11 @@ def _subject(
             raise _invalid("verifica", "nessun dato dichiarato verificabile")
         return [{"infoSoggettoEnte": checks}]
     if service == "C007":
-        item: dict[str, str] = {"id": "1", "chiave": "esistenzaInVita", "valore": "N" if dead else "S"}
+        item: dict[str, str] = {
+            "id": "1",
+            "chiave": "esistenzaInVita",
+            "valore": "N" if dead else "S",
+        }
         if dead and person.date_of_death is not None:
             item["valoreData"] = person.date_of_death.isoformat()
         return [{"infoSoggettoEnte": [item]}]

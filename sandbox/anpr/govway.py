@@ -66,9 +66,7 @@ KeyLike = rsa.RSAPublicKey | bytes | str | Mapping[str, Any]
 VoucherKey = KeyLike | Callable[[], KeyLike | Awaitable[KeyLike]]
 #: A client's public key by ``kid`` (PEM, JWK dict or key; ``None`` when unknown), or the
 #: base URL of a ``GET {url}/{kid}`` JWK endpoint (the PDND sandbox's ``/keys``).
-ClientKeys = (
-    Callable[[str], KeyLike | None | Awaitable[KeyLike | None]] | str
-)
+ClientKeys = Callable[[str], KeyLike | Awaitable[KeyLike | None] | None] | str
 
 
 class Refusal(Exception):
@@ -373,7 +371,9 @@ class FrontDoor:
         try:
             decoded = jwt.api_jws.decode_complete(token, key, algorithms=["RS256"])
         except jwt.InvalidSignatureError:
-            raise Refusal(f"{prefix}.invalidSignature", f"{name} signature does not verify") from None
+            raise Refusal(
+                f"{prefix}.invalidSignature", f"{name} signature does not verify"
+            ) from None
         except jwt.PyJWTError as exc:
             raise Refusal(f"{prefix}.malformed", f"{name}: {type(exc).__name__}") from None
         try:
@@ -497,8 +497,7 @@ class FrontDoor:
         if claims.get("purposeId") != purpose_id:
             raise Refusal(
                 "audit.purpose",
-                f"{name} purposeId {claims.get('purposeId')!r} is not the voucher's "
-                f"{purpose_id!r}",
+                f"{name} purposeId {claims.get('purposeId')!r} is not the voucher's {purpose_id!r}",
             )
         assert token is not None  # _token refused a missing one
         expected = str(voucher["digest"]["value"]).lower()

@@ -31,13 +31,13 @@ import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 from ulid import ULID
 
 from sportello.clock import Clock, SystemClock
+from sportello.connectors.io.models import format_timestamp
 
 from ..common import platform_app
 from .population import SANDBOX_FISCAL_CODE, Citizen, Population, default_population
@@ -424,17 +424,13 @@ async def submit_message(request: web.Request) -> web.Response:
         content=content,
         time_to_live=body.get("time_to_live", _DEFAULT_TTL),
         feature_level_type=feature_level,
-        created_at=_timestamp(now),
+        created_at=format_timestamp(now),
         accepted_at=state.clock.monotonic(),
         key=slot,
     )
     response = _json({"id": message_id}, 201)
     response.headers["Location"] = f"{API_PREFIX}/messages/{fiscal_code}/{message_id}"
     return response
-
-
-def _timestamp(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
 async def get_message(request: web.Request) -> web.Response:

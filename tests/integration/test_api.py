@@ -50,6 +50,13 @@ async def api(db_url: str):  # type: ignore[no-untyped-def]
             keys["altro"] = await apikeys.create(
                 conn, tenant_id="altro", name="x", scopes=["read", "personal_data"], now=now
             )
+            keys["demo_admin_like"] = await apikeys.create(
+                conn,
+                tenant_id="demo",
+                name="all",
+                scopes=["read", "write", "personal_data"],
+                now=now,
+            )
             keys["admin"] = await apikeys.create(
                 conn, tenant_id=None, name="ops", scopes=["admin"], now=now
             )
@@ -149,18 +156,28 @@ async def test_a_tenant_key_gets_404_on_every_route_of_another_tenant(api) -> No
         other_job = (await store.list_rows(conn, tenant_id="altro"))[0]["id"]
         own_job = (await store.list_rows(conn, tenant_id="demo"))[0]["id"]
     doc = await (await client.get("/api/v1/openapi.json")).json()
-    tenant_routes = [p for p in doc["paths"] if "{tenant}" in p]
-    assert len(tenant_routes) >= 4
-    for template in tenant_routes:
-        foreign = template.replace("{tenant}", "altro").replace("{job_id}", str(other_job))
-        r = await client.get(foreign, headers=auth(keys["demo_pd"]))
-        assert r.status == 404, foreign
-        assert (await r.json())["detail"] == "tenant 'altro' not found"
+    tenant_routes = [
+        (method, p) for p, ops in doc["paths"].items() if "{tenant}" in p for method in ops
+    ]
+    assert len(tenant_routes) >= 6
+    for method, template in tenant_routes:
+        foreign = (
+            template.replace("{tenant}", "altro")
+            .replace("{job_id}", str(other_job))
+            .replace("{campaign_id}", "1")
+        )
+        for key in ("demo_pd", "demo_admin_like"):
+            r = await client.request(method, foreign, headers=auth(keys[key]))
+            assert r.status == 404, (method, foreign)
+            assert (await r.json())["detail"] == "tenant 'altro' not found"
+        if method != "get":
+            continue
         # and the same route works for the tenant's own key, and for an admin key
+        expected = 404 if "{campaign_id}" in template else 200  # no campaign created here
         r = await client.get(foreign, headers=auth(keys["altro"]))
-        assert r.status == 200, foreign
+        assert r.status == expected, foreign
         r = await client.get(foreign, headers=auth(keys["admin"]))
-        assert r.status == 200, foreign
+        assert r.status == expected, foreign
     # a job id of another tenant under one's own tenant is 404 too
     r = await client.get(f"/api/v1/tenants/demo/outbox/{other_job}", headers=auth(keys["demo"]))
     assert r.status == 404

@@ -375,6 +375,32 @@ async def test_modi_signer_resigns_every_retry_with_a_fresh_audited_voucher(
         await server.close()
 
 
+async def test_a_refused_voucher_stops_the_call_before_the_eservice(
+    sandbox: Sandbox, session: aiohttp.ClientSession
+) -> None:
+    service = EService(failures=0)
+    server = TestServer(service.app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        modi = ModiCaller(make_client(session, sandbox), purpose_id=PURPOSE)
+        anpr = DemoAnpr(
+            session,
+            str(server.make_url("/rest/Porta-PDND/C030-x/v1")),
+            signer=modi,
+            retry=RetryPolicy(max_attempts=3),
+            sleep=SleepRecorder(),
+        )
+        with (
+            ModiCaller.scope(purpose_id=OTHER_PURPOSE),
+            pytest.raises(VoucherRefused) as caught,
+        ):
+            await anpr.request("POST", "/anpr-service-e002", json={})
+        assert caught.value.platform == "pdnd" and caught.value.attempts == 1
+        assert service.seen == [] and sandbox.state.token_requests == 1
+    finally:
+        await server.close()
+
+
 async def client_jwk(session: aiohttp.ClientSession, box: Sandbox) -> str:
     async with session.get(box.url(f"/keys/{kid_of('client')}")) as resp:
         assert resp.status == 200

@@ -14,9 +14,7 @@ from sportello.ratelimit import DbRateLimiter
 async def test_two_replicas_share_one_limit(engine, db_url: str) -> None:  # type: ignore[no-untyped-def]
     other = create_engine(DatabaseSettings(url=db_url))  # a second replica's engine
     limit, window = 10, 0.5
-    replicas = [
-        DbRateLimiter(e, limit=limit, window=window, margin=0.02) for e in (engine, other)
-    ]
+    replicas = [DbRateLimiter(e, limit=limit, window=window, margin=0.02) for e in (engine, other)]
     calls: list[float] = []
 
     async def caller(limiter: DbRateLimiter) -> None:

@@ -68,7 +68,9 @@ def test_every_bad_row_is_reported_with_row_and_field() -> None:
     problems = out.problems
     assert len(problems) == 6, problems
     assert problems[0].startswith("tari.csv: row 3: fiscal_code")
-    assert problems[1] == "tari.csv: row 4: expedition_date: expected YYYY-MM-DD or an ISO date-time"
+    assert (
+        problems[1] == "tari.csv: row 4: expedition_date: expected YYYY-MM-DD or an ISO date-time"
+    )
     assert problems[2].startswith("tari.csv: row 5: payment_data.notice_number: has wrong pagoPA")
     assert problems[3] == "tari.csv: row 6: notice_number/amount: give both or neither"
     assert problems[4] == "tari.csv: row 7: amount: expected euros like 123,45 (found '12,345')"

@@ -164,7 +164,11 @@ def test_amount_must_be_an_integer_number_of_cents(amount: Any) -> None:
 
 
 def test_payee_is_an_organization_fiscal_code() -> None:
-    ok = {"amount": 5, "notice_number": "301000000000000144", "payee": {"fiscal_code": "01234567890"}}
+    ok = {
+        "amount": 5,
+        "notice_number": "301000000000000144",
+        "payee": {"fiscal_code": "01234567890"},
+    }
     assert PaymentData.model_validate(ok).payee is not None
     bad = dict(ok, payee={"fiscal_code": "0123456789"})
     with pytest.raises(ValidationError) as info:
@@ -199,7 +203,9 @@ def test_any_fiscal_code_matching_the_spec_pattern_is_accepted(fiscal_code: str)
     NewMessage.model_validate(message(fiscal_code=fiscal_code))
 
 
-@pytest.mark.parametrize(("ttl", "ok"), [(3_599, False), (3_600, True), (604_800, True), (604_801, False)])
+@pytest.mark.parametrize(
+    ("ttl", "ok"), [(3_599, False), (3_600, True), (604_800, True), (604_801, False)]
+)
 def test_time_to_live_limits(ttl: int, ok: bool) -> None:
     if ok:
         assert NewMessage.model_validate(message(time_to_live=ttl)).time_to_live == ttl
@@ -288,8 +294,15 @@ def _answer(status: str | None) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     ("status", "final"),
-    [("ACCEPTED", False), ("THROTTLED", False), ("PROCESSED", True), ("REJECTED", True),
-     ("FAILED", True), ("SOMETHING_NEW", False), (None, False)],
+    [
+        ("ACCEPTED", False),
+        ("THROTTLED", False),
+        ("PROCESSED", True),
+        ("REJECTED", True),
+        ("FAILED", True),
+        ("SOMETHING_NEW", False),
+        (None, False),
+    ],
 )
 def test_message_status_values(status: str | None, final: bool) -> None:
     answer = ExternalMessageResponseWithContent.model_validate(_answer(status))
