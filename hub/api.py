@@ -227,6 +227,16 @@ async def list_audit(request: web.Request) -> web.StreamResponse:
     return web.json_response(page([_clean(r) for r in rows], limit))
 
 
+def idempotency_key(request: web.Request) -> str:
+    """The request's Idempotency-Key, or a 400 saying it is needed."""
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if not key or len(key) > 200:
+        raise _Problem(
+            400, "Bad Request", "every POST needs an Idempotency-Key header (1-200 characters)"
+        )
+    return key
+
+
 async def idempotent(
     request: web.Request,
     tenant_id: str,
@@ -237,11 +247,7 @@ async def idempotent(
 
     The business change, its outbox rows and the stored answer commit together.
     """
-    key = request.headers.get("Idempotency-Key", "").strip()
-    if not key or len(key) > 200:
-        raise _Problem(
-            400, "Bad Request", "every POST needs an Idempotency-Key header (1-200 characters)"
-        )
+    key = idempotency_key(request)
     digest = hashlib.sha256(request.method.encode() + request.path.encode() + raw_body).hexdigest()
     engine = request.app[ENGINE]
     for _ in range(2):

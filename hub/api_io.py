@@ -13,6 +13,7 @@ from .api import (
     _clean,
     _Problem,
     handles_problems,
+    idempotency_key,
     idempotent,
     problem,
     require,
@@ -40,6 +41,7 @@ class CampaignRequest(BaseModel):
 async def create_campaign(request: web.Request) -> web.StreamResponse:
     tenant_id = tenant_of(request)
     p = require(request, "write")
+    idempotency_key(request)
     raw = await request.read()
     try:
         body = CampaignRequest.model_validate_json(raw)

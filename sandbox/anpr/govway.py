@@ -31,14 +31,16 @@ import binascii
 import hashlib
 import inspect
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-import jwt
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from sportello.connectors.pdnd.errors import InvalidKeyError
 from sportello.connectors.pdnd.keys import jwk_public_key, load_public_key
@@ -59,6 +61,8 @@ GENERIC_TITLE = "InteroperabilityInvalidRequest"
 GENERIC_DETAIL = "Received request is not conform to the required interoperability profile"
 _PDND_SUFFIX = "-PDND"
 _JWKS_REFRESH_SECONDS = 5.0
+_KEY_CACHE_SECONDS = 300.0
+_B64URL = re.compile(rb"^[A-Za-z0-9_-]*$")
 
 KeyLike = rsa.RSAPublicKey | bytes | str | Mapping[str, Any]
 #: The PDND key that signs vouchers: a PEM, a JWK/JWKS dict, a key, an ``http(s)://`` JWKS
@@ -118,6 +122,37 @@ def _is_int(value: Any) -> bool:
     return type(value) is int
 
 
+class _BadJws(ValueError):
+    pass
+
+
+def _b64url(segment: bytes) -> bytes:
+    if not _B64URL.match(segment) or len(segment) % 4 == 1:
+        raise _BadJws("not base64url")
+    return base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4))
+
+
+def _jws_header(token: str) -> dict[str, Any]:
+    """The protected header of a compact JWS, unverified."""
+    parts = token.encode("ascii", errors="replace").split(b".")
+    if len(parts) != 3:
+        raise _BadJws("a compact JWS has three parts")
+    try:
+        header = json.loads(_b64url(parts[0]))
+    except ValueError as exc:
+        raise _BadJws("the header is not JSON") from exc
+    if not isinstance(header, dict):
+        raise _BadJws("the header is not a JSON object")
+    return header
+
+
+def _verify_rs256(token: str, key: rsa.RSAPublicKey) -> bytes:
+    """The payload bytes of an RS256 compact JWS whose signature verifies with ``key``."""
+    head, payload, signature = token.encode("ascii", errors="replace").split(b".")
+    key.verify(_b64url(signature), head + b"." + payload, padding.PKCS1v15(), hashes.SHA256())
+    return _b64url(payload)
+
+
 def _to_key(value: KeyLike, kid: str) -> rsa.RSAPublicKey:
     if isinstance(value, rsa.RSAPublicKey):
         return value
@@ -172,6 +207,9 @@ class FrontDoor:
         self._session: aiohttp.ClientSession | None = None
         self._jwks: dict[str, Any] | None = None
         self._jwks_at = float("-inf")
+        # kid -> (key, cached at): GovWay caches the keys it fetches from PDND too.
+        self._client_cache: dict[str, tuple[rsa.RSAPublicKey, float]] = {}
+        self._voucher_cache: dict[tuple[int, str], rsa.RSAPublicKey] = {}
 
     async def close(self) -> None:
         if self._session is not None:
@@ -213,7 +251,35 @@ class FrontDoor:
             raise TypeError("voucher_key must give a PEM, a JWK(S) or a public key")
         return source
 
+    async def _voucher_public_key(self, kid: str) -> rsa.RSAPublicKey | None:
+        source = await self._voucher_key_source(kid)
+        if isinstance(source, rsa.RSAPublicKey):
+            return source
+        cache_key = (id(source), kid)
+        cached = self._voucher_cache.get(cache_key)
+        if cached is not None:
+            return cached
+        try:
+            key = _to_key(source, kid)
+        except (InvalidKeyError, ValueError, TypeError):
+            return None
+        if len(self._voucher_cache) > 64:
+            self._voucher_cache.clear()
+        self._voucher_cache[cache_key] = key
+        return key
+
     async def _client_key(self, kid: str) -> rsa.RSAPublicKey | None:
+        cached = self._client_cache.get(kid)
+        if cached is not None and time.monotonic() - cached[1] < _KEY_CACHE_SECONDS:
+            return cached[0]
+        key = await self._lookup_client_key(kid)
+        if key is not None:
+            if len(self._client_cache) > 10_000:
+                self._client_cache.clear()
+            self._client_cache[kid] = (key, time.monotonic())
+        return key
+
+    async def _lookup_client_key(self, kid: str) -> rsa.RSAPublicKey | None:
         source = self.client_keys
         if isinstance(source, str):
             try:
@@ -300,13 +366,17 @@ class FrontDoor:
             raise Refusal("voucher.scheme", f"Authorization scheme {scheme!r}, expected Bearer")
         token = token.strip()
         try:
-            kid = jwt.get_unverified_header(token).get("kid")
-        except jwt.PyJWTError:
+            kid = _jws_header(token).get("kid")
+        except _BadJws:
             raise Refusal("voucher.malformed", "the voucher is not a compact JWS") from None
+        if not isinstance(kid, str) or not kid:
+            raise Refusal("voucher.unknownKid", "the voucher header has no kid")
+        key = await self._voucher_public_key(kid)
+        if key is None:
+            raise Refusal("voucher.unknownKid", f"kid {kid!r} is not a key of the PDND JWKS")
         try:
-            source = await self._voucher_key_source(str(kid))
             claims = verify_voucher(
-                token, source, audience=audience, issuer=self.voucher_issuer, now=now
+                token, key, audience=audience, issuer=self.voucher_issuer, now=now
             )
         except VoucherInvalid as exc:
             if exc.reason == "expired":
@@ -357,8 +427,8 @@ class FrontDoor:
         if not token:
             raise Refusal(f"{prefix}.missing", f"no {name} header")
         try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
+            header = _jws_header(token)
+        except _BadJws:
             raise Refusal(f"{prefix}.malformed", f"{name} is not a compact JWS") from None
         if header.get("alg") != "RS256":
             raise Refusal(f"{prefix}.algorithm", f"alg {header.get('alg')!r}, expected RS256")
@@ -369,15 +439,11 @@ class FrontDoor:
         if key is None:
             raise Refusal(f"{prefix}.unknownKid", f"kid {kid!r} is not a key registered on PDND")
         try:
-            decoded = jwt.api_jws.decode_complete(token, key, algorithms=["RS256"])
-        except jwt.InvalidSignatureError:
+            claims = json.loads(_verify_rs256(token, key))
+        except InvalidSignature:
             raise Refusal(
                 f"{prefix}.invalidSignature", f"{name} signature does not verify"
             ) from None
-        except jwt.PyJWTError as exc:
-            raise Refusal(f"{prefix}.malformed", f"{name}: {type(exc).__name__}") from None
-        try:
-            claims = json.loads(decoded["payload"])
         except ValueError:
             raise Refusal(f"{prefix}.malformed", f"{name} payload is not JSON") from None
         if not isinstance(claims, dict):

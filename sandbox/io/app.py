@@ -249,8 +249,8 @@ class _State:
 
 
 STATE = web.AppKey("io_sandbox_state", _State)
-_SERVICE = "io_sandbox_service"
-_KEY_SLOT = "io_sandbox_key_slot"
+_SERVICE = web.RequestKey("io_sandbox_service", SandboxService)
+_KEY_SLOT = web.RequestKey("io_sandbox_key_slot", str)
 
 
 # -- responses -------------------------------------------------------------------------

@@ -1,0 +1,162 @@
+"""An App IO campaign end to end, through the REST API, the outbox and the IO sandbox:
+sent, not on IO, sender not allowed, status followed to PROCESSED; a repeated POST with the
+same Idempotency-Key queues nothing twice; a bad row queues nothing at all."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from sportello import apikeys, campaigns
+from sportello.app import CLOCK, ENGINE, create_app
+from sportello.config import parse_config
+from sportello.db import reading
+from sportello.sandbox.io.app import DEMO_PRIMARY_KEY, DEMO_SERVICE_ID
+from sportello.sandbox.io.app import create_app as io_sandbox
+from sportello.sandbox.io.population import (
+    CF_ALLOWED,
+    CF_BLOCKED,
+    CF_INBOX_DISABLED,
+    CF_NOT_ON_IO,
+    default_population,
+)
+
+TENANT = {
+    "id": "demo",
+    "name": "Comune di Esempio",
+    "ipa_code": "c_z999",
+    "fiscal_code": "00000000999",
+    "cadastral_code": "Z999",
+}
+MARKDOWN = (
+    "Gentile {{ nome }}, il Comune di Esempio le ricorda che la sua pratica è stata "
+    "aggiornata. Può seguirne l'iter nello sportello online del comune."
+)
+
+
+def allowed_citizens(population: Any, n: int) -> list[str]:
+    return list(population.by_kind("allowed", DEMO_SERVICE_ID))[:n]
+
+
+@pytest.fixture
+async def io_hub(db_url: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    population = default_population(blocked_service_ids=[DEMO_SERVICE_ID])
+    sandbox = TestServer(io_sandbox(population=population, rate_limit=0), host="127.0.0.1")
+    await sandbox.start_server()
+    monkeypatch.setenv("IO_DEMO_KEY", DEMO_PRIMARY_KEY)
+    config = parse_config(
+        {
+            "database": {"url": db_url},
+            "outbox": {"poll_interval": 0.02, "backoff_base": 0.05},
+            "tenants": [
+                {
+                    **TENANT,
+                    "io": {
+                        "base_url": str(sandbox.make_url("/api/v1")),
+                        "services": [{"id": DEMO_SERVICE_ID, "key": {"env": "IO_DEMO_KEY"}}],
+                        "rate_limit": 150,
+                        "status_poll_delay": 0.2,
+                    },
+                }
+            ],
+        }
+    )
+    app = create_app(config, apply_migrations=True)
+    async with TestClient(TestServer(app)) as client:
+        async with app[ENGINE].begin() as conn:
+            key = await apikeys.create(
+                conn,
+                tenant_id="demo",
+                name="tributi",
+                scopes=["read", "write", "personal_data"],
+                now=app[CLOCK].now(),
+            )
+        yield client, sandbox, population, key
+    await sandbox.close()
+
+
+async def wait_settled(client: TestClient, campaign_id: int, timeout: float = 30) -> dict:  # type: ignore[type-arg]
+    async with asyncio.timeout(timeout):
+        while True:
+            async with reading(client.app[ENGINE]) as conn:
+                data = await campaigns.report(conn, campaign_id)
+            assert data is not None
+            counts = data["counts"]
+            if not counts["queued"] and not counts["sending"] and not counts["sent"]:
+                return data
+            await asyncio.sleep(0.05)
+
+
+async def test_campaign_through_the_api(io_hub) -> None:  # type: ignore[no-untyped-def]
+    client, sandbox, population, key = io_hub
+    allowed = allowed_citizens(population, 20)
+    recipients = [*allowed, CF_BLOCKED, CF_INBOX_DISABLED, CF_NOT_ON_IO]
+    rows = "\n".join(f"{cf};;;;;Cittadino {i}" for i, cf in enumerate(recipients))
+    body = {
+        "service_id": DEMO_SERVICE_ID,
+        "name": "Aggiornamento pratiche",
+        "subject": "Aggiornamento sulla sua pratica",
+        "markdown": MARKDOWN,
+        "csv": "fiscal_code;expedition_date;due_date;notice_number;amount;nome\n" + rows,
+    }
+    headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": "camp-2026-11-22"}
+    r = await client.post("/api/v1/tenants/demo/io/campaigns", json=body, headers=headers)
+    assert r.status == 201, await r.text()
+    created = await r.json()
+    assert created["messages"] == len(recipients)
+    again = await client.post("/api/v1/tenants/demo/io/campaigns", json=body, headers=headers)
+    assert again.status == 201 and again.headers["Idempotent-Replay"] == "true"
+    assert await again.json() == created
+    other = await client.post(
+        "/api/v1/tenants/demo/io/campaigns", json={**body, "name": "x"}, headers=headers
+    )
+    assert other.status == 422
+
+    report = await wait_settled(client, created["id"])
+    counts = report["counts"]
+    assert counts["processed"] == 20
+    assert counts["sender_not_allowed"] == 1 and counts["not_on_io"] == 2
+    assert counts["failed"] == counts["unknown"] == 0
+    received = await (await client.session.get(sandbox.make_url("/__sandbox/messages"))).json()
+    got = sorted(m["fiscal_code"] for m in received["messages"])
+    assert got == sorted(allowed), "each deliverable message arrives exactly once"
+    r = await client.get(
+        f"/api/v1/tenants/demo/io/campaigns/{created['id']}",
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert r.status == 200
+    api_report = await r.json()
+    assert api_report["counts"] == counts and len(api_report["messages"]) == len(recipients)
+    audit = await (
+        await client.get("/api/v1/tenants/demo/audit", headers={"Authorization": f"Bearer {key}"})
+    ).json()
+    assert [e["action"] for e in audit["items"]] == ["io.campaign.report"]
+    assert CF_ALLOWED not in str(audit)  # the audit names the campaign, not every recipient
+
+
+async def test_one_bad_row_queues_nothing(io_hub) -> None:  # type: ignore[no-untyped-def]
+    client, _, _, key = io_hub
+    body = {
+        "service_id": DEMO_SERVICE_ID,
+        "name": "x",
+        "subject": "Aggiornamento sulla sua pratica",
+        "markdown": MARKDOWN,
+        "csv": "fiscal_code;expedition_date;due_date;notice_number;amount;nome\n"
+        f"{CF_ALLOWED};;;;;Anna\nNOTAFISCALCODE;;;;;Bea\n",
+    }
+    headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": "bad-1"}
+    r = await client.post("/api/v1/tenants/demo/io/campaigns", json=body, headers=headers)
+    assert r.status == 422
+    problem = await r.json()
+    assert problem["errors"][0].startswith("csv: row 3: fiscal_code")
+    async with reading(client.app[ENGINE]) as conn:
+        assert await campaigns.report(conn, 1) is None
+    r = await client.post(
+        "/api/v1/tenants/demo/io/campaigns",
+        json=body,
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert r.status == 400 and "Idempotency-Key" in (await r.json())["detail"]
