@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json as jsonlib
 import logging
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -32,6 +33,17 @@ from .signing import OutgoingRequest, Signer
 __all__ = ["DEFAULT_EXPECTED", "BaseConnector", "Response"]
 
 log = logging.getLogger("sportello.connectors")
+
+# An Italian personal fiscal code (with omocodia letters) anywhere in a path segment.
+_FISCAL_CODE = re.compile(
+    r"[A-Z]{6}[0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{3}[A-Z]", re.I
+)
+
+
+def redact_path(path: str) -> str:
+    """The path with fiscal codes masked, fit for a log line."""
+    return _FISCAL_CODE.sub("***", path)
+
 
 DEFAULT_EXPECTED: tuple[int, ...] = (200, 201, 202, 204)
 
@@ -169,7 +181,7 @@ class BaseConnector:
             "%s %s %s -> %d (attempts=%d)",
             self.platform,
             method,
-            URL(url).path,  # no query: it may hold personal data (fiscal codes)
+            redact_path(URL(url).path),  # no query, no fiscal codes: they are personal data
             response.status,
             response.attempts,
         )

@@ -140,6 +140,10 @@ class OutboxSettings(_Model):
     poll_interval: Annotated[float, Field(gt=0)] = 0.5
     shutdown_grace: Annotated[float, Field(ge=0)] = 10.0
     http_timeout: Annotated[float, Field(gt=0)] = 20.0
+    job_timeout: Annotated[float, Field(gt=0)] = Field(
+        default=300.0,
+        description="longest one delivery attempt may run (its lease is renewed meanwhile)",
+    )
 
 
 class SandboxSettings(_Model):

@@ -61,7 +61,7 @@ class IoClients:
                 self._limiters[tenant_id] = limiter
 
                 async def pacer(slot: str, _l: DbRateLimiter = limiter, _s: str = svc.id) -> None:
-                    await _l.acquire(f"io:{_s}:{slot}")
+                    await _l.acquire(f"io:{_s}")  # both keys share one budget
 
             secondary = svc.secondary_key
             self._clients[key] = IoClient(

@@ -47,8 +47,8 @@ class DbRateLimiter:
             )
             await conn.execute(ins.values(key=key).on_conflict_do_nothing(index_elements=["key"]))
 
-    async def try_acquire(self, key: str) -> float:
-        """Log one call and return 0, or return how many seconds to wait first."""
+    async def try_acquire(self, key: str) -> tuple[float, float]:
+        """Log one call: ``(0, logged_at)``, or ``(seconds to wait, 0)`` when full."""
         async with self.engine.begin() as conn:
             lock = select(rate_limit_keys.c.key).where(rate_limit_keys.c.key == key)
             if conn.dialect.name == "postgresql":
@@ -73,17 +73,17 @@ class DbRateLimiter:
                 ).one()
                 if count < self.limit:
                     await conn.execute(insert(rate_limit_events).values(key=key, at=now))
-                    return 0.0
-                return max(0.001, float(oldest) + self.window - now)
+                    return 0.0, now
+                return max(0.001, float(oldest) + self.window - now), 0.0
         if missing:
             await self._ensure_key(key)
-        return 0.001
+        return 0.001, 0.0
 
-    async def acquire(self, key: str) -> None:
-        """Wait until a call on ``key`` is within the limit, and log it."""
+    async def acquire(self, key: str) -> float:
+        """Wait until a call on ``key`` is within the limit, log it, return when it was logged."""
         while True:
-            wait = await self.try_acquire(key)
+            wait, logged_at = await self.try_acquire(key)
             if wait == 0.0:
-                return
+                return logged_at
             self.waited += wait
             await self._sleep(wait)

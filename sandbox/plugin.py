@@ -7,20 +7,31 @@ from functools import partial
 from sportello.hookspecs import SandboxApp, hookimpl
 
 from .common import platform_app
-
-# name, port offset from sandbox.base_port, what it plays
-PLATFORMS = [
-    ("idp", 1, "SPID and CIE test identity provider"),
-    ("pagopa", 2, "pagoPA node, GPD and Checkout"),
-    ("io", 3, "App IO services API"),
-    ("pdnd", 4, "PDND Interoperabilità token server"),
-    ("anpr", 5, "ANPR e-services behind the PDND gateway"),
-]
+from .io.app import create_app as io_app
+from .pdnd.app import create_app as pdnd_app
 
 
 @hookimpl
 def hub_sandbox_apps() -> list[SandboxApp]:
     return [
-        SandboxApp(name, offset, partial(platform_app, name, description), description)
-        for name, offset, description in PLATFORMS
+        SandboxApp(
+            "idp",
+            1,
+            partial(platform_app, "idp", "SPID and CIE test identity provider"),
+            "SPID and CIE test identity provider (routes not built yet: only /status)",
+        ),
+        SandboxApp(
+            "pagopa",
+            2,
+            partial(platform_app, "pagopa", "pagoPA node, GPD and Checkout"),
+            "pagoPA node, GPD and Checkout (routes not built yet: only /status)",
+        ),
+        SandboxApp("io", 3, io_app, "App IO API for public bodies"),
+        SandboxApp("pdnd", 4, pdnd_app, "PDND Interoperabilità token server"),
+        SandboxApp(
+            "anpr",
+            5,
+            partial(platform_app, "anpr", "ANPR e-services behind the PDND gateway"),
+            "ANPR gateway",
+        ),
     ]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any, Literal
@@ -236,11 +237,14 @@ class AnprClient(BaseConnector):
         if sleep is not None:
             kwargs["sleep"] = sleep
         super().__init__(session, base_url, **kwargs)
-        unknown = sorted(set(purposes) - set(SERVICES))
+        # A tenant's purposes may include other e-services ("inad"...): only keys shaped
+        # like an ANPR code are ANPR's, and those must be known (a typo fails loudly).
+        anpr_keys = {k for k in purposes if re.fullmatch(r"[Cc]\d{3}", k)}
+        unknown = sorted(k for k in anpr_keys if k.upper() not in SERVICES)
         if unknown:
             raise ValueError(f"purposes for unknown ANPR services: {', '.join(unknown)}")
         self.modi = modi
-        self.purposes = dict(purposes)
+        self.purposes = {k.upper(): purposes[k] for k in anpr_keys}
         self.clock: Clock = clock or SystemClock()
         self._last_operation = 0
 

@@ -104,7 +104,13 @@ async def claim(
     """
     # Two index-friendly queries rather than one OR (which scans the table): rows whose
     # lease expired (a crashed worker) first, then pending rows that are due.
-    expired = and_(outbox.c.status == RUNNING, outbox.c.lease_expires_at < now)
+    # A worker never reclaims its own rows: they are still running in this process (its
+    # heartbeat may just be late); a crashed worker's rows carry another worker's name.
+    expired = and_(
+        outbox.c.status == RUNNING,
+        outbox.c.lease_expires_at < now,
+        outbox.c.lease_owner != worker,
+    )
     due = and_(outbox.c.status == PENDING, outbox.c.next_attempt_at <= now)
     rows: list[Any] = []
     for predicate in (expired, due):

@@ -180,7 +180,7 @@ class OutboxWorker:
         try:
             if handler is None:
                 raise LookupError(f"no handler for outbox kind {job.kind!r} (plugin disabled?)")
-            async with asyncio.timeout(self.settings.lease_seconds * 0.8):
+            async with asyncio.timeout(self.settings.job_timeout):
                 result = await handler(job)
             self._results.append(_Outcome(job, OK, remote_id=result.remote_id if result else None))
         except asyncio.CancelledError:

@@ -48,6 +48,7 @@ from .population import Population, generate
 __all__ = [
     "ANPR_STATE",
     "DEFAULT_BASE_PATH",
+    "DEFAULT_PDND_URL",
     "SERVICE_SEGMENTS",
     "AnprSandbox",
     "create_app",
@@ -55,6 +56,8 @@ __all__ = [
 ]
 
 DEFAULT_BASE_PATH = "/govway/rest/in/MinInternoPortaANPR-PDND"
+#: Where the PDND sandbox listens in the demo layout (``sandbox.base_port`` 8100 + 4).
+DEFAULT_PDND_URL = "http://127.0.0.1:8104"
 E002 = "anpr-service-e002"
 _PROBLEM = "application/problem+json"
 _GOVWAY_ERRORS = "https://govway.org/handling-errors"
@@ -535,11 +538,12 @@ async def _clear_faults(request: web.Request) -> web.Response:
 def create_app(
     *,
     population: Population | None = None,
-    voucher_key: VoucherKey,
+    voucher_key: VoucherKey | None = None,
     voucher_issuer: str = SANDBOX_ISSUER,
     base_path: str = DEFAULT_BASE_PATH,
     audience_base: str | None = None,
-    client_keys: ClientKeys,
+    client_keys: ClientKeys | None = None,
+    pdnd_url: str = DEFAULT_PDND_URL,
     clock: Any = None,
     voucher_audience: Callable[[str], str] | None = None,
     rate_limit: tuple[int, float] | None = None,
@@ -555,12 +559,20 @@ def create_app(
     ``{audience_base}/<Cxxx-name>/v1``, and so is the voucher audience unless
     ``voucher_audience(code)`` says otherwise. ``client_keys``: ``kid`` → the client's
     public key (PEM, JWK, key object or ``None``; sync or async), or the base URL of a
-    ``GET {url}/{kid}`` JWK endpoint such as the PDND sandbox's ``/keys``. ``clock``: a hub
-    ``Clock`` or a ``() -> float``. ``rate_limit``: ``(calls, seconds)`` per client.
+    ``GET {url}/{kid}`` JWK endpoint such as the PDND sandbox's ``/keys``. Left out, both
+    come from the PDND sandbox at ``pdnd_url`` (its JWKS and ``/keys``; by default the demo
+    layout, ``http://127.0.0.1:8104``), so ``create_app()`` works as a zero-argument
+    factory. ``clock``: a hub ``Clock`` or a ``() -> float``. ``rate_limit``:
+    ``(calls, seconds)`` per client.
     """
     if rate_limit is not None and (rate_limit[0] < 1 or rate_limit[1] <= 0):
         raise ValueError("rate_limit must be (calls >= 1, seconds > 0)")
     now = now_from(clock)
+    pdnd = pdnd_url.rstrip("/")
+    if voucher_key is None:
+        voucher_key = pdnd + "/.well-known/jwks.json"
+    if client_keys is None:
+        client_keys = pdnd + "/keys"
     state = AnprSandbox(
         population=population if population is not None else generate(),
         front_door=FrontDoor(

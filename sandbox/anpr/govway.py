@@ -26,6 +26,7 @@ Checks, in order (``check`` is the name the diagnostics report):
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -207,6 +208,7 @@ class FrontDoor:
         self._session: aiohttp.ClientSession | None = None
         self._jwks: dict[str, Any] | None = None
         self._jwks_at = float("-inf")
+        self._jwks_lock = asyncio.Lock()
         # kid -> (key, cached at): GovWay caches the keys it fetches from PDND too.
         self._client_cache: dict[str, tuple[rsa.RSAPublicKey, float]] = {}
         self._voucher_cache: dict[tuple[int, str], rsa.RSAPublicKey] = {}
@@ -229,23 +231,28 @@ class FrontDoor:
                 return None
             return await response.json(content_type=None)
 
+    def _has_kid(self, kid: str) -> bool:
+        keys = self._jwks.get("keys", []) if self._jwks is not None else []
+        return any(isinstance(k, dict) and k.get("kid") == kid for k in keys)
+
     async def _voucher_key_source(self, kid: str) -> KeyLike:
         source: Any = self.voucher_key
         if callable(source) and not isinstance(source, Mapping):
             source = await _resolve(source())
         if isinstance(source, str) and source.startswith(("http://", "https://")):
             # A JWKS URL, as GovWay is configured: refreshed when an unknown kid shows up.
-            stale = self._jwks is None or not any(
-                k.get("kid") == kid for k in self._jwks.get("keys", []) if isinstance(k, dict)
-            )
-            if stale and time.monotonic() - self._jwks_at > _JWKS_REFRESH_SECONDS:
-                self._jwks_at = time.monotonic()
-                try:
-                    fetched = await self._fetch_json(source)
-                except (aiohttp.ClientError, TimeoutError, ValueError):
-                    fetched = None
-                if isinstance(fetched, dict):
-                    self._jwks = fetched
+            if self._has_kid(kid):
+                return self._jwks or {"keys": []}
+            async with self._jwks_lock:  # concurrent callers wait for one fetch
+                recent = time.monotonic() - self._jwks_at < _JWKS_REFRESH_SECONDS
+                if not self._has_kid(kid) and not (recent and self._jwks is not None):
+                    self._jwks_at = time.monotonic()
+                    try:
+                        fetched = await self._fetch_json(source)
+                    except (aiohttp.ClientError, TimeoutError, ValueError):
+                        fetched = None
+                    if isinstance(fetched, dict):
+                        self._jwks = fetched
             return self._jwks or {"keys": []}
         if not isinstance(source, rsa.RSAPublicKey | bytes | str | Mapping):
             raise TypeError("voucher_key must give a PEM, a JWK(S) or a public key")

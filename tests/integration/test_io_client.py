@@ -45,6 +45,7 @@ from sportello.sandbox.io.app import (
     DEMO_SECONDARY_KEY,
     DEMO_SERVICE_ID,
     DRAFT_PRIMARY_KEY,
+    STATE,
     SandboxService,
     create_app,
 )
@@ -197,8 +198,9 @@ async def test_send_and_poll_until_processed(make_env: MakeEnv) -> None:
     clock = FakeClock()
     env = await make_env(processing_delay=30.0, clock=clock)
     client = env.client()
+    due = clock.now()
     sent = message(
-        due_date=clock.now(),
+        due_date=due,
         payment_data=PaymentData(amount=4_250, notice_number="301000000000000144"),
     )
     message_id = await client.send_if_allowed(sent)
@@ -217,7 +219,7 @@ async def test_send_and_poll_until_processed(make_env: MakeEnv) -> None:
     payment = done.message.content.payment_data
     assert payment is not None and payment.amount == 4_250
     assert payment.payee == {"fiscal_code": "00000000001"}  # filled in by App IO
-    assert done.message.content.due_date == clock.now()
+    assert done.message.content.due_date == due
     recorded = await env.messages()
     assert [(m["id"], m["fiscal_code"], m["key"]) for m in recorded] == [
         (message_id, CF_ALLOWED, "primary")
@@ -356,9 +358,11 @@ async def test_no_key_or_fiscal_code_in_logs(env: Env, caplog: pytest.LogCapture
     await client.get_message(CF_ALLOWED, message_id)
     with pytest.raises(ProfileNotFound):
         await client.get_profile(CF_NOT_ON_IO)
-    assert "retrying with the secondary key" in caplog.text
+    # the sandbox's own access log is not the client's business: only the hub's loggers
+    text = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("sportello"))
+    assert "retrying with the secondary key" in text
     for secret in ("wrong-primary", DEMO_SECONDARY_KEY, CF_ALLOWED, CF_NOT_ON_IO):
-        assert secret not in caplog.text
+        assert secret not in text
 
 
 # -- rate limit and pacing ---------------------------------------------------------------------
@@ -411,10 +415,11 @@ async def test_150_calls_in_5_seconds_then_429(env: Env) -> None:
 
 async def test_pacer_is_awaited_before_every_call(make_env: MakeEnv) -> None:
     env = await make_env(rate_limit=0)
-    order: list[str] = []
+    state = env.server.app[STATE]
+    seen: list[tuple[str, int]] = []
 
-    async def pacer(key_name: str) -> None:
-        order.append(f"pace:{key_name}")
+    async def pacer(key_name: str) -> None:  # notes how many calls the sandbox had seen
+        seen.append((key_name, len(state.calls)))
         await asyncio.sleep(0)
 
     client = env.client(pacer=pacer)
@@ -422,8 +427,8 @@ async def test_pacer_is_awaited_before_every_call(make_env: MakeEnv) -> None:
     message_id = await client.send_if_allowed(message())
     await client.get_message(CF_ALLOWED, message_id)  # 503, then retried
     calls = await env.calls()
-    assert len(calls) == 4
-    assert order == ["pace:primary"] * 4
+    assert [c["status"] for c in calls] == [200, 201, 503, 200]
+    assert seen == [("primary", 0), ("primary", 1), ("primary", 2), ("primary", 3)]
 
 
 # -- no automatic resend of a message ---------------------------------------------------------
@@ -466,9 +471,9 @@ async def test_submit_timeout_is_not_retried(env: Env) -> None:
     with pytest.raises(ConnectorTimeout) as info:
         await client.submit_message(message())
     assert outcome_unknown(info.value)
-    await env.admin("DELETE", "faults")
+    assert info.value.attempts == 1
+    # the message exists (the fault hit after processing); a resend would have made two
     assert len(await env.messages()) == 1
-    assert len([c for c in await env.calls() if c["operation"] == SUBMIT]) <= 1
 
 
 async def test_connection_refused_is_a_known_outcome() -> None:

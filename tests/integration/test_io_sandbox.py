@@ -655,3 +655,20 @@ async def test_spec_checking_reports_what_the_spec_refuses(make_sandbox: MakeSan
     assert violation["path"] == "/messages/{fiscal_code}/{id}"
     assert "OrganizationFiscalCode" in violation["message"]
     await sandbox.admin("POST", "reset")  # so that the fixture's final check passes
+
+
+async def test_spec_checking_covers_the_request_bodies_it_accepts(
+    make_sandbox: MakeSandbox,
+) -> None:
+    class Refusing(SpecChecker):
+        def request_errors(self, method: str, path: str, body: Any) -> list[str]:
+            return [f"refused {method} {path} with subject {body['content']['subject']!r}"]
+
+    sandbox = await make_sandbox(spec_checker=Refusing(require_spec().document))
+    await sandbox.send()
+    await sandbox.call("POST", "/messages", json=new_message(content={"subject": "short"}))  # 400
+    report = await sandbox.admin("GET", "spec-violations")
+    assert [(v["kind"], v["path"], v["message"]) for v in report["violations"]] == [
+        ("request", "/messages", "refused POST /messages with subject 'Promemoria scadenza TARI'")
+    ]
+    await sandbox.admin("POST", "reset")

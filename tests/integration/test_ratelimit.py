@@ -18,15 +18,15 @@ async def test_two_replicas_share_one_limit(engine, db_url: str) -> None:  # typ
     calls: list[float] = []
 
     async def caller(limiter: DbRateLimiter) -> None:
-        await limiter.acquire("io:service-1")
-        calls.append(time.monotonic())
+        calls.append(await limiter.acquire("io:service-1"))
 
     start = time.monotonic()
     await asyncio.gather(*(caller(replicas[i % 2]) for i in range(40)))
     elapsed = time.monotonic() - start
     await other.dispose()
     calls.sort()
-    # never more than `limit` calls in any window
+    # never more than `limit` calls logged in any window (the margin covers the time from
+    # logging a call to making it)
     for i, t in enumerate(calls):
         in_window = [c for c in calls[i:] if c - t < window]
         assert len(in_window) <= limit, f"{len(in_window)} calls within {window}s"

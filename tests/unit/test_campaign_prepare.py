@@ -54,7 +54,7 @@ def test_every_bad_row_is_reported_with_row_and_field() -> None:
     out = prepare(
         csv_text(
             f"{CF1};2026-12-01;;{nav()};123,45;Mario",
-            f"NOTACF;2026-12-01;;;;Anna",
+            "NOTACF;2026-12-01;;;;Anna",
             f"{CF2};01/12/2026;;;;Laura",
             f"{CF2};;;{nav()[:-2]}00;10;Laura",
             f"{CF2};;;{nav()};;Laura",
