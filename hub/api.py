@@ -310,6 +310,6 @@ def routes() -> list[web.RouteDef]:
 
 
 def all_routes() -> list[web.RouteDef]:
-    from . import api_io
+    from . import api_io, api_residents
 
-    return [*routes(), *api_io.routes()]
+    return [*routes(), *api_io.routes(), *api_residents.routes()]

@@ -16,7 +16,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import __version__, api, migrate
-from .appkeys import CLOCK, CONFIG, ENGINE, METRICS, PLUGINS, SERVICES, SESSION, WORKER
+from .appkeys import (
+    CLOCK,
+    CONFIG,
+    ENGINE,
+    METRICS,
+    PLUGINS,
+    RESIDENTS,
+    SERVICES,
+    SESSION,
+    WORKER,
+)
 from .clock import Clock, SystemClock
 from .config import HubConfig
 from .db import ReplicaLock, check_reachable, create_engine, reading, sqlite_path
@@ -24,6 +34,7 @@ from .metrics import HubMetrics
 from .outbox import store
 from .outbox.worker import OutboxWorker, handlers_from
 from .plugins import Plugins
+from .residents import ResidentLookup
 from .schema import STATUSES, tenants
 from .services import HubServices
 
@@ -36,6 +47,7 @@ __all__ = [
     "ENGINE",
     "METRICS",
     "PLUGINS",
+    "RESIDENTS",
     "SERVICES",
     "SESSION",
     "WORKER",
@@ -145,7 +157,9 @@ def create_app(
                 clock=app[CLOCK],
                 metrics=app[METRICS],
             )
+            app[RESIDENTS] = ResidentLookup(app[SERVICES], app[PLUGINS])
             yield
+            await app[RESIDENTS].close()
 
     async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
         if not workers:

@@ -11,6 +11,7 @@ from .config import HubConfig
 from .metrics import HubMetrics
 from .outbox.worker import OutboxWorker
 from .plugins import Plugins
+from .residents import ResidentLookup
 from .services import HubServices
 
 CONFIG = web.AppKey("config", HubConfig)
@@ -21,3 +22,4 @@ ENGINE = web.AppKey("engine", AsyncEngine)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 SERVICES = web.AppKey("services", HubServices)
 WORKER = web.AppKey("worker", OutboxWorker)
+RESIDENTS = web.AppKey("residents", ResidentLookup)

@@ -204,11 +204,30 @@ class IoTenantSettings(_Model):
 
 
 class PdndTenantSettings(_Model):
+    """The tenant's PDND client (one per environment) and its purposes."""
+
     client_id: str
-    kid: str
-    key: SecretRef
-    token_url: str | None = None
-    purposes: dict[str, str] = Field(default_factory=dict)
+    key: SecretRef = Field(description="the client's RSA private key (PEM)")
+    kid: str | None = Field(
+        default=None, description="the key's thumbprint as PDND shows it (computed when omitted)"
+    )
+    token_url: str = Field(description="e.g. https://auth.uat.interop.pagopa.it/token.oauth2")
+    assertion_audience: str | None = Field(
+        default=None, description="client-assertion aud (derived from token_url when omitted)"
+    )
+    purposes: dict[str, str] = Field(
+        default_factory=dict, description="e-service code (C030, C020...) -> purposeId"
+    )
+
+
+class AnprTenantSettings(_Model):
+    """ANPR through PDND: where the GovWay door is and how calls are attributed."""
+
+    base_url: str = Field(description="…/govway/rest/in/MinInternoPortaANPR-PDND")
+    user_location: str = Field(
+        default="Sportello", description="TrackingEvidence userLocation: the office or workstation"
+    )
+    loa: str = Field(default="LoA2", description="TrackingEvidence LoA of the operator's login")
 
 
 _TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
@@ -226,6 +245,7 @@ class TenantConfig(_Model):
     pagopa: PagopaTenantSettings | None = None
     io: IoTenantSettings | None = None
     pdnd: PdndTenantSettings | None = None
+    anpr: AnprTenantSettings | None = None
     adapters: dict[str, AdapterRef] = Field(default_factory=dict)
 
     @field_validator("id")

@@ -191,6 +191,47 @@ SCHEMAS["CampaignReport"] = {
         },
     },
 }
+SOURCED = {
+    "oneOf": [
+        {"type": "null"},
+        {
+            "type": "object",
+            "required": ["value", "source"],
+            "properties": {"value": {}, "source": {"enum": ["anpr", "registry"]}},
+        },
+    ]
+}
+SCHEMAS["Resident"] = {
+    "type": "object",
+    "required": ["fiscal_code", "found", "fields", "sources", "warnings", "request_id"],
+    "properties": {
+        "fiscal_code": {"type": "string"},
+        "found": {"type": "boolean"},
+        "fields": {
+            "type": "object",
+            "description": "each field with the source it came from (ANPR wins over the "
+            "comune's registry; the registry fills what ANPR does not give)",
+            "additionalProperties": SOURCED,
+        },
+        "household": {
+            "type": ["array", "null"],
+            "items": {
+                "type": "object",
+                "properties": {
+                    "fiscal_code": NULLABLE_STR,
+                    "family_name": NULLABLE_STR,
+                    "given_name": NULLABLE_STR,
+                    "relationship": NULLABLE_STR,
+                    "relationship_code": NULLABLE_STR,
+                    "source": {"enum": ["anpr", "registry"]},
+                },
+            },
+        },
+        "sources": {"type": "array", "items": {"type": "string"}},
+        "warnings": {"type": "array", "items": {"type": "string"}},
+        "request_id": {"type": "string"},
+    },
+}
 IDEMPOTENCY = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -298,6 +339,41 @@ PATHS: dict[str, Any] = {
                 },
             ],
             "responses": {"200": _json({"$ref": "#/components/schemas/CampaignReport"}), **ERRORS},
+        }
+    },
+    "/api/v1/tenants/{tenant}/residents/{fiscal_code}": {
+        "get": {
+            "operationId": "lookupResident",
+            "summary": "A resident from ANPR and the comune's registry (scope personal_data; "
+            "audited)",
+            "parameters": [
+                TENANT_PARAM,
+                {
+                    "name": "fiscal_code",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                },
+                {
+                    "name": "purpose",
+                    "in": "query",
+                    "required": True,
+                    "schema": {"type": "string", "minLength": 1},
+                    "description": "file or protocol reference (ANPR motivoRichiesta)",
+                },
+                {
+                    "name": "operator",
+                    "in": "query",
+                    "schema": {"type": "string"},
+                    "description": "the person at the counter (ModI userID); default: key name",
+                },
+                {"name": "household", "in": "query", "schema": {"type": "boolean"}},
+            ],
+            "responses": {
+                "200": _json({"$ref": "#/components/schemas/Resident"}),
+                **ERRORS,
+                "404": _json({"$ref": "#/components/schemas/Resident"}, "Found in no source"),
+            },
         }
     },
 }

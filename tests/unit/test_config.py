@@ -28,6 +28,7 @@ services = [{ id = "01ABC", key = { env = "IO_KEY" } }]
 client_id = "c1"
 kid = "k1"
 key = { file = "keys/pdnd.pem" }
+token_url = "https://auth.uat.interop.pagopa.it/token.oauth2"
 """
 
 
