@@ -593,6 +593,55 @@ def io_resend_unknown(config_path: Path, campaign_id: int) -> None:
     click.echo(f"{n} message(s) queued again")
 
 
+# --- residents ----------------------------------------------------------------------------------
+@main.group("residents")
+def residents_group() -> None:
+    """Resident look-ups (ANPR through PDND, and the comune's registry). Always audited."""
+
+
+@residents_group.command("lookup")
+@config_option
+@click.option("--tenant", required=True)
+@click.option("--purpose", required=True, help="file or protocol reference (motivoRichiesta)")
+@click.option("--operator", default=None, help="who asks (default: the system user)")
+@click.argument("fiscal_code")
+@friendly
+def residents_lookup(
+    config_path: Path, tenant: str, purpose: str, operator: str | None, fiscal_code: str
+) -> None:
+    """Look up one resident; print JSON with the source of every field."""
+    import aiohttp
+
+    from .metrics import HubMetrics
+    from .residents import LookupRefused, Requester, ResidentLookup
+
+    config = load_config(config_path)
+    user = _operator()
+
+    async def go() -> dict[str, Any]:
+        clock = SystemClock()
+        engine = await open_database(config, apply_migrations=False, clock=clock)
+        try:
+            async with aiohttp.ClientSession() as session:
+                services = HubServices(config, engine, session, clock, HubMetrics())
+                lookup = ResidentLookup(services, Plugins(config.plugins.disabled))
+                try:
+                    who = Requester(actor=user, operator=operator or user, purpose=purpose)
+                    return await lookup.lookup(tenant, fiscal_code, who)
+                finally:
+                    await lookup.close()
+        finally:
+            await engine.dispose()
+
+    try:
+        result = run_async(go())
+    except LookupRefused as exc:
+        _fail(str(exc), 1)
+    click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+    if not result["found"]:
+        sys.exit(3)
+
+
 # --- API keys and audit ------------------------------------------------------------------------
 @main.group("apikeys")
 def apikeys_group() -> None:

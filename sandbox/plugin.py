@@ -7,6 +7,7 @@ from functools import partial
 from sportello.hookspecs import SandboxApp, hookimpl
 
 from .common import platform_app
+from .anpr.app import create_app as anpr_app
 from .io.app import create_app as io_app
 from .pdnd.app import create_app as pdnd_app
 
@@ -28,10 +29,5 @@ def hub_sandbox_apps() -> list[SandboxApp]:
         ),
         SandboxApp("io", 3, io_app, "App IO API for public bodies"),
         SandboxApp("pdnd", 4, pdnd_app, "PDND Interoperabilità token server"),
-        SandboxApp(
-            "anpr",
-            5,
-            partial(platform_app, "anpr", "ANPR e-services behind the PDND gateway"),
-            "ANPR gateway",
-        ),
+        SandboxApp("anpr", 5, anpr_app, "ANPR gateway: GovWay front door + E002 e-services"),
     ]

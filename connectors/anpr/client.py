@@ -473,7 +473,8 @@ class AnprClient(BaseConnector):
             )
         answer = self._parse_ok(response)
         warnings = [a.codiceErroreAnomalia for a in answer.listaAnomalie if a.codiceErroreAnomalia]
-        log.info(
+        log.log(
+            logging.INFO if warnings else logging.DEBUG,
             "anpr %s ok: idOperazioneANPR=%s subjects=%d anomalies=%s attempts=%d",
             definition.code,
             answer.idOperazioneANPR,

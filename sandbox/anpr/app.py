@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import quote
 
 from aiohttp import web
 
@@ -42,7 +41,7 @@ from sportello.connectors.pdnd.environments import SANDBOX_ISSUER
 
 from ..common import platform_app
 from .eservices import SERVICE_CODES, answer, ko_body
-from .govway import ClientKeys, FrontDoor, Refusal, VoucherKey, now_from
+from .govway import ClientKeys, FrontDoor, Refusal, VoucherKey, now_from, spellings
 from .population import Population, generate
 
 __all__ = [
@@ -88,14 +87,6 @@ def modi_audience_for(audience_base: str, service: str) -> str:
     ``https://modipa-val.anpr.interno.it/govway/rest/in/MinInternoPortaANPR``.
     """
     return f"{audience_base.rstrip('/')}/{SERVICE_SEGMENTS[service]}/v1"
-
-
-def _spellings(audience: str) -> frozenset[str]:
-    """The audience as written and percent-encoded (C001's en dash travels encoded)."""
-    scheme, sep, rest = audience.partition("://")
-    host, slash, path = rest.partition("/")
-    encoded = f"{scheme}{sep}{host}{slash}{quote(path, safe='/-._~')}"
-    return frozenset({audience, encoded})
 
 
 @dataclass
@@ -248,7 +239,7 @@ class AnprSandbox:
                 headers=request.headers,
                 body=body,
                 audience=audience,
-                accepted_audiences=_spellings(audience),
+                accepted_audiences=spellings(audience),
                 voucher_audience=voucher_audience,
                 audited=True,
                 integrity=True,
@@ -318,7 +309,7 @@ class AnprSandbox:
                 headers=request.headers,
                 body=b"",
                 audience=audience,
-                accepted_audiences=_spellings(audience),
+                accepted_audiences=spellings(audience),
                 voucher_audience=voucher_audience,
                 audited=False,
                 integrity=False,

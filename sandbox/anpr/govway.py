@@ -37,6 +37,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 from cryptography.exceptions import InvalidSignature
@@ -56,6 +57,7 @@ __all__ = [
     "Refusal",
     "VoucherKey",
     "now_from",
+    "spellings",
 ]
 
 GENERIC_TITLE = "InteroperabilityInvalidRequest"
@@ -117,6 +119,14 @@ def now_from(clock: Any) -> Callable[[], float]:
     if callable(clock):
         return lambda: float(clock())
     raise TypeError("clock must be a Clock (with .now()) or a () -> float")
+
+
+def spellings(url: str) -> frozenset[str]:
+    """``url`` as written and with its path percent-encoded (C001's en dash travels
+    encoded in the request line, so a client may sign either form)."""
+    scheme, sep, rest = url.partition("://")
+    host, slash, path = rest.partition("/")
+    return frozenset({url, f"{scheme}{sep}{host}{slash}{quote(path, safe='/-._~')}"})
 
 
 def _is_int(value: Any) -> bool:
@@ -290,7 +300,7 @@ class FrontDoor:
         source = self.client_keys
         if isinstance(source, str):
             try:
-                found = await self._fetch_json(f"{source.rstrip('/')}/{kid}")
+                found = await self._fetch_json(f"{source.rstrip('/')}/{quote(kid, safe='')}")
             except (aiohttp.ClientError, TimeoutError, ValueError):
                 return None
             value: Any = found if isinstance(found, dict) else None
@@ -320,11 +330,11 @@ class FrontDoor:
 
         ``audience`` is the expected ModI ``aud``; ``accepted_audiences`` its equivalent
         spellings (percent-encoded or not). ``voucher_audience`` is the e-service audience
-        the voucher must carry. ``audited`` requires the TrackingEvidence (and the voucher
-        ``digest``); ``integrity`` requires Digest and Agid-JWT-Signature.
+        the voucher must carry (either spelling). ``audited`` requires the TrackingEvidence
+        (and the voucher ``digest``); ``integrity`` requires Digest and Agid-JWT-Signature.
         """
         now = self.clock()
-        voucher = await self._voucher(headers, voucher_audience, now, audited)
+        voucher = await self._voucher(headers, spellings(voucher_audience), now, audited)
         client_id = str(voucher.get("client_id") or voucher.get("sub"))
         purpose_id = str(voucher.get("purposeId"))
         signature: dict[str, Any] | None = None
@@ -363,7 +373,7 @@ class FrontDoor:
         return Identity(client_id, purpose_id, voucher, audit)
 
     async def _voucher(
-        self, headers: Mapping[str, str], audience: str, now: float, audited: bool
+        self, headers: Mapping[str, str], audiences: frozenset[str], now: float, audited: bool
     ) -> dict[str, Any]:
         authorization = headers.get("Authorization", "")
         scheme, _, token = authorization.partition(" ")
@@ -383,7 +393,7 @@ class FrontDoor:
             raise Refusal("voucher.unknownKid", f"kid {kid!r} is not a key of the PDND JWKS")
         try:
             claims = verify_voucher(
-                token, key, audience=audience, issuer=self.voucher_issuer, now=now
+                token, key, audience=sorted(audiences), issuer=self.voucher_issuer, now=now
             )
         except VoucherInvalid as exc:
             if exc.reason == "expired":

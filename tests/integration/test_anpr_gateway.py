@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -960,3 +961,22 @@ async def test_zero_argument_factory_uses_the_demo_pdnd_sandbox() -> None:
     assert len(app[ANPR_STATE].population) == 1200
     paths = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
     assert DOOR + "/C020-servizioAccertamentoResidenza/v1/anpr-service-e002" in paths
+
+
+async def test_no_personal_data_in_the_logs(stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
+    head = household_of_size(3)
+    members = population().household_of(head).members
+    client = stack.anpr_client()
+    with caplog.at_level(logging.DEBUG):
+        id_anpr = await client.id_anpr(head.fiscal_code, purpose="PROT.9", audit=AUDIT)
+        await client.family(id_anpr, purpose="PROT.9", audit=AUDIT)
+        await client.residence(id_anpr, purpose="PROT.9", audit=AUDIT)
+        with pytest.raises(SubjectNotFound):
+            await client.id_anpr("RSSMRA85T10A562S", purpose="PROT.9", audit=AUDIT)
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    assert "anpr" in text  # something was logged
+    secrets = ["RSSMRA85T10A562S", head.address.street_name]
+    for member in members:
+        secrets += [member.fiscal_code, member.id_anpr, member.family_name, member.given_name]
+    for secret in secrets:
+        assert secret not in text, secret
