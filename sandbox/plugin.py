@@ -6,8 +6,8 @@ from functools import partial
 
 from sportello.hookspecs import SandboxApp, hookimpl
 
-from .common import platform_app
 from .anpr.app import create_app as anpr_app
+from .common import platform_app
 from .io.app import create_app as io_app
 from .pdnd.app import create_app as pdnd_app
 
