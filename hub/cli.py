@@ -114,7 +114,11 @@ def serve_cmd(config_path: Path, host: str | None, port: int | None, no_workers:
     run_async(_serve_until_signal([served]))
 
 
-async def _serve_until_signal(apps: list[Served], banner: Callable[[], None] | None = None) -> None:
+async def _serve_until_signal(
+    apps: list[Served],
+    banner: Callable[[], None] | None = None,
+    after_start: Callable[[], Coroutine[Any, Any, None]] | None = None,
+) -> None:
     stop = asyncio.Event()
     install_stop_signals(stop)
     ready = asyncio.Event()
@@ -125,6 +129,8 @@ async def _serve_until_signal(apps: list[Served], banner: Callable[[], None] | N
         waiter.cancel()
         await task  # raises the startup error
         return
+    if after_start is not None:
+        await after_start()
     if banner is not None:
         banner()
     await task
@@ -196,12 +202,15 @@ def sandbox_cmd(host: str, base_port: int) -> None:
 @friendly
 def demo_cmd(config_path: Path | None, data_dir: Path, port: int | None) -> None:
     """Hub + every sandbox + the demo tenant, on an embedded SQLite file under var/."""
+    from .demo_setup import demo_api_key, prepare_demo_secrets, register_demo_pdnd_client
+
     path = config_path or demo_config_path()
+    data_dir.mkdir(parents=True, exist_ok=True)
     if "SPORTELLO_DATABASE_URL" not in os.environ and config_path is None:
-        data_dir.mkdir(parents=True, exist_ok=True)
         os.environ["SPORTELLO_DATABASE_URL"] = (
             f"sqlite+aiosqlite:///{(data_dir / 'demo.sqlite').resolve()}"
         )
+    prepare_demo_secrets(data_dir)
     config = load_config(path)
     setup_logging(config.logging.level, json_format=config.logging.json_format)
     app = create_app(config, apply_migrations=True)
@@ -210,14 +219,26 @@ def demo_cmd(config_path: Path | None, data_dir: Path, port: int | None) -> None
         Served(s.name, s.factory(), config.sandbox.host, config.sandbox.base_port + s.port_offset)
         for s in app[_plugins_key()].sandbox_apps()
     ]
+    key_file = data_dir / "demo-api-key.txt"
+
+    async def after_start() -> None:
+        await register_demo_pdnd_client(config, data_dir)
+        await demo_api_key(app, key_file)
 
     def banner() -> None:
         click.echo(f"Sportello demo ready: hub {hub.url} (tenant 'demo')", err=True)
         for s in sandboxes:
             click.echo(f"  sandbox {s.name:8} {s.url}", err=True)
+        if key_file.exists():
+            click.echo(f"  API key (tenant demo): {key_file}", err=True)
+            click.echo(
+                f'  try: curl -H "Authorization: Bearer $(cat {key_file})" '
+                f"{hub.url}/api/v1/tenants/demo",
+                err=True,
+            )
         click.echo("  Ctrl-C to stop", err=True)
 
-    run_async(_serve_until_signal([*sandboxes, hub], banner))
+    run_async(_serve_until_signal([*sandboxes, hub], banner, after_start))
 
 
 def _plugins_key() -> Any:

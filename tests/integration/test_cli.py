@@ -196,7 +196,10 @@ def test_demo_starts_the_hub_and_every_sandbox(tmp_path: Path) -> None:
     )
     env = {k: v for k, v in os.environ.items() if k != "SPORTELLO_DATABASE_URL"}
     proc = subprocess.Popen(
-        [SPORTELLO, "demo", "--config", str(cfg)], stderr=subprocess.PIPE, text=True, env=env
+        [SPORTELLO, "demo", "--config", str(cfg), "--data-dir", str(tmp_path / "var")],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         assert proc.stderr is not None
