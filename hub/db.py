@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from .config import DatabaseSettings
 
 READ_ONLY = "sportello_read_only"
+SQLITE_POOL = int(os.environ.get("SPORTELLO_SQLITE_POOL", "1"))
 
 
 @asynccontextmanager
@@ -56,7 +57,9 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         path = sqlite_path(url)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(
+            url, connect_args={"timeout": 30}, pool_size=SQLITE_POOL, max_overflow=0
+        )
         sync = settings.sqlite_synchronous
 
         @event.listens_for(engine.sync_engine, "connect")

@@ -5,16 +5,18 @@ rate limiter so every replica together stays within App IO's limit."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from sportello.connectors.errors import ConnectorError, PermanentError, ServerError
 from sportello.connectors.io.client import IoClient
 from sportello.connectors.io.errors import ProfileNotFound, outcome_unknown
 from sportello.connectors.io.models import MessageContent, NewMessage
 
+from .batching import Batcher
 from .campaigns import (
     FAILED,
     NOT_ON_IO,
@@ -74,40 +76,97 @@ class IoClients:
         return self._clients[key]
 
 
-def io_message_handler(services: HubServices) -> Handler:
-    clients = IoClients(services)
-    engine, clock = services.engine, services.clock
+class _MessageStore:
+    """The message-row reads and writes of the ``io.message`` handler, group-committed."""
 
-    async def set_status(message_id: int, status: str, **values: Any) -> None:
-        async with engine.begin() as conn:
+    def __init__(self, services: HubServices) -> None:
+        self.engine, self.clock = services.engine, services.clock
+        self.load = Batcher(self._load)
+        self.mark_sending = Batcher(self._mark_sending)
+        self.settle = Batcher(self._settle)
+
+    async def _load(self, ids: Sequence[int]) -> list[Any]:
+        """Rows by id; a row left ``sending`` by a dead attempt becomes ``unknown`` here."""
+        async with self.engine.begin() as conn:
+            rows = {
+                r.id: r
+                for r in await conn.execute(select(io_messages).where(io_messages.c.id.in_(ids)))
+            }
+            stale = [i for i in ids if rows[i].status == SENDING]
+            if stale:
+                await conn.execute(
+                    update(io_messages)
+                    .where(io_messages.c.id.in_(stale), io_messages.c.status == SENDING)
+                    .values(status=UNKNOWN, updated_at=self.clock.now(), error=UNKNOWN_REASON)
+                )
+        return [rows[i] for i in ids]
+
+    async def _mark_sending(self, ids: Sequence[int]) -> list[bool]:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(io_messages)
+                .where(io_messages.c.id.in_(ids), io_messages.c.status == QUEUED)
+                .values(
+                    status=SENDING, attempts=io_messages.c.attempts + 1, updated_at=self.clock.now()
+                )
+                .returning(io_messages.c.id)
+            )
+            marked = {r[0] for r in result}
+        return [i in marked for i in ids]
+
+    async def _settle(
+        self, changes: Sequence[tuple[int, dict[str, Any], NewJob | None]]
+    ) -> list[None]:
+        now = self.clock.now()
+        async with self.engine.begin() as conn:
             await conn.execute(
                 update(io_messages)
-                .where(io_messages.c.id == message_id)
-                .values(status=status, updated_at=clock.now(), **values)
+                .where(io_messages.c.id == bindparam("b_id"))
+                .values(
+                    status=bindparam("b_status"),
+                    error=bindparam("b_error"),
+                    io_message_id=bindparam("b_io_id"),
+                    sent_at=bindparam("b_sent_at"),
+                    updated_at=now,
+                ),
+                [
+                    {
+                        "b_id": message_id,
+                        "b_status": values["status"],
+                        "b_error": values.get("error"),
+                        "b_io_id": values.get("io_message_id"),
+                        "b_sent_at": values.get("sent_at"),
+                    }
+                    for message_id, values, _ in changes
+                ],
             )
+            jobs = [job for _, _, job in changes if job is not None]
+            if jobs:
+                await enqueue_many(conn, jobs, now=now, default_max_attempts=5)
+        return [None] * len(changes)
+
+
+UNKNOWN_REASON = (
+    "outcome unknown: interrupted while App IO was being called; not resent (IO has no "
+    "idempotency key). Resend on purpose with `sportello io resend-unknown`"
+)
+
+
+def io_message_handler(services: HubServices) -> Handler:
+    clients = IoClients(services)
+    messages = _MessageStore(services)
+    clock = services.clock
+
+    async def finish(
+        message_id: int, status: str, *, job: NewJob | None = None, **values: Any
+    ) -> None:
+        await messages.settle((message_id, {"status": status, **values}, job))
 
     async def handle(job: Job) -> Delivery:
         message_id = int(job.payload["message_id"])
-        async with engine.begin() as conn:
-            row = (
-                await conn.execute(select(io_messages).where(io_messages.c.id == message_id))
-            ).one()
-            if row.status == SENDING:
-                # A previous attempt died while calling IO: it may have been delivered.
-                await conn.execute(
-                    update(io_messages)
-                    .where(io_messages.c.id == message_id)
-                    .values(
-                        status=UNKNOWN,
-                        updated_at=clock.now(),
-                        error="outcome unknown: interrupted while App IO was being called; "
-                        "not resent (IO has no idempotency key). Resend on purpose with "
-                        "`sportello io resend-unknown`",
-                    )
-                )
-                return Delivery()
-            if row.status != QUEUED:
-                return Delivery(remote_id=row.io_message_id)  # already settled
+        row = await messages.load(message_id)
+        if row.status != QUEUED:
+            return Delivery(remote_id=row.io_message_id)  # settled, or unknown: never resent
         message = NewMessage(
             fiscal_code=row.fiscal_code,
             content=MessageContent.model_validate(json.loads(row.content)),
@@ -118,57 +177,45 @@ def io_message_handler(services: HubServices) -> Handler:
             # The profile check changes nothing on IO: a failure here is safe to retry.
             profile = await client.get_profile(message.fiscal_code)
         except ProfileNotFound:
-            await set_status(message_id, NOT_ON_IO, error="the citizen has no App IO profile")
+            await finish(message_id, NOT_ON_IO, error="the citizen has no App IO profile")
             return Delivery()
         except ConnectorError as exc:
             if exc.retryable:
                 raise
-            await set_status(message_id, FAILED, error=str(exc))
+            await finish(message_id, FAILED, error=str(exc))
             return Delivery()
         if not profile.sender_allowed:
-            await set_status(
-                message_id, SENDER_NOT_ALLOWED, error="the citizen blocked this service"
-            )
+            await finish(message_id, SENDER_NOT_ALLOWED, error="the citizen blocked this service")
             return Delivery()
-        # From here the call may reach IO: commit `sending` first (see the module docstring).
-        await set_status(message_id, SENDING, attempts=io_messages.c.attempts + 1)
+        # From here the call may reach IO: `sending` is committed first (module docstring).
+        if not await messages.mark_sending(message_id):
+            return Delivery()  # another attempt got there first
         try:
             io_id = await client.submit_message(message)
         except ConnectorError as exc:
             if outcome_unknown(exc):
-                await set_status(message_id, UNKNOWN, error=f"outcome unknown: {exc}")
+                await finish(message_id, UNKNOWN, error=f"outcome unknown: {exc}")
                 return Delivery()
             if exc.retryable:  # refused before IO stored anything (429, connection refused)
-                await set_status(message_id, QUEUED, error=str(exc))
+                await finish(message_id, QUEUED, error=str(exc))
                 raise
-            await set_status(message_id, FAILED, error=str(exc))
+            await finish(message_id, FAILED, error=str(exc))
             return Delivery()
         except BaseException as exc:
-            await set_status(message_id, UNKNOWN, error=f"outcome unknown: {type(exc).__name__}")
+            await finish(message_id, UNKNOWN, error=f"outcome unknown: {type(exc).__name__}")
             raise
         now = clock.now()
         io = services.config.tenant(row.tenant_id).io  # type: ignore[union-attr]
-        async with engine.begin() as conn:
-            await conn.execute(
-                update(io_messages)
-                .where(io_messages.c.id == message_id)
-                .values(status=SENT, io_message_id=io_id, sent_at=now, updated_at=now, error=None)
+        poll = None
+        if io is not None and io.status_poll_attempts:
+            poll = NewJob(
+                row.tenant_id,
+                STATUS_KIND,
+                {"message_id": message_id},
+                max_attempts=io.status_poll_attempts,
+                not_before=now + timedelta(seconds=io.status_poll_delay),
             )
-            if io is not None and io.status_poll_attempts:
-                await enqueue_many(
-                    conn,
-                    [
-                        NewJob(
-                            row.tenant_id,
-                            STATUS_KIND,
-                            {"message_id": message_id},
-                            max_attempts=io.status_poll_attempts,
-                            not_before=now + timedelta(seconds=io.status_poll_delay),
-                        )
-                    ],
-                    now=now,
-                    default_max_attempts=io.status_poll_attempts,
-                )
+        await finish(message_id, SENT, job=poll, io_message_id=io_id, sent_at=now)
         return Delivery(remote_id=io_id)
 
     return handle

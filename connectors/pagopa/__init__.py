@@ -1,0 +1,1 @@
+"""pagoPA: identifiers, debt positions, GPD states. See README.md."""
