@@ -149,12 +149,10 @@ async def main(calls: int) -> None:
         ("sandboxes (baseline)", peers),
         ("hub overhead", overheads),
     ):
-        print(
-            f"{name:22} median {statistics.median(values):6.2f} ms   p99 {pct(values, 0.99):6.2f} ms"
-        )
-    print(
-        f"overhead share of the call: {statistics.median(overheads) / statistics.median(totals):.2f}"
-    )
+        median, p99 = statistics.median(values), pct(values, 0.99)
+        print(f"{name:22} median {median:6.2f} ms   p99 {p99:6.2f} ms")
+    share = statistics.median(overheads) / statistics.median(totals)
+    print(f"overhead share of the call: {share:.2f}")
 
 
 if __name__ == "__main__":
