@@ -98,7 +98,24 @@ def page_params(request: web.Request) -> tuple[int, int]:
         raise _Problem(400, "Bad Request", "limit and after must be integers") from None
     if not 1 <= limit <= 500:
         raise _Problem(400, "Bad Request", "limit must be between 1 and 500")
+    if not 0 <= after <= MAX_ID:
+        raise _Problem(400, "Bad Request", f"after must be between 0 and {MAX_ID}")
     return limit, after
+
+
+MAX_ID = 2**63 - 1  # the largest id any backend stores
+
+
+def path_id(request: web.Request, name: str, what: str) -> int:
+    """An integer id from the path; anything else (or out of range) is simply not found."""
+    raw = request.match_info[name]
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_ID:
+        raise _Problem(404, "Not Found", f"{what} {raw!r} not found")
+    return value
 
 
 def page(items: list[dict[str, Any]], limit: int) -> dict[str, Any]:
@@ -182,10 +199,7 @@ async def get_outbox_job(request: web.Request) -> web.StreamResponse:
 
     tenant_id = tenant_of(request)
     require(request, "read")
-    try:
-        job_id = int(request.match_info["job_id"])
-    except ValueError:
-        raise _Problem(404, "Not Found", "no such outbox job") from None
+    job_id = path_id(request, "job_id", "outbox job")
     async with reading(request.app[ENGINE]) as conn:
         job = await store.inspect(conn, job_id)
     if job is None or job["tenant_id"] != tenant_id:

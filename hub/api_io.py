@@ -15,6 +15,7 @@ from .api import (
     handles_problems,
     idempotency_key,
     idempotent,
+    path_id,
     problem,
     require,
     tenant_of,
@@ -86,10 +87,7 @@ async def create_campaign(request: web.Request) -> web.StreamResponse:
 async def get_campaign(request: web.Request) -> web.StreamResponse:
     tenant_id = tenant_of(request)
     p = require(request, "read")
-    try:
-        campaign_id = int(request.match_info["campaign_id"])
-    except ValueError:
-        raise _Problem(404, "Not Found", "no such campaign") from None
+    campaign_id = path_id(request, "campaign_id", "campaign")
     engine = request.app[ENGINE]
     async with reading(engine) as conn:
         data = await campaigns.report(conn, campaign_id, tenant_id)

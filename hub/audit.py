@@ -1,6 +1,7 @@
 """The audit log of personal-data reads: append-only, queryable by tenant, subject and time.
 
-Fiscal codes appear here and nowhere else in the hub's records or logs.
+Fiscal codes appear here as subjects; besides this log, the hub stores them only where a
+platform needs them to do its work (e.g. ``io_messages``), and never in its logs.
 """
 
 from __future__ import annotations

@@ -581,7 +581,19 @@ def campaign_report(config_path: Path, campaign_id: int, as_json: bool) -> None:
     if data is None:
         _fail(f"campaign {campaign_id} does not exist", 1)
     assert data is not None
-    if as_json:
+    if as_json:  # recipients' fiscal codes: a personal-data read, audited
+        entry = audit.AuditEntry(
+            tenant_id=data["tenant_id"],
+            actor=_operator(),
+            action="io.campaign.report",
+            subject=f"campaign:{campaign_id}",
+            purpose="campaign delivery report (CLI)",
+            sources="hub",
+            outcome="ok",
+            detail=f"{len(data['messages'])} recipients",
+        )
+        now = SystemClock().now()
+        run_async(_with_conn(config, lambda c: audit.record(c, entry, at=now), write=True))
         click.echo(json.dumps(data, default=_fmt))
         return
     click.echo(f"campaign {data['id']} {data['name']!r}: {data['rows_total']} messages")

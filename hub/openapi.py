@@ -54,7 +54,11 @@ TENANT_PARAM = {
 }
 PAGING = [
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
-    {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+    {
+        "name": "after",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+    },
 ]
 NULLABLE_STR = {"type": ["string", "null"]}
 DATE_TIME = {"type": "string", "format": "date-time"}
@@ -146,12 +150,25 @@ SCHEMAS["CampaignRequest"] = {
     "required": ["service_id", "name", "subject", "markdown", "csv"],
     "additionalProperties": False,
     "properties": {
-        "service_id": {"type": "string", "description": "an App IO service of the tenant"},
+        "service_id": {
+            "type": "string",
+            "minLength": 1,
+            "description": "an App IO service of the tenant",
+        },
         "name": {"type": "string", "minLength": 1, "maxLength": 200},
-        "subject": {"type": "string", "description": "Jinja2 template, 10-120 characters"},
-        "markdown": {"type": "string", "description": "Jinja2 template, 80-10000 characters"},
+        "subject": {
+            "type": "string",
+            "minLength": 1,
+            "description": "Jinja2 template, 10-120 characters once rendered",
+        },
+        "markdown": {
+            "type": "string",
+            "minLength": 1,
+            "description": "Jinja2 template, 80-10000 characters once rendered",
+        },
         "csv": {
             "type": "string",
+            "minLength": 1,
             "description": "header + rows: fiscal_code;expedition_date;due_date;notice_number;"
             "amount;<template fields>. Every row is validated before anything is queued.",
         },
@@ -320,7 +337,10 @@ PATHS: dict[str, Any] = {
             },
             "responses": {
                 "201": _json({"$ref": "#/components/schemas/CampaignCreated"}, "Queued"),
-                "422": _problem("Rows that cannot be sent (listed in errors); nothing queued"),
+                "422": _problem(
+                    "Rows that cannot be sent (listed in errors), or an Idempotency-Key reused "
+                    "for another request; nothing queued"
+                ),
                 **ERRORS,
             },
         }
@@ -372,7 +392,14 @@ PATHS: dict[str, Any] = {
             "responses": {
                 "200": _json({"$ref": "#/components/schemas/Resident"}),
                 **ERRORS,
-                "404": _json({"$ref": "#/components/schemas/Resident"}, "Found in no source"),
+                "404": {
+                    "description": "Found in no source (a Resident), or no such tenant (a Problem)",
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Resident"}},
+                        "application/problem+json": {"schema": PROBLEM},
+                    },
+                },
+                "409": _problem("The tenant has neither ANPR nor a registry adapter configured"),
             },
         }
     },

@@ -15,6 +15,7 @@ also when it fails, before the answer leaves the hub.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from .plugins import Plugins
 from .services import HubServices
 
 ANPR, REGISTRY = "anpr", "registry"
+FISCAL_CODE = re.compile(r"[A-Z0-9]{16}|\d{11}")
 
 
 class LookupRefused(Exception):
@@ -121,6 +123,8 @@ class ResidentLookup:
         if tenant is None:
             raise LookupRefused(f"tenant {tenant_id!r} not found")
         cf = fiscal_code.strip().upper()
+        if not FISCAL_CODE.fullmatch(cf):
+            raise LookupRefused("fiscal_code: expected 16 letters and digits (or 11 digits)")
         if not who.purpose.strip():
             raise LookupRefused("purpose is required (the file or protocol reference)")
         anpr, registry = self.anpr_for(tenant), self.registry_for(tenant)
