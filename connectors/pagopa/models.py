@@ -292,7 +292,9 @@ class PaymentOption(_Model):
     is_partial_payment: StrictBool = False
     #: 1..n for instalments, None for the payment in full. Not sent to GPD, which has no
     #: such field: it orders the plan inside the hub (notices, reminders).
-    installment_number: Annotated[StrictInt, Field(ge=1)] | None = None
+    installment_number: Annotated[StrictInt, Field(ge=1)] | None = Field(
+        default=None, validate_default=True
+    )
     #: 1 to 5 transfers (checked after the items, so that errors point at the bad item).
     transfers: tuple[Transfer, ...]
     metadata: Metadata = Field(default_factory=dict)

@@ -5,27 +5,26 @@ business rules) and GPD's implementation (``pagopa-debt-position``:
 ``DebtPositionStatus``, ``PublishPaymentUtil``, ``PaymentPositionActionsService``,
 ``PaymentsService``). The states are exactly the ``status`` enum of ``gpd.json``.
 
-==================  =====================================================================
-event               meaning
-==================  =====================================================================
-PUBLISH             API ``POST …/{iupd}/publish``: DRAFT → PUBLISHED. Without a
-                    ``validityDate`` GPD sets it to "now" and the position is VALID at
-                    once: that is PUBLISH followed by VALIDITY_REACHED.
-VALIDITY_REACHED    time: ``validityDate`` reached, PUBLISHED → VALID.
-UPDATE_TO_DRAFT     API ``PUT …/{iupd}`` with ``toPublish=false`` → DRAFT.
-UPDATE_PUBLISHED    ``PUT`` with ``toPublish=true`` and a ``validityDate`` → PUBLISHED.
-UPDATE_VALID        ``PUT`` with ``toPublish=true`` and no ``validityDate`` → VALID
-                    (also how an EXPIRED position gets a new due date and is payable again).
-INVALIDATE          API ``POST …/{iupd}/invalidate`` (cancellation): → INVALID, final.
-EXPIRE              time: the latest ``dueDate`` passed with ``switchToExpired`` on,
-                    VALID → EXPIRED (not payable).
-PAY_FULL            receipt for the option in full (``isPartialPayment=false``) → PAID.
-PAY_INSTALLMENT     receipt for an instalment while others are unpaid → PARTIALLY_PAID.
-PAY_LAST_INSTALLMENT receipt for the last unpaid instalment → PAID.
-REPORT_TRANSFER     a transfer of a paid option appears in a reporting flow (FdR) while
-                    others have not yet: the position's state does not change.
-REPORT_COMPLETE     every transfer of the paid option(s) is reported: PAID → REPORTED.
-==================  =====================================================================
+Events:
+
+- ``PUBLISH``: API ``POST …/{iupd}/publish``, DRAFT → PUBLISHED. Without a
+  ``validityDate`` GPD sets it to "now" and the position is VALID at once: that is
+  ``PUBLISH`` followed by ``VALIDITY_REACHED``.
+- ``VALIDITY_REACHED``: time, ``validityDate`` reached, PUBLISHED → VALID.
+- ``UPDATE_TO_DRAFT``: API ``PUT …/{iupd}`` with ``toPublish=false`` → DRAFT.
+- ``UPDATE_PUBLISHED``: ``PUT`` with ``toPublish=true`` and a ``validityDate`` → PUBLISHED.
+- ``UPDATE_VALID``: ``PUT`` with ``toPublish=true`` and no ``validityDate`` → VALID (also
+  how an EXPIRED position gets a new due date and becomes payable again).
+- ``INVALIDATE``: API ``POST …/{iupd}/invalidate`` (cancellation), PUBLISHED or VALID →
+  INVALID, final.
+- ``EXPIRE``: time, the latest ``dueDate`` passed with ``switchToExpired`` on, VALID →
+  EXPIRED (not payable).
+- ``PAY_FULL``: receipt for the option in full (``isPartialPayment=false``) → PAID.
+- ``PAY_INSTALLMENT``: receipt for an instalment while others are unpaid → PARTIALLY_PAID.
+- ``PAY_LAST_INSTALLMENT``: receipt for the last unpaid instalment → PAID.
+- ``REPORT_TRANSFER``: a transfer of a paid option appears in a reporting flow (FdR) while
+  others have not yet; the position's state does not change.
+- ``REPORT_COMPLETE``: every transfer of the paid option(s) is reported, PAID → REPORTED.
 
 Updatable states are DRAFT, PUBLISHED, VALID and EXPIRED; PARTIALLY_PAID, PAID and
 REPORTED are immutable; payable states are VALID and PARTIALLY_PAID, and in
