@@ -460,11 +460,15 @@ def keys_pdnd(config_path: Path, tenant: str, out_dir: Path | None) -> None:
     folder = out_dir or config_path.resolve().parent / "keys" / tenant
     folder.mkdir(parents=True, exist_ok=True)
     key_file = folder / f"pdnd-{kid[:12]}.pem"
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(private_pem)
+    from .secrets import master_keys, write_secret_file
+
+    if key_file.exists():
+        _fail(f"{key_file} already exists", 1)
+    encrypted = bool(master_keys())
+    write_secret_file(key_file, private_pem, encrypted=encrypted)
     (folder / f"pdnd-{kid[:12]}.pub.pem").write_bytes(public_pem)
-    click.echo(f"private key written to {key_file} (mode 600; never share it)")
+    how = "encrypted with the master key" if encrypted else "NOT encrypted: no master key set"
+    click.echo(f"private key written to {key_file} (mode 600, {how}; never share it)")
     click.echo(f"kid (RFC 7638 thumbprint, as PDND computes it): {kid}")
     click.echo("public key to upload in the PDND back office (base64 of the PEM):")
     click.echo(public_key_for_upload(public_pem))
@@ -673,6 +677,47 @@ def residents_lookup(
     click.echo(json.dumps(result, indent=2, ensure_ascii=False))
     if not result["found"]:
         sys.exit(3)
+
+
+# --- secrets at rest ------------------------------------------------------------------------------
+@main.group("secrets")
+def secrets_group() -> None:
+    """Secret files encrypted at rest with a master key (AES-256-GCM)."""
+
+
+@secrets_group.command("new-master-key")
+def secrets_new_master_key() -> None:
+    """Print a new random master key (put it in SPORTELLO_MASTER_KEYS as id=<key>)."""
+    from .secrets import new_master_key
+
+    click.echo(new_master_key())
+
+
+@secrets_group.command("encrypt")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@friendly
+def secrets_encrypt(files: tuple[Path, ...]) -> None:
+    """Encrypt secret files in place (already encrypted ones are re-encrypted)."""
+    _rotate(files)
+
+
+@secrets_group.command("rotate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@friendly
+def secrets_rotate(files: tuple[Path, ...]) -> None:
+    """Re-encrypt secret files with the current (first) master key."""
+    _rotate(files)
+
+
+def _rotate(files: tuple[Path, ...]) -> None:
+    from .secrets import SecretError, rotate_file
+
+    for path in files:
+        try:
+            kid = rotate_file(path)
+        except SecretError as exc:
+            _fail(str(exc), 1)
+        click.echo(f"{path}: encrypted with master key {kid}")
 
 
 # --- API keys and audit ------------------------------------------------------------------------

@@ -75,10 +75,14 @@ class SecretRef(_Model):
             except KeyError:
                 raise LookupError(f"secret environment variable {self.env} is not set") from None
         assert self.file is not None
+        from .secrets import SecretError, read_secret_file
+
         try:
-            return self.file.read_text(encoding="utf-8").strip()
+            return read_secret_file(self.file)
         except OSError as exc:
             raise LookupError(f"secret file {self.file} cannot be read: {exc.strerror}") from None
+        except SecretError as exc:
+            raise LookupError(str(exc)) from None
 
     def describe(self) -> str:
         return f"env:{self.env}" if self.env is not None else f"file:{self.file}"

@@ -14,6 +14,24 @@ _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 _SECRET_FIELD = re.compile(r"(key|secret|password|token|authorization|assertion)", re.I)
 
 
+# Third-party loggers that would print personal data (request paths holding fiscal codes,
+# SQL parameters) below these levels: the hub never lets them speak that low.
+QUIET_LOGGERS = {
+    "aiohttp.access": logging.WARNING,
+    "aiosqlite": logging.WARNING,
+    "sqlalchemy.engine": logging.WARNING,
+    "alembic": logging.WARNING,
+}
+
+
+def emitted_by_hub(record: logging.LogRecord) -> bool:
+    """Whether the hub's logging setup lets this record through (see QUIET_LOGGERS)."""
+    for name, quiet in QUIET_LOGGERS.items():
+        if (record.name == name or record.name.startswith(name + ".")) and record.levelno < quiet:
+            return False
+    return True
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -39,5 +57,5 @@ def setup_logging(level: str = "INFO", *, json_format: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    for name, quiet in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(quiet)

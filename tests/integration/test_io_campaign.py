@@ -14,6 +14,7 @@ from sportello import apikeys, campaigns
 from sportello.app import CLOCK, ENGINE, create_app
 from sportello.config import parse_config
 from sportello.db import reading
+from sportello.logs import emitted_by_hub
 from sportello.sandbox.io.app import DEMO_PRIMARY_KEY, DEMO_SERVICE_ID
 from sportello.sandbox.io.app import create_app as io_sandbox
 from sportello.sandbox.io.population import (
@@ -90,7 +91,8 @@ async def wait_settled(client: TestClient, campaign_id: int, timeout: float = 30
             await asyncio.sleep(0.05)
 
 
-async def test_campaign_through_the_api(io_hub) -> None:  # type: ignore[no-untyped-def]
+async def test_campaign_through_the_api(io_hub, caplog) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level("DEBUG")
     client, sandbox, population, key = io_hub
     allowed = allowed_citizens(population, 20)
     recipients = [*allowed, CF_BLOCKED, CF_INBOX_DISABLED, CF_NOT_ON_IO]
@@ -135,6 +137,11 @@ async def test_campaign_through_the_api(io_hub) -> None:  # type: ignore[no-unty
     ).json()
     assert [e["action"] for e in audit["items"]] == ["io.campaign.report"]
     assert CF_ALLOWED not in str(audit)  # the audit names the campaign, not every recipient
+    # no secret and no fiscal code in any log line; no secret in any API answer
+    logged = "\n".join(r.getMessage() + str(r.args) for r in caplog.records if emitted_by_hub(r))
+    assert DEMO_PRIMARY_KEY not in logged and key not in logged
+    assert not any(cf in logged for cf in recipients)
+    assert DEMO_PRIMARY_KEY not in str(api_report) and key.split("_")[2] not in str(api_report)
 
 
 async def test_one_bad_row_queues_nothing(io_hub) -> None:  # type: ignore[no-untyped-def]

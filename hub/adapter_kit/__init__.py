@@ -1,0 +1,1 @@
+"""Adapter kit: contract tests, a pytest plugin and a scaffold for adapter authors."""
