@@ -6,6 +6,7 @@ from typing import Any
 
 from sportello.hookspecs import hookimpl
 
+from .messaging.sql_source import SqlCampaignSource
 from .registry.csv_adapter import CsvRegistryAdapter
 from .registry.sql_adapter import SqlRegistryAdapter
 
@@ -13,3 +14,8 @@ from .registry.sql_adapter import SqlRegistryAdapter
 @hookimpl
 def hub_registry_adapters() -> dict[str, type[Any]]:
     return {"csv": CsvRegistryAdapter, "sql": SqlRegistryAdapter}
+
+
+@hookimpl
+def hub_campaign_sources() -> dict[str, type[Any]]:
+    return {"sql": SqlCampaignSource}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
@@ -158,6 +158,38 @@ def prepare(
         row = dict(zip(names, (c.strip() for c in raw), strict=True))
         problems = _prepare_row(row, rowno, where, subject_t, markdown_t, template, now, out)
         out.problems.extend(problems)
+    return out
+
+
+def prepare_rows(
+    rows: Iterable[Mapping[str, Any]],
+    template: Template,
+    *,
+    source: str,
+    now: datetime,
+    progress: Callable[[int], None] | None = None,
+) -> Prepared:
+    """Like :func:`prepare`, for rows from a campaign source (``hub_campaign_sources``):
+    mappings with the five fixed columns (missing ones count as empty) plus template fields.
+    Row numbers in messages count from 1."""
+    env = _env()
+    out = Prepared()
+    try:
+        subject_t = env.from_string(template.subject)
+        markdown_t = env.from_string(template.markdown)
+    except TemplateError as exc:
+        out.problems.append(f"{source}: template: {exc}")
+        return out
+    for rowno, raw in enumerate(rows, start=1):
+        if progress is not None:
+            progress(1)
+        row = {str(k): "" if v is None else str(v).strip() for k, v in raw.items()}
+        for column in FIXED_COLUMNS:
+            row.setdefault(column, "")
+        where = f"{source}: row {rowno}"
+        out.problems.extend(
+            _prepare_row(row, rowno, where, subject_t, markdown_t, template, now, out)
+        )
     return out
 
 

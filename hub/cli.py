@@ -494,7 +494,13 @@ def campaign_group() -> None:
 @config_option
 @click.option("--tenant", required=True)
 @click.option("--service", "service_id", required=True, help="the App IO service id")
-@click.option("--csv", "csv_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--source", "source_name", help="a campaign source plugin instead of --csv (e.g. sql)"
+)
+@click.option(
+    "--option", "source_options", multiple=True, metavar="KEY=VALUE", help="source option"
+)
 @click.option("--subject", required=True, help="Jinja2 template of the subject")
 @click.option(
     "--markdown-file",
@@ -510,7 +516,9 @@ def campaign_create(
     config_path: Path,
     tenant: str,
     service_id: str,
-    csv_path: Path,
+    csv_path: Path | None,
+    source_name: str | None,
+    source_options: tuple[str, ...],
     subject: str,
     markdown_file: Path,
     name: str | None,
@@ -526,23 +534,36 @@ def campaign_create(
     t = config.tenant(tenant)
     if t is None or t.io is None or t.io.service(service_id) is None:
         _fail(f"tenant {tenant!r} has no App IO service {service_id!r} in {config_path}", 2)
-    text = campaigns.read_csv(csv_path)
+    if (csv_path is None) == (source_name is None):
+        _fail("give either --csv FILE or --source NAME", 2)
     template = campaigns.Template(
         subject=subject,
         markdown=markdown_file.read_text(encoding="utf-8"),
         feature_level_type="ADVANCED" if advanced else "STANDARD",
     )
     now = SystemClock().now()
-    rows = max(0, text.count("\n") - 1)
-    with Progress(transient=True) as progress:
-        task = progress.add_task("validating rows", total=rows)
-        prepared = campaigns.prepare(
-            text,
-            template,
-            source=str(csv_path),
-            now=now,
-            progress=lambda n: progress.advance(task, n),
-        )
+    if csv_path is not None:
+        text = campaigns.read_csv(csv_path)
+        label = csv_path.name
+        with Progress(transient=True) as progress:
+            task = progress.add_task("validating rows", total=max(0, text.count("\n") - 1))
+            prepared = campaigns.prepare(
+                text,
+                template,
+                source=str(csv_path),
+                now=now,
+                progress=lambda n: progress.advance(task, n),
+            )
+    else:
+        assert source_name is not None
+        label = f"source {source_name}"
+        base_dir = config_path.resolve().parent
+        rows = run_async(_source_rows(config, base_dir, source_name, source_options))
+        with Progress(transient=True) as progress:
+            task = progress.add_task("validating rows", total=len(rows))
+            prepared = campaigns.prepare_rows(
+                rows, template, source=label, now=now, progress=lambda n: progress.advance(task, n)
+            )
     if prepared.problems:
         click.echo(f"{len(prepared.problems)} row(s) cannot be sent; nothing was queued:", err=True)
         for problem in prepared.problems:
@@ -558,10 +579,10 @@ def campaign_create(
                 c,
                 tenant_id=tenant,
                 service_id=service_id,
-                name=name or csv_path.name,
+                name=name or label,
                 template=template,
                 prepared=prepared,
-                source=csv_path.name,
+                source=label,
                 created_by=_operator(),
                 now=now,
             ),
@@ -569,6 +590,26 @@ def campaign_create(
         )
     )
     click.echo(f"campaign {campaign_id} queued: {len(prepared.messages)} messages")
+
+
+async def _source_rows(
+    config: HubConfig, base_dir: Path, name: str, raw_options: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """Every row of a campaign source plugin (validated afterwards, all before queueing)."""
+    sources = Plugins(config.plugins.disabled).campaign_sources()
+    if name not in sources:
+        _fail(f"no campaign source {name!r} (installed: {', '.join(sorted(sources))})", 2)
+    options: dict[str, str] = {}
+    for item in raw_options:
+        key, sep, value = item.partition("=")
+        if not sep:
+            _fail(f"--option {item!r}: expected KEY=VALUE", 2)
+        options[key] = value
+    try:
+        source = sources[name](options, base_dir=base_dir)
+    except ValueError as exc:
+        _fail(f"campaign source {name}: {exc}", 2)
+    return [dict(row) async for row in source.rows()]
 
 
 @campaign_group.command("report")

@@ -69,6 +69,13 @@ def hub_suap_adapters() -> dict[str, type[Any]]:
 
 
 @hookspec
+def hub_campaign_sources() -> dict[str, type[Any]]:
+    """App IO campaign sources by name: classes built as ``cls(options, base_dir=...)`` whose
+    ``async rows()`` yields mappings with the campaign columns (``fiscal_code``,
+    ``expedition_date``, ``due_date``, ``notice_number``, ``amount``) and template fields."""
+
+
+@hookspec
 def hub_sandbox_apps() -> list[SandboxApp]:
     """Sandbox apps that ``sportello sandbox`` and ``sportello demo`` start."""
 

@@ -102,6 +102,9 @@ class Plugins:
     def suap_adapters(self) -> dict[str, type[Any]]:
         return self._merge(self.pm.hook.hub_suap_adapters(), "SUAP adapter")
 
+    def campaign_sources(self) -> dict[str, type[Any]]:
+        return self._merge(self.pm.hook.hub_campaign_sources(), "campaign source")
+
     def sandbox_apps(self) -> list[SandboxApp]:
         apps = [a for group in self.pm.hook.hub_sandbox_apps() for a in group]
         return sorted(apps, key=lambda a: a.port_offset)
