@@ -234,6 +234,24 @@ class AnprTenantSettings(_Model):
     loa: str = Field(default="LoA2", description="TrackingEvidence LoA of the operator's login")
 
 
+class WebhookSettings(_Model):
+    """A tenant system that wants to hear about events (signed, through the outbox)."""
+
+    url: str = Field(description="https endpoint of the tenant's system")
+    secret: SecretRef | None = Field(
+        default=None, description="HMAC-SHA256 key: requests carry Sportello-Signature"
+    )
+    events: list[str] = Field(
+        default_factory=lambda: ["*"],
+        description="event names (e.g. io.message.status) or prefixes ending in '*'",
+    )
+
+    def wants(self, event: str) -> bool:
+        return any(
+            e == event or (e.endswith("*") and event.startswith(e[:-1])) for e in self.events
+        )
+
+
 _TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
 
 
@@ -251,6 +269,7 @@ class TenantConfig(_Model):
     pdnd: PdndTenantSettings | None = None
     anpr: AnprTenantSettings | None = None
     adapters: dict[str, AdapterRef] = Field(default_factory=dict)
+    webhooks: list[WebhookSettings] = Field(default_factory=list)
 
     @field_validator("id")
     @classmethod

@@ -29,6 +29,7 @@ from .campaigns import (
     STATUS_KIND,
     UNKNOWN,
 )
+from .events import emit
 from .outbox import Delivery, Handler, Job
 from .outbox.store import NewJob, enqueue_many
 from .ratelimit import DbRateLimiter
@@ -81,6 +82,8 @@ class _MessageStore:
 
     def __init__(self, services: HubServices) -> None:
         self.engine, self.clock = services.engine, services.clock
+        self.config = services.config
+        self.tenants_with_webhooks = {t.id for t in services.config.tenants if t.webhooks}
         self.load = Batcher(self._load)
         self.mark_sending = Batcher(self._mark_sending)
         self.settle = Batcher(self._settle)
@@ -143,7 +146,45 @@ class _MessageStore:
             jobs = [job for _, _, job in changes if job is not None]
             if jobs:
                 await enqueue_many(conn, jobs, now=now, default_max_attempts=5)
+            if self.tenants_with_webhooks:
+                ids = [
+                    message_id for message_id, values, _ in changes if values["status"] != QUEUED
+                ]
+                await self._emit_status(conn, ids, now)
         return [None] * len(changes)
+
+    async def _emit_status(self, conn: Any, ids: Sequence[int], now: Any) -> None:
+        """One ``io.message.status`` event per changed message, in the same transaction."""
+        if not ids:
+            return
+        rows = await conn.execute(
+            select(
+                io_messages.c.id,
+                io_messages.c.tenant_id,
+                io_messages.c.campaign_id,
+                io_messages.c.status,
+                io_messages.c.io_message_id,
+            ).where(io_messages.c.id.in_(ids))
+        )
+        await emit(
+            conn,
+            self.config,
+            [
+                (
+                    r.tenant_id,
+                    "io.message.status",
+                    {
+                        "message_id": r.id,
+                        "campaign_id": r.campaign_id,
+                        "status": r.status,
+                        "io_message_id": r.io_message_id,
+                    },
+                )
+                for r in rows
+                if r.tenant_id in self.tenants_with_webhooks
+            ],
+            now=now,
+        )
 
 
 UNKNOWN_REASON = (
@@ -241,14 +282,29 @@ def io_status_handler(services: HubServices) -> Handler:
         answer = await client.get_message(row.fiscal_code, row.io_message_id)
         status = str(getattr(answer.status, "value", answer.status) or "").upper()
         if status in ("PROCESSED", "REJECTED"):
+            final = PROCESSED if status == "PROCESSED" else REJECTED
             async with engine.begin() as conn:
                 await conn.execute(
                     update(io_messages)
                     .where(io_messages.c.id == message_id)
-                    .values(
-                        status=PROCESSED if status == "PROCESSED" else REJECTED,
-                        updated_at=clock.now(),
-                    )
+                    .values(status=final, updated_at=clock.now())
+                )
+                await emit(
+                    conn,
+                    services.config,
+                    [
+                        (
+                            row.tenant_id,
+                            "io.message.status",
+                            {
+                                "message_id": message_id,
+                                "campaign_id": row.campaign_id,
+                                "status": final,
+                                "io_message_id": row.io_message_id,
+                            },
+                        )
+                    ],
+                    now=clock.now(),
                 )
             return Delivery(remote_id=row.io_message_id)
         io = services.config.tenant(row.tenant_id).io  # type: ignore[union-attr]

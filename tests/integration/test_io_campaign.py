@@ -43,11 +43,12 @@ def allowed_citizens(population: Any, n: int) -> list[str]:
 
 
 @pytest.fixture
-async def io_hub(db_url: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+async def io_hub(db_url: str, monkeypatch: pytest.MonkeyPatch, sink):  # type: ignore[no-untyped-def]
     population = default_population(blocked_service_ids=[DEMO_SERVICE_ID])
     sandbox = TestServer(io_sandbox(population=population, rate_limit=0), host="127.0.0.1")
     await sandbox.start_server()
     monkeypatch.setenv("IO_DEMO_KEY", DEMO_PRIMARY_KEY)
+    monkeypatch.setenv("DEMO_HOOK_SECRET", "whsec-tributi")
     config = parse_config(
         {
             "database": {"url": db_url},
@@ -61,6 +62,13 @@ async def io_hub(db_url: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[
                         "rate_limit": 150,
                         "status_poll_delay": 0.2,
                     },
+                    "webhooks": [
+                        {
+                            "url": sink.url,
+                            "secret": {"env": "DEMO_HOOK_SECRET"},
+                            "events": ["io.message.*"],
+                        }
+                    ],
                 }
             ],
         }
@@ -75,7 +83,7 @@ async def io_hub(db_url: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[
                 scopes=["read", "write", "personal_data"],
                 now=app[CLOCK].now(),
             )
-        yield client, sandbox, population, key
+        yield client, sandbox, population, key, sink
     await sandbox.close()
 
 
@@ -93,7 +101,7 @@ async def wait_settled(client: TestClient, campaign_id: int, timeout: float = 30
 
 async def test_campaign_through_the_api(io_hub, caplog) -> None:  # type: ignore[no-untyped-def]
     caplog.set_level("DEBUG")
-    client, sandbox, population, key = io_hub
+    client, sandbox, population, key, _ = io_hub
     allowed = allowed_citizens(population, 20)
     recipients = [*allowed, CF_BLOCKED, CF_INBOX_DISABLED, CF_NOT_ON_IO]
     rows = "\n".join(f"{cf};;;;;Cittadino {i}" for i, cf in enumerate(recipients))
@@ -145,7 +153,7 @@ async def test_campaign_through_the_api(io_hub, caplog) -> None:  # type: ignore
 
 
 async def test_one_bad_row_queues_nothing(io_hub) -> None:  # type: ignore[no-untyped-def]
-    client, _, _, key = io_hub
+    client, _, _, key, _ = io_hub
     body = {
         "service_id": DEMO_SERVICE_ID,
         "name": "x",
@@ -167,3 +175,36 @@ async def test_one_bad_row_queues_nothing(io_hub) -> None:  # type: ignore[no-un
         headers={"Authorization": f"Bearer {key}"},
     )
     assert r.status == 400 and "Idempotency-Key" in (await r.json())["detail"]
+
+
+async def test_status_changes_reach_the_tenant_as_signed_webhooks(io_hub) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import time
+
+    from sportello.connectors.webhook import verify
+
+    client, _, population, key, sink = io_hub
+    allowed = allowed_citizens(population, 3)
+    body = {
+        "service_id": DEMO_SERVICE_ID,
+        "name": "Avvisi",
+        "subject": "Aggiornamento sulla sua pratica",
+        "markdown": MARKDOWN,
+        "csv": "fiscal_code;expedition_date;due_date;notice_number;amount;nome\n"
+        + "\n".join(f"{cf};;;;;X" for cf in [*allowed, CF_NOT_ON_IO]),
+    }
+    headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": "hooks-1"}
+    r = await client.post("/api/v1/tenants/demo/io/campaigns", json=body, headers=headers)
+    created = await r.json()
+    await wait_settled(client, created["id"])
+    async with asyncio.timeout(10):
+        while len(sink.received) < 7:
+            await asyncio.sleep(0.05)
+    events = [json.loads(r["raw"]) for r in sink.received]
+    statuses = sorted(e["data"]["status"] for e in events)
+    assert statuses == ["not_on_io", "processed", "processed", "processed", "sent", "sent", "sent"]
+    assert {e["event"] for e in events} == {"io.message.status"}
+    assert all(
+        verify(b"whsec-tributi", r["raw"], r["signature"], now=time.time()) for r in sink.received
+    )
+    assert len({r["key"] for r in sink.received}) == 7  # one outbox job (and key) per event

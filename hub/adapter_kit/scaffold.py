@@ -1,0 +1,155 @@
+"""``scaffold()``: a new registry adapter plugin project, ready to install and to test.
+
+The files come from ``template/`` (package data): every ``*.tmpl`` file is rendered by
+replacing ``{{name}}``, ``{{project}}``, ``{{package}}``, ``{{class_name}}`` and
+``{{sportello_requirement}}``; a ``__package__`` folder becomes the package's folder.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shutil
+from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+
+from .. import __version__
+from ..plugins import BUILTIN_PLUGINS
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
+MAX_NAME = 40
+TEMPLATE_SUFFIX = ".tmpl"
+RENAMED = {"gitignore": ".gitignore"}
+
+
+class ScaffoldError(ValueError):
+    """The project cannot be created (bad name, destination exists); the message says why."""
+
+
+@dataclass(frozen=True)
+class ProjectNames:
+    """The names derived from an adapter name, e.g. ``acme-json``."""
+
+    name: str  # the adapter's name and the plugin's entry-point name: acme-json
+    project: str  # the distribution and its folder: sportello-adapter-acme-json
+    package: str  # the import package: sportello_adapter_acme_json
+    class_name: str  # the adapter class: AcmeJsonRegistryAdapter
+
+    @classmethod
+    def of(cls, name: str) -> ProjectNames:
+        validate_name(name)
+        words = re.split(r"[-_]", name)
+        return cls(
+            name=name,
+            project=f"sportello-adapter-{name}",
+            package="sportello_adapter_" + "_".join(words),
+            class_name="".join(w.capitalize() for w in words) + "RegistryAdapter",
+        )
+
+
+def reserved_names() -> set[str]:
+    """Names a new adapter cannot take: the built-in plugins and registry adapters."""
+    from ..adapters.plugin import hub_registry_adapters
+
+    return set(BUILTIN_PLUGINS) | set(hub_registry_adapters())
+
+
+def validate_name(name: str) -> None:
+    """Raise :class:`ScaffoldError` unless ``name`` is a usable adapter name."""
+    if not NAME_RE.fullmatch(name):
+        raise ScaffoldError(
+            f"invalid adapter name {name!r}: use lowercase letters and digits, separated by "
+            "single '-' or '_', starting with a letter (for example acme-json)"
+        )
+    if len(name) > MAX_NAME:
+        raise ScaffoldError(f"invalid adapter name {name!r}: at most {MAX_NAME} characters")
+    if name in reserved_names():
+        raise ScaffoldError(
+            f"the name {name!r} is taken by a built-in plugin or adapter: "
+            "prefix it, for example with your company's name (acme-csv)"
+        )
+
+
+def sportello_requirement(version: str = __version__) -> str:
+    """The dependency on the running Sportello's release series, e.g. ``sportello>=0.1,<0.2``."""
+    major, minor = (int(p) for p in version.split(".")[:2])
+    upper = f"{major}.{minor + 1}" if major == 0 else f"{major + 1}"
+    return f"sportello>={major}.{minor},<{upper}"
+
+
+def template_root() -> Traversable:
+    return resources.files("sportello.adapter_kit").joinpath("template")
+
+
+def _files(folder: Traversable, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], str]]:
+    out: list[tuple[tuple[str, ...], str]] = []
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.is_dir():
+            if entry.name != "__pycache__":
+                out.extend(_files(entry, (*prefix, entry.name)))
+        elif entry.name.endswith(TEMPLATE_SUFFIX):
+            out.append(((*prefix, entry.name), entry.read_text(encoding="utf-8")))
+    return out
+
+
+def render(text: str, names: ProjectNames) -> str:
+    values = {
+        "name": names.name,
+        "project": names.project,
+        "package": names.package,
+        "class_name": names.class_name,
+        "sportello_requirement": sportello_requirement(),
+    }
+    for key, value in values.items():
+        text = text.replace("{{" + key + "}}", value)
+    left = re.search(r"\{\{\s*\w+\s*\}\}", text)
+    if left:
+        raise AssertionError(f"unknown placeholder {left.group(0)} in the adapter template")
+    return text
+
+
+def _target(parts: tuple[str, ...], names: ProjectNames) -> Path:
+    *folders, filename = parts
+    filename = filename[: -len(TEMPLATE_SUFFIX)]
+    filename = RENAMED.get(filename, filename)
+    return Path(*(names.package if f == "__package__" else f for f in folders), filename)
+
+
+def scaffold(name: str, dest: Path) -> Path:
+    """Write the project ``sportello-adapter-<name>/`` under ``dest`` and return its path.
+
+    The project holds ``pyproject.toml`` (entry point ``<name>`` in the group ``sportello``),
+    ``src/<package>/{__init__,adapter,plugin}.py``, ``tests/test_contract.py`` and a README.
+    ``dest`` is created when missing; an existing project folder is never overwritten.
+    """
+    names = ProjectNames.of(name)
+    dest = Path(dest)
+    project = dest / names.project
+    if project.exists() or project.is_symlink():
+        raise ScaffoldError(
+            f"{project} already exists: remove it, or choose another name or destination"
+        )
+    if dest.exists() and not dest.is_dir():
+        raise ScaffoldError(f"{dest} is not a directory")
+    root = template_root()
+    files = _files(root) if root.is_dir() else []
+    if not files:
+        raise ScaffoldError("the adapter template is missing from this installation of sportello")
+    dest.mkdir(parents=True, exist_ok=True)
+    # Build in a hidden sibling folder, then rename: an error never leaves half a project.
+    work = dest / f".{names.project}-{secrets.token_hex(4)}"
+    work.mkdir()
+    try:
+        for parts, text in files:
+            target = work / _target(parts, names)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(render(text, names), encoding="utf-8")
+        if project.exists():
+            raise ScaffoldError(f"{project} already exists: it appeared while writing the project")
+        work.rename(project)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return project
