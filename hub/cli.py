@@ -931,6 +931,15 @@ def config_check(path: Path) -> None:
     )
 
 
+def _add_builtin_commands() -> None:
+    from .adapter_kit.cli import adapter_group
+
+    main.add_command(adapter_group)
+
+
+_add_builtin_commands()
+
+
 def _add_plugin_commands() -> None:
     try:
         for command in Plugins().cli_commands():

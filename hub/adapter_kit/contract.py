@@ -12,11 +12,12 @@ but no contract is defined for them yet.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 from ..adapters.registry.base import FIELDS, RegistryRecord
 from ..plugins import PluginConflict, Plugins
@@ -143,14 +144,13 @@ def _by_cf(record: RegistryRecord) -> str:
     return record.fiscal_code
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     raise ContractViolation(message)
 
 
 def _same_record(what: str, got: object, expected: RegistryRecord) -> None:
     if not isinstance(got, RegistryRecord):
         _fail(f"{what} returned {type(got).__name__}, expected a RegistryRecord")
-        return
     for field in FIELDS:
         mine, theirs = getattr(got, field), getattr(expected, field)
         if mine != theirs:
@@ -192,10 +192,12 @@ class RegistryContract:
         self.plugins = plugins
         if not self.dataset:
             raise ValueError("the contract needs at least one record")
+        if any(r.fiscal_code == UNKNOWN_FISCAL_CODE for r in self.dataset):
+            raise ValueError(f"the dataset must not hold {UNKNOWN_FISCAL_CODE}, the unknown code")
 
     async def build(self, workdir: Path) -> Any:
         """A fresh adapter over the dataset, stored under ``workdir``."""
-        workdir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
         adapter = self.factory(list(self.dataset), workdir)
         if inspect.isawaitable(adapter):
             adapter = await adapter
@@ -320,12 +322,10 @@ class RegistryContract:
             _fail(f"{cls.__name__}.name must be a non-empty class attribute (the adapter's name)")
         if self.plugins is None:
             _fail("no plugins given to check the hub_registry_adapters hook with")
-            return
         try:
             adapters = self.plugins.registry_adapters()
         except PluginConflict as exc:
             _fail(f"{exc}: pick another name (the built-in ones are csv and sql)")
-            return
         if adapters.get(str(name)) is not cls:
             _fail(
                 f"hub_registry_adapters() gives {adapters.get(str(name))!r} for {name!r}, "

@@ -19,7 +19,7 @@ from .. import __version__
 from ..plugins import BUILTIN_PLUGINS
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
-MAX_NAME = 40
+MAX_NAME = 24
 TEMPLATE_SUFFIX = ".tmpl"
 RENAMED = {"gitignore": ".gitignore"}
 
@@ -35,7 +35,7 @@ class ProjectNames:
     name: str  # the adapter's name and the plugin's entry-point name: acme-json
     project: str  # the distribution and its folder: sportello-adapter-acme-json
     package: str  # the import package: sportello_adapter_acme_json
-    class_name: str  # the adapter class: AcmeJsonRegistryAdapter
+    class_name: str  # the adapter class: AcmeJsonRegistry
 
     @classmethod
     def of(cls, name: str) -> ProjectNames:
@@ -45,7 +45,7 @@ class ProjectNames:
             name=name,
             project=f"sportello-adapter-{name}",
             package="sportello_adapter_" + "_".join(words),
-            class_name="".join(w.capitalize() for w in words) + "RegistryAdapter",
+            class_name="".join(w.capitalize() for w in words) + "Registry",
         )
 
 
