@@ -6,13 +6,16 @@ from typing import Any
 
 from sportello.hookspecs import HandlerFactory, hookimpl
 
+from .anpr.client import AnprClient
 from .io.client import IoClient
+from .pagopa.gpd import GpdClient
+from .pdnd.client import PdndClient
 from .webhook import WebhookConnector, webhook_handler
 
 
 @hookimpl
 def hub_connectors() -> list[type[Any]]:
-    return [WebhookConnector, IoClient]
+    return [WebhookConnector, IoClient, PdndClient, AnprClient, GpdClient]
 
 
 @hookimpl

@@ -9,6 +9,7 @@ from sportello.hookspecs import SandboxApp, hookimpl
 from .anpr.app import create_app as anpr_app
 from .common import platform_app
 from .io.app import create_app as io_app
+from .pagopa.gpd_app import create_app as pagopa_app
 from .pdnd.app import create_app as pdnd_app
 
 
@@ -24,8 +25,8 @@ def hub_sandbox_apps() -> list[SandboxApp]:
         SandboxApp(
             "pagopa",
             2,
-            partial(platform_app, "pagopa", "pagoPA node, GPD and Checkout"),
-            "pagoPA node, GPD and Checkout (routes not built yet: only /status)",
+            partial(pagopa_app, processing_delay=1.0),
+            "pagoPA GPD: debt positions v1 and bulk upload v2 (node and Checkout not built yet)",
         ),
         SandboxApp("io", 3, io_app, "App IO API for public bodies"),
         SandboxApp("pdnd", 4, pdnd_app, "PDND Interoperabilità token server"),

@@ -1,0 +1,1 @@
+"""Sandbox twin of pagoPA (GPD for now)."""
