@@ -34,6 +34,7 @@ from .db import (
     reading,
     sqlite_path,
 )
+from .hookspecs import sandbox_urls
 from .logs import setup_logging
 from .outbox import store
 from .outbox.worker import OutboxWorker, handlers_from
@@ -183,10 +184,9 @@ async def _run_worker(config: HubConfig) -> None:
 def sandbox_cmd(host: str, base_port: int) -> None:
     """Run every sandbox platform (SPID/CIE IdP, pagoPA, IO, PDND, ANPR)."""
     setup_logging("INFO", json_format=True)
-    apps = [
-        Served(s.name, s.factory(), host, base_port + s.port_offset)
-        for s in Plugins().sandbox_apps()
-    ]
+    specs = Plugins().sandbox_apps()
+    peers = sandbox_urls(specs, host, base_port)
+    apps = [Served(s.name, s.build(peers), host, base_port + s.port_offset) for s in specs]
 
     def banner() -> None:
         for s in apps:
@@ -215,9 +215,13 @@ def demo_cmd(config_path: Path | None, data_dir: Path, port: int | None) -> None
     setup_logging(config.logging.level, json_format=config.logging.json_format)
     app = create_app(config, apply_migrations=True)
     hub = Served("hub", app, config.server.host, port or config.server.port)
+    specs = app[_plugins_key()].sandbox_apps()
+    peers = sandbox_urls(specs, config.sandbox.host, config.sandbox.base_port)
     sandboxes = [
-        Served(s.name, s.factory(), config.sandbox.host, config.sandbox.base_port + s.port_offset)
-        for s in app[_plugins_key()].sandbox_apps()
+        Served(
+            s.name, s.build(peers), config.sandbox.host, config.sandbox.base_port + s.port_offset
+        )
+        for s in specs
     ]
     key_file = data_dir / "demo-api-key.txt"
 

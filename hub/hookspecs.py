@@ -29,12 +29,26 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 @dataclass(frozen=True)
 class SandboxApp:
-    """A sandbox twin of a national platform, served on ``base_port + port_offset``."""
+    """A sandbox twin of a national platform, served on ``base_port + port_offset``.
+
+    ``factory()`` builds the app. When ``wants_peers`` is true it is called as
+    ``factory(peers={name: base URL})`` instead, so a sandbox can find the others (the ANPR
+    gateway needs the PDND token server's keys) on whatever ports they were given.
+    """
 
     name: str
     port_offset: int
-    factory: Callable[[], web.Application]
+    factory: Callable[..., web.Application]
     description: str = ""
+    wants_peers: bool = False
+
+    def build(self, peers: dict[str, str]) -> web.Application:
+        return self.factory(peers=peers) if self.wants_peers else self.factory()
+
+
+def sandbox_urls(apps: list[SandboxApp], host: str, base_port: int) -> dict[str, str]:
+    """Each sandbox's base URL for the given host and base port."""
+    return {a.name: f"http://{host}:{base_port + a.port_offset}" for a in apps}
 
 
 HandlerFactory = Callable[["HubServices"], "Handler"]

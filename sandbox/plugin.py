@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from functools import partial
 
+from aiohttp import web
+
 from sportello.hookspecs import SandboxApp, hookimpl
 
 from .anpr.app import create_app as anpr_app
@@ -11,6 +13,11 @@ from .common import platform_app
 from .io.app import create_app as io_app
 from .pagopa.gpd_app import create_app as pagopa_app
 from .pdnd.app import create_app as pdnd_app
+
+
+def _anpr_with_peers(*, peers: dict[str, str]) -> web.Application:
+    """The ANPR gateway, checking vouchers against the PDND sandbox wherever it runs."""
+    return anpr_app(pdnd_url=peers["pdnd"]) if "pdnd" in peers else anpr_app()
 
 
 @hookimpl
@@ -30,5 +37,11 @@ def hub_sandbox_apps() -> list[SandboxApp]:
         ),
         SandboxApp("io", 3, io_app, "App IO API for public bodies"),
         SandboxApp("pdnd", 4, pdnd_app, "PDND Interoperabilità token server"),
-        SandboxApp("anpr", 5, anpr_app, "ANPR gateway: GovWay front door + E002 e-services"),
+        SandboxApp(
+            "anpr",
+            5,
+            _anpr_with_peers,
+            "ANPR gateway: GovWay front door + E002 e-services",
+            wants_peers=True,
+        ),
     ]

@@ -95,3 +95,17 @@ def test_docs_mention_no_hook_that_does_not_exist() -> None:
     names = {f.__name__ for f in hookspec_functions()}
     documented = set(re.findall(r"`(hub_[a-z_]+)\(", DOCS.read_text(encoding="utf-8")))
     assert documented <= names, documented - names
+
+
+def test_sandboxes_that_want_peers_get_their_urls() -> None:
+    from sportello.hookspecs import sandbox_urls
+    from sportello.sandbox.anpr.app import ANPR_STATE
+
+    specs = Plugins().sandbox_apps()
+    peers = sandbox_urls(specs, "127.0.0.1", 8300)
+    assert peers["pdnd"] == "http://127.0.0.1:8304"
+    anpr = next(s for s in specs if s.name == "anpr")
+    assert anpr.wants_peers
+    door = anpr.build(peers)[ANPR_STATE].front_door
+    assert door.voucher_key == "http://127.0.0.1:8304/.well-known/jwks.json"
+    assert door.client_keys == "http://127.0.0.1:8304/keys"
