@@ -175,8 +175,25 @@ class BaseConnector:
             response.attempts = attempts
             return response
 
-        retrying = build_retrying(self.retry_policy, sleep=self._sleep)
-        response: Response = await retrying(attempt)
+        # The first attempt runs directly (most calls succeed, and tenacity's machinery costs
+        # more than the call's own bookkeeping); a retryable failure continues the same
+        # policy under tenacity, with the same waits it would have chosen.
+        policy = self.retry_policy
+        try:
+            response: Response = await attempt()
+        except ConnectorError as error:
+            if policy.max_attempts <= 1 or not policy.should_retry(error):
+                raise
+            delay = policy.compute_delay(1, error)
+            elapsed = loop.time() - started
+            if policy.deadline is not None and elapsed + delay > policy.deadline:
+                raise
+            log.warning("attempt 1 failed (%s), retrying in %.2fs", error, delay)
+            await self._sleep(delay)
+            retrying = build_retrying(
+                policy, sleep=self._sleep, attempts_done=1, elapsed=loop.time() - started
+            )
+            response = await retrying(attempt)
         log.debug(
             "%s %s %s -> %d (attempts=%d)",
             self.platform,

@@ -137,14 +137,15 @@ class RetryPolicy:
 class _PolicyWait(wait_base):
     """tenacity wait strategy delegating to ``RetryPolicy.compute_delay``."""
 
-    def __init__(self, policy: RetryPolicy) -> None:
+    def __init__(self, policy: RetryPolicy, offset: int = 0) -> None:
         self.policy = policy
+        self.offset = offset
 
     def __call__(self, retry_state: RetryCallState) -> float:
         outcome = retry_state.outcome
         error = outcome.exception() if outcome is not None and outcome.failed else None
         connector_error = error if isinstance(error, ConnectorError) else None
-        return self.policy.compute_delay(retry_state.attempt_number, connector_error)
+        return self.policy.compute_delay(retry_state.attempt_number + self.offset, connector_error)
 
 
 def _log_retry(retry_state: RetryCallState) -> None:
@@ -158,15 +159,25 @@ def _log_retry(retry_state: RetryCallState) -> None:
     )
 
 
-def build_retrying(policy: RetryPolicy, *, sleep: Sleep = asyncio.sleep) -> tenacity.AsyncRetrying:
-    """A tenacity ``AsyncRetrying`` applying ``policy``; the last error is re-raised as is."""
-    stop: stop_base = stop_after_attempt(policy.max_attempts)
+def build_retrying(
+    policy: RetryPolicy,
+    *,
+    sleep: Sleep = asyncio.sleep,
+    attempts_done: int = 0,
+    elapsed: float = 0.0,
+) -> tenacity.AsyncRetrying:
+    """A tenacity ``AsyncRetrying`` applying ``policy``; the last error is re-raised as is.
+
+    ``attempts_done`` and ``elapsed`` continue a policy whose first attempts were made
+    outside tenacity (``BaseConnector`` makes the first one directly: most calls succeed).
+    """
+    stop: stop_base = stop_after_attempt(policy.max_attempts - attempts_done)
     if policy.deadline is not None:
-        stop = stop | stop_before_delay(policy.deadline)
+        stop = stop | stop_before_delay(max(0.0, policy.deadline - elapsed))
     return tenacity.AsyncRetrying(
         sleep=sleep,
         stop=stop,
-        wait=_PolicyWait(policy),
+        wait=_PolicyWait(policy, attempts_done),
         retry=tenacity.retry_if_exception(policy.should_retry),
         before_sleep=_log_retry,
         reraise=True,
