@@ -9,6 +9,7 @@ from sportello.hookspecs import hookimpl
 from .messaging.sql_source import SqlCampaignSource
 from .registry.csv_adapter import CsvRegistryAdapter
 from .registry.sql_adapter import SqlRegistryAdapter
+from .suap.json_adapter import JsonSuapAdapter
 
 
 @hookimpl
@@ -19,3 +20,8 @@ def hub_registry_adapters() -> dict[str, type[Any]]:
 @hookimpl
 def hub_campaign_sources() -> dict[str, type[Any]]:
     return {"sql": SqlCampaignSource}
+
+
+@hookimpl
+def hub_suap_adapters() -> dict[str, type[Any]]:
+    return {"json": JsonSuapAdapter}

@@ -324,6 +324,6 @@ def routes() -> list[web.RouteDef]:
 
 
 def all_routes() -> list[web.RouteDef]:
-    from . import api_io, api_residents
+    from . import api_io, api_residents, api_suap
 
-    return [*routes(), *api_io.routes(), *api_residents.routes()]
+    return [*routes(), *api_io.routes(), *api_residents.routes(), *api_suap.routes()]

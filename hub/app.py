@@ -25,6 +25,7 @@ from .appkeys import (
     RESIDENTS,
     SERVICES,
     SESSION,
+    SUAP,
     WORKER,
 )
 from .clock import Clock, SystemClock
@@ -37,6 +38,7 @@ from .plugins import Plugins
 from .residents import ResidentLookup
 from .schema import STATUSES, tenants
 from .services import HubServices
+from .suap import SuapService
 
 log = logging.getLogger("sportello.app")
 
@@ -158,8 +160,10 @@ def create_app(
                 metrics=app[METRICS],
             )
             app[RESIDENTS] = ResidentLookup(app[SERVICES], app[PLUGINS])
+            app[SUAP] = SuapService(app[SERVICES], app[PLUGINS])
             yield
             await app[RESIDENTS].close()
+            await app[SUAP].close()
 
     async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
         if not workers:
@@ -172,9 +176,15 @@ def create_app(
         app[WORKER] = worker
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run(stop), name="outbox-worker")
+        pollers = [
+            asyncio.create_task(_poll_suap(app, t.id, t.suap.poll_seconds, stop))
+            for t in config.tenants
+            if t.suap is not None and "suap" in t.adapters
+        ]  # one change-feed reader per tenant that asked for SUAP notifications
         yield
         stop.set()  # graceful: in-flight jobs finish or are released
         await task
+        await asyncio.gather(*pollers, return_exceptions=True)
 
     app.cleanup_ctx.extend([database_ctx, session_ctx, worker_ctx])
     app.router.add_get("/healthz", healthz)
@@ -183,6 +193,24 @@ def create_app(
     app.router.add_routes(api.all_routes())
     app.router.add_routes(app[PLUGINS].web_routes())
     return app
+
+
+async def _poll_suap(
+    app: web.Application, tenant_id: str, every: float, stop: asyncio.Event
+) -> None:
+    """Announce SUAP practice changes for one tenant every ``every`` seconds."""
+    while not stop.is_set():
+        try:
+            result = await app[SUAP].notify(tenant_id)
+            if result["changes"]:
+                log.info("suap: changes announced", extra={"tenant": tenant_id, **result})
+        except Exception:
+            log.exception("suap: notification round failed", extra={"tenant": tenant_id})
+        try:
+            async with asyncio.timeout(every):
+                await stop.wait()
+        except TimeoutError:
+            pass
 
 
 async def healthz(request: web.Request) -> web.Response:

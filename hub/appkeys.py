@@ -13,6 +13,7 @@ from .outbox.worker import OutboxWorker
 from .plugins import Plugins
 from .residents import ResidentLookup
 from .services import HubServices
+from .suap import SuapService
 
 CONFIG = web.AppKey("config", HubConfig)
 CLOCK = web.AppKey("clock", Clock)
@@ -23,3 +24,4 @@ SESSION = web.AppKey("session", aiohttp.ClientSession)
 SERVICES = web.AppKey("services", HubServices)
 WORKER = web.AppKey("worker", OutboxWorker)
 RESIDENTS = web.AppKey("residents", ResidentLookup)
+SUAP = web.AppKey("suap", SuapService)

@@ -765,6 +765,53 @@ def _rotate(files: tuple[Path, ...]) -> None:
         click.echo(f"{path}: encrypted with master key {kid}")
 
 
+# --- SUAP -----------------------------------------------------------------------------------------
+@main.group("suap")
+def suap_group() -> None:
+    """SUAP practices (the comune's back office, through a SUAP adapter)."""
+
+
+@suap_group.command("notify")
+@config_option
+@click.option("--tenant", required=True)
+@friendly
+def suap_notify(config_path: Path, tenant: str) -> None:
+    """Announce practice status changes since the last run (App IO message + webhook).
+
+    The first run only records where the change feed starts. `sportello serve` does this by
+    itself every `[tenants.suap] poll_seconds`.
+    """
+    import aiohttp
+
+    from .metrics import HubMetrics
+    from .suap import SuapService, SuapUnavailable
+
+    config = load_config(config_path)
+
+    async def go() -> dict[str, int]:
+        clock = SystemClock()
+        engine = await open_database(config, apply_migrations=False, clock=clock)
+        try:
+            async with aiohttp.ClientSession() as session:
+                services = HubServices(config, engine, session, clock, HubMetrics())
+                suap = SuapService(services, Plugins(config.plugins.disabled))
+                try:
+                    return await suap.notify(tenant)
+                finally:
+                    await suap.close()
+        finally:
+            await engine.dispose()
+
+    try:
+        result = run_async(go())
+    except SuapUnavailable as exc:
+        _fail(str(exc), 1)
+    click.echo(
+        f"{result['changes']} change(s): {result['messages']} App IO message(s) and "
+        f"{result['events']} webhook event(s) queued"
+    )
+
+
 # --- API keys and audit ------------------------------------------------------------------------
 @main.group("apikeys")
 def apikeys_group() -> None:

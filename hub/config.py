@@ -234,6 +234,22 @@ class AnprTenantSettings(_Model):
     loa: str = Field(default="LoA2", description="TrackingEvidence LoA of the operator's login")
 
 
+class SuapTenantSettings(_Model):
+    """Telling citizens and businesses that their SUAP practice moved on."""
+
+    io_service: str | None = Field(
+        default=None, description="App IO service for practice updates (none: webhooks only)"
+    )
+    subject: str = "Pratica SUAP {{ practice.id }}: {{ event.status }}"
+    markdown: str = (
+        "La pratica **{{ practice.title }}** ({{ practice.kind }}, n. {{ practice.id }}) "
+        "presentata allo Sportello Unico per le Attività Produttive è ora nello stato: "
+        "**{{ event.status }}**.{% if event.note %} {{ event.note }}{% endif %} "
+        "Può seguirne l'iter sul sito del comune."
+    )
+    poll_seconds: Annotated[float, Field(gt=0)] = 60.0
+
+
 class WebhookSettings(_Model):
     """A tenant system that wants to hear about events (signed, through the outbox)."""
 
@@ -270,6 +286,7 @@ class TenantConfig(_Model):
     anpr: AnprTenantSettings | None = None
     adapters: dict[str, AdapterRef] = Field(default_factory=dict)
     webhooks: list[WebhookSettings] = Field(default_factory=list)
+    suap: SuapTenantSettings | None = None
 
     @field_validator("id")
     @classmethod

@@ -249,6 +249,53 @@ SCHEMAS["Resident"] = {
         "request_id": {"type": "string"},
     },
 }
+SCHEMAS["Practice"] = {
+    "type": "object",
+    "required": ["id", "applicant_fiscal_code", "title", "kind", "status", "submitted_at"],
+    "properties": {
+        "id": {"type": "string"},
+        "applicant_fiscal_code": {"type": "string"},
+        "applicant_name": NULLABLE_STR,
+        "title": {"type": "string"},
+        "kind": {"type": "string"},
+        "status": {"type": "string"},
+        "submitted_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"},
+    },
+}
+SCHEMAS["PracticeDetail"] = {
+    "allOf": [{"$ref": "#/components/schemas/Practice"}],
+    "type": "object",
+    "required": ["timeline", "documents"],
+    "properties": {
+        "timeline": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["practice_id", "status", "at"],
+                "properties": {
+                    "practice_id": {"type": "string"},
+                    "status": {"type": "string"},
+                    "at": {"type": "string", "format": "date-time"},
+                    "note": NULLABLE_STR,
+                },
+            },
+        },
+        "documents": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "name", "media_type", "size"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "name": {"type": "string"},
+                    "media_type": {"type": "string"},
+                    "size": {"type": "integer", "minimum": 0},
+                },
+            },
+        },
+    },
+}
 IDEMPOTENCY = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -359,6 +406,46 @@ PATHS: dict[str, Any] = {
                 },
             ],
             "responses": {"200": _json({"$ref": "#/components/schemas/CampaignReport"}), **ERRORS},
+        }
+    },
+    "/api/v1/tenants/{tenant}/suap/practices": {
+        "get": {
+            "operationId": "listSuapPractices",
+            "summary": "An applicant's SUAP practices, newest first (scope personal_data; audited)",
+            "parameters": [
+                TENANT_PARAM,
+                {
+                    "name": "applicant",
+                    "in": "query",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": "^([A-Za-z0-9]{16}|[0-9]{11})$"},
+                },
+            ],
+            "responses": {
+                "200": _json(_page("Practice")),
+                **ERRORS,
+                "409": _problem("The tenant has no SUAP adapter configured"),
+            },
+        }
+    },
+    "/api/v1/tenants/{tenant}/suap/practices/{practice_id}": {
+        "get": {
+            "operationId": "getSuapPractice",
+            "summary": "One practice with its status timeline and documents (personal_data)",
+            "parameters": [
+                TENANT_PARAM,
+                {
+                    "name": "practice_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                },
+            ],
+            "responses": {
+                "200": _json({"$ref": "#/components/schemas/PracticeDetail"}),
+                **ERRORS,
+                "409": _problem("The tenant has no SUAP adapter configured"),
+            },
         }
     },
     "/api/v1/tenants/{tenant}/residents/{fiscal_code}": {

@@ -223,3 +223,11 @@ idempotency_keys = Table(
     Column("body", Text(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
 )
+
+# Where each tenant's SUAP change feed was last read (notifications resume from here).
+suap_cursors = Table(
+    "suap_cursors",
+    metadata,
+    Column("tenant_id", String(40), primary_key=True),
+    Column("last_seen", UTCDateTime(), nullable=False),
+)

@@ -1,0 +1,1 @@
+"""SUAP adapters: the comune's back office for business practices (pratiche SUAP)."""
