@@ -57,6 +57,7 @@ class JsonSuapAdapter:
         self.path = path if path.is_absolute() else base_dir / path
         self.encoding = str(options.get("encoding", "utf-8"))
         self._data: _Data | None = None
+        self._seen: tuple[int, int] | None = None
         self._problems: list[SuapDataError] = []
         self._lock = asyncio.Lock()
 
@@ -205,11 +206,21 @@ class JsonSuapAdapter:
         return documents
 
     async def _loaded(self) -> _Data:
+        """The export, read again whenever the back office has written a new one (its
+        modification time or size changed), so a long-running hub sees new events."""
         async with self._lock:
-            if self._data is None:
+            stamp = await asyncio.to_thread(self._stamp)
+            if self._data is None or stamp != self._seen:
                 data = await asyncio.to_thread(self._load)
-                self._data, self._problems = data, list(data.problems)
+                self._data, self._problems, self._seen = data, list(data.problems), stamp
             return self._data
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
 
     # -- the contract --------------------------------------------------------------------------
 

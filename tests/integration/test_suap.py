@@ -136,3 +136,16 @@ async def test_a_status_change_is_announced_once(hub) -> None:  # type: ignore[n
     assert "Esito positivo." in content["markdown"]
     assert kinds == ["io.message", "webhook", "webhook"]
     assert client.app[CLOCK].now() == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+async def test_a_new_export_is_read_without_a_restart(hub, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    client, _ = hub
+    suap = client.app[SUAP]
+    await suap.notify("demo")  # cursor at 2026-01-01
+    await suap.notify("demo")  # the two changes already in the export
+    export = json.loads((tmp_path / "suap.json").read_text())
+    export["practices"][1]["events"].append(
+        {"status": "riattivata", "at": "2026-02-01T09:00:00+01:00"}
+    )
+    (tmp_path / "suap.json").write_text(json.dumps(export))
+    assert await suap.notify("demo") == {"changes": 1, "messages": 0, "events": 1}
