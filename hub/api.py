@@ -57,6 +57,10 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         )
     if principal is None:
         return problem(401, "Unauthorized", "the API key is unknown or revoked")
+    now = request.app[CLOCK].now()
+    if apikeys.due_for_mark(principal, now):
+        async with request.app[ENGINE].begin() as conn:
+            await apikeys.mark_used(conn, principal, now=now)
     request[PRINCIPAL] = principal
     try:
         return await handler(request)

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -30,6 +30,7 @@ class Principal:
     name: str
     tenant_id: str | None  # None for an admin key
     scopes: frozenset[str]
+    last_used_at: datetime | None = None
 
     @property
     def actor(self) -> str:
@@ -90,7 +91,27 @@ async def authenticate(conn: AsyncConnection, presented: str, *, now: datetime) 
         name=row.name,
         tenant_id=row.tenant_id,
         scopes=frozenset(s for s in row.scopes.split(",") if s),
+        last_used_at=row.last_used_at,
     )
+
+
+USE_RESOLUTION = timedelta(minutes=1)
+
+
+def due_for_mark(principal: Principal, now: datetime) -> bool:
+    """Whether this use should be recorded (at most once a minute per key)."""
+    last = principal.last_used_at
+    return last is None or now - last >= USE_RESOLUTION
+
+
+async def mark_used(conn: AsyncConnection, principal: Principal, *, now: datetime) -> bool:
+    """Record that a key was used, at most once a minute per key (so reads stay reads)."""
+    if not due_for_mark(principal, now):
+        return False
+    await conn.execute(
+        update(api_keys).where(api_keys.c.id == principal.key_id).values(last_used_at=now)
+    )
+    return True
 
 
 async def revoke(conn: AsyncConnection, key_id: str, *, now: datetime) -> None:
@@ -112,6 +133,7 @@ async def listing(conn: AsyncConnection) -> list[dict[str, Any]]:
             api_keys.c.scopes,
             api_keys.c.created_at,
             api_keys.c.revoked_at,
+            api_keys.c.last_used_at,
         ).order_by(api_keys.c.created_at)
     )
     return [dict(r._mapping) for r in rows]

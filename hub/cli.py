@@ -853,7 +853,7 @@ def apikeys_list(config_path: Path) -> None:
     """List keys (ids, tenants, scopes; never the secrets)."""
     config = load_config(config_path)
     rows = run_async(_with_conn(config, apikeys.listing))
-    table = Table("id", "tenant", "name", "scopes", "created", "revoked")
+    table = Table("id", "tenant", "name", "scopes", "created", "last used", "revoked")
     for r in rows:
         table.add_row(
             r["id"],
@@ -861,6 +861,7 @@ def apikeys_list(config_path: Path) -> None:
             r["name"],
             r["scopes"],
             _fmt(r["created_at"]),
+            _fmt(r["last_used_at"]),
             _fmt(r["revoked_at"]),
         )
     Console().print(table)

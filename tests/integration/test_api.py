@@ -256,3 +256,20 @@ async def test_audit_log_is_append_only(api) -> None:  # type: ignore[no-untyped
     async with engine.connect() as conn:
         rows = await audit.query(conn, tenant_id="demo")
     assert [r["purpose"] for r in rows] == ["PROT.1"]
+
+
+async def test_key_use_is_recorded_at_most_once_a_minute(api) -> None:  # type: ignore[no-untyped-def]
+    client, keys = api
+    engine = client.app[ENGINE]
+
+    async def last_used() -> Any:
+        async with engine.connect() as conn:
+            rows = {r["id"]: r for r in await apikeys.listing(conn)}
+        return rows[keys["demo"].split("_")[1]]["last_used_at"]
+
+    assert await last_used() is None
+    assert (await client.get("/api/v1/tenants", headers=auth(keys["demo"]))).status == 200
+    first = await last_used()
+    assert first is not None
+    assert (await client.get("/api/v1/tenants", headers=auth(keys["demo"]))).status == 200
+    assert await last_used() == first  # within the minute: no write
