@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 
+from sportello.config import SecretRef
 from sportello.outbox import Delivery, Handler, Job
 from sportello.services import HubServices
 
@@ -93,8 +94,6 @@ def webhook_handler(services: HubServices) -> Handler:
         payload = job.payload
         secret = None
         if payload.get("secret"):
-            from sportello.config import SecretRef
-
             secret = SecretRef.model_validate(payload["secret"]).reveal().encode()
         body = {
             "event": payload.get("event"),

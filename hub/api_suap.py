@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 from aiohttp import web
@@ -47,7 +46,7 @@ async def get_practice(request: web.Request) -> web.StreamResponse:
         raise _Problem(409, "Conflict", str(exc)) from None
     if found is None:
         raise _Problem(404, "Not Found", f"practice {practice_id!r} not found")
-    return web.Response(text=json.dumps(found), content_type="application/json")
+    return web.json_response(found)
 
 
 def routes() -> list[web.RouteDef]:

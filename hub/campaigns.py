@@ -121,6 +121,16 @@ def _cents(value: str) -> int:
     return int(cents)
 
 
+def _compile(template: Template, source: str, out: Prepared) -> tuple[Any, Any] | None:
+    """The subject and markdown templates, or None with the syntax error in ``out``."""
+    env = _env()
+    try:
+        return env.from_string(template.subject), env.from_string(template.markdown)
+    except TemplateError as exc:
+        out.problems.append(f"{source}: template: {exc}")
+        return None
+
+
 def prepare(
     rows_text: str,
     template: Template,
@@ -130,14 +140,11 @@ def prepare(
     progress: Callable[[int], None] | None = None,
 ) -> Prepared:
     """Render and validate every row. Never raises for bad rows: they go in ``problems``."""
-    env = _env()
     out = Prepared()
-    try:
-        subject_t = env.from_string(template.subject)
-        markdown_t = env.from_string(template.markdown)
-    except TemplateError as exc:
-        out.problems.append(f"{source}: template: {exc}")
+    compiled = _compile(template, source, out)
+    if compiled is None:
         return out
+    subject_t, markdown_t = compiled
     reader = csv.reader(io.StringIO(rows_text.lstrip("\ufeff")), delimiter=_sniff(rows_text))
     header = next(reader, None)
     if header is None or len(header) < len(FIXED_COLUMNS):
@@ -172,14 +179,11 @@ def prepare_rows(
     """Like :func:`prepare`, for rows from a campaign source (``hub_campaign_sources``):
     mappings with the five fixed columns (missing ones count as empty) plus template fields.
     Row numbers in messages count from 1."""
-    env = _env()
     out = Prepared()
-    try:
-        subject_t = env.from_string(template.subject)
-        markdown_t = env.from_string(template.markdown)
-    except TemplateError as exc:
-        out.problems.append(f"{source}: template: {exc}")
+    compiled = _compile(template, source, out)
+    if compiled is None:
         return out
+    subject_t, markdown_t = compiled
     for rowno, raw in enumerate(rows, start=1):
         if progress is not None:
             progress(1)

@@ -12,7 +12,8 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -93,7 +94,37 @@ config_option = click.option(
 )
 
 
-@click.group()
+class _PluginCommands(click.Group):
+    """The built-in commands, plus the ``hub_cli_commands`` of plugins, loaded only when a
+    name is not a built-in or the list is shown: loading every plugin costs most of a second,
+    which ``sportello db upgrade`` or ``sportello outbox list`` should not pay."""
+
+    _plugins_loaded = False
+
+    def _load_plugins(self) -> None:
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        try:
+            for command in Plugins().cli_commands():
+                if command.name not in self.commands:
+                    self.add_command(command)
+        except PluginConflict as exc:
+            click.echo(f"sportello: warning: {exc}", err=True)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            self._load_plugins()
+            command = super().get_command(ctx, cmd_name)
+        return command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugins()
+        return super().list_commands(ctx)
+
+
+@click.group(cls=_PluginCommands)
 @click.version_option(__version__, prog_name="sportello")
 def main() -> None:
     """Sportello: SPID/CIE, pagoPA, App IO and ANPR for Italian comuni."""
@@ -147,32 +178,41 @@ def worker_cmd(config_path: Path) -> None:
     run_async(_run_worker(config))
 
 
-async def _run_worker(config: HubConfig) -> None:
+@asynccontextmanager
+async def _services(config: HubConfig) -> AsyncIterator[HubServices]:
+    """What a command that talks to platforms needs: the database (current schema) and one
+    HTTP session, closed on the way out."""
     import aiohttp
 
     from .metrics import HubMetrics
 
+    clock = SystemClock()
+    engine = await open_database(config, apply_migrations=False, clock=clock)
+    try:
+        timeout = aiohttp.ClientTimeout(total=config.outbox.http_timeout)
+        connector = aiohttp.TCPConnector(limit=max(100, config.outbox.concurrency * 2))
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+            yield HubServices(config, engine, session, clock, HubMetrics())
+    finally:
+        await engine.dispose()
+
+
+async def _run_worker(config: HubConfig) -> None:
     lock = None
     path = sqlite_path(config.database.url)
     if path is not None:
         lock = ReplicaLock(path)
         lock.acquire()
-    clock = SystemClock()
-    engine = await open_database(config, apply_migrations=False, clock=clock)
     plugins = Plugins(config.plugins.disabled)
     stop = asyncio.Event()
     install_stop_signals(stop)
     try:
-        timeout = aiohttp.ClientTimeout(total=config.outbox.http_timeout)
-        connector = aiohttp.TCPConnector(limit=max(100, config.outbox.concurrency * 2))
-        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-            services = HubServices(config, engine, session, clock, HubMetrics())
+        async with _services(config) as services:
             handlers = handlers_from(plugins.outbox_handlers(), services)
-            worker = OutboxWorker(engine, handlers, config.outbox, clock=clock)
+            worker = OutboxWorker(services.engine, handlers, config.outbox, clock=services.clock)
             click.echo(f"sportello: outbox worker {worker.name} started", err=True)
             await worker.run(stop)
     finally:
-        await engine.dispose()
         if lock is not None:
             lock.release()
 
@@ -692,28 +732,19 @@ def residents_lookup(
     config_path: Path, tenant: str, purpose: str, operator: str | None, fiscal_code: str
 ) -> None:
     """Look up one resident; print JSON with the source of every field."""
-    import aiohttp
-
-    from .metrics import HubMetrics
     from .residents import LookupRefused, Requester, ResidentLookup
 
     config = load_config(config_path)
     user = _operator()
 
     async def go() -> dict[str, Any]:
-        clock = SystemClock()
-        engine = await open_database(config, apply_migrations=False, clock=clock)
-        try:
-            async with aiohttp.ClientSession() as session:
-                services = HubServices(config, engine, session, clock, HubMetrics())
-                lookup = ResidentLookup(services, Plugins(config.plugins.disabled))
-                try:
-                    who = Requester(actor=user, operator=operator or user, purpose=purpose)
-                    return await lookup.lookup(tenant, fiscal_code, who)
-                finally:
-                    await lookup.close()
-        finally:
-            await engine.dispose()
+        async with _services(config) as services:
+            lookup = ResidentLookup(services, Plugins(config.plugins.disabled))
+            try:
+                who = Requester(actor=user, operator=operator or user, purpose=purpose)
+                return await lookup.lookup(tenant, fiscal_code, who)
+            finally:
+                await lookup.close()
 
     try:
         result = run_async(go())
@@ -781,26 +812,17 @@ def suap_notify(config_path: Path, tenant: str) -> None:
     The first run only records where the change feed starts. `sportello serve` does this by
     itself every `[tenants.suap] poll_seconds`.
     """
-    import aiohttp
-
-    from .metrics import HubMetrics
     from .suap import SuapService, SuapUnavailable
 
     config = load_config(config_path)
 
     async def go() -> dict[str, int]:
-        clock = SystemClock()
-        engine = await open_database(config, apply_migrations=False, clock=clock)
-        try:
-            async with aiohttp.ClientSession() as session:
-                services = HubServices(config, engine, session, clock, HubMetrics())
-                suap = SuapService(services, Plugins(config.plugins.disabled))
-                try:
-                    return await suap.notify(tenant)
-                finally:
-                    await suap.close()
-        finally:
-            await engine.dispose()
+        async with _services(config) as services:
+            suap = SuapService(services, Plugins(config.plugins.disabled))
+            try:
+                return await suap.notify(tenant)
+            finally:
+                await suap.close()
 
     try:
         result = run_async(go())
@@ -990,14 +1012,3 @@ def _add_builtin_commands() -> None:
 
 
 _add_builtin_commands()
-
-
-def _add_plugin_commands() -> None:
-    try:
-        for command in Plugins().cli_commands():
-            main.add_command(command)
-    except PluginConflict as exc:  # pragma: no cover - reported when the CLI starts
-        click.echo(f"sportello: warning: {exc}", err=True)
-
-
-_add_plugin_commands()

@@ -22,7 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from .config import DatabaseSettings
 
 READ_ONLY = "sportello_read_only"
-SQLITE_POOL = int(os.environ.get("SPORTELLO_SQLITE_POOL", "1"))
+# One connection for SQLite: it has one writer anyway, and a queue in the pool is far cheaper
+# than SQLite's sleep-and-retry busy handler (measured with bench/io: 799 vs 572 messages/s).
+SQLITE_POOL = 1
 
 
 @asynccontextmanager

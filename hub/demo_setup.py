@@ -19,8 +19,6 @@ log = logging.getLogger("sportello.demo")
 
 IO_KEY_ENV = "SPORTELLO_DEMO_IO_KEY"
 PDND_KEY_ENV = "SPORTELLO_DEMO_PDND_KEY"
-# The IO sandbox's demo service key: a sandbox value, not a secret.
-IO_SANDBOX_DEMO_KEY = "sandbox-demo-primary-key"
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -33,8 +31,9 @@ def _write_private(path: Path, data: bytes) -> None:
 def prepare_demo_secrets(data_dir: Path) -> None:
     """Set the environment the demo configuration refers to (never overriding the user's)."""
     from sportello.connectors.pdnd.keys import generate_key
+    from sportello.sandbox.io.app import DEMO_PRIMARY_KEY  # a sandbox value, not a secret
 
-    os.environ.setdefault(IO_KEY_ENV, IO_SANDBOX_DEMO_KEY)
+    os.environ.setdefault(IO_KEY_ENV, DEMO_PRIMARY_KEY)
     key_file = data_dir / "keys" / "demo-pdnd.pem"
     if not key_file.exists():
         private_pem, _ = generate_key()

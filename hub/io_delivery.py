@@ -43,7 +43,6 @@ class IoClients:
     def __init__(self, services: HubServices) -> None:
         self.services = services
         self._clients: dict[tuple[str, str], IoClient] = {}
-        self._limiters: dict[str, DbRateLimiter] = {}
 
     def get(self, tenant_id: str, service_id: str) -> IoClient:
         key = (tenant_id, service_id)
@@ -61,7 +60,6 @@ class IoClients:
                 limiter = DbRateLimiter(
                     self.services.engine, limit=io.rate_limit, window=io.rate_window
                 )
-                self._limiters[tenant_id] = limiter
 
                 async def pacer(slot: str, _l: DbRateLimiter = limiter, _s: str = svc.id) -> None:
                     await _l.acquire(f"io:{_s}")  # both keys share one budget

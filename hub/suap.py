@@ -5,7 +5,6 @@ transaction that moves the tenant's change-feed cursor, so a change is announced
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ class SuapUnavailable(Exception):
 
 
 def practice_view(p: Practice) -> dict[str, Any]:
-    return json.loads(p.model_dump_json())  # type: ignore[no-any-return]
+    return p.model_dump(mode="json")
 
 
 class SuapService:
@@ -93,10 +92,8 @@ class SuapService:
         await self._audit(tenant.id, actor, "suap.practice", found.applicant_fiscal_code, 1)
         return {
             **practice_view(found),
-            "timeline": [json.loads(e.model_dump_json()) for e in await adapter.timeline(found.id)],
-            "documents": [
-                json.loads(d.model_dump_json()) for d in await adapter.documents(found.id)
-            ],
+            "timeline": [e.model_dump(mode="json") for e in await adapter.timeline(found.id)],
+            "documents": [d.model_dump(mode="json") for d in await adapter.documents(found.id)],
         }
 
     def _message(
@@ -138,7 +135,6 @@ class SuapService:
         changes = await adapter.changes_since(row.last_seen)
         if not changes:
             return {"changes": 0, "messages": 0, "events": 0}
-        messages = 0
         payloads: list[tuple[str, str, dict[str, Any]]] = []
         planned: list[NewMessage] = []
         for event in changes:
@@ -161,20 +157,16 @@ class SuapService:
                 )
             )
         last = max(e.at for e in changes)
+        service_id = tenant.suap.io_service if tenant.suap else None
         async with engine.begin() as conn:
-            for message in planned:
-                assert tenant.suap is not None and tenant.suap.io_service is not None
+            for message in planned:  # only planned when the tenant has an io_service
+                assert service_id is not None
                 await campaigns.enqueue_message(
-                    conn,
-                    tenant_id=tenant_id,
-                    service_id=tenant.suap.io_service,
-                    message=message,
-                    now=now,
+                    conn, tenant_id=tenant_id, service_id=service_id, message=message, now=now
                 )
-                messages += 1
             events = await emit(conn, self.services.config, payloads, now=now)
             await self._upsert_cursor(conn, tenant_id, last)
-        return {"changes": len(changes), "messages": messages, "events": events}
+        return {"changes": len(changes), "messages": len(planned), "events": events}
 
     @staticmethod
     async def _upsert_cursor(conn: Any, tenant_id: str, at: datetime) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -45,3 +47,26 @@ def platform_app(name: str, description: str) -> web.Application:
 
     app.router.add_get("/status", status)
     return app
+
+
+@dataclass(frozen=True)
+class SpecViolation:
+    """A body a spec-checking sandbox sent or accepted that its official spec refuses:
+    ``kind`` is ``request`` or ``response``."""
+
+    kind: str
+    method: str
+    path: str
+    status: int | None
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def schema_problems(validator: Any, body: Any) -> list[str]:
+    """``path: message`` for every error a ``jsonschema`` validator finds in ``body``."""
+    return [
+        f"{'/'.join(str(part) for part in error.absolute_path) or '(root)'}: {error.message}"
+        for error in validator.iter_errors(body)
+    ]

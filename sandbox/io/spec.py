@@ -15,35 +15,15 @@ recording violations (``GET /__sandbox/spec-violations``) without changing its a
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ..common import SpecViolation, schema_problems
 from .validation import is_fiscal_code, is_organization_fiscal_code, is_timestamp, is_ulid
 
-__all__ = ["SpecChecker", "SpecViolation"]
-
-
-@dataclass(frozen=True)
-class SpecViolation:
-    """One mismatch: ``kind`` is ``request`` or ``response``."""
-
-    kind: str
-    method: str
-    path: str
-    status: int | None
-    message: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "method": self.method,
-            "path": self.path,
-            "status": self.status,
-            "message": self.message,
-        }
+__all__ = ["SpecChecker", "SpecViolation"]  # SpecViolation: from sandbox.common
 
 
 def _format(check: Callable[[object], bool]) -> Callable[[object], bool]:
@@ -123,12 +103,7 @@ class SpecChecker:
     # -- validation --------------------------------------------------------------------
 
     def _errors(self, key: tuple[str, ...], schema: dict[str, Any], body: Any) -> list[str]:
-        validator = self._validator(key, schema)
-        problems = []
-        for error in validator.iter_errors(body):
-            where = "/".join(str(part) for part in error.absolute_path) or "(root)"
-            problems.append(f"{where}: {error.message}")
-        return problems
+        return schema_problems(self._validator(key, schema), body)
 
     def definition_errors(self, name: str, body: Any) -> list[str]:
         """Problems of ``body`` against ``#/definitions/<name>``."""

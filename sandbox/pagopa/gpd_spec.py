@@ -16,31 +16,12 @@ checks every JSON body it accepts and every JSON body it sends, recording violat
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["GpdSpecChecker", "SpecViolation"]
+from ..common import SpecViolation, schema_problems
 
-
-@dataclass(frozen=True)
-class SpecViolation:
-    """One mismatch: ``kind`` is ``request`` or ``response``."""
-
-    kind: str
-    method: str
-    path: str
-    status: int | None
-    message: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "method": self.method,
-            "path": self.path,
-            "status": self.status,
-            "message": self.message,
-        }
+__all__ = ["GpdSpecChecker", "SpecViolation"]  # SpecViolation: from sandbox.common
 
 
 def _pointer(*parts: str) -> str:
@@ -97,11 +78,7 @@ class GpdSpecChecker:
                 format_checker=self._format_checker,
             )
             self._cache[reference] = validator
-        problems = []
-        for error in validator.iter_errors(body):
-            where = "/".join(str(part) for part in error.absolute_path) or "(root)"
-            problems.append(f"{where}: {error.message}")
-        return problems
+        return schema_problems(validator, body)
 
     def schema_errors(self, name: str, body: Any, *, document: int = 0) -> list[str]:
         """Problems of ``body`` against ``#/components/schemas/<name>``."""

@@ -109,3 +109,38 @@ def test_sandboxes_that_want_peers_get_their_urls() -> None:
     door = anpr.build(peers)[ANPR_STATE].front_door
     assert door.voucher_key == "http://127.0.0.1:8304/.well-known/jwks.json"
     assert door.client_keys == "http://127.0.0.1:8304/keys"
+
+
+def test_plugin_commands_load_only_when_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    import click
+    from click.testing import CliRunner
+
+    from sportello import cli
+
+    @click.command("acme-sync")
+    def acme_sync() -> None:
+        click.echo("synced")
+
+    class Acme:
+        @hookimpl
+        def hub_cli_commands(self) -> list[click.Command]:
+            return [acme_sync]
+
+    made: list[int] = []
+
+    def plugins(*args: Any, **kwargs: Any) -> Plugins:
+        made.append(1)
+        p = Plugins(*args, **kwargs)
+        p.register(Acme(), name="acme")
+        return p
+
+    monkeypatch.setattr(cli, "Plugins", plugins)
+    group = cli._PluginCommands(commands=dict(cli.main.commands))
+    runner = CliRunner()
+    assert runner.invoke(group, ["config", "--help"]).exit_code == 0
+    assert made == []  # a built-in command loads no plugin
+    result = runner.invoke(group, ["acme-sync"])
+    assert result.exit_code == 0 and result.output == "synced\n"
+    assert made == [1]
+    assert "acme-sync" in runner.invoke(group, ["--help"]).output
+    assert made == [1]  # loaded once
