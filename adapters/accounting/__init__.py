@@ -1,0 +1,1 @@
+"""Accounting (ragioneria) adapters: where debt positions come from and receipts go."""

@@ -1,0 +1,1 @@
+"""SPID and CIE login: a SAML service provider for many tenants. See README.md."""

@@ -1,0 +1,1 @@
+"""Sandbox SPID/CIE identity provider."""
