@@ -10,7 +10,7 @@ SOURCES := $(shell find hub connectors adapters sandbox -name '*.py' -o -name '*
 SRCLIST := $(VENV)/.sources
 PG_URL  ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: fmt run test lint typecheck docs bench sysdeps install clean pg-check
+.PHONY: fmt run test lint typecheck docs bench sysdeps install clean pg-check spid-compliance
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -31,15 +31,19 @@ install: $(VENV)/.installed
 
 FORCE:
 
-# System packages the test suite needs (xmlsec1 for the SPID test tool). Installed with apt-get
+# System packages the test suite needs (xmlsec1 for the SPID test tool, Debian's chromium for
+# the browser test). Installed with apt-get
 # when running as root and missing; otherwise a clear message says what to install.
 sysdeps:
-	@if ! command -v xmlsec1 >/dev/null 2>&1; then \
+	@missing=""; \
+	command -v xmlsec1 >/dev/null 2>&1 || missing="$$missing xmlsec1"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium chromium-driver"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo ">> installing xmlsec1 (apt-get)"; \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xmlsec1 >/dev/null) \
-	      || echo "!! apt-get could not install xmlsec1"; \
-	  else echo "!! xmlsec1 missing: install it (Debian: apt-get install xmlsec1)"; fi; \
+	    echo ">> installing$$missing (apt-get)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	      || echo "!! apt-get could not install$$missing"; \
+	  else echo "!! missing system packages:$$missing (Debian: apt-get install$$missing)"; fi; \
 	fi
 
 pg-check:
@@ -64,7 +68,13 @@ typecheck: install
 
 test: install sysdeps pg-check lint typecheck
 	SPORTELLO_TEST_PG_URL='$(PG_URL)' $(BIN)/pytest -q
+	$(MAKE) spid-compliance
 	$(MAKE) docs
+
+# AgID's spid-sp-test 1.2.18 (own venv .venv-spt) against the demo hub: metadata, AuthnRequest
+# and the 111 responses for four profiles; JSON reports land in var/compliance/.
+spid-compliance: install sysdeps
+	$(BIN)/python tests/compliance/spid_compliance.py
 
 run: install
 	$(BIN)/sportello demo

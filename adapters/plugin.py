@@ -6,6 +6,7 @@ from typing import Any
 
 from sportello.hookspecs import hookimpl
 
+from .accounting.csv_adapter import CsvAccountingAdapter
 from .messaging.sql_source import SqlCampaignSource
 from .registry.csv_adapter import CsvRegistryAdapter
 from .registry.sql_adapter import SqlRegistryAdapter
@@ -25,3 +26,8 @@ def hub_campaign_sources() -> dict[str, type[Any]]:
 @hookimpl
 def hub_suap_adapters() -> dict[str, type[Any]]:
     return {"json": JsonSuapAdapter}
+
+
+@hookimpl
+def hub_accounting_adapters() -> dict[str, type[Any]]:
+    return {"csv": CsvAccountingAdapter}

@@ -21,9 +21,26 @@ def hub_connectors() -> list[type[Any]]:
 @hookimpl
 def hub_outbox_handlers() -> dict[str, HandlerFactory]:
     from sportello.io_delivery import io_message_handler, io_status_handler
+    from sportello.pagopa_jobs import gpd_create_handler, receipt_forward_handler
 
     return {
         "webhook": webhook_handler,
         "io.message": io_message_handler,
         "io.status": io_status_handler,
+        "pagopa.receipt.forward": receipt_forward_handler,
+        "pagopa.gpd.create": gpd_create_handler,
     }
+
+
+@hookimpl
+def hub_web_routes() -> list[Any]:
+    from sportello.pagopa_station import station_routes
+
+    return [*station_routes()]
+
+
+@hookimpl
+def hub_cli_commands() -> list[Any]:
+    from sportello.pagopa_cli import pagopa_group
+
+    return [pagopa_group]

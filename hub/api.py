@@ -328,6 +328,12 @@ def routes() -> list[web.RouteDef]:
 
 
 def all_routes() -> list[web.RouteDef]:
-    from . import api_io, api_residents, api_suap
+    from . import api_io, api_login, api_residents, api_suap
 
-    return [*routes(), *api_io.routes(), *api_residents.routes(), *api_suap.routes()]
+    return [
+        *routes(),
+        *api_io.routes(),
+        *api_residents.routes(),
+        *api_suap.routes(),
+        *api_login.routes(),
+    ]

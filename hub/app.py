@@ -15,7 +15,7 @@ from aiohttp import web
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from . import __version__, api, migrate
+from . import __version__, api, login, login_demo_app, migrate
 from .appkeys import (
     CLOCK,
     CONFIG,
@@ -187,6 +187,8 @@ def create_app(
         await asyncio.gather(*pollers, return_exceptions=True)
 
     app.cleanup_ctx.extend([database_ctx, session_ctx, worker_ctx])
+    login.setup(app)
+    app.router.add_routes(login_demo_app.routes())
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import click
 from rich.console import Console
@@ -239,10 +239,24 @@ def sandbox_cmd(host: str, base_port: int) -> None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("var"))
 @click.option("--port", type=int, default=None, help="hub port (default 8000)")
+@click.option(
+    "--trust-idp",
+    "trust_idps",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="extra IdP metadata the demo tenants trust (repeatable), e.g. spid-sp-test's IdP",
+)
 @friendly
-def demo_cmd(config_path: Path | None, data_dir: Path, port: int | None) -> None:
+def demo_cmd(
+    config_path: Path | None, data_dir: Path, port: int | None, trust_idps: tuple[Path, ...]
+) -> None:
     """Hub + every sandbox + the demo tenant, on an embedded SQLite file under var/."""
-    from .demo_setup import demo_api_key, prepare_demo_secrets, register_demo_pdnd_client
+    from .demo_setup import (
+        demo_api_key,
+        prepare_demo_logins,
+        prepare_demo_secrets,
+        register_demo_pdnd_client,
+    )
 
     path = config_path or demo_config_path()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -252,6 +266,10 @@ def demo_cmd(config_path: Path | None, data_dir: Path, port: int | None) -> None
         )
     prepare_demo_secrets(data_dir)
     config = load_config(path)
+    if port is not None and config.server.public_url:
+        # the demo's URLs (SAML entityIDs, return URLs) follow the port it really listens on
+        config = load_config(path, replace={":8000": f":{port}"})
+    config = prepare_demo_logins(config, data_dir, trust_idps)
     setup_logging(config.logging.level, json_format=config.logging.json_format)
     app = create_app(config, apply_migrations=True)
     hub = Served("hub", app, config.server.host, port or config.server.port)
@@ -521,6 +539,106 @@ def keys_pdnd(config_path: Path, tenant: str, out_dir: Path | None) -> None:
     rel = os.path.relpath(key_file, config_path.resolve().parent)
     shown = key_file if rel.startswith("..") else rel
     click.echo(f'  key = {{ file = "{shown}" }}')
+
+
+@keys_group.command("spid")
+@config_option
+@click.option("--tenant", required=True)
+@click.option("--scheme", type=click.Choice(["spid", "cie"]), default="spid", show_default=True)
+@click.option(
+    "--rotate",
+    is_flag=True,
+    help="replace the current pair; the old certificate "
+    "stays in the metadata until it expires or --retire",
+)
+@click.option("--retire", is_flag=True, help="drop previous certificates from the metadata")
+@click.option("--aggregator", is_flag=True, help="make the aggregator's signing key instead")
+@click.option("--days", type=int, default=730, show_default=True)
+@friendly
+def keys_spid(
+    config_path: Path,
+    tenant: str,
+    scheme: str,
+    rotate: bool,
+    retire: bool,
+    aggregator: bool,
+    days: int,
+) -> None:
+    """Make a tenant's SAML key and self-signed certificate (SPID subject and policy OIDs)."""
+    from sportello.connectors.spid.keys import make_sp_certificate
+
+    from .login_keys import LoginConfigError, entity_id, login_settings, retire_previous, write_keys
+
+    config = load_config(config_path)
+    t = config.tenant(tenant)
+    if t is None:
+        _fail(f"tenant {tenant!r} is not in {config_path}", 2)
+    assert t is not None
+    kind: Literal["spid", "cie"] = "cie" if scheme == "cie" else "spid"
+    try:
+        settings = login_settings(t, kind)
+    except LoginConfigError as exc:
+        _fail(str(exc), 2)
+        raise
+    keys_dir = settings.keys_dir
+    if aggregator:
+        if settings.aggregator is None:
+            _fail(f"tenant {tenant!r} has no [tenants.{kind}.aggregator] section", 2)
+        assert settings.aggregator is not None
+        keys_dir = settings.aggregator.keys_dir
+    if retire:
+        gone = retire_previous(keys_dir)
+        click.echo(f"retired {len(gone)} previous certificate(s) from {keys_dir}")
+        return
+    private = settings.profile == "private"
+    agg = settings.aggregator if aggregator else None
+    key_pem, cert_pem = make_sp_certificate(
+        entity_id=entity_id(config, t, kind),
+        organization_name=agg.company if agg else t.name,
+        common_name=agg.company if agg else t.name,
+        locality=t.cadastral_code,
+        ipa_code=None if (private or agg) else t.ipa_code,
+        vat_number=(
+            agg.vat_number if agg else (settings.billing.vat_number if settings.billing else None)
+        ),
+        fiscal_code=(agg.fiscal_code if agg else (t.fiscal_code if private else None)),
+        private=private or agg is not None,
+        days=days,
+    )
+    try:
+        kept = write_keys(keys_dir, key_pem, cert_pem, rotate=rotate)
+    except LoginConfigError as exc:
+        _fail(str(exc), 1)
+    click.echo(f"key and certificate written to {keys_dir} (current.key, current.crt)")
+    if kept is not None:
+        click.echo(f"previous certificate kept in the metadata: {kept.name} (--retire drops it)")
+    click.echo("publish the new metadata to AgID / the CIE federation before the old one expires")
+
+
+@main.group("idps")
+def idps_group() -> None:
+    """The identity providers tenants trust."""
+
+
+@idps_group.command("refresh")
+@click.option(
+    "--url",
+    default="https://registry.spid.gov.it/metadata/idp/spid-entities-idps.xml",
+    show_default=True,
+)
+@click.option(
+    "--cache",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("var/idps/spid-entities-idps.xml"),
+    show_default=True,
+)
+@friendly
+def idps_refresh(url: str, cache: Path) -> None:
+    """Fetch the official SPID IdP metadata; the last good copy is kept if this one is bad."""
+    from .login_idps import refresh_registry
+
+    count = run_async(refresh_registry(url, cache))
+    click.echo(f"{count} identity providers cached in {cache}")
 
 
 # --- App IO ---------------------------------------------------------------------------------------

@@ -171,9 +171,101 @@ class AdapterRef(_Model):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
-class SpidTenantSettings(_Model):
-    entity_id: str
+class BillingSettings(_Model):
+    """Who AgID invoices (private SPs only: ``fpa:CessionarioCommittente``)."""
+
+    company: str
+    vat_number: Annotated[str, Field(pattern=r"^[A-Z]{2}\w{2,28}$")]
+    address: str
+    number: str
+    postal_code: Annotated[str, Field(pattern=r"^\d{5}$")]
+    town: str
+    province: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+    country: str = "IT"
+    email: str = ""
+
+
+class AggregatorSettings(_Model):
+    """The software house serving the tenant as a SPID aggregator (Avviso 19 v4)."""
+
+    company: str
+    vat_number: str | None = None
+    fiscal_code: str | None = None
+    email: str
+    phone: str | None = None
+    activity: Literal["pub-ag-full", "pub-ag-lite", "pri-ag-full", "pri-ag-lite"] = "pub-ag-full"
+    keys_dir: Path = Field(description="directory of the aggregator's signing key (current.key)")
+
+    @field_validator("keys_dir")
+    @classmethod
+    def _relative(cls, value: Path, info: ValidationInfo) -> Path:
+        return _relative_to_base(value, info)
+
+
+class LoginSettings(_Model):
+    """One tenant's SAML service provider for SPID (``[tenants.spid]``) or CIE (``[tenants.cie]``).
+
+    Keys live in ``keys_dir`` (``current.key``/``current.crt``, made by ``sportello keys
+    spid``; older ``previous-*.crt`` stay in the metadata during a rotation overlap).
+    """
+
+    entity_id: str | None = Field(
+        default=None, description="default: <public_url>/t/<tenant>/<spid|cie>/metadata"
+    )
     profile: Literal["public", "private", "aggregated"] = "public"
+    keys_dir: Path = Field(description="directory holding current.key and current.crt")
+    contact_email: str
+    contact_phone: Annotated[str, Field(pattern=r"^\+39\d{6,12}$")] | None = None
+    organization_url: str | None = None
+    attributes: list[str] = Field(
+        default_factory=lambda: ["name", "familyName", "fiscalNumber", "email"]
+    )
+    level: Annotated[int, Field(ge=1, le=3)] = 2
+    comparison: Literal["exact", "minimum", "better", "maximum"] = "minimum"
+    binding: Literal["redirect", "post"] = "redirect"
+    idp_metadata: list[str] = Field(
+        default_factory=list,
+        description="extra trusted IdP metadata: files or http(s) URLs (test and sandbox IdPs)",
+    )
+    use_registry: bool = Field(
+        default=False,
+        description="trust the official IdP list (cached by `sportello idps refresh`)",
+    )
+    return_urls: list[str] = Field(
+        default_factory=list,
+        description="where the tenant's application may receive login codes (exact match)",
+    )
+    province: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
+    billing: BillingSettings | None = None
+    aggregator: AggregatorSettings | None = None
+    technical_contact_email: str | None = Field(
+        default=None, description="CIE: the software house's technical contact"
+    )
+    technical_contact_company: str | None = None
+    clock_skew: Annotated[float, Field(ge=0, le=300)] = 10.0
+
+    @field_validator("keys_dir")
+    @classmethod
+    def _relative(cls, value: Path, info: ValidationInfo) -> Path:
+        return _relative_to_base(value, info)
+
+    @model_validator(mode="after")
+    def _profile_needs(self) -> LoginSettings:
+        if self.profile == "private" and self.billing is None:
+            raise ValueError("a private SP needs [billing] (Avviso 29 v3)")
+        if self.profile == "aggregated" and self.aggregator is None:
+            raise ValueError("an aggregated SP needs [aggregator] (Avviso 19 v4)")
+        return self
+
+
+SpidTenantSettings = LoginSettings
+
+
+def _relative_to_base(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir") if info.context else None
+    if not value.is_absolute() and base is not None:
+        return Path(base) / value
+    return value
 
 
 class PagopaTenantSettings(_Model):
@@ -279,7 +371,8 @@ class TenantConfig(_Model):
     ipa_code: Annotated[str, Field(min_length=1, max_length=20)]
     fiscal_code: Annotated[str, Field(pattern=r"^\d{11}$")]
     cadastral_code: Annotated[str, Field(pattern=r"^[A-Z]\d{3}$")]
-    spid: SpidTenantSettings | None = None
+    spid: LoginSettings | None = None
+    cie: LoginSettings | None = None
     pagopa: PagopaTenantSettings | None = None
     io: IoTenantSettings | None = None
     pdnd: PdndTenantSettings | None = None
@@ -371,8 +464,13 @@ def parse_config(
         raise ConfigError(source, format_validation_error(exc)) from None
 
 
-def load_config(path: str | os.PathLike[str]) -> HubConfig:
-    """Read and validate a TOML configuration file."""
+def load_config(
+    path: str | os.PathLike[str], *, replace: dict[str, str] | None = None
+) -> HubConfig:
+    """Read and validate a TOML configuration file.
+
+    ``replace`` substitutes text before parsing (the demo moves its URLs to another port).
+    """
     p = Path(path)
     try:
         raw = p.read_bytes()
@@ -381,7 +479,10 @@ def load_config(path: str | os.PathLike[str]) -> HubConfig:
     except OSError as exc:
         raise ConfigError(p, [f"cannot be read: {exc.strerror}"]) from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        for old, new in (replace or {}).items():
+            text = text.replace(old, new)
+        data = tomllib.loads(text)
     except UnicodeDecodeError:
         raise ConfigError(p, ["is not UTF-8 text"]) from None
     except tomllib.TOMLDecodeError as exc:

@@ -448,6 +448,50 @@ PATHS: dict[str, Any] = {
             },
         }
     },
+    "/api/v1/tenants/{tenant}/logins/exchange": {
+        "post": {
+            "operationId": "exchangeLoginCode",
+            "summary": "The identity behind a SPID/CIE login code, once (scope personal_data; "
+            "audited). A repeat answers 404: the identity is never stored for replay.",
+            "parameters": [TENANT_PARAM, IDEMPOTENCY],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["code"],
+                            "properties": {
+                                "code": {"type": "string", "minLength": 20, "maxLength": 100}
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["scheme", "session_id", "idp", "level", "attributes"],
+                        "properties": {
+                            "scheme": {"type": "string", "enum": ["spid", "cie"]},
+                            "session_id": {"type": "string"},
+                            "idp": {"type": "string"},
+                            "level": {"type": "integer", "minimum": 1, "maximum": 3},
+                            "fiscal_code": {"type": ["string", "null"]},
+                            "attributes": {
+                                "type": "object",
+                                "additionalProperties": {"type": "string"},
+                            },
+                            "authn_instant": {"type": ["string", "null"]},
+                        },
+                    }
+                ),
+                **ERRORS,
+                "404": _problem("Unknown, expired or already exchanged code, or no such tenant"),
+            },
+        }
+    },
     "/api/v1/tenants/{tenant}/residents/{fiscal_code}": {
         "get": {
             "operationId": "lookupResident",

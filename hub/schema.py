@@ -291,3 +291,6 @@ login_codes = Table(
     Column("expires_at", UTCDateTime(), nullable=False),
     Column("used_at", UTCDateTime(), nullable=True),
 )
+
+# pagoPA tables live in their own module; importing it registers them in `metadata`.
+from . import pagopa_tables  # noqa: E402, F401

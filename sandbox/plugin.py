@@ -9,9 +9,9 @@ from aiohttp import web
 from sportello.hookspecs import SandboxApp, hookimpl
 
 from .anpr.app import create_app as anpr_app
-from .common import platform_app
+from .idp.app import create_app as idp_app
 from .io.app import create_app as io_app
-from .pagopa.gpd_app import create_app as pagopa_app
+from .pagopa.app import create_app as pagopa_app
 from .pdnd.app import create_app as pdnd_app
 
 
@@ -26,14 +26,14 @@ def hub_sandbox_apps() -> list[SandboxApp]:
         SandboxApp(
             "idp",
             1,
-            partial(platform_app, "idp", "SPID and CIE test identity provider"),
-            "SPID and CIE test identity provider (routes not built yet: only /status)",
+            idp_app,
+            "SPID and CIE test identity provider: login page, anomalies 19-25, SLO",
         ),
         SandboxApp(
             "pagopa",
             2,
             partial(pagopa_app, processing_delay=1.0),
-            "pagoPA GPD: debt positions v1 and bulk upload v2 (node and Checkout not built yet)",
+            "pagoPA: GPD, Node (PSP simulator), Checkout, FdR",
         ),
         SandboxApp("io", 3, io_app, "App IO API for public bodies"),
         SandboxApp("pdnd", 4, pdnd_app, "PDND Interoperabilità token server"),

@@ -8,6 +8,8 @@ names or fiscal codes.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class SamlError(Exception):
     """Base of every SPID/CIE protocol error."""
@@ -34,7 +36,7 @@ class ResponseRejected(SamlError):
 class SpidAnomaly(ResponseRejected):
     """The IdP answered with a SPID anomaly (``ErrorCode nr19`` ... ``nr25``)."""
 
-    MESSAGES = {
+    MESSAGES: ClassVar[dict[int, str]] = {
         19: "Autenticazione fallita per ripetuta sottomissione di credenziali errate "
         "(superato il numero di tentativi secondo le policy adottate).",
         20: "L'utente non dispone di credenziali compatibili con il livello richiesto "

@@ -15,16 +15,37 @@ Profile = Literal["public", "private", "aggregated"]
 Comparison = Literal["exact", "minimum", "better", "maximum"]
 Binding = Literal["redirect", "post"]
 
-SPID_LEVELS = {1: "https://www.spid.gov.it/SpidL1", 2: "https://www.spid.gov.it/SpidL2",
-               3: "https://www.spid.gov.it/SpidL3"}
+SPID_LEVELS = {
+    1: "https://www.spid.gov.it/SpidL1",
+    2: "https://www.spid.gov.it/SpidL2",
+    3: "https://www.spid.gov.it/SpidL3",
+}
 
 # SPID attribute names an SP may request (Regole tecniche, "Attributi").
 SPID_ATTRIBUTES = (
-    "spidCode", "name", "familyName", "placeOfBirth", "countyOfBirth", "dateOfBirth",
-    "gender", "companyName", "registeredOffice", "fiscalNumber", "ivaCode", "idCard",
-    "mobilePhone", "email", "address", "expirationDate", "digitalAddress",
-    "domicileStreetAddress", "domicilePostalCode", "domicileMunicipality",
-    "domicileProvince", "domicileNation", "companyFiscalNumber",
+    "spidCode",
+    "name",
+    "familyName",
+    "placeOfBirth",
+    "countyOfBirth",
+    "dateOfBirth",
+    "gender",
+    "companyName",
+    "registeredOffice",
+    "fiscalNumber",
+    "ivaCode",
+    "idCard",
+    "mobilePhone",
+    "email",
+    "address",
+    "expirationDate",
+    "digitalAddress",
+    "domicileStreetAddress",
+    "domicilePostalCode",
+    "domicileMunicipality",
+    "domicileProvince",
+    "domicileNation",
+    "companyFiscalNumber",
 )
 CIE_ATTRIBUTES = ("name", "familyName", "dateOfBirth", "fiscalNumber")
 

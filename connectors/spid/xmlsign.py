@@ -23,21 +23,23 @@ def sign_enveloped(element: etree._Element, key_pem: bytes, cert_pem: bytes) -> 
     if not ref_id:
         raise ValueError("the element to sign has no ID attribute")
     signature = xmlsec.template.create(
-        element, xmlsec.Transform.EXCL_C14N, xmlsec.Transform.RSA_SHA256, ns="ds"
+        element, xmlsec.constants.TransformExclC14N, xmlsec.constants.TransformRsaSha256, ns="ds"
     )
     issuer = element.find(f"{{{SAML_NS}}}Issuer")
     if issuer is not None:
         issuer.addnext(signature)
     else:
         element.insert(0, signature)
-    ref = xmlsec.template.add_reference(signature, xmlsec.Transform.SHA256, uri=f"#{ref_id}")
-    xmlsec.template.add_transform(ref, xmlsec.Transform.ENVELOPED)
-    xmlsec.template.add_transform(ref, xmlsec.Transform.EXCL_C14N)
+    ref = xmlsec.template.add_reference(
+        signature, xmlsec.constants.TransformSha256, uri=f"#{ref_id}"
+    )
+    xmlsec.template.add_transform(ref, xmlsec.constants.TransformEnveloped)
+    xmlsec.template.add_transform(ref, xmlsec.constants.TransformExclC14N)
     key_info = xmlsec.template.ensure_key_info(signature)
     xmlsec.template.add_x509_data(key_info)
     ctx = xmlsec.SignatureContext()
-    key = xmlsec.Key.from_memory(key_pem, xmlsec.KeyFormat.PEM)
-    key.load_cert_from_memory(cert_pem, xmlsec.KeyFormat.PEM)
+    key = xmlsec.Key.from_memory(key_pem, xmlsec.constants.KeyDataFormatPem)
+    key.load_cert_from_memory(cert_pem, xmlsec.constants.KeyDataFormatPem)
     ctx.key = key
     ctx.register_id(element, "ID")
     ctx.sign(signature)

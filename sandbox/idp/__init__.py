@@ -1,1 +1,1 @@
-"""Sandbox SPID/CIE identity provider."""
+"""Sandbox SPID/CIE test identity provider: ``app.create_app`` (routes in its docstring)."""

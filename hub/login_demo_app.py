@@ -1,0 +1,89 @@
+"""A tiny "comune application" inside the demo, to show the login handoff end to end.
+
+``/t/{tenant}/app`` offers "Entra con SPID" and "Entra con CIE"; the login comes back to
+``/t/{tenant}/app/callback?code=...``, which exchanges the code server-side (as a real
+application does through ``POST /api/v1/tenants/{tenant}/logins/exchange``, here in-process)
+and shows who logged in. It answers only for tenants whose ``return_urls`` list that callback,
+so a production tenant never exposes it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import cast
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from sportello.connectors.spid.models import Kind
+
+from . import audit
+from . import login_pages as pages
+from .appkeys import CLOCK, CONFIG, ENGINE
+from .config import TenantConfig
+from .login import LOGIN
+from .login_keys import public_url
+
+STATE_COOKIE = "sportello_demo_state"
+
+
+def _callback(request: web.Request, tenant_id: str) -> str:
+    return f"{public_url(request.app[CONFIG])}/t/{tenant_id}/app/callback"
+
+
+def _schemes(request: web.Request) -> tuple[TenantConfig, list[Kind]]:
+    tenant = request.app[CONFIG].tenant(request.match_info["tenant"])
+    if tenant is None:
+        raise web.HTTPNotFound()
+    url = _callback(request, tenant.id)
+    kinds: list[Kind] = []
+    for kind, settings in (("spid", tenant.spid), ("cie", tenant.cie)):
+        if settings is not None and url in settings.return_urls:
+            kinds.append(cast(Kind, kind))
+    if not kinds:
+        raise web.HTTPNotFound()
+    return tenant, kinds
+
+
+async def home(request: web.Request) -> web.StreamResponse:
+    tenant, kinds = _schemes(request)
+    state = secrets.token_urlsafe(16)
+    links = []
+    for kind in kinds:
+        query = urlencode({"return_to": _callback(request, tenant.id), "state": state})
+        links.append((f"Entra con {pages.SCHEME[kind]}", f"/t/{tenant.id}/{kind}/login?{query}"))
+    resp = pages.demo_home(tenant.name, links)
+    resp.set_cookie(STATE_COOKIE, state, httponly=True, samesite="Lax", path="/")
+    return resp
+
+
+async def callback(request: web.Request) -> web.StreamResponse:
+    tenant, _ = _schemes(request)
+    state = request.cookies.get(STATE_COOKIE)
+    if not state or request.query.get("state") != state:
+        return pages.refused("spid", "stato della richiesta non valido (state)", status=400)
+    code = request.query.get("code", "")
+    now = request.app[CLOCK].now()
+    identity = await request.app[LOGIN].store.exchange(tenant_id=tenant.id, code=code, now=now)
+    if identity is None:
+        return pages.refused("spid", "codice di accesso scaduto o già usato", status=400)
+    async with request.app[ENGINE].begin() as conn:
+        await audit.record(
+            conn,
+            audit.AuditEntry(
+                tenant_id=tenant.id,
+                actor="demo-app",
+                action=f"{identity['scheme']}.login.exchange",
+                subject=str(identity.get("fiscal_code") or "-"),
+                purpose="login handoff (demo application)",
+                sources=str(identity["idp"]),
+                outcome="ok",
+            ),
+            at=now,
+        )
+    kind = identity["scheme"]
+    return pages.identity_page(tenant.name, identity, f"/t/{tenant.id}/{kind}/logout")
+
+
+def routes() -> list[web.RouteDef]:
+    return [web.get("/t/{tenant}/app", home), web.get("/t/{tenant}/app/callback", callback)]

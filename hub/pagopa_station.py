@@ -1,0 +1,185 @@
+"""The EC station: ``POST /t/{tenant}/pagopa/station``, where the Node calls ``paForNode``.
+
+Order of checks: unknown tenant (or no pagoPA settings) → HTTP 404; unreadable or
+XSD-invalid request → PAA_SINTASSI_XSD; ``idPA`` ≠ the tenant's ``ec_fiscal_code`` →
+PAA_ID_DOMINIO_ERRATO; ``idBrokerPA`` ≠ ``broker_id`` → PAA_ID_INTERMEDIARIO_ERRATO;
+``idStation`` ≠ ``station_id`` → PAA_STAZIONE_INT_ERRATA. Then:
+
+- verify / getPayment[V2]: the option by ``noticeNumber``; unknown, DRAFT or PUBLISHED
+  (not yet valid) → PAA_PAGAMENTO_SCONOSCIUTO, paid → PAA_PAGAMENTO_DUPLICATO, EXPIRED →
+  PAA_PAGAMENTO_SCADUTO, INVALID → PAA_PAGAMENTO_ANNULLATO (GPD's mapping). getPayment
+  keeps the position open (the receipt closes it) and records that a payment started.
+- paSendRT[V2]: the receipt is committed (``PagopaStore.store_receipt``) BEFORE the answer.
+  A receipt id already stored answers **OK**: the Node redelivers and broadcasts receipts,
+  and GPD answers a replay without error too; ``PAA_RECEIPT_DUPLICATA`` would make the
+  Node's retry job count a failure for a receipt that is safe with us. Stand-In receipts
+  (no verify before, possibly another amount) and receipts matching no option are kept and
+  flagged, never refused. A database error answers PAA_SYSTEM_ERROR so the Node retries.
+
+No personal data in logs: notices, receipt ids and fault codes only.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from aiohttp import web
+
+from sportello.connectors.pagopa import station as st
+from sportello.connectors.pagopa.states import DebtPositionStatus
+from sportello.connectors.pagopa.station_xml import MAX_REQUEST_BYTES, default_xsd_dir, schema_for
+
+from .appkeys import CLOCK, CONFIG, ENGINE
+from .config import PagopaTenantSettings
+from .pagopa_store import OptionMatch, PagopaStore, effective_status
+from .pagopa_tables import PAID
+
+log = logging.getLogger("sportello.pagopa.station")
+
+ROUTE = "/t/{tenant}/pagopa/station"
+CONTENT_TYPE = "text/xml"
+S = DebtPositionStatus
+
+#: Directory of ``paForNode.xsd``; None: :func:`default_xsd_dir` (env or dev checkout).
+XSD_DIR = web.AppKey("pagopa_xsd_dir", Path)
+
+
+def station_routes() -> list[web.RouteDef]:
+    """The station's route, for ``hub_web_routes``."""
+    return [web.post(ROUTE, handle)]
+
+
+def _xml(body: bytes, status: int = 200) -> web.Response:
+    return web.Response(body=body, status=status, content_type=CONTENT_TYPE, charset="utf-8")
+
+
+def fault_for(match: OptionMatch | None, now_status: S | None) -> tuple[st.FaultCode, str] | None:
+    """The fault for paying ``match`` now, or None when it is payable."""
+    if match is None or now_status is None:
+        return st.FaultCode.PAGAMENTO_SCONOSCIUTO, "no payment with this notice number"
+    if match.option.status == PAID:
+        return st.FaultCode.PAGAMENTO_DUPLICATO, "already paid"
+    if now_status in (S.DRAFT, S.PUBLISHED):
+        return st.FaultCode.PAGAMENTO_SCONOSCIUTO, "the payment is not yet payable"
+    if now_status is S.EXPIRED:
+        return st.FaultCode.PAGAMENTO_SCADUTO, "the payment has expired"
+    if now_status is S.INVALID:
+        return st.FaultCode.PAGAMENTO_ANNULLATO, "the payment was cancelled"
+    if now_status in (S.PAID, S.REPORTED):
+        return st.FaultCode.PAGAMENTO_DUPLICATO, "already paid"
+    if now_status is S.PARTIALLY_PAID and not match.option.is_partial_payment:
+        return (
+            st.FaultCode.PAGAMENTO_DUPLICATO,
+            "an instalment was paid: pay the remaining instalments instead",
+        )
+    return None
+
+
+def _caller_fault(caller: st.Caller, settings: PagopaTenantSettings) -> st.FaultCode | None:
+    if caller.id_pa != settings.ec_fiscal_code:
+        return st.FaultCode.ID_DOMINIO_ERRATO
+    if caller.id_broker_pa != settings.broker_id:
+        return st.FaultCode.ID_INTERMEDIARIO_ERRATO
+    if caller.id_station != settings.station_id:
+        return st.FaultCode.STAZIONE_INT_ERRATA
+    return None
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    config = request.app[CONFIG]
+    tenant_id = request.match_info["tenant"]
+    tenant = config.tenant(tenant_id)
+    if tenant is None or tenant.pagopa is None:
+        raise web.HTTPNotFound(text="no pagoPA station for this tenant")
+    settings = tenant.pagopa
+    data = await request.content.read(MAX_REQUEST_BYTES + 1)
+    schema = schema_for(request.app.get(XSD_DIR) or default_xsd_dir())
+    fault_id = settings.ec_fiscal_code
+    try:
+        parsed = st.parse_request(
+            data, soap_action=request.headers.get("SOAPAction"), schema=schema
+        )
+    except st.StationError as exc:
+        log.info(
+            "pagopa station: request refused",
+            extra={"tenant": tenant_id, "fault": exc.code.value, "operation": exc.operation},
+        )
+        if exc.operation is None:
+            return _xml(st.soap_fault(exc.description), status=500)
+        return _xml(st.ko(exc.operation, st.Fault(exc.code, exc.description, fault_id)))
+
+    store = PagopaStore(request.app[ENGINE], config, request.app[CLOCK])
+    operation = parsed.operation
+    code = _caller_fault(parsed.caller, settings)
+    if code is not None:
+        log.info(
+            "pagopa station: wrong caller",
+            extra={"tenant": tenant_id, "fault": code.value, "operation": operation.value},
+        )
+        return _xml(st.ko(operation, st.Fault(code, "not this station's creditor", fault_id)))
+    try:
+        body = await _serve(store, tenant_id, settings, parsed, data)
+    except st.StationError as exc:
+        body = st.ko(operation, st.Fault(exc.code, exc.description, fault_id))
+    except Exception:
+        log.exception(
+            "pagopa station: system error", extra={"tenant": tenant_id, "operation": operation}
+        )
+        body = st.ko(
+            operation,
+            st.Fault(st.FaultCode.SYSTEM_ERROR, "temporary error, please retry", fault_id),
+        )
+    return _xml(body)
+
+
+async def _serve(
+    store: PagopaStore,
+    tenant_id: str,
+    settings: PagopaTenantSettings,
+    parsed: st.StationRequest,
+    data: bytes,
+) -> bytes:
+    if isinstance(parsed, st.SendRT):
+        return await _send_rt(store, tenant_id, parsed, data)
+    if isinstance(parsed, st.DemandPaymentNotice):
+        raise st.StationError(
+            st.FaultCode.SEMANTICA, "spontaneous payments are not offered", parsed.operation
+        )
+    match = None
+    if parsed.fiscal_code == settings.ec_fiscal_code:
+        match = await store.find_option(tenant_id, parsed.notice_number)
+    now = store.clock.now()
+    status = effective_status(match.status, match.position, now) if match else None
+    fault = fault_for(match, status)
+    if fault is not None:
+        raise st.StationError(fault[0], fault[1], parsed.operation)
+    assert match is not None
+    option = next(o for o in match.position.payment_options if o.iuv == match.option.iuv)
+    if isinstance(parsed, st.VerifyPaymentNotice):
+        answer = st.verify_answer(match.position, option, ec_fiscal_code=settings.ec_fiscal_code)
+        return st.verify_ok(answer)
+    payment = st.payment_answer(
+        match.position, option, transfer_type=parsed.transfer_type, version=parsed.version
+    )
+    body = st.get_payment_ok(payment, version=parsed.version)
+    await store.mark_activated(tenant_id, parsed.notice_number)
+    return body
+
+
+async def _send_rt(store: PagopaStore, tenant_id: str, parsed: st.SendRT, data: bytes) -> bytes:
+    receipt = parsed.receipt
+    raw = data.decode("utf-8", errors="replace")
+    outcome = await store.store_receipt(tenant_id, receipt, raw_xml=raw, version=parsed.version)
+    log.info(
+        "pagopa station: receipt",
+        extra={
+            "tenant": tenant_id,
+            "receipt_id": receipt.receipt_id,
+            "notice_number": receipt.notice_number,
+            "duplicate": outcome.duplicate,
+            "matched": outcome.matched,
+            "stand_in": receipt.stand_in,
+        },
+    )
+    return st.send_rt_ok(version=parsed.version)

@@ -1,0 +1,756 @@
+"""Debt positions and receipts held by the hub (tables in ``pagopa_tables``).
+
+- ``create_position`` allocates aux-3 IUVs from a per-tenant counter for options that have
+  none, stores the position and its options, and (GPD mode) queues ``pagopa.gpd.create`` in
+  the same transaction. Idempotent by IUPD: the same content again returns the stored
+  position, different content raises :class:`PositionConflict`.
+- ``store_receipt`` is the one place a receipt enters the hub: in ONE transaction it inserts
+  the receipt (a receipt id already stored is a no-op reported as a duplicate), marks the
+  option paid, moves the position along GPD's state machine, queues
+  ``pagopa.receipt.forward`` (idempotency key from tenant and receipt id) and the
+  ``pagopa.receipt`` webhook event. A receipt is always kept, even when it matches nothing
+  (Stand-In, a broadcast, a double payment): what was odd is in its ``note``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from sportello.connectors.pagopa.errors import IllegalTransition
+from sportello.connectors.pagopa.identifiers import iuv_for, notice_number
+from sportello.connectors.pagopa.models import DebtPosition, describe_validation_error
+from sportello.connectors.pagopa.states import DebtPositionStatus, Event, initial_state, next_state
+from sportello.connectors.pagopa.station import Receipt
+
+from .clock import Clock
+from .config import HubConfig, PagopaTenantSettings
+from .db import reading
+from .events import emit
+from .outbox.store import NewJob, enqueue_many
+from .pagopa_tables import (
+    FORWARD_PENDING,
+    OPEN,
+    PAID,
+    iuv_counters,
+    payment_options,
+    positions,
+    receipts,
+)
+
+__all__ = [
+    "GPD_CREATE_KIND",
+    "RECEIPT_EVENT",
+    "RECEIPT_FORWARD_KIND",
+    "InvalidPosition",
+    "IuvInUse",
+    "OptionMatch",
+    "PagopaNotConfigured",
+    "PagopaStore",
+    "PagopaStoreError",
+    "PositionConflict",
+    "ReceiptOutcome",
+    "StoredOption",
+    "StoredPosition",
+    "StoredReceipt",
+    "effective_status",
+    "forward_key",
+]
+
+RECEIPT_FORWARD_KIND = "pagopa.receipt.forward"
+GPD_CREATE_KIND = "pagopa.gpd.create"
+RECEIPT_EVENT = "pagopa.receipt"
+
+S = DebtPositionStatus
+
+
+class PagopaStoreError(Exception):
+    """Base of the store's errors; ``str()`` never holds personal data."""
+
+
+class PagopaNotConfigured(PagopaStoreError):
+    """The tenant does not exist or has no ``pagopa`` settings."""
+
+
+class InvalidPosition(PagopaStoreError):
+    """The position breaks a rule of ``DebtPosition`` (message names the fields)."""
+
+
+class PositionConflict(PagopaStoreError):
+    """The IUPD is stored with different content; ``differences`` lists the paths."""
+
+    def __init__(self, iupd: str, differences: list[str]) -> None:
+        self.iupd, self.differences = iupd, differences
+        shown = ", ".join(differences[:10]) + (" ..." if len(differences) > 10 else "")
+        super().__init__(f"position {iupd} already exists with different content: {shown}")
+
+
+class IuvInUse(PagopaStoreError):
+    """An IUV given by the caller belongs to another position of the tenant."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredOption:
+    iuv: str
+    nav: str
+    amount: int
+    due_date: datetime
+    is_partial_payment: bool
+    installment_number: int | None
+    status: str
+    receipt_id: str | None
+    paid_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPosition:
+    id: int
+    tenant_id: str
+    iupd: str
+    status: str
+    mode: str
+    position: DebtPosition
+    options: tuple[StoredOption, ...]
+    created_at: datetime
+    updated_at: datetime
+    #: True when this call stored it (False: it was there already).
+    created: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OptionMatch:
+    """A payment option found by notice number, with its position."""
+
+    position_id: int
+    iupd: str
+    status: str
+    position: DebtPosition
+    option: StoredOption
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptOutcome:
+    receipt_id: str
+    duplicate: bool
+    matched: bool
+    note: str | None = None
+    position_status: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReceipt:
+    id: int
+    tenant_id: str
+    receipt_id: str
+    nav: str
+    iuv: str
+    amount: int
+    outcome: str
+    id_psp: str
+    psp_company_name: str
+    payment_date_time: datetime | None
+    stand_in: bool
+    version: int
+    note: str | None
+    data: dict[str, Any]
+    received_at: datetime
+    forward_status: str
+    forwarded_at: datetime | None
+    iupd: str | None = None
+
+
+def forward_key(tenant_id: str, receipt_id: str) -> str:
+    """The outbox idempotency key of a receipt's forwarding (fits the 100-character column)."""
+    digest = hashlib.sha256(f"{tenant_id}\0{receipt_id}".encode()).hexdigest()
+    return f"{RECEIPT_FORWARD_KIND}:{digest}"
+
+
+def _gpd_key(tenant_id: str, iupd: str) -> str:
+    digest = hashlib.sha256(f"{tenant_id}\0{iupd}".encode()).hexdigest()
+    return f"{GPD_CREATE_KIND}:{digest}"
+
+
+def effective_status(status: str, position: DebtPosition, now: datetime) -> DebtPositionStatus:
+    """The stored status with time applied: PUBLISHED → VALID at the validity date, VALID →
+    EXPIRED after the last due date when ``switch_to_expired`` is set."""
+    state = DebtPositionStatus(status)
+    if state is S.PUBLISHED and position.validity_date is not None:
+        if position.validity_date <= now:
+            state = S.VALID
+    if state is S.VALID and position.switch_to_expired:
+        if max(o.due_date for o in position.payment_options) < now:
+            state = S.EXPIRED
+    return state
+
+
+def _differences(a: Any, b: Any, path: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[str] = []
+        for key in sorted(set(a) | set(b)):
+            out += _differences(a.get(key), b.get(key), f"{path}.{key}" if path else key)
+        return out
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [
+            d
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            for d in _differences(x, y, f"{path}.{i}")
+        ]
+    return [] if a == b else [path or "(position)"]
+
+
+def _insert(conn: AsyncConnection, table: Any) -> Any:
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+
+
+def _option(row: Any) -> StoredOption:
+    return StoredOption(
+        iuv=row.iuv,
+        nav=row.nav,
+        amount=int(row.amount),
+        due_date=row.due_date,
+        is_partial_payment=bool(row.is_partial_payment),
+        installment_number=row.installment_number,
+        status=row.status,
+        receipt_id=row.receipt_id,
+        paid_at=row.paid_at,
+    )
+
+
+class PagopaStore:
+    """The hub's pagoPA archive. ``config`` gives each tenant's settings and webhooks."""
+
+    def __init__(self, engine: AsyncEngine, config: HubConfig, clock: Clock) -> None:
+        self.engine, self.config, self.clock = engine, config, clock
+
+    def settings(self, tenant_id: str) -> PagopaTenantSettings:
+        tenant = self.config.tenant(tenant_id)
+        if tenant is None or tenant.pagopa is None:
+            raise PagopaNotConfigured(f"tenant {tenant_id!r} has no pagoPA settings")
+        return tenant.pagopa
+
+    # -- positions ------------------------------------------------------------------------
+
+    async def create_position(
+        self, tenant_id: str, position: DebtPosition | Mapping[str, Any], *, to_publish: bool = True
+    ) -> StoredPosition:
+        """Store ``position`` (a model, or its fields with options lacking ``iuv``).
+
+        IUVs missing from options are allocated from the tenant's counter for its
+        segregation code. Same IUPD and same content: the stored one (``created=False``).
+        """
+        settings = self.settings(tenant_id)
+        raw: dict[str, Any] = (
+            position.model_dump() if isinstance(position, DebtPosition) else dict(position)
+        )
+        raw["payment_options"] = [dict(o) for o in raw.get("payment_options") or ()]
+        for attempt in range(3):
+            try:
+                async with self.engine.begin() as conn:
+                    return await self._create(conn, tenant_id, settings, raw, to_publish)
+            except IntegrityError:
+                # A concurrent create of the same IUPD (or IUV) won: look again.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _create(
+        self,
+        conn: AsyncConnection,
+        tenant_id: str,
+        settings: PagopaTenantSettings,
+        raw: dict[str, Any],
+        to_publish: bool,
+    ) -> StoredPosition:
+        iupd = str(raw.get("iupd") or "")
+        existing = (
+            await conn.execute(
+                select(positions).where(
+                    positions.c.tenant_id == tenant_id, positions.c.iupd == iupd
+                )
+            )
+        ).first()
+        if existing is not None:
+            stored = DebtPosition.model_validate_json(existing.content)
+            for given, kept in zip(raw["payment_options"], stored.payment_options, strict=False):
+                given.setdefault("iuv", kept.iuv)
+            try:
+                candidate = DebtPosition.model_validate(raw)
+            except ValidationError:
+                candidate = None
+            if candidate != stored:
+                theirs = candidate.model_dump(mode="json") if candidate else raw
+                raise PositionConflict(
+                    iupd, _differences(theirs, stored.model_dump(mode="json")) or ["(content)"]
+                )
+            return await self._load(conn, existing, created=False)
+
+        missing = [o for o in raw["payment_options"] if not o.get("iuv")]
+        if missing:
+            first = await self._allocate(conn, tenant_id, settings.segregation_code, len(missing))
+            for offset, option in enumerate(missing):
+                option["iuv"] = iuv_for(first + offset, segregation_code=settings.segregation_code)
+        try:
+            model = DebtPosition.model_validate(raw)
+        except ValidationError as exc:
+            raise InvalidPosition(describe_validation_error(exc)) from None
+        iuvs = [o.iuv for o in model.payment_options]
+        taken = (
+            (
+                await conn.execute(
+                    select(payment_options.c.iuv).where(
+                        payment_options.c.tenant_id == tenant_id, payment_options.c.iuv.in_(iuvs)
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+        if taken:
+            raise IuvInUse(f"IUV {', '.join(sorted(taken))} already belongs to another position")
+
+        now = self.clock.now()
+        content = model.model_dump_json()
+        status = initial_state(to_publish=to_publish, validity_date=model.validity_date)
+        position_id = (
+            await conn.execute(
+                insert(positions)
+                .values(
+                    tenant_id=tenant_id,
+                    iupd=model.iupd,
+                    status=status.value,
+                    mode=settings.mode,
+                    debtor_fiscal_code=model.fiscal_code,
+                    content=content,
+                    content_sha256=hashlib.sha256(content.encode()).hexdigest(),
+                    created_at=now,
+                    updated_at=now,
+                )
+                .returning(positions.c.id)
+            )
+        ).scalar_one()
+        await conn.execute(
+            insert(payment_options),
+            [
+                {
+                    "tenant_id": tenant_id,
+                    "position_id": position_id,
+                    "iuv": o.iuv,
+                    "nav": o.nav,
+                    "amount": o.amount,
+                    "due_date": o.due_date,
+                    "retention_date": o.retention_date,
+                    "is_partial_payment": o.is_partial_payment,
+                    "installment_number": o.installment_number,
+                    "status": OPEN,
+                }
+                for o in model.payment_options
+            ],
+        )
+        if settings.mode == "gpd":
+            await enqueue_many(
+                conn,
+                [
+                    NewJob(
+                        tenant_id,
+                        GPD_CREATE_KIND,
+                        {"iupd": model.iupd, "to_publish": to_publish},
+                        idempotency_key=_gpd_key(tenant_id, model.iupd),
+                    )
+                ],
+                now=now,
+                default_max_attempts=self.config.outbox.max_attempts,
+            )
+        row = (await conn.execute(select(positions).where(positions.c.id == position_id))).one()
+        return await self._load(conn, row, created=True)
+
+    async def _allocate(
+        self, conn: AsyncConnection, tenant_id: str, segregation_code: str, count: int
+    ) -> int:
+        """Reserve ``count`` consecutive IUV bases; returns the first."""
+        ins = _insert(conn, iuv_counters).values(
+            tenant_id=tenant_id, segregation_code=segregation_code, last_value=count
+        )
+        stmt = ins.on_conflict_do_update(
+            index_elements=["tenant_id", "segregation_code"],
+            set_={"last_value": iuv_counters.c.last_value + count},
+        ).returning(iuv_counters.c.last_value)
+        last = int((await conn.execute(stmt)).scalar_one())
+        return last - count + 1
+
+    async def _load(self, conn: AsyncConnection, row: Any, *, created: bool) -> StoredPosition:
+        options = await conn.execute(
+            select(payment_options)
+            .where(payment_options.c.position_id == row.id)
+            .order_by(payment_options.c.id)
+        )
+        return StoredPosition(
+            id=int(row.id),
+            tenant_id=row.tenant_id,
+            iupd=row.iupd,
+            status=row.status,
+            mode=row.mode,
+            position=DebtPosition.model_validate_json(row.content),
+            options=tuple(_option(o) for o in options),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            created=created,
+        )
+
+    async def get_position(self, tenant_id: str, iupd: str) -> StoredPosition | None:
+        async with reading(self.engine) as conn:
+            row = (
+                await conn.execute(
+                    select(positions).where(
+                        positions.c.tenant_id == tenant_id, positions.c.iupd == iupd
+                    )
+                )
+            ).first()
+            return None if row is None else await self._load(conn, row, created=False)
+
+    async def list_positions(
+        self,
+        tenant_id: str,
+        *,
+        status: str | None = None,
+        debtor: str | None = None,
+        after: int = 0,
+        limit: int = 50,
+    ) -> list[StoredPosition]:
+        """Positions by id (``after`` is the last id seen: a cursor)."""
+        stmt = (
+            select(positions)
+            .where(positions.c.tenant_id == tenant_id, positions.c.id > after)
+            .order_by(positions.c.id)
+            .limit(limit)
+        )
+        if status:
+            stmt = stmt.where(positions.c.status == status)
+        if debtor:
+            stmt = stmt.where(positions.c.debtor_fiscal_code == debtor.upper())
+        async with reading(self.engine) as conn:
+            rows = (await conn.execute(stmt)).all()
+            return [await self._load(conn, r, created=False) for r in rows]
+
+    async def find_option(self, tenant_id: str, nav: str) -> OptionMatch | None:
+        """The option with notice number ``nav`` and its position, or None."""
+        stmt = (
+            select(
+                payment_options,
+                positions.c.iupd,
+                positions.c.status.label("p_status"),
+                positions.c.content,
+            )
+            .join(positions, positions.c.id == payment_options.c.position_id)
+            .where(payment_options.c.tenant_id == tenant_id, payment_options.c.nav == nav)
+        )
+        async with reading(self.engine) as conn:
+            row = (await conn.execute(stmt)).first()
+        if row is None:
+            return None
+        return OptionMatch(
+            position_id=int(row.position_id),
+            iupd=row.iupd,
+            status=row.p_status,
+            position=DebtPosition.model_validate_json(row.content),
+            option=_option(row),
+        )
+
+    async def mark_activated(self, tenant_id: str, nav: str) -> None:
+        """Record that a payment of ``nav`` started (paGetPayment answered OK)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(payment_options)
+                .where(payment_options.c.tenant_id == tenant_id, payment_options.c.nav == nav)
+                .values(activated_at=self.clock.now())
+            )
+
+    # -- receipts -------------------------------------------------------------------------
+
+    async def store_receipt(
+        self, tenant_id: str, receipt: Receipt, *, raw_xml: str, version: int
+    ) -> ReceiptOutcome:
+        """Keep ``receipt`` for good, once, and act on it (see the module docstring)."""
+        now = self.clock.now()
+        async with self.engine.begin() as conn:
+            stmt = (
+                _insert(conn, receipts)
+                .values(
+                    tenant_id=tenant_id,
+                    receipt_id=receipt.receipt_id,
+                    nav=receipt.notice_number,
+                    iuv=receipt.creditor_reference_id,
+                    amount=receipt.payment_amount,
+                    outcome=receipt.outcome,
+                    id_psp=receipt.id_psp,
+                    psp_company_name=receipt.psp_company_name,
+                    payment_date_time=receipt.payment_date_time,
+                    stand_in=receipt.stand_in,
+                    version=version,
+                    raw_xml=raw_xml,
+                    data=json.dumps(receipt.to_json(), separators=(",", ":")),
+                    received_at=now,
+                    forward_status=FORWARD_PENDING,
+                )
+                .on_conflict_do_nothing(index_elements=["tenant_id", "receipt_id"])
+                .returning(receipts.c.id)
+            )
+            row_id = (await conn.execute(stmt)).scalar_one_or_none()
+            if row_id is None:
+                return ReceiptOutcome(receipt.receipt_id, duplicate=True, matched=False)
+            notes: list[str] = []
+            if receipt.stand_in:
+                notes.append("collected in Stand-In")
+            position_id, iupd, status = None, None, None
+            if receipt.outcome == "OK":
+                position_id, iupd, status = await self._apply_payment(
+                    conn, tenant_id, receipt, notes, now
+                )
+            else:
+                notes.append("outcome KO: nothing was paid")
+            note = "; ".join(notes) or None
+            await conn.execute(
+                update(receipts)
+                .where(receipts.c.id == row_id)
+                .values(note=note, position_id=position_id)
+            )
+            await enqueue_many(
+                conn,
+                [
+                    NewJob(
+                        tenant_id,
+                        RECEIPT_FORWARD_KIND,
+                        {"receipt_id": receipt.receipt_id},
+                        idempotency_key=forward_key(tenant_id, receipt.receipt_id),
+                    )
+                ],
+                now=now,
+                default_max_attempts=self.config.outbox.max_attempts,
+            )
+            event = {
+                "receipt_id": receipt.receipt_id,
+                "notice_number": receipt.notice_number,
+                "iuv": receipt.creditor_reference_id,
+                "iupd": iupd,
+                "amount_cents": receipt.payment_amount,
+                "outcome": receipt.outcome,
+                "stand_in": receipt.stand_in,
+                "payment_date_time": receipt.payment_date_time.isoformat()
+                if receipt.payment_date_time
+                else None,
+                "id_psp": receipt.id_psp,
+                "matched": position_id is not None,
+                "position_status": status,
+                "note": note,
+            }
+            await emit(conn, self.config, [(tenant_id, RECEIPT_EVENT, event)], now=now)
+        return ReceiptOutcome(
+            receipt.receipt_id,
+            duplicate=False,
+            matched=position_id is not None,
+            note=note,
+            position_status=status,
+        )
+
+    async def _apply_payment(
+        self,
+        conn: AsyncConnection,
+        tenant_id: str,
+        receipt: Receipt,
+        notes: list[str],
+        now: datetime,
+    ) -> tuple[int | None, str | None, str | None]:
+        """Mark the option paid and move the position; returns (position id, IUPD, status)."""
+        stmt = (
+            select(
+                payment_options,
+                positions.c.iupd,
+                positions.c.status.label("p_status"),
+                positions.c.content,
+            )
+            .join(positions, positions.c.id == payment_options.c.position_id)
+            .where(
+                payment_options.c.tenant_id == tenant_id,
+                payment_options.c.nav == receipt.notice_number,
+            )
+        )
+        if conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update()  # serialises receipts of one position
+        row = (await conn.execute(stmt)).first()
+        if row is None:
+            notes.append("no payment option with this notice number")
+            return None, None, None
+        if receipt.payment_amount != row.amount:
+            notes.append(
+                f"amount {receipt.payment_amount} cents differs from the option's {row.amount}"
+            )
+        if row.status == PAID:
+            notes.append(f"option already paid by receipt {row.receipt_id}: double payment")
+            return int(row.position_id), row.iupd, row.p_status
+        await conn.execute(
+            update(payment_options)
+            .where(payment_options.c.id == row.id)
+            .values(
+                status=PAID, receipt_id=receipt.receipt_id, paid_at=receipt.payment_date_time or now
+            )
+        )
+        if row.is_partial_payment:
+            unpaid = (
+                await conn.execute(
+                    select(func.count()).where(
+                        payment_options.c.position_id == row.position_id,
+                        payment_options.c.is_partial_payment.is_(True),
+                        payment_options.c.status == OPEN,
+                    )
+                )
+            ).scalar_one()
+            event = Event.PAY_INSTALLMENT if unpaid else Event.PAY_LAST_INSTALLMENT
+        else:
+            event = Event.PAY_FULL
+        position = DebtPosition.model_validate_json(row.content)
+        current = effective_status(row.p_status, position, now)
+        try:
+            target = next_state(current, event)
+        except IllegalTransition:
+            target = S.PARTIALLY_PAID if event is Event.PAY_INSTALLMENT else S.PAID
+            notes.append(f"paid while the position was {current.value}")
+        await conn.execute(
+            update(positions)
+            .where(positions.c.id == row.position_id)
+            .values(status=target.value, updated_at=now)
+        )
+        return int(row.position_id), row.iupd, target.value
+
+    def _receipt(self, row: Any) -> StoredReceipt:
+        return StoredReceipt(
+            id=int(row.id),
+            tenant_id=row.tenant_id,
+            receipt_id=row.receipt_id,
+            nav=row.nav,
+            iuv=row.iuv,
+            amount=int(row.amount),
+            outcome=row.outcome,
+            id_psp=row.id_psp,
+            psp_company_name=row.psp_company_name,
+            payment_date_time=row.payment_date_time,
+            stand_in=bool(row.stand_in),
+            version=int(row.version),
+            note=row.note,
+            data=json.loads(row.data),
+            received_at=row.received_at,
+            forward_status=row.forward_status,
+            forwarded_at=row.forwarded_at,
+            iupd=row.iupd,
+        )
+
+    def _receipts_query(self, tenant_id: str) -> Any:
+        return (
+            select(receipts, positions.c.iupd)
+            .outerjoin(positions, positions.c.id == receipts.c.position_id)
+            .where(receipts.c.tenant_id == tenant_id)
+        )
+
+    async def get_receipt(self, tenant_id: str, receipt_id: str) -> StoredReceipt | None:
+        stmt = self._receipts_query(tenant_id).where(receipts.c.receipt_id == receipt_id)
+        async with reading(self.engine) as conn:
+            row = (await conn.execute(stmt)).first()
+        return None if row is None else self._receipt(row)
+
+    async def raw_receipt(self, tenant_id: str, receipt_id: str) -> str | None:
+        """The receipt's SOAP request exactly as received."""
+        async with reading(self.engine) as conn:
+            return (
+                await conn.execute(
+                    select(receipts.c.raw_xml).where(
+                        receipts.c.tenant_id == tenant_id, receipts.c.receipt_id == receipt_id
+                    )
+                )
+            ).scalar_one_or_none()
+
+    async def list_receipts(
+        self,
+        tenant_id: str,
+        *,
+        nav: str | None = None,
+        forward_status: str | None = None,
+        after: int = 0,
+        limit: int = 50,
+    ) -> list[StoredReceipt]:
+        """Receipts in arrival order (``after``: the last ``id`` seen)."""
+        stmt = (
+            self._receipts_query(tenant_id)
+            .where(receipts.c.id > after)
+            .order_by(receipts.c.id)
+            .limit(limit)
+        )
+        if nav:
+            stmt = stmt.where(receipts.c.nav == nav)
+        if forward_status:
+            stmt = stmt.where(receipts.c.forward_status == forward_status)
+        async with reading(self.engine) as conn:
+            return [self._receipt(r) for r in await conn.execute(stmt)]
+
+    async def receipts_for_recovery(
+        self, tenant_id: str, *, activated_before: datetime, limit: int = 100
+    ) -> list[OptionMatch]:
+        """Options whose payment started (paGetPayment answered) before ``activated_before``
+        and that still have no receipt: ask biz-events for them (the receipt may be lost)."""
+        stmt = (
+            select(
+                payment_options,
+                positions.c.iupd,
+                positions.c.status.label("p_status"),
+                positions.c.content,
+            )
+            .join(positions, positions.c.id == payment_options.c.position_id)
+            .where(
+                payment_options.c.tenant_id == tenant_id,
+                payment_options.c.status == OPEN,
+                payment_options.c.activated_at < activated_before,
+            )
+            .order_by(payment_options.c.activated_at)
+            .limit(limit)
+        )
+        async with reading(self.engine) as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [
+            OptionMatch(
+                position_id=int(r.position_id),
+                iupd=r.iupd,
+                status=r.p_status,
+                position=DebtPosition.model_validate_json(r.content),
+                option=_option(r),
+            )
+            for r in rows
+        ]
+
+    async def mark_forwarded(self, tenant_id: str, receipt_id: str, status: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(receipts)
+                .where(receipts.c.tenant_id == tenant_id, receipts.c.receipt_id == receipt_id)
+                .values(forward_status=status, forwarded_at=self.clock.now())
+            )
+
+    async def set_status(self, tenant_id: str, iupd: str, status: str) -> None:
+        """Record the status GPD reports for a position (GPD mode)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(positions)
+                .where(positions.c.tenant_id == tenant_id, positions.c.iupd == iupd)
+                .values(status=DebtPositionStatus(status).value, updated_at=self.clock.now())
+            )
+
+
+def nav_of(iuv: str) -> str:
+    """The notice number of one of the hub's IUVs."""
+    return notice_number(iuv)
