@@ -276,6 +276,10 @@ class PagopaTenantSettings(_Model):
     mode: Literal["gpd", "station"] = "gpd"
     base_url: str | None = None
     api_key: SecretRef | None = None
+    fdr_base_url: str | None = None  # FdR organization API, …/fdr-org/service/v1
+    fdr_api_key: SecretRef | None = None
+    checkout_url: str | None = None  # Checkout EC API, …/checkout/ec/v1 (default: production)
+    checkout_api_key: SecretRef | None = None  # Checkout subscription: carts need it
 
 
 class IoServiceSettings(_Model):
