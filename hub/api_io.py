@@ -57,7 +57,10 @@ async def create_campaign(request: web.Request) -> web.StreamResponse:
         body.subject, body.markdown, feature_level_type=body.feature_level_type
     )
     now = request.app[CLOCK].now()
-    prepared = campaigns.prepare(body.csv, template, source="csv", now=now)
+    notices = await campaigns.notice_lookup(
+        request.app[ENGINE], request.app[CONFIG], tenant_id, campaigns.notice_numbers(body.csv)
+    )
+    prepared = campaigns.prepare(body.csv, template, source="csv", now=now, notices=notices)
     if prepared.problems:
         return problem(
             422,

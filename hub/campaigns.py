@@ -131,6 +131,42 @@ def _compile(template: Template, source: str, out: Prepared) -> tuple[Any, Any] 
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class KnownNotice:
+    """A notice of a debt position the hub keeps (pagoPA): what a message about it carries."""
+
+    amount: int  # cents
+    due: datetime | None
+    debtor: str
+    payable: bool
+
+
+NoticeLookup = Callable[[str], KnownNotice | None]
+
+
+async def notice_lookup(
+    engine: Any, config: Any, tenant_id: str, navs: Iterable[str]
+) -> NoticeLookup:
+    """A :data:`NoticeLookup` over the tenant's stored positions (empty without pagoPA)."""
+    tenant = config.tenant(tenant_id)
+    if tenant is None or tenant.pagopa is None:
+        return lambda nav: None
+    from .clock import SystemClock
+    from .pagopa_store import PagopaStore
+
+    found = await PagopaStore(engine, config, SystemClock()).known_notices(tenant_id, navs)
+    table = {nav: KnownNotice(a, due, debtor, ok) for nav, (a, due, debtor, ok) in found.items()}
+    return table.get
+
+
+def notice_numbers(rows_text: str) -> set[str]:
+    """The notice numbers a campaign CSV names (to look them up before :func:`prepare`)."""
+    reader = csv.reader(io.StringIO(rows_text.lstrip("\ufeff")), delimiter=_sniff(rows_text))
+    next(reader, None)
+    index = FIXED_COLUMNS.index("notice_number")
+    return {r[index].strip() for r in reader if len(r) > index and r[index].strip()}
+
+
 def prepare(
     rows_text: str,
     template: Template,
@@ -138,8 +174,15 @@ def prepare(
     source: str,
     now: datetime,
     progress: Callable[[int], None] | None = None,
+    notices: NoticeLookup | None = None,
 ) -> Prepared:
-    """Render and validate every row. Never raises for bad rows: they go in ``problems``."""
+    """Render and validate every row. Never raises for bad rows: they go in ``problems``.
+
+    With ``notices``, a row whose notice number belongs to a position the hub keeps gets its
+    payment data by itself: the amount (and the due date, when the row has none) come from
+    the position; a row that disagrees with it, names another debtor or a notice that can no
+    longer be paid is a problem.
+    """
     out = Prepared()
     compiled = _compile(template, source, out)
     if compiled is None:
@@ -163,7 +206,9 @@ def prepare(
             out.problems.append(f"{where}: expected {len(names)} columns, found {len(raw)}")
             continue
         row = dict(zip(names, (c.strip() for c in raw), strict=True))
-        problems = _prepare_row(row, rowno, where, subject_t, markdown_t, template, now, out)
+        problems = _prepare_row(
+            row, rowno, where, subject_t, markdown_t, template, now, out, notices
+        )
         out.problems.extend(problems)
     return out
 
@@ -211,9 +256,29 @@ def _prepare_row(
     template: Template,
     now: datetime,
     out: Prepared,
+    notices: NoticeLookup | None = None,
 ) -> list[str]:
     problems: list[str] = []
     cf = row["fiscal_code"].upper()
+    known = notices(row["notice_number"]) if notices and row["notice_number"] else None
+    if known is not None:
+        if known.debtor.upper() != cf:
+            problems.append(f"{where}: notice_number: the position belongs to another debtor")
+        if not known.payable:
+            problems.append(f"{where}: notice_number: the position is paid, expired or cancelled")
+        if not row["amount"]:
+            row["amount"] = f"{known.amount // 100},{known.amount % 100:02d}"
+        else:
+            try:
+                if _cents(row["amount"]) != known.amount:
+                    problems.append(
+                        f"{where}: amount: differs from the position's "
+                        f"({known.amount / 100:.2f} euro); leave it empty to use the position's"
+                    )
+            except InvalidOperation:
+                pass  # reported below
+        if not row["due_date"] and known.due is not None:
+            row["due_date"] = known.due.astimezone(ROME).date().isoformat()
     try:
         expedition = (
             _parse_when(row["expedition_date"], end_of_day=False) if row["expedition_date"] else now

@@ -707,6 +707,7 @@ def campaign_create(
     if csv_path is not None:
         text = campaigns.read_csv(csv_path)
         label = csv_path.name
+        notices = run_async(_notices(config, tenant, campaigns.notice_numbers(text)))
         with Progress(transient=True) as progress:
             task = progress.add_task("validating rows", total=max(0, text.count("\n") - 1))
             prepared = campaigns.prepare(
@@ -715,6 +716,7 @@ def campaign_create(
                 source=str(csv_path),
                 now=now,
                 progress=lambda n: progress.advance(task, n),
+                notices=notices,
             )
     else:
         assert source_name is not None
@@ -752,6 +754,14 @@ def campaign_create(
         )
     )
     click.echo(f"campaign {campaign_id} queued: {len(prepared.messages)} messages")
+
+
+async def _notices(config: HubConfig, tenant: str, navs: set[str]) -> Any:
+    """Stored pagoPA positions for the notice numbers a campaign names (payment data link)."""
+    from . import campaigns
+
+    async with _services(config) as services:
+        return await campaigns.notice_lookup(services.engine, config, tenant, navs)
 
 
 async def _source_rows(

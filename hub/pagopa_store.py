@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -464,6 +464,41 @@ class PagopaStore:
             position=DebtPosition.model_validate_json(row.content),
             option=_option(row),
         )
+
+    async def known_notices(
+        self, tenant_id: str, navs: Iterable[str]
+    ) -> dict[str, tuple[int, datetime, str, bool]]:
+        """For App IO messages: notice number -> (amount in cents, due date, debtor fiscal
+        code, still payable) of the options the hub keeps, among ``navs``."""
+        wanted = sorted(set(navs))
+        found: dict[str, tuple[int, datetime, str, bool]] = {}
+        async with reading(self.engine) as conn:
+            for start in range(0, len(wanted), 500):
+                stmt = (
+                    select(
+                        payment_options.c.nav,
+                        payment_options.c.amount,
+                        payment_options.c.due_date,
+                        payment_options.c.status,
+                        positions.c.status.label("p_status"),
+                        positions.c.content,
+                    )
+                    .join(positions, positions.c.id == payment_options.c.position_id)
+                    .where(
+                        payment_options.c.tenant_id == tenant_id,
+                        payment_options.c.nav.in_(wanted[start : start + 500]),
+                    )
+                )
+                for row in await conn.execute(stmt):
+                    debtor = DebtPosition.model_validate_json(row.content).fiscal_code
+                    payable = row.status == OPEN and row.p_status not in (
+                        "INVALID",
+                        "EXPIRED",
+                        "PAID",
+                        "REPORTED",
+                    )
+                    found[row.nav] = (int(row.amount), row.due_date, debtor, payable)
+        return found
 
     async def mark_activated(self, tenant_id: str, nav: str) -> None:
         """Record that a payment of ``nav`` started (paGetPayment answered OK)."""

@@ -100,3 +100,32 @@ def test_header_is_required() -> None:
         "empty.csv: row 1: header: expected at least the columns fiscal_code, expedition_date, "
         "due_date, notice_number, amount"
     ]
+
+
+def test_a_notice_the_hub_keeps_carries_its_payment_data_by_itself() -> None:
+    from sportello.campaigns import KnownNotice, notice_numbers
+
+    due = datetime(2027, 3, 31, 21, 59, 59, tzinfo=UTC)
+    known = {
+        nav(): KnownNotice(amount=15800, due=due, debtor=CF1, payable=True),
+        nav("3020000000000002"): KnownNotice(amount=100, due=due, debtor=CF1, payable=False),
+    }
+    text = csv_text(
+        f"{CF1};;;{nav()};;Mario",  # amount and due date come from the position
+        f"{CF2};;;{nav()};;Laura",  # someone else's notice
+        f"{CF1};;;{nav()};99,00;Mario",  # disagrees with the position
+        f"{CF1};;;{nav('3020000000000002')};;Mario",  # already paid
+    )
+    assert notice_numbers(text) == set(known)
+    out = prepare(text, TEMPLATE, source="tari.csv", now=NOW, notices=known.get)
+    assert out.problems == [
+        "tari.csv: row 3: notice_number: the position belongs to another debtor",
+        "tari.csv: row 4: amount: differs from the position's (158.00 euro); "
+        "leave it empty to use the position's",
+        "tari.csv: row 5: notice_number: the position is paid, expired or cancelled",
+    ]
+    (first,) = out.messages
+    payment = first.message.content.payment_data
+    assert payment is not None and payment.amount == 15800 and payment.notice_number == nav()
+    assert first.message.content.due_date is not None
+    assert first.message.content.due_date.date() == due.date()
