@@ -21,6 +21,7 @@ def hub_connectors() -> list[type[Any]]:
 @hookimpl
 def hub_outbox_handlers() -> dict[str, HandlerFactory]:
     from sportello.io_delivery import io_message_handler, io_status_handler
+    from sportello.pagopa_fdr import reconciliation_forward_handler
     from sportello.pagopa_jobs import gpd_create_handler, receipt_forward_handler
 
     return {
@@ -29,6 +30,7 @@ def hub_outbox_handlers() -> dict[str, HandlerFactory]:
         "io.status": io_status_handler,
         "pagopa.receipt.forward": receipt_forward_handler,
         "pagopa.gpd.create": gpd_create_handler,
+        "pagopa.reconciliation.forward": reconciliation_forward_handler,
     }
 
 

@@ -11,6 +11,7 @@ and skipped; the exit status is 1 when there were any.
 from __future__ import annotations
 
 import asyncio
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +99,81 @@ async def _import(
     finally:
         await engine.dispose()
     return created, existing, errors
+
+
+@pagopa_group.command("reconcile")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="SPORTELLO_CONFIG",
+    required=True,
+    help="TOML configuration file (or $SPORTELLO_CONFIG)",
+)
+@click.option("--tenant", required=True, help="tenant id")
+@click.option(
+    "--date",
+    "day",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="payment day (YYYY-MM-DD): read the flows published since then and report that "
+    "day; without it, read the flows published since the last run",
+)
+@click.option("--list", "show", is_flag=True, help="list what did not match")
+def reconcile(config_path: Path, tenant: str, day: datetime | None, show: bool) -> None:
+    """Read TENANT's reporting flows (FdR) and match them to positions and receipts."""
+    config = load_config(config_path)
+    lines, failed = asyncio.run(_reconcile(config, tenant, day.date() if day else None, show))
+    for line in lines:
+        click.echo(line)
+    if failed:
+        raise SystemExit(1)
+
+
+async def _reconcile(
+    config: HubConfig, tenant_id: str, day: date | None, show: bool
+) -> tuple[list[str], bool]:
+    from .cli import _services
+    from .pagopa_fdr import (
+        AMOUNT_MISMATCH,
+        MATCHED,
+        MISSING_RECEIPT,
+        REVOKED,
+        FdrNotConfigured,
+        FdrReconciler,
+        day_bounds,
+    )
+
+    async with _services(config) as services:
+        reconciler = FdrReconciler(services.engine, config, services.clock, services.session)
+        try:
+            since = day_bounds(day)[0] if day is not None else None
+            report = await reconciler.reconcile(tenant_id, published_after=since)
+        except FdrNotConfigured as exc:
+            raise click.ClickException(str(exc)) from None
+        days = {day} if day is not None else report.days
+        summary = await reconciler.summary(tenant_id, days)
+    lines = [
+        f"flows: {report.listed} listed, {report.reconciled} reconciled, "
+        f"{report.already} already reconciled, {len(report.failed)} failed",
+    ]
+    for fdr, psp, revision, reason in report.failed:
+        lines.append(f"  failed: {fdr} (PSP {psp}, revision {revision}): {reason}")
+    shown = ", ".join(d.isoformat() for d in summary.days) or "none"
+    s = summary.statuses
+    lines += [
+        f"payment days: {shown}",
+        f"matched: {s[MATCHED]}",
+        f"unmatched: {s[MISSING_RECEIPT]} payments without receipt (missing receipt), "
+        f"{summary.receipts_without_payment} receipts without payment, "
+        f"{s[AMOUNT_MISMATCH]} amount mismatches",
+        f"revoked: {s[REVOKED]}",
+    ]
+    if show:
+        for u in summary.unmatched:
+            euro = f"{u.amount // 100}.{u.amount % 100:02d}"
+            lines.append(
+                f"  {u.kind}: IUV {u.iuv} receipt {u.receipt_id or '-'} {euro} EUR"
+                + (f": {u.detail}" if u.detail else "")
+            )
+    return lines, bool(report.failed)

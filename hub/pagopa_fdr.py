@@ -191,22 +191,27 @@ class FdrReconciler:
         org = self.settings(tenant_id).ec_fiscal_code
         client = self.client(tenant_id)
         if published_after is None:
+            # Just before the latest flow stored, or the earliest one that failed.
             async with reading(self.engine) as conn:
-                latest = (
+                latest, earliest_failed = (
                     await conn.execute(
-                        select(func.max(fdr_flows.c.published_at)).where(
-                            fdr_flows.c.tenant_id == tenant_id,
-                            fdr_flows.c.status != FLOW_FAILED,
-                        )
+                        select(
+                            func.max(fdr_flows.c.published_at).filter(
+                                fdr_flows.c.status != FLOW_FAILED
+                            ),
+                            func.min(fdr_flows.c.published_at).filter(
+                                fdr_flows.c.status == FLOW_FAILED
+                            ),
+                        ).where(fdr_flows.c.tenant_id == tenant_id)
                     )
-                ).scalar_one_or_none()
-            if latest is not None:
-                published_after = latest - timedelta(seconds=1)
+                ).one()
+            marks = [m for m in (latest, earliest_failed) if m is not None]
+            if marks:
+                published_after = min(marks) - timedelta(seconds=1)
         report = ReconcileReport()
         refs = await client.list_flows(org, published_after=published_after)
         report.listed = len(refs)
         known = await self._known(tenant_id, refs)
-        failed_earlier = await self._failed_earlier(tenant_id)
         for ref in refs:
             state = known.get((ref.fdr, ref.psp_id))
             if state is not None and state >= ref.revision:
@@ -226,12 +231,9 @@ class FdrReconciler:
             report.reconciled += 1
             report.statuses.update(statuses)
             report.days.update(p.pay_date.astimezone(ROME).date() for p in flow.payments)
-        del failed_earlier
         return report
 
-    async def _known(
-        self, tenant_id: str, refs: Sequence[FlowRef]
-    ) -> dict[tuple[str, str], int]:
+    async def _known(self, tenant_id: str, refs: Sequence[FlowRef]) -> dict[tuple[str, str], int]:
         """The highest revision reconciled (or superseded) per (fdr, psp) among ``refs``."""
         fdrs = sorted({r.fdr for r in refs})
         out: dict[tuple[str, str], int] = {}
@@ -249,18 +251,6 @@ class FdrReconciler:
                 for fdr, psp, revision in rows:
                     out[(fdr, psp)] = int(revision)
         return out
-
-    async def _failed_earlier(self, tenant_id: str) -> int:
-        async with reading(self.engine) as conn:
-            return int(
-                (
-                    await conn.execute(
-                        select(func.count()).where(
-                            fdr_flows.c.tenant_id == tenant_id, fdr_flows.c.status == FLOW_FAILED
-                        )
-                    )
-                ).scalar_one()
-            )
 
     async def _record_failure(self, tenant_id: str, org: str, ref: FlowRef, reason: str) -> None:
         now = self.clock.now()
@@ -399,7 +389,9 @@ class FdrReconciler:
         )
         for chunk in _chunks(iurs):
             for row in await conn.execute(
-                select(*cols).where(receipts.c.tenant_id == tenant_id, receipts.c.receipt_id.in_(chunk))
+                select(*cols).where(
+                    receipts.c.tenant_id == tenant_id, receipts.c.receipt_id.in_(chunk)
+                )
             ):
                 by_id[row.receipt_id] = row
         for chunk in _chunks(iuvs):
@@ -413,7 +405,7 @@ class FdrReconciler:
                 .order_by(receipts.c.id)
             ):
                 by_iuv.setdefault(row.iuv, row)
-            for row in await conn.execute(
+            for opt in await conn.execute(
                 select(
                     payment_options.c.iuv,
                     payment_options.c.nav,
@@ -424,7 +416,7 @@ class FdrReconciler:
                 .join(positions, positions.c.id == payment_options.c.position_id)
                 .where(payment_options.c.tenant_id == tenant_id, payment_options.c.iuv.in_(chunk))
             ):
-                options[row.iuv] = row
+                options[opt.iuv] = opt
         out = []
         for p in payments:
             receipt = by_id.get(p.iur)

@@ -293,5 +293,4 @@ login_codes = Table(
 )
 
 # pagoPA tables live in their own module; importing it registers them in `metadata`.
-from . import pagopa_tables  # noqa: E402, F401
-from . import pagopa_fdr_tables  # noqa: E402, F401
+from . import pagopa_fdr_tables, pagopa_tables  # noqa: E402, F401

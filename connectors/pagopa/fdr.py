@@ -14,7 +14,6 @@ that is missing or does not fit, or totals that disagree with the payments, rais
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -229,7 +228,7 @@ class FdrClient:
                 body = await resp.read()
                 if resp.status != 200:
                     raise FdrHttpError(f"GET {path}: HTTP {resp.status}", resp.status)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise FdrHttpError(f"GET {path}: {type(exc).__name__}", None) from None
         try:
             return json.loads(body)
