@@ -40,8 +40,10 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_demo_config_loads() -> None:
     config = load_config(demo_config_path())
-    assert [t.id for t in config.tenants] == ["demo"]
+    # the comune, plus a private SP and an aggregated comune that show the other SPID profiles
+    assert [t.id for t in config.tenants] == ["demo", "demo-private", "demo-ag"]
     assert config.tenants[0].name == "Comune di Esempio"
+    assert [t.spid.profile for t in config.tenants if t.spid] == ["public", "private", "aggregated"]
     assert config.database.is_sqlite
 
 
