@@ -328,7 +328,7 @@ def routes() -> list[web.RouteDef]:
 
 
 def all_routes() -> list[web.RouteDef]:
-    from . import api_io, api_login, api_residents, api_suap
+    from . import api_io, api_login, api_pagopa, api_residents, api_suap
 
     return [
         *routes(),
@@ -336,4 +336,5 @@ def all_routes() -> list[web.RouteDef]:
         *api_residents.routes(),
         *api_suap.routes(),
         *api_login.routes(),
+        *api_pagopa.routes(),
     ]

@@ -255,6 +255,7 @@ def demo_cmd(
         demo_api_key,
         prepare_demo_logins,
         prepare_demo_secrets,
+        register_demo_pagopa_station,
         register_demo_pdnd_client,
     )
 
@@ -285,6 +286,7 @@ def demo_cmd(
 
     async def after_start() -> None:
         await register_demo_pdnd_client(config, data_dir)
+        await register_demo_pagopa_station(config, hub.url)
         await demo_api_key(app, key_file)
 
     def banner() -> None:

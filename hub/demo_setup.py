@@ -19,6 +19,7 @@ log = logging.getLogger("sportello.demo")
 
 IO_KEY_ENV = "SPORTELLO_DEMO_IO_KEY"
 PDND_KEY_ENV = "SPORTELLO_DEMO_PDND_KEY"
+CHECKOUT_KEY_ENV = "SPORTELLO_DEMO_CHECKOUT_KEY"
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -32,8 +33,10 @@ def prepare_demo_secrets(data_dir: Path) -> None:
     """Set the environment the demo configuration refers to (never overriding the user's)."""
     from sportello.connectors.pdnd.keys import generate_key
     from sportello.sandbox.io.app import DEMO_PRIMARY_KEY  # a sandbox value, not a secret
+    from sportello.sandbox.pagopa.checkout import DEFAULT_CHECKOUT_API_KEY  # likewise
 
     os.environ.setdefault(IO_KEY_ENV, DEMO_PRIMARY_KEY)
+    os.environ.setdefault(CHECKOUT_KEY_ENV, DEFAULT_CHECKOUT_API_KEY)
     key_file = data_dir / "keys" / "demo-pdnd.pem"
     if not key_file.exists():
         private_pem, _ = generate_key()
@@ -74,6 +77,28 @@ async def register_demo_pdnd_client(config: HubConfig, data_dir: Path) -> None:
                 log.warning("demo: PDND sandbox refused the demo client: %s", await response.text())
     except aiohttp.ClientError as exc:
         log.warning("demo: PDND sandbox not reachable (%s); ANPR look-ups will fail", exc)
+
+
+async def register_demo_pagopa_station(config: HubConfig, hub_url: str) -> None:
+    """Tell the pagoPA sandbox Node where the demo tenant's station is (station mode)."""
+    tenant = config.tenant("demo")
+    if tenant is None or tenant.pagopa is None or tenant.pagopa.mode != "station":
+        return
+    p = tenant.pagopa
+    station = {"url": f"{hub_url}/t/demo/pagopa/station", "broker_id": p.broker_id}
+    body = {p.ec_fiscal_code: {**station, "station_id": p.station_id}}
+    sandbox = (p.checkout_url or "").split("/checkout/", 1)[0]
+    if not sandbox.startswith("http"):
+        return
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(sandbox + "/__sandbox/stations", json=body) as response,
+        ):
+            if response.status >= 300:
+                log.warning("demo: pagoPA sandbox refused the station: %s", await response.text())
+    except aiohttp.ClientError as exc:
+        log.warning("demo: pagoPA sandbox not reachable (%s); payments will fail", exc)
 
 
 async def demo_api_key(app: web.Application, key_file: Path) -> None:

@@ -537,6 +537,404 @@ PATHS: dict[str, Any] = {
 }
 
 
+# -- pagoPA (sportello.api_pagopa) --------------------------------------------------------
+
+_TEXT140 = {"type": "string", "minLength": 1, "maxLength": 140}
+_CENTS = {"type": "integer", "minimum": 1, "maximum": 99_999_999_999}
+_METADATA = {"type": "object", "maxProperties": 10, "additionalProperties": {"type": "string"}}
+_NOT_CONFIGURED = _problem("The tenant has no pagoPA settings ([tenants.pagopa])")
+SCHEMAS["PagopaTransfer"] = {
+    "type": "object",
+    "required": ["id_transfer", "amount", "remittance_information", "category"],
+    "additionalProperties": False,
+    "description": "one beneficiary's share: an iban (optionally with a postal_iban) or a stamp",
+    "properties": {
+        "id_transfer": {"type": "integer", "minimum": 1, "maximum": 5},
+        "amount": _CENTS,
+        "organization_fiscal_code": {
+            "type": "string",
+            "pattern": "^[0-9]{11}$",
+            "description": "the beneficiary (default: the tenant's ec_fiscal_code)",
+        },
+        "remittance_information": _TEXT140,
+        "category": {"type": "string", "description": "taxonomy code, e.g. 9/0101002IM/"},
+        "iban": {"type": ["string", "null"]},
+        "postal_iban": {"type": ["string", "null"]},
+        "stamp": {
+            "type": ["object", "null"],
+            "required": ["hash_document", "provincial_residence"],
+            "properties": {
+                "hash_document": {"type": "string"},
+                "stamp_type": {"const": "01"},
+                "provincial_residence": {"type": "string", "pattern": "^[A-Z]{2}$"},
+            },
+        },
+        "company_name": {"type": ["string", "null"], "maxLength": 140},
+        "metadata": _METADATA,
+    },
+}
+SCHEMAS["PagopaPositionRequest"] = {
+    "type": "object",
+    "required": ["iupd", "type", "fiscal_code", "full_name", "payment_options"],
+    "additionalProperties": False,
+    "description": "a debt position; the hub allocates the IUVs (options carry none)",
+    "properties": {
+        "iupd": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,256}$"},
+        "type": {"enum": ["F", "G"], "description": "debtor: person (F) or legal entity (G)"},
+        "fiscal_code": {"type": "string", "description": "the debtor's, or ANONIMO"},
+        "full_name": {"type": "string", "minLength": 1, "maxLength": 70},
+        "street_name": {"type": ["string", "null"], "maxLength": 70},
+        "civic_number": {"type": ["string", "null"], "maxLength": 16},
+        "postal_code": {"type": ["string", "null"], "maxLength": 16},
+        "city": {"type": ["string", "null"], "maxLength": 35},
+        "province": {"type": ["string", "null"], "maxLength": 35},
+        "region": {"type": ["string", "null"], "maxLength": 35},
+        "country": {"type": ["string", "null"], "pattern": "^[A-Z]{2}$"},
+        "email": {"type": ["string", "null"]},
+        "company_name": {**_TEXT140, "description": "the creditor (default: the tenant's name)"},
+        "office_name": {"type": ["string", "null"], "maxLength": 140},
+        "switch_to_expired": {"type": "boolean"},
+        "validity_date": NULLABLE_TIME,
+        "pay_stand_in": {"type": "boolean"},
+        "payment_options": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["amount", "description", "due_date", "transfers"],
+                "additionalProperties": False,
+                "properties": {
+                    "amount": _CENTS,
+                    "description": _TEXT140,
+                    "due_date": DATE_TIME,
+                    "retention_date": NULLABLE_TIME,
+                    "is_partial_payment": {"type": "boolean"},
+                    "installment_number": {"type": ["integer", "null"], "minimum": 1},
+                    "transfers": {
+                        "type": "array",
+                        "minItems": 1,
+                        "maxItems": 5,
+                        "items": {"$ref": "#/components/schemas/PagopaTransfer"},
+                    },
+                    "metadata": _METADATA,
+                },
+            },
+        },
+    },
+}
+SCHEMAS["PagopaOption"] = {
+    "type": "object",
+    "required": ["iuv", "notice_number", "amount", "description", "due_date", "status"],
+    "properties": {
+        "iuv": {"type": "string"},
+        "notice_number": {"type": "string", "pattern": "^[0-9]{18}$"},
+        "amount": {"type": "integer"},
+        "description": {"type": "string"},
+        "due_date": DATE_TIME,
+        "retention_date": NULLABLE_TIME,
+        "is_partial_payment": {"type": "boolean"},
+        "installment_number": {"type": ["integer", "null"]},
+        "status": {"enum": ["open", "paid"]},
+        "receipt_id": NULLABLE_STR,
+        "paid_at": NULLABLE_TIME,
+        "transfers": {"type": "array", "items": {"type": "object"}},
+        "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
+}
+SCHEMAS["PagopaPosition"] = {
+    "type": "object",
+    "required": ["id", "iupd", "status", "mode", "company_name", "payment_options"],
+    "properties": {
+        "id": {"type": "integer"},
+        "iupd": {"type": "string"},
+        "status": {
+            "enum": [
+                "DRAFT",
+                "PUBLISHED",
+                "VALID",
+                "INVALID",
+                "EXPIRED",
+                "PARTIALLY_PAID",
+                "PAID",
+                "REPORTED",
+            ],
+            "description": "GPD's state, with time applied (validity date, expiry)",
+        },
+        "mode": {"enum": ["gpd", "station"]},
+        "company_name": {"type": "string"},
+        "office_name": NULLABLE_STR,
+        "validity_date": NULLABLE_TIME,
+        "switch_to_expired": {"type": "boolean"},
+        "pay_stand_in": {"type": "boolean"},
+        "payment_options": {
+            "type": "array",
+            "items": {"$ref": "#/components/schemas/PagopaOption"},
+        },
+        "created_at": DATE_TIME,
+        "updated_at": DATE_TIME,
+        "debtor": {
+            "type": "object",
+            "description": "only in GET .../positions/{iupd} (personal_data, audited)",
+            "properties": {
+                "type": {"enum": ["F", "G"]},
+                "fiscal_code": {"type": "string"},
+                "full_name": {"type": "string"},
+                "street_name": NULLABLE_STR,
+                "civic_number": NULLABLE_STR,
+                "postal_code": NULLABLE_STR,
+                "city": NULLABLE_STR,
+                "province": NULLABLE_STR,
+                "region": NULLABLE_STR,
+                "country": NULLABLE_STR,
+                "email": NULLABLE_STR,
+            },
+        },
+    },
+}
+SCHEMAS["PagopaReceipt"] = {
+    "type": "object",
+    "required": ["id", "receipt_id", "notice_number", "iuv", "amount", "outcome", "received_at"],
+    "properties": {
+        "id": {"type": "integer"},
+        "receipt_id": {"type": "string"},
+        "notice_number": {"type": "string"},
+        "iuv": {"type": "string"},
+        "iupd": NULLABLE_STR,
+        "amount": {"type": "integer"},
+        "outcome": {"enum": ["OK", "KO"]},
+        "id_psp": {"type": "string"},
+        "psp_company_name": {"type": "string"},
+        "payment_date_time": NULLABLE_TIME,
+        "stand_in": {"type": "boolean"},
+        "version": {"type": "integer"},
+        "note": NULLABLE_STR,
+        "received_at": DATE_TIME,
+        "forward_status": {"type": "string"},
+        "forwarded_at": NULLABLE_TIME,
+        "data": {
+            "type": "object",
+            "description": "the whole receipt with debtor and payer: only for keys with "
+            "personal_data (the read is audited)",
+        },
+    },
+}
+_PAGOPA_422 = _problem("What is wrong, field by field (errors: 'path: reason'); nothing stored")
+_PURPOSE = {
+    "name": "purpose",
+    "in": "query",
+    "schema": {"type": "string", "maxLength": 200},
+    "description": "why the personal data is read (goes to the audit log)",
+}
+PATHS["/api/v1/tenants/{tenant}/pagopa/positions"] = {
+    "post": {
+        "operationId": "createPagopaPosition",
+        "summary": "Store a debt position, IUVs and notice numbers allocated by the hub (scope "
+        "write). The same IUPD with the same content answers 200 with the stored one.",
+        "parameters": [TENANT_PARAM, IDEMPOTENCY],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/PagopaPositionRequest"}
+                }
+            },
+        },
+        "responses": {
+            "201": _json({"$ref": "#/components/schemas/PagopaPosition"}, "Stored"),
+            "200": _json({"$ref": "#/components/schemas/PagopaPosition"}, "Already stored"),
+            **ERRORS,
+            "409": _problem("The IUPD is stored with other content, or no pagoPA settings"),
+            "422": _PAGOPA_422,
+        },
+    },
+    "get": {
+        "operationId": "listPagopaPositions",
+        "summary": "Debt positions, oldest first, without the debtor (scope read; filtering "
+        "by debtor needs personal_data and is audited)",
+        "parameters": [
+            TENANT_PARAM,
+            *PAGING,
+            {
+                "name": "status",
+                "in": "query",
+                "description": "the stored status",
+                "schema": {
+                    "enum": [
+                        "DRAFT",
+                        "PUBLISHED",
+                        "VALID",
+                        "INVALID",
+                        "EXPIRED",
+                        "PARTIALLY_PAID",
+                        "PAID",
+                        "REPORTED",
+                    ]
+                },
+            },
+            {
+                "name": "debtor",
+                "in": "query",
+                "schema": {"type": "string", "pattern": "^([A-Za-z0-9]{16}|[0-9]{11})$"},
+            },
+            _PURPOSE,
+        ],
+        "responses": {
+            "200": _json(_page("PagopaPosition")),
+            **ERRORS,
+            "409": _NOT_CONFIGURED,
+        },
+    },
+}
+PATHS["/api/v1/tenants/{tenant}/pagopa/positions/{iupd}"] = {
+    "get": {
+        "operationId": "getPagopaPosition",
+        "summary": "One debt position with its debtor (scope personal_data; audited)",
+        "parameters": [
+            TENANT_PARAM,
+            {"name": "iupd", "in": "path", "required": True, "schema": {"type": "string"}},
+            _PURPOSE,
+        ],
+        "responses": {
+            "200": _json({"$ref": "#/components/schemas/PagopaPosition"}),
+            **ERRORS,
+            "409": _NOT_CONFIGURED,
+        },
+    }
+}
+PATHS["/api/v1/tenants/{tenant}/pagopa/notices/{nav}.pdf"] = {
+    "get": {
+        "operationId": "getPagopaNoticePdf",
+        "summary": "The payment notice (avviso) of the position holding this notice number, "
+        "as a PDF: single payment and instalments (scope personal_data; audited)",
+        "parameters": [
+            TENANT_PARAM,
+            {"name": "nav", "in": "path", "required": True, "schema": {"type": "string"}},
+            _PURPOSE,
+        ],
+        "responses": {
+            "200": {
+                "description": "The notice",
+                "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+            },
+            **ERRORS,
+            "409": _NOT_CONFIGURED,
+        },
+    }
+}
+PATHS["/api/v1/tenants/{tenant}/pagopa/carts"] = {
+    "post": {
+        "operationId": "createPagopaCart",
+        "summary": "A pagoPA Checkout cart for 1 to 5 notices of the tenant: send the payer to "
+        "redirect_url (scope write). Nothing is paid here: only receipts change a payment.",
+        "parameters": [TENANT_PARAM, IDEMPOTENCY],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["notice_numbers", "return_urls"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "notice_numbers": {
+                                "type": "array",
+                                "minItems": 1,
+                                "maxItems": 5,
+                                "uniqueItems": True,
+                                "items": {"type": "string", "pattern": "^[0-9]{18}$"},
+                            },
+                            "return_urls": {
+                                "type": "object",
+                                "required": ["ok", "cancel", "error"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    k: {
+                                        "type": "string",
+                                        "pattern": "^https?://[^\\s/]+\\S*$",
+                                        "maxLength": 2000,
+                                    }
+                                    for k in ("ok", "cancel", "error")
+                                },
+                            },
+                            "email_notice": {
+                                "type": ["string", "null"],
+                                "maxLength": 256,
+                                "description": "where Checkout sends the payment's outcome",
+                            },
+                        },
+                    }
+                }
+            },
+        },
+        "responses": {
+            "201": _json(
+                {
+                    "type": "object",
+                    "required": ["redirect_url", "notice_numbers", "amount"],
+                    "properties": {
+                        "redirect_url": {"type": "string"},
+                        "notice_numbers": {"type": "array", "items": {"type": "string"}},
+                        "amount": {"type": "integer", "description": "total, in cents"},
+                    },
+                },
+                "Cart created",
+            ),
+            **ERRORS,
+            "409": _problem("No pagoPA settings or no checkout_api_key for the tenant"),
+            "422": _problem(
+                "Notices unknown, not payable or refused by Checkout (errors), or an "
+                "Idempotency-Key reused for another request"
+            ),
+            "502": _problem("Checkout failed or refused the tenant's subscription key"),
+        },
+    }
+}
+PATHS["/api/v1/tenants/{tenant}/pagopa/receipts"] = {
+    "get": {
+        "operationId": "listPagopaReceipts",
+        "summary": "Receipts in arrival order, without debtor and payer (scope read)",
+        "parameters": [
+            TENANT_PARAM,
+            *PAGING,
+            {
+                "name": "since",
+                "in": "query",
+                "description": "received at or after",
+                "schema": {"type": "string", "format": "date-time"},
+            },
+            {
+                "name": "until",
+                "in": "query",
+                "description": "received before",
+                "schema": {"type": "string", "format": "date-time"},
+            },
+        ],
+        "responses": {
+            "200": _json(_page("PagopaReceipt")),
+            **ERRORS,
+            "409": _NOT_CONFIGURED,
+        },
+    }
+}
+PATHS["/api/v1/tenants/{tenant}/pagopa/receipts/{receipt_id}"] = {
+    "get": {
+        "operationId": "getPagopaReceipt",
+        "summary": "One receipt (scope read); with personal_data also the whole receipt "
+        "(data), and that read is audited",
+        "parameters": [
+            TENANT_PARAM,
+            {"name": "receipt_id", "in": "path", "required": True, "schema": {"type": "string"}},
+            _PURPOSE,
+        ],
+        "responses": {
+            "200": _json({"$ref": "#/components/schemas/PagopaReceipt"}),
+            **ERRORS,
+            "409": _NOT_CONFIGURED,
+        },
+    }
+}
+
+
 def document(extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -256,14 +257,17 @@ class PagopaStore:
         for attempt in range(3):
             try:
                 async with self.engine.begin() as conn:
-                    return await self._create(conn, tenant_id, settings, raw, to_publish)
+                    # a fresh copy each time: a failed attempt may have filled in IUVs
+                    return await self.create_in(
+                        conn, tenant_id, settings, copy.deepcopy(raw), to_publish
+                    )
             except IntegrityError:
                 # A concurrent create of the same IUPD (or IUV) won: look again.
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _create(
+    async def create_in(
         self,
         conn: AsyncConnection,
         tenant_id: str,
@@ -271,6 +275,8 @@ class PagopaStore:
         raw: dict[str, Any],
         to_publish: bool,
     ) -> StoredPosition:
+        """Store a position inside the caller's transaction (the API commits it together with
+        its Idempotency-Key record); see :meth:`create_position`."""
         iupd = str(raw.get("iupd") or "")
         existing = (
             await conn.execute(
@@ -665,7 +671,7 @@ class PagopaStore:
         )
         return int(row.position_id), row.iupd, target.value
 
-    def _receipt(self, row: Any) -> StoredReceipt:
+    def receipt_from_row(self, row: Any) -> StoredReceipt:
         return StoredReceipt(
             id=int(row.id),
             tenant_id=row.tenant_id,
@@ -687,7 +693,7 @@ class PagopaStore:
             iupd=row.iupd,
         )
 
-    def _receipts_query(self, tenant_id: str) -> Any:
+    def receipts_query(self, tenant_id: str) -> Any:
         return (
             select(receipts, positions.c.iupd)
             .outerjoin(positions, positions.c.id == receipts.c.position_id)
@@ -695,10 +701,10 @@ class PagopaStore:
         )
 
     async def get_receipt(self, tenant_id: str, receipt_id: str) -> StoredReceipt | None:
-        stmt = self._receipts_query(tenant_id).where(receipts.c.receipt_id == receipt_id)
+        stmt = self.receipts_query(tenant_id).where(receipts.c.receipt_id == receipt_id)
         async with reading(self.engine) as conn:
             row = (await conn.execute(stmt)).first()
-        return None if row is None else self._receipt(row)
+        return None if row is None else self.receipt_from_row(row)
 
     async def raw_receipt(self, tenant_id: str, receipt_id: str) -> str | None:
         """The receipt's SOAP request exactly as received."""
@@ -722,7 +728,7 @@ class PagopaStore:
     ) -> list[StoredReceipt]:
         """Receipts in arrival order (``after``: the last ``id`` seen)."""
         stmt = (
-            self._receipts_query(tenant_id)
+            self.receipts_query(tenant_id)
             .where(receipts.c.id > after)
             .order_by(receipts.c.id)
             .limit(limit)
@@ -732,7 +738,7 @@ class PagopaStore:
         if forward_status:
             stmt = stmt.where(receipts.c.forward_status == forward_status)
         async with reading(self.engine) as conn:
-            return [self._receipt(r) for r in await conn.execute(stmt)]
+            return [self.receipt_from_row(r) for r in await conn.execute(stmt)]
 
     async def receipts_for_recovery(
         self, tenant_id: str, *, activated_before: datetime, limit: int = 100

@@ -35,7 +35,10 @@ async def serve(
     runners: list[web.AppRunner] = []
     try:
         for served in apps:
-            runner = web.AppRunner(served.app, access_log=None, shutdown_timeout=15)
+            # long query strings reach the app (which answers problem+json), not the parser
+            runner = web.AppRunner(
+                served.app, access_log=None, shutdown_timeout=15, max_line_size=65536
+            )
             await runner.setup()
             runners.append(runner)
             await web.TCPSite(runner, served.host, served.port).start()

@@ -47,6 +47,13 @@ cadastral_code = "Z999"
 [tenants.io]
 base_url = "http://127.0.0.1:9/api/v1"
 services = [{{ id = "01DEMOSERVICE0000000000000", key = {{ env = "UNUSED_IO_KEY" }} }}]
+[tenants.pagopa]
+ec_fiscal_code = "00000000999"
+broker_id = "00000000999"
+station_id = "00000000999_01"
+mode = "station"
+checkout_url = "http://127.0.0.1:9/checkout/ec/v1"
+checkout_api_key = {{ env = "UNUSED_CHECKOUT_KEY" }}
 """
     )
     env = {k: v for k, v in os.environ.items() if k != "SPORTELLO_DATABASE_URL"}
