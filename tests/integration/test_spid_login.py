@@ -77,6 +77,7 @@ async def env(tmp_path: Path, db_url: str):  # type: ignore[no-untyped-def]
             "level": 2 if kind == "spid" else 3,
             "province": "RM",
         }
+    tenant["webhooks"] = [{"url": "http://127.0.0.1:9/hook", "events": ["spid.*", "cie.*"]}]
     config = parse_config(
         {
             "server": {"public_url": hub},
@@ -299,3 +300,16 @@ async def test_metadata_is_served_signed(env: Env) -> None:
                 assert b"Signature" in await r.read()
         async with s.get(f"{env.hub}/t/nobody/spid/metadata") as r:
             assert r.status == 404
+
+
+async def test_a_login_is_announced_by_webhook_without_personal_data(env: Env) -> None:
+    from sportello.schema import outbox
+
+    async with env.browser() as browser:
+        answer = await _answer(browser, env, await _start(browser, env))
+        assert (await _acs(browser, answer, follow=True)).status == 200
+    async with env.app[ENGINE].connect() as conn:
+        jobs = (await conn.execute(select(outbox.c.kind, outbox.c.payload))).all()
+    payloads = [str(p) for k, p in jobs if k == "webhook"]
+    assert len(payloads) == 1 and "spid.login" in payloads[0]
+    assert PERSON not in payloads[0]
