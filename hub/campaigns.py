@@ -220,6 +220,7 @@ def prepare_rows(
     source: str,
     now: datetime,
     progress: Callable[[int], None] | None = None,
+    notices: NoticeLookup | None = None,
 ) -> Prepared:
     """Like :func:`prepare`, for rows from a campaign source (``hub_campaign_sources``):
     mappings with the five fixed columns (missing ones count as empty) plus template fields.
@@ -237,7 +238,7 @@ def prepare_rows(
             row.setdefault(column, "")
         where = f"{source}: row {rowno}"
         out.problems.extend(
-            _prepare_row(row, rowno, where, subject_t, markdown_t, template, now, out)
+            _prepare_row(row, rowno, where, subject_t, markdown_t, template, now, out, notices)
         )
     return out
 

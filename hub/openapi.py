@@ -65,6 +65,52 @@ DATE_TIME = {"type": "string", "format": "date-time"}
 NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 
 SCHEMAS: dict[str, Any] = {
+    "CampaignSummary": {
+        "type": "object",
+        "required": ["id", "service_id", "name", "rows_total", "created_by", "created_at"],
+        "properties": {
+            "id": {"type": "integer"},
+            "service_id": {"type": "string"},
+            "name": {"type": "string"},
+            "rows_total": {"type": "integer"},
+            "created_by": {"type": "string"},
+            "created_at": DATE_TIME,
+        },
+    },
+    "MessageRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["service_id", "fiscal_code", "subject", "markdown"],
+        "properties": {
+            "service_id": {"type": "string"},
+            "fiscal_code": {"type": "string", "pattern": "^[A-Za-z0-9]{16}$"},
+            "subject": {"type": "string", "minLength": 1},
+            "markdown": {"type": "string", "minLength": 1},
+            "due_date": {"type": "string"},
+            "notice_number": {"type": "string"},
+            "amount": {"type": "string"},
+            "expedition_date": {"type": "string"},
+            "feature_level_type": {"enum": ["STANDARD", "ADVANCED"]},
+        },
+    },
+    "MessageStatus": {
+        "type": "object",
+        "required": ["id", "service_id", "status", "attempts", "created_at"],
+        "properties": {
+            "id": {"type": "integer"},
+            "service_id": {"type": "string"},
+            "campaign_id": {"type": ["integer", "null"]},
+            "status": {"type": "string"},
+            "io_message_id": NULLABLE_STR,
+            "error": NULLABLE_STR,
+            "attempts": {"type": "integer"},
+            "expedition_at": DATE_TIME,
+            "created_at": DATE_TIME,
+            "updated_at": DATE_TIME,
+            "sent_at": NULLABLE_TIME,
+            "fiscal_code": {"type": "string"},
+        },
+    },
     "Problem": {
         "type": "object",
         "required": ["type", "title", "status", "detail"],
@@ -390,6 +436,62 @@ PATHS: dict[str, Any] = {
                 ),
                 **ERRORS,
             },
+        },
+        "get": {
+            "operationId": "listIoCampaigns",
+            "summary": "The tenant's App IO campaigns, oldest first (scope read)",
+            "parameters": [TENANT_PARAM, *PAGING],
+            "responses": {"200": _json(_page("CampaignSummary")), **ERRORS},
+        },
+    },
+    "/api/v1/tenants/{tenant}/io/messages": {
+        "post": {
+            "operationId": "createIoMessage",
+            "summary": "Queue one App IO message (scope write); a notice of a position the hub "
+            "keeps carries its payment data by itself",
+            "parameters": [TENANT_PARAM, IDEMPOTENCY],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/MessageRequest"}}
+                },
+            },
+            "responses": {
+                "201": _json(
+                    {
+                        "type": "object",
+                        "required": ["id", "status", "payment_data"],
+                        "properties": {
+                            "id": {"type": "integer"},
+                            "status": {"type": "string"},
+                            "payment_data": {"type": "boolean"},
+                        },
+                    },
+                    "Queued",
+                ),
+                "422": _problem(
+                    "The message cannot be sent (errors say why), or an Idempotency-Key reused "
+                    "for another request; nothing queued"
+                ),
+                **ERRORS,
+            },
+        }
+    },
+    "/api/v1/tenants/{tenant}/io/messages/{message_id}": {
+        "get": {
+            "operationId": "getIoMessage",
+            "summary": "A message's delivery status (scope read; the recipient with personal_data, "
+            "audited)",
+            "parameters": [
+                TENANT_PARAM,
+                {
+                    "name": "message_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "integer"},
+                },
+            ],
+            "responses": {"200": _json({"$ref": "#/components/schemas/MessageStatus"}), **ERRORS},
         }
     },
     "/api/v1/tenants/{tenant}/io/campaigns/{campaign_id}": {
