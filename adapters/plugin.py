@@ -7,15 +7,18 @@ from typing import Any
 from sportello.hookspecs import hookimpl
 
 from .accounting.csv_adapter import CsvAccountingAdapter
+from .accounting.rest_adapter import RestAccountingAdapter
+from .accounting.sql_adapter import SqlAccountingAdapter
 from .messaging.sql_source import SqlCampaignSource
 from .registry.csv_adapter import CsvRegistryAdapter
+from .registry.rest_adapter import RestRegistryAdapter
 from .registry.sql_adapter import SqlRegistryAdapter
 from .suap.json_adapter import JsonSuapAdapter
 
 
 @hookimpl
 def hub_registry_adapters() -> dict[str, type[Any]]:
-    return {"csv": CsvRegistryAdapter, "sql": SqlRegistryAdapter}
+    return {"csv": CsvRegistryAdapter, "sql": SqlRegistryAdapter, "rest": RestRegistryAdapter}
 
 
 @hookimpl
@@ -30,4 +33,8 @@ def hub_suap_adapters() -> dict[str, type[Any]]:
 
 @hookimpl
 def hub_accounting_adapters() -> dict[str, type[Any]]:
-    return {"csv": CsvAccountingAdapter}
+    return {
+        "csv": CsvAccountingAdapter,
+        "rest": RestAccountingAdapter,
+        "sql": SqlAccountingAdapter,
+    }

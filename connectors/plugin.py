@@ -22,6 +22,7 @@ def hub_connectors() -> list[type[Any]]:
 def hub_outbox_handlers() -> dict[str, HandlerFactory]:
     from sportello.io_delivery import io_message_handler, io_status_handler
     from sportello.pagopa_fdr import reconciliation_forward_handler
+    from sportello.pagopa_gpd_bulk import gpd_bulk_handler
     from sportello.pagopa_jobs import gpd_create_handler, receipt_forward_handler
 
     return {
@@ -30,6 +31,7 @@ def hub_outbox_handlers() -> dict[str, HandlerFactory]:
         "io.status": io_status_handler,
         "pagopa.receipt.forward": receipt_forward_handler,
         "pagopa.gpd.create": gpd_create_handler,
+        "pagopa.gpd.bulk": gpd_bulk_handler,
         "pagopa.reconciliation.forward": reconciliation_forward_handler,
     }
 

@@ -280,6 +280,9 @@ class PagopaTenantSettings(_Model):
     fdr_api_key: SecretRef | None = None
     checkout_url: str | None = None  # Checkout EC API, …/checkout/ec/v1 (default: production)
     checkout_api_key: SecretRef | None = None  # Checkout subscription: carts need it
+    # GPD mode: an import creating more positions than this sends them as bulk uploads
+    bulk_threshold: Annotated[int, Field(ge=0)] = 100
+    receipts_base_url: str | None = None  # GPD receipts API (default: next to base_url)
 
 
 class IoServiceSettings(_Model):

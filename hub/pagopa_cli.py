@@ -5,7 +5,13 @@ The file has the columns of the CSV accounting adapter (see
 from the tenant's ``adapters.accounting`` options when it uses the ``csv`` plugin, else from
 the tenant itself. Each position is stored with allocated IUVs (``PagopaStore``);
 importing the same file again changes nothing. Bad rows are listed (file, row, column)
-and skipped; the exit status is 1 when there were any.
+and skipped; the exit status is 1 when there were any. In GPD mode, when more than the
+tenant's ``pagopa.bulk_threshold`` positions are new, they go to GPD as bulk uploads (one
+``pagopa.gpd.bulk`` job per batch, ``pagopa_gpd_bulk``) instead of one job each.
+
+``receipts-sync`` reads a GPD-mode tenant's new receipts back from GPD's receipts API;
+``recover`` fetches the receipts of payments that started but never got one
+(``pagopa_receipts``); ``reconcile`` matches the FdR flows.
 """
 
 from __future__ import annotations
@@ -81,10 +87,19 @@ async def _import(
     errors: list[str] = []
     try:
         pagopa = PagopaStore(engine, config, clock)
+        rows = []
         for item in await asyncio.to_thread(lambda: list(adapter.read_positions(file))):
             if isinstance(item, RowError):
                 errors.append(str(item))
-                continue
+            else:
+                rows.append(item)
+        settings = pagopa.settings(tenant_id)
+        if settings.mode == "gpd" and to_publish:
+            new = await _new_count(engine, tenant_id, [r.iupd for r in rows])
+            if new > settings.bulk_threshold:
+                # one GPD bulk upload per batch instead of one call per position
+                return await _import_bulk(pagopa, tenant_id, rows, errors)
+        for item in rows:
             try:
                 stored = await pagopa.create_position(
                     tenant_id, item.position, to_publish=to_publish
@@ -98,6 +113,44 @@ async def _import(
                 existing += 1
     finally:
         await engine.dispose()
+    return created, existing, errors
+
+
+async def _new_count(engine: Any, tenant_id: str, iupds: list[str]) -> int:
+    from sqlalchemy import func, select
+
+    from .pagopa_tables import positions
+
+    held = 0
+    async with engine.connect() as conn:
+        for start in range(0, len(iupds), 500):
+            held += (
+                await conn.execute(
+                    select(func.count()).where(
+                        positions.c.tenant_id == tenant_id,
+                        positions.c.iupd.in_(iupds[start : start + 500]),
+                    )
+                )
+            ).scalar_one()
+    return len(set(iupds)) - held
+
+
+async def _import_bulk(
+    pagopa: Any, tenant_id: str, rows: list[Any], errors: list[str]
+) -> tuple[int, int, list[str]]:
+    from .pagopa_gpd_bulk import BULK_BATCH, create_positions_bulk
+    from .pagopa_store import StoredPosition
+
+    created = existing = 0
+    for start in range(0, len(rows), BULK_BATCH):
+        batch = [(r, r.position) for r in rows[start : start + BULK_BATCH]]
+        for item, result in await create_positions_bulk(pagopa, tenant_id, batch):
+            if not isinstance(result, StoredPosition):
+                errors.append(f"{item.source}: row {item.row}: iupd: {result}")
+            elif result.created:
+                created += 1
+            else:
+                existing += 1
     return created, existing, errors
 
 
@@ -177,3 +230,124 @@ async def _reconcile(
                 + (f": {u.detail}" if u.detail else "")
             )
     return lines, bool(report.failed)
+
+
+@pagopa_group.command("receipts-sync")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="SPORTELLO_CONFIG",
+    required=True,
+    help="TOML configuration file (or $SPORTELLO_CONFIG)",
+)
+@click.option("--tenant", required=True, help="tenant id (GPD mode)")
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="read the receipts paid since this day (YYYY-MM-DD) instead of the cursor's day; "
+    "the cursor is left alone",
+)
+def receipts_sync(config_path: Path, tenant: str, since: datetime | None) -> None:
+    """Read TENANT's new receipts from GPD's receipts API and store them (GPD mode)."""
+    config = load_config(config_path)
+    lines, failed = asyncio.run(_receipts_sync(config, tenant, since.date() if since else None))
+    for line in lines:
+        click.echo(line)
+    if failed:
+        raise SystemExit(1)
+
+
+def _sync_lines(report: Any) -> list[str]:
+    shown = report.from_day.isoformat() if report.from_day else "the beginning"
+    lines = [
+        f"receipts listed since {shown}: {report.listed}; {report.stored} stored, "
+        f"{report.duplicates} duplicates, {report.known} already held, "
+        f"{len(report.failed)} failed",
+        f"next read from: {report.next_day.isoformat() if report.next_day else '-'}",
+    ]
+    lines += [f"  failed: IUV {iuv}: {why}" for iuv, why in report.failed]
+    return lines
+
+
+async def _receipts_sync(
+    config: HubConfig, tenant_id: str, since: date | None
+) -> tuple[list[str], bool]:
+    from .cli import _services
+    from .pagopa_receipts import ReceiptsUnavailable, ReceiptSync
+    from .pagopa_store import PagopaNotConfigured
+
+    async with _services(config) as services:
+        sync = ReceiptSync(services.engine, config, services.clock, services.session)
+        try:
+            report = await sync.sync(tenant_id, since=since)
+        except (ReceiptsUnavailable, PagopaNotConfigured) as exc:
+            raise click.ClickException(str(exc)) from None
+    return _sync_lines(report), bool(report.failed)
+
+
+@pagopa_group.command("recover")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="SPORTELLO_CONFIG",
+    required=True,
+    help="TOML configuration file (or $SPORTELLO_CONFIG)",
+)
+@click.option("--tenant", required=True, help="tenant id")
+@click.option(
+    "--minutes",
+    type=click.IntRange(min=0),
+    default=30,
+    show_default=True,
+    help="payments started (paGetPayment answered) at least this long ago",
+)
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="GPD mode: also list again every receipt paid since this day (YYYY-MM-DD)",
+)
+def recover(config_path: Path, tenant: str, minutes: int, since: datetime | None) -> None:
+    """Find TENANT's payments that started but have no receipt and fetch their receipts
+    (GPD mode: from GPD's receipts API); print what was recovered and what is missing."""
+    config = load_config(config_path)
+    lines, missing = asyncio.run(_recover(config, tenant, minutes, since.date() if since else None))
+    for line in lines:
+        click.echo(line)
+    if missing:
+        raise SystemExit(1)
+
+
+async def _recover(
+    config: HubConfig, tenant_id: str, minutes: int, since: date | None
+) -> tuple[list[str], bool]:
+    from datetime import timedelta
+
+    from .cli import _services
+    from .pagopa_receipts import ReceiptSync
+    from .pagopa_store import PagopaNotConfigured
+
+    async with _services(config) as services:
+        sync = ReceiptSync(services.engine, config, services.clock, services.session)
+        try:
+            report = await sync.recover(
+                tenant_id, older_than=timedelta(minutes=minutes), since=since
+            )
+        except PagopaNotConfigured as exc:
+            raise click.ClickException(str(exc)) from None
+    lines = [
+        f"payments started without receipt: {len(report.candidates)}; "
+        f"recovered: {len(report.recovered)}; still missing: {len(report.missing)}"
+    ]
+    lines += [f"  recovered: IUV {iuv} receipt {rid}" for iuv, rid in report.recovered]
+    lines += [
+        f"  missing: IUV {m.option.iuv} NAV {m.option.nav} (position {m.iupd}): {why}"
+        for m, why in report.missing
+    ]
+    if report.sync is not None:
+        lines += _sync_lines(report.sync)
+    failed = bool(report.missing) or bool(report.sync and report.sync.failed)
+    return lines, failed

@@ -293,4 +293,4 @@ login_codes = Table(
 )
 
 # pagoPA tables live in their own module; importing it registers them in `metadata`.
-from . import pagopa_fdr_tables, pagopa_tables  # noqa: E402, F401
+from . import pagopa_fdr_tables, pagopa_receipts_tables, pagopa_tables  # noqa: E402, F401

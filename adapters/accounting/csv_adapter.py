@@ -1,6 +1,7 @@
 """Reference accounting adapter: debt positions from a CSV file, receipts appended to another.
 
 Options: ``path`` (positions CSV), ``receipts_path`` (receipts CSV, created when missing),
+``reconciliation_path`` (FdR reconciliation results CSV, created when missing; optional),
 ``company_name`` (the creditor's name as payers see it, e.g. "Comune di Prova"),
 ``fiscal_code`` (the comune's 11-digit fiscal code, beneficiary of transfer 1),
 ``office_name`` (optional), ``delimiter`` (default ``;``), ``encoding`` (default
@@ -33,7 +34,9 @@ transfer2_category    with 2   its taxonomy code
 
 A bad row yields a ``RowError`` naming file, row and column, and its position is skipped;
 the other positions go on. Receipts CSV columns: :data:`RECEIPT_COLUMNS`; a receipt whose
-``receipt_id`` is already in the file is not written again.
+``receipt_id`` is already in the file is not written again. Reconciliation CSV columns:
+:data:`RECONCILIATION_COLUMNS`; a result already there (same flow, IUV, receipt and detail,
+which names the revision and transfer) is not written again.
 """
 
 from __future__ import annotations
@@ -83,6 +86,7 @@ RECEIPT_COLUMNS = (
     "note",
     "received_at",
 )
+RECONCILIATION_COLUMNS = ("flow_id", "iuv", "receipt_id", "amount", "status", "detail", "tenant_id")
 _EURO = re.compile(r"([0-9]+)(?:[.,]([0-9]{1,2}))?")
 
 # Model field path → CSV column, for error messages.
@@ -149,6 +153,7 @@ class CsvAccountingAdapter:
 
         self.path = where("path")
         self.receipts_path = where("receipts_path")
+        self.reconciliation_path = where("reconciliation_path")
         self.company_name = str(options.get("company_name") or "")
         self.fiscal_code = str(options.get("fiscal_code") or "")
         self.office_name = options.get("office_name")
@@ -157,6 +162,8 @@ class CsvAccountingAdapter:
         self._lock = asyncio.Lock()
         self._seen: set[str] = set()
         self._seen_size = -1
+        self._results: set[tuple[str, ...]] = set()
+        self._results_size = -1
 
     # -- positions ------------------------------------------------------------------------
 
@@ -346,7 +353,49 @@ class CsvAccountingAdapter:
         ]
 
     async def push_reconciliation(self, result: ReconciliationResult) -> None:
-        """Not kept by this adapter (reconciliation is not built yet)."""
+        """Append ``result`` to ``reconciliation_path`` (nothing without it); a result
+        already there (same flow, IUV, receipt and detail) is not written again."""
+        if self.reconciliation_path is None:
+            return
+        async with self._lock:
+            await asyncio.to_thread(self._append_result, result)
+
+    def _append_result(self, result: ReconciliationResult) -> None:
+        assert self.reconciliation_path is not None
+        row = [
+            result.flow_id,
+            result.iuv,
+            result.receipt_id or "",
+            f"{result.amount // 100}.{result.amount % 100:02d}",
+            result.status,
+            result.detail or "",
+            result.tenant_id,
+        ]
+        key = (row[0], row[1], row[2], row[5])
+        self.reconciliation_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.reconciliation_path.open("a+", encoding="utf-8", newline="") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                size = os.fstat(fh.fileno()).st_size
+                if size != self._results_size:
+                    fh.seek(0)
+                    self._results = {
+                        (r[0], r[1], r[2], r[5])
+                        for r in csv.reader(fh, delimiter=self.delimiter)
+                        if len(r) >= 6
+                    }
+                if key in self._results:
+                    return
+                writer = csv.writer(fh, delimiter=self.delimiter)
+                if size == 0:
+                    writer.writerow(RECONCILIATION_COLUMNS)
+                writer.writerow(row)
+                fh.flush()
+                os.fsync(fh.fileno())
+                self._results.add(key)
+                self._results_size = os.fstat(fh.fileno()).st_size
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     async def close(self) -> None:
         return None

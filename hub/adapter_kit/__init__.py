@@ -1,11 +1,18 @@
 """Adapter kit: contract tests, a pytest plugin and a scaffold for adapter authors.
 
-Only registry (anagrafe) adapters have a contract in this version; the accounting and SUAP
-hooks exist, but their contracts do not yet. The pytest parts (fixtures and
-``RegistryContractTests``) live in :mod:`sportello.adapter_kit.pytest_plugin`, so importing
-this package does not need pytest.
+Registry (anagrafe) adapters have their contract in :mod:`.contract`, accounting
+(ragioneria) adapters in :mod:`.accounting_contract`, SUAP adapters in :mod:`.suap_contract`.
+The pytest parts (fixtures, ``RegistryContractTests``, ``AccountingContractTests``,
+``SuapContractTests``) live in :mod:`sportello.adapter_kit.pytest_plugin`, so importing this
+package does not need pytest.
 """
 
+from .accounting_contract import (
+    AccountingContract,
+    AccountingFactory,
+    canonical_positions,
+    run_accounting_contract,
+)
 from .contract import (
     UNKNOWN_FISCAL_CODE,
     AdapterFactory,
@@ -16,19 +23,29 @@ from .contract import (
     plugins_with,
     run_registry_contract,
 )
-from .scaffold import ProjectNames, ScaffoldError, scaffold, validate_name
+from .scaffold import KINDS, ProjectNames, ScaffoldError, scaffold, validate_name
+from .suap_contract import SuapContract, SuapFactory, canonical_practices, run_suap_contract
 
 __all__ = [
+    "KINDS",
     "UNKNOWN_FISCAL_CODE",
+    "AccountingContract",
+    "AccountingFactory",
     "AdapterFactory",
     "ContractViolation",
     "ProjectNames",
     "RegistryContract",
     "ScaffoldError",
+    "SuapContract",
+    "SuapFactory",
     "canonical_dataset",
+    "canonical_positions",
+    "canonical_practices",
     "expected_household",
     "plugins_with",
+    "run_accounting_contract",
     "run_registry_contract",
+    "run_suap_contract",
     "scaffold",
     "validate_name",
 ]

@@ -6,8 +6,8 @@ and returns an adapter instance that reads them. Each check builds a fresh adapt
 it and closes it. The checks are plain async functions, usable without pytest; the pytest
 plugin (:mod:`sportello.adapter_kit.pytest_plugin`) turns them into one test each.
 
-Only registry adapters have a contract in this version: the accounting and SUAP hooks exist,
-but no contract is defined for them yet.
+The accounting and SUAP contracts follow the same pattern: :mod:`.accounting_contract` and
+:mod:`.suap_contract`.
 """
 
 from __future__ import annotations
@@ -325,7 +325,7 @@ class RegistryContract:
         try:
             adapters = self.plugins.registry_adapters()
         except PluginConflict as exc:
-            _fail(f"{exc}: pick another name (the built-in ones are csv and sql)")
+            _fail(f"{exc}: pick another name (the built-in ones are csv, sql and rest)")
         if adapters.get(str(name)) is not cls:
             _fail(
                 f"hub_registry_adapters() gives {adapters.get(str(name))!r} for {name!r}, "

@@ -1,12 +1,14 @@
-"""pytest plugin of the adapter kit: fixtures and the registry contract as a test class.
+"""pytest plugin of the adapter kit: fixtures and the adapter contracts as test classes.
 
 Loaded automatically once Sportello is installed (entry point ``pytest11``), or explicitly
-with ``-p sportello.adapter_kit.pytest_plugin``. :class:`RegistryContractTests` also works
-without the plugin loaded: it carries the fixtures it needs.
+with ``-p sportello.adapter_kit.pytest_plugin``. :class:`RegistryContractTests`,
+:class:`AccountingContractTests` and :class:`SuapContractTests` also work without the plugin
+loaded: they carry the fixtures they need.
 
 Fixtures:
 
 - ``registry_dataset``: the kit's canonical fictitious residents (a fresh list per test);
+- ``accounting_positions``: the kit's canonical fictitious debt positions, one invalid;
 - ``sportello_plugin``: the plugin under test, from the ``sportello_plugin`` marker, else None;
   override it to return your plugin module;
 - ``sportello_plugins``: a :class:`~sportello.plugins.Plugins` with the built-ins and that
@@ -19,16 +21,30 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ..adapters.registry.base import RegistryRecord
 from ..plugins import Plugins
+from .accounting_contract import (
+    AccountingContract,
+    AccountingFactory,
+    ReceiptReader,
+    ReconciliationReader,
+    canonical_positions,
+)
 from .contract import AdapterFactory, RegistryContract, canonical_dataset, plugins_with
+from .suap_contract import SuapContract, SuapFactory, canonical_practices
 
 MARKER = "sportello_plugin"
 
-__all__ = ["MARKER", "RegistryContractTests"]
+__all__ = [
+    "MARKER",
+    "AccountingContractTests",
+    "RegistryContractTests",
+    "SuapContractTests",
+]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -58,6 +74,12 @@ def _plugins(request: pytest.FixtureRequest, plugin: object | None) -> Plugins:
 def registry_dataset() -> list[RegistryRecord]:
     """The kit's canonical fictitious residents."""
     return canonical_dataset()
+
+
+@pytest.fixture
+def accounting_positions() -> list[dict[str, Any]]:
+    """The kit's canonical fictitious debt positions (one of them invalid on purpose)."""
+    return canonical_positions()
 
 
 @pytest.fixture
@@ -203,3 +225,210 @@ class RegistryContractTests:
             tmp_path,
             sportello_plugins,
         )
+
+
+class AccountingContractTests:
+    """Every accounting contract check as a test (see
+    :mod:`sportello.adapter_kit.accounting_contract`). Subclass it in a ``Test...`` class
+    and define the ``accounting_factory`` and ``read_receipts`` fixtures (and
+    ``read_reconciliations`` when the adapter keeps reconciliation results)::
+
+        class TestMyAccounting(AccountingContractTests):
+            @pytest.fixture
+            def accounting_factory(self):
+                async def factory(positions, workdir):
+                    ...  # store the positions where the adapter reads them
+                    return MyAccounting({...}, base_dir=workdir)
+                return factory
+
+            @pytest.fixture
+            def read_receipts(self):
+                async def read(workdir):
+                    return [...]  # the receipt_id of every record the destination holds
+                return read
+
+            @pytest.fixture
+            def sportello_plugin(self):
+                return my_package.plugin  # optional: enables the hook check
+
+    Override ``accounting_positions`` to run the checks on other positions, and
+    ``accounting_bad_field`` when the invalid position's error names its field otherwise.
+    """
+
+    @pytest.fixture
+    def accounting_factory(self) -> AccountingFactory:
+        pytest.fail(
+            f"{type(self).__name__} must define the accounting_factory fixture: "
+            "async def factory(positions, workdir) -> adapter"
+        )
+
+    @pytest.fixture
+    def read_receipts(self) -> ReceiptReader:
+        pytest.fail(
+            f"{type(self).__name__} must define the read_receipts fixture: "
+            "async def read(workdir) -> [receipt_id of every record held]"
+        )
+
+    @pytest.fixture
+    def read_reconciliations(self) -> ReconciliationReader | None:
+        return None
+
+    @pytest.fixture
+    def accounting_positions(self) -> list[dict[str, Any]]:
+        return canonical_positions()
+
+    @pytest.fixture
+    def accounting_bad_field(self) -> str:
+        return "fiscal_code"
+
+    @pytest.fixture
+    def sportello_plugin(self, request: pytest.FixtureRequest) -> object | None:
+        return _marked(request)[0]
+
+    @pytest.fixture
+    def sportello_plugins(
+        self, request: pytest.FixtureRequest, sportello_plugin: object | None
+    ) -> Plugins:
+        return _plugins(request, sportello_plugin)
+
+    @pytest.fixture
+    def accounting_contract(
+        self,
+        accounting_factory: AccountingFactory,
+        read_receipts: ReceiptReader,
+        read_reconciliations: ReconciliationReader | None,
+        accounting_positions: list[dict[str, Any]],
+        accounting_bad_field: str,
+        sportello_plugin: object | None,
+        sportello_plugins: Plugins,
+    ) -> AccountingContract:
+        return AccountingContract(
+            accounting_factory,
+            read_receipts,
+            read_reconciliations,
+            positions=accounting_positions,
+            bad_field=accounting_bad_field,
+            plugins=None if sportello_plugin is None else sportello_plugins,
+        )
+
+    def run_check(self, check: str, contract: AccountingContract, tmp_path: Path) -> None:
+        """Run one check of :class:`AccountingContract` in a new event loop."""
+        __tracebackhide__ = True
+        why = contract.skipped(check)
+        if why:
+            pytest.skip(
+                f"{why}: override the sportello_plugin fixture (or use the {MARKER} marker)"
+            )
+        asyncio.run(contract.run(check, tmp_path))
+
+    def test_positions_are_valid(
+        self, accounting_contract: AccountingContract, tmp_path: Path
+    ) -> None:
+        self.run_check("positions_are_valid", accounting_contract, tmp_path)
+
+    def test_bad_position_is_named_and_skipped(
+        self, accounting_contract: AccountingContract, tmp_path: Path
+    ) -> None:
+        self.run_check("bad_position_is_named_and_skipped", accounting_contract, tmp_path)
+
+    def test_receipt_is_pushed_once(
+        self, accounting_contract: AccountingContract, tmp_path: Path
+    ) -> None:
+        self.run_check("receipt_is_pushed_once", accounting_contract, tmp_path)
+
+    def test_receipt_is_pushed_once_across_instances(
+        self, accounting_contract: AccountingContract, tmp_path: Path
+    ) -> None:
+        self.run_check("receipt_is_pushed_once_across_instances", accounting_contract, tmp_path)
+
+    def test_reconciliation_is_accepted_and_idempotent(
+        self, accounting_contract: AccountingContract, tmp_path: Path
+    ) -> None:
+        self.run_check("reconciliation_is_accepted_and_idempotent", accounting_contract, tmp_path)
+
+    def test_close_is_idempotent(
+        self, accounting_contract: AccountingContract, tmp_path: Path
+    ) -> None:
+        self.run_check("close_is_idempotent", accounting_contract, tmp_path)
+
+    def test_registered_through_the_hook(
+        self, accounting_contract: AccountingContract, tmp_path: Path
+    ) -> None:
+        self.run_check("registered_through_the_hook", accounting_contract, tmp_path)
+
+
+class SuapContractTests:
+    """Every SUAP contract check as a test (see :mod:`sportello.adapter_kit.suap_contract`).
+    Subclass it and define the ``suap_factory`` fixture (``async def factory(practices,
+    workdir) -> adapter``); ``sportello_plugin`` enables the hook check, and overriding
+    ``suap_practices`` runs the checks on other practices."""
+
+    @pytest.fixture
+    def suap_factory(self) -> SuapFactory:
+        pytest.fail(
+            f"{type(self).__name__} must define the suap_factory fixture: "
+            "async def factory(practices, workdir) -> adapter"
+        )
+
+    @pytest.fixture
+    def suap_practices(self) -> list[dict[str, Any]]:
+        return canonical_practices()
+
+    @pytest.fixture
+    def sportello_plugin(self, request: pytest.FixtureRequest) -> object | None:
+        return _marked(request)[0]
+
+    @pytest.fixture
+    def sportello_plugins(
+        self, request: pytest.FixtureRequest, sportello_plugin: object | None
+    ) -> Plugins:
+        return _plugins(request, sportello_plugin)
+
+    @pytest.fixture
+    def suap_contract(
+        self,
+        suap_factory: SuapFactory,
+        suap_practices: list[dict[str, Any]],
+        sportello_plugin: object | None,
+        sportello_plugins: Plugins,
+    ) -> SuapContract:
+        plugins = None if sportello_plugin is None else sportello_plugins
+        return SuapContract(suap_factory, practices=suap_practices, plugins=plugins)
+
+    def run_check(self, check: str, contract: SuapContract, tmp_path: Path) -> None:
+        """Run one check of :class:`SuapContract` in a new event loop."""
+        __tracebackhide__ = True
+        why = contract.skipped(check)
+        if why:
+            pytest.skip(
+                f"{why}: override the sportello_plugin fixture (or use the {MARKER} marker)"
+            )
+        asyncio.run(contract.run(check, tmp_path))
+
+    def test_practices_of_an_applicant_newest_first(
+        self, suap_contract: SuapContract, tmp_path: Path
+    ) -> None:
+        self.run_check("practices_of_an_applicant_newest_first", suap_contract, tmp_path)
+
+    def test_practice_by_id(self, suap_contract: SuapContract, tmp_path: Path) -> None:
+        self.run_check("practice_by_id", suap_contract, tmp_path)
+
+    def test_timeline_oldest_first(self, suap_contract: SuapContract, tmp_path: Path) -> None:
+        self.run_check("timeline_oldest_first", suap_contract, tmp_path)
+
+    def test_documents_of_a_practice(self, suap_contract: SuapContract, tmp_path: Path) -> None:
+        self.run_check("documents_of_a_practice", suap_contract, tmp_path)
+
+    def test_changes_since_is_strictly_after(
+        self, suap_contract: SuapContract, tmp_path: Path
+    ) -> None:
+        self.run_check("changes_since_is_strictly_after", suap_contract, tmp_path)
+
+    def test_no_problems_on_clean_data(self, suap_contract: SuapContract, tmp_path: Path) -> None:
+        self.run_check("no_problems_on_clean_data", suap_contract, tmp_path)
+
+    def test_close_is_idempotent(self, suap_contract: SuapContract, tmp_path: Path) -> None:
+        self.run_check("close_is_idempotent", suap_contract, tmp_path)
+
+    def test_registered_through_the_hook(self, suap_contract: SuapContract, tmp_path: Path) -> None:
+        self.run_check("registered_through_the_hook", suap_contract, tmp_path)

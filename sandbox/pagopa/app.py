@@ -35,6 +35,7 @@ from .fdr_routes import CLOCK, DEFAULT_FDR_API_KEY, FDR, FdrState, SandboxClock,
 from .fdr_soap import add_fdr_soap_routes
 from .gpd_app import DEFAULT_API_KEY, STATE
 from .gpd_app import create_app as create_gpd_app
+from .gpd_receipts import add_gpd_receipts_routes
 from .gpd_spec import GpdSpecChecker
 from .node import DEFAULT_PSPS, Node, NodeSettings, Psp, parse_station
 from .node_routes import NODE, add_node_routes
@@ -184,6 +185,7 @@ def create_app(
     add_checkout_routes(app)
     add_fdr_routes(app)
     add_fdr_soap_routes(app)
+    add_gpd_receipts_routes(app)  # GPD's payments-receipts API
 
     async def start_node(app: web.Application) -> None:
         await app[NODE].start()

@@ -250,3 +250,65 @@ def test_a_scaffolded_adapter_passes_its_own_tests_uninstalled(
     assert adapters["kit-check"].__name__ == "KitCheckRegistry"
     assert {"csv", "sql", "kit-check"} <= set(adapters)
     assert any(p["name"] == "kit-check" for p in plugins.listing())
+
+
+def test_a_scaffolded_accounting_adapter_passes_its_own_tests_uninstalled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = scaffold("kit-ledger", tmp_path, kind="accounting")
+    src = project / "src"
+    package = src / "sportello_adapter_kit_ledger"
+    expected = {"__init__.py", "adapter.py", "plugin.py", "py.typed"}
+    assert {p.name for p in package.iterdir()} == expected
+    pyproject = (project / "pyproject.toml").read_text(encoding="utf-8")
+    assert '"kit-ledger" = "sportello_adapter_kit_ledger.plugin"' in pyproject
+    assert 'description = "The kit-ledger accounting (ragioneria) adapter' in pyproject
+    assert "kinds" not in {p.name for p in project.rglob("*")}
+    assert "AccountingContractTests" in (project / "tests" / "test_contract.py").read_text()
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(src), env.get("PYTHONPATH")) if p)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "sportello.adapter_kit.pytest_plugin",
+            "-p",
+            "no:cacheprovider",
+            str(project / "tests"),
+        ],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "9 passed" in run.stdout, run.stdout
+
+    monkeypatch.syspath_prepend(str(src))
+    plugin = importlib.import_module("sportello_adapter_kit_ledger.plugin")
+    plugins = Plugins()
+    plugins.register(plugin, name="kit-ledger")
+    adapters = plugins.accounting_adapters()
+    assert adapters["kit-ledger"].__name__ == "KitLedgerAccounting"
+    assert {"csv", "rest", "kit-ledger"} <= set(adapters)
+
+
+def test_the_cli_command_with_a_kind(tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(
+        adapter_group, ["new", "acme-ledger", "--kind", "accounting", "--dest", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "accounting adapter 'acme-ledger': class AcmeLedgerAccounting" in result.output
+    assert "[tenants.adapters.accounting]" in result.output
+    taken = runner.invoke(adapter_group, ["new", "rest", "--kind", "accounting"])
+    assert taken.exit_code == 2 and "taken by a built-in" in taken.output
+    bad = runner.invoke(adapter_group, ["new", "x-y", "--kind", "ledger"])
+    assert bad.exit_code == 2 and "Invalid value for '--kind'" in bad.output
+    with pytest.raises(ScaffoldError, match="unknown adapter kind 'ledger'"):
+        scaffold("acme-x", tmp_path, kind="ledger")

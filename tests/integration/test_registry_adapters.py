@@ -12,6 +12,7 @@ from sqlalchemy import Column, Date, MetaData, String, Table
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from sportello.adapters.registry.csv_adapter import CsvRegistryAdapter
+from sportello.adapters.registry.rest_adapter import RestRegistryAdapter
 from sportello.adapters.registry.sql_adapter import SqlRegistryAdapter
 from sportello.plugins import Plugins
 
@@ -107,4 +108,8 @@ async def test_sql_adapter_on_both_backends(db_url: str) -> None:
 
 def test_reference_adapters_register_through_the_hook() -> None:
     adapters = Plugins().registry_adapters()
-    assert adapters == {"csv": CsvRegistryAdapter, "sql": SqlRegistryAdapter}
+    assert adapters == {
+        "csv": CsvRegistryAdapter,
+        "sql": SqlRegistryAdapter,
+        "rest": RestRegistryAdapter,
+    }
