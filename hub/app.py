@@ -181,6 +181,11 @@ def create_app(
             for t in config.tenants
             if t.suap is not None and "suap" in t.adapters
         ]  # one change-feed reader per tenant that asked for SUAP notifications
+        pollers += [
+            asyncio.create_task(_poll_gpd_receipts(app, t.id, t.pagopa.receipts_poll_seconds, stop))
+            for t in config.tenants
+            if t.pagopa is not None and t.pagopa.mode == "gpd" and t.pagopa.base_url
+        ]  # GPD mode: receipts are read back from the GPD receipts API
         yield
         stop.set()  # graceful: in-flight jobs finish or are released
         await task
@@ -208,6 +213,29 @@ async def _poll_suap(
                 log.info("suap: changes announced", extra={"tenant": tenant_id, **result})
         except Exception:
             log.exception("suap: notification round failed", extra={"tenant": tenant_id})
+        try:
+            async with asyncio.timeout(every):
+                await stop.wait()
+        except TimeoutError:
+            pass
+
+
+async def _poll_gpd_receipts(
+    app: web.Application, tenant_id: str, every: float, stop: asyncio.Event
+) -> None:
+    """Read a GPD-mode tenant's new receipts every ``every`` seconds (stored once each)."""
+    from .pagopa_receipts import ReceiptSync
+
+    sync = ReceiptSync(app[ENGINE], app[CONFIG], app[CLOCK], app[SESSION])
+    while not stop.is_set():
+        try:
+            report = await sync.sync(tenant_id)
+            if report.stored:
+                log.info(
+                    "pagopa: receipts read", extra={"tenant": tenant_id, "stored": report.stored}
+                )
+        except Exception:
+            log.exception("pagopa: receipts sync failed", extra={"tenant": tenant_id})
         try:
             async with asyncio.timeout(every):
                 await stop.wait()

@@ -283,6 +283,9 @@ class PagopaTenantSettings(_Model):
     # GPD mode: an import creating more positions than this sends them as bulk uploads
     bulk_threshold: Annotated[int, Field(ge=0)] = 100
     receipts_base_url: str | None = None  # GPD receipts API (default: next to base_url)
+    receipts_poll_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=300.0, description="GPD mode: how often `sportello serve` reads new receipts"
+    )
 
 
 class IoServiceSettings(_Model):
