@@ -14,6 +14,7 @@ from .registry.csv_adapter import CsvRegistryAdapter
 from .registry.rest_adapter import RestRegistryAdapter
 from .registry.sql_adapter import SqlRegistryAdapter
 from .suap.json_adapter import JsonSuapAdapter
+from .suap.rest_adapter import RestSuapAdapter
 
 
 @hookimpl
@@ -28,7 +29,7 @@ def hub_campaign_sources() -> dict[str, type[Any]]:
 
 @hookimpl
 def hub_suap_adapters() -> dict[str, type[Any]]:
-    return {"json": JsonSuapAdapter}
+    return {"json": JsonSuapAdapter, "rest": RestSuapAdapter}
 
 
 @hookimpl

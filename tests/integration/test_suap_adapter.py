@@ -13,6 +13,7 @@ import pytest
 
 from sportello.adapters.suap.base import SuapAdapter, SuapDataError
 from sportello.adapters.suap.json_adapter import JsonSuapAdapter
+from sportello.adapters.suap.rest_adapter import RestSuapAdapter
 from sportello.plugins import Plugins
 
 ROME = timezone(timedelta(hours=1))
@@ -218,4 +219,4 @@ async def test_unusable_file_raises(tmp_path: Path) -> None:
 
 
 def test_json_adapter_is_registered() -> None:
-    assert Plugins().suap_adapters() == {"json": JsonSuapAdapter}
+    assert Plugins().suap_adapters() == {"json": JsonSuapAdapter, "rest": RestSuapAdapter}
