@@ -300,16 +300,15 @@ async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse
         elapsed = time.perf_counter() - start
         info = request.match_info.route.resource
         route = info.canonical if info is not None else "unmatched"
-        m = request.app[METRICS]
-        m.http_latency.labels(request.method, route).observe(elapsed)
-        m.http_requests.labels(request.method, route, str(status)).inc()
-        log.info(
-            "http",
-            extra={
-                "method": request.method,
-                "route": route,
-                "status": status,
-                "ms": round(elapsed * 1000, 2),
-                "request_id": request_id,
-            },
-        )
+        request.app[METRICS].observe_http(request.method, route, status, elapsed)
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "http",
+                extra={
+                    "method": request.method,
+                    "route": route,
+                    "status": status,
+                    "ms": round(elapsed * 1000, 2),
+                    "request_id": request_id,
+                },
+            )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
@@ -33,6 +35,22 @@ class HubMetrics:
             ["kind", "outcome"],
             registry=self.registry,
         )
+
+        # (method, route, status) -> the latency and count children: ``labels()`` takes a
+        # lock and validates the labels, every request
+        self._http: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def observe_http(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one request and its latency."""
+        key = (method, route, status)
+        children = self._http.get(key)
+        if children is None:
+            children = self._http[key] = (
+                self.http_latency.labels(method, route),
+                self.http_requests.labels(method, route, str(status)),
+            )
+        children[0].observe(seconds)
+        children[1].inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -8,7 +8,8 @@ PAA_ID_DOMINIO_ERRATO; ``idBrokerPA`` ≠ ``broker_id`` → PAA_ID_INTERMEDIARIO
 - verify / getPayment[V2]: the option by ``noticeNumber``; unknown, DRAFT or PUBLISHED
   (not yet valid) → PAA_PAGAMENTO_SCONOSCIUTO, paid → PAA_PAGAMENTO_DUPLICATO, EXPIRED →
   PAA_PAGAMENTO_SCADUTO, INVALID → PAA_PAGAMENTO_ANNULLATO (GPD's mapping). getPayment
-  keeps the position open (the receipt closes it) and records that a payment started.
+  keeps the position open (the receipt closes it) and records that a payment started
+  (``activated_at``; concurrent calls share one commit, each answered after it).
 - paSendRT[V2]: the receipt is committed (``PagopaStore.store_receipt``) BEFORE the answer.
   A receipt id already stored answers **OK**: the Node redelivers and broadcasts receipts,
   and GPD answers a replay without error too; ``PAA_RECEIPT_DUPLICATA`` would make the
@@ -22,17 +23,21 @@ No personal data in logs: notices, receipt ids and fault codes only.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
+from weakref import WeakKeyDictionary
 
 from aiohttp import web
+from lxml import etree
 
 from sportello.connectors.pagopa import station as st
 from sportello.connectors.pagopa.states import DebtPositionStatus
 from sportello.connectors.pagopa.station_xml import MAX_REQUEST_BYTES, default_xsd_dir, schema_for
 
 from .appkeys import CLOCK, CONFIG, ENGINE
+from .batching import Batcher
 from .config import PagopaTenantSettings
-from .pagopa_store import OptionMatch, PagopaStore, effective_status
+from .pagopa_store import OptionMatch, OptionReader, PagopaStore, effective_status
 from .pagopa_tables import PAID
 
 log = logging.getLogger("sportello.pagopa.station")
@@ -48,6 +53,35 @@ XSD_DIR = web.AppKey("pagopa_xsd_dir", Path)
 def station_routes() -> list[web.RouteDef]:
     """The station's route, for ``hub_web_routes``."""
     return [web.post(ROUTE, handle)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Station:
+    """What every request of one app shares, made by its first request (the station comes
+    as a plugin route, so it has no start-up hook): the XSD resolved once (not two ``stat``
+    calls per request), the store, the one-round-trip option reader, and the group commit
+    of ``activated_at`` (concurrent paGetPayment calls wait for ONE transaction)."""
+
+    schema: etree.XMLSchema | None
+    store: PagopaStore
+    reader: OptionReader
+    activations: Batcher[tuple[str, str], None]
+
+
+_stations: WeakKeyDictionary[web.Application, _Station] = WeakKeyDictionary()
+
+
+def _station(app: web.Application) -> _Station:
+    station = _stations.get(app)
+    if station is None:
+        store = PagopaStore(app[ENGINE], app[CONFIG], app[CLOCK])
+        station = _stations[app] = _Station(
+            schema=schema_for(app.get(XSD_DIR) or default_xsd_dir()),
+            store=store,
+            reader=OptionReader(app[ENGINE]),
+            activations=Batcher(store.mark_activated_many),
+        )
+    return station
 
 
 def _xml(body: bytes, status: int = 200) -> web.Response:
@@ -94,11 +128,11 @@ async def handle(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound(text="no pagoPA station for this tenant")
     settings = tenant.pagopa
     data = await request.content.read(MAX_REQUEST_BYTES + 1)
-    schema = schema_for(request.app.get(XSD_DIR) or default_xsd_dir())
+    station = _station(request.app)
     fault_id = settings.ec_fiscal_code
     try:
         parsed = st.parse_request(
-            data, soap_action=request.headers.get("SOAPAction"), schema=schema
+            data, soap_action=request.headers.get("SOAPAction"), schema=station.schema
         )
     except st.StationError as exc:
         log.info(
@@ -109,7 +143,6 @@ async def handle(request: web.Request) -> web.StreamResponse:
             return _xml(st.soap_fault(exc.description), status=500)
         return _xml(st.ko(exc.operation, st.Fault(exc.code, exc.description, fault_id)))
 
-    store = PagopaStore(request.app[ENGINE], config, request.app[CLOCK])
     operation = parsed.operation
     code = _caller_fault(parsed.caller, settings)
     if code is not None:
@@ -119,7 +152,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         )
         return _xml(st.ko(operation, st.Fault(code, "not this station's creditor", fault_id)))
     try:
-        body = await _serve(store, tenant_id, settings, parsed, data)
+        body = await _serve(station, tenant_id, settings, parsed, data)
     except st.StationError as exc:
         body = st.ko(operation, st.Fault(exc.code, exc.description, fault_id))
     except Exception:
@@ -134,12 +167,13 @@ async def handle(request: web.Request) -> web.StreamResponse:
 
 
 async def _serve(
-    store: PagopaStore,
+    station: _Station,
     tenant_id: str,
     settings: PagopaTenantSettings,
     parsed: st.StationRequest,
     data: bytes,
 ) -> bytes:
+    store = station.store
     if isinstance(parsed, st.SendRT):
         return await _send_rt(store, tenant_id, parsed, data)
     if isinstance(parsed, st.DemandPaymentNotice):
@@ -148,7 +182,7 @@ async def _serve(
         )
     match = None
     if parsed.fiscal_code == settings.ec_fiscal_code:
-        match = await store.find_option(tenant_id, parsed.notice_number)
+        match = await station.reader.find_option(tenant_id, parsed.notice_number)
     now = store.clock.now()
     status = effective_status(match.status, match.position, now) if match else None
     fault = fault_for(match, status)
@@ -163,7 +197,7 @@ async def _serve(
         match.position, option, transfer_type=parsed.transfer_type, version=parsed.version
     )
     body = st.get_payment_ok(payment, version=parsed.version)
-    await store.mark_activated(tenant_id, parsed.notice_number)
+    await station.activations((tenant_id, parsed.notice_number))  # committed before we answer
     return body
 
 

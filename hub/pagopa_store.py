@@ -14,17 +14,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import ValidationError
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -34,6 +39,7 @@ from sportello.connectors.pagopa.models import DebtPosition, describe_validation
 from sportello.connectors.pagopa.states import DebtPositionStatus, Event, initial_state, next_state
 from sportello.connectors.pagopa.station import Receipt
 
+from .batching import Batcher
 from .clock import Clock
 from .config import HubConfig, PagopaTenantSettings
 from .db import reading
@@ -56,6 +62,7 @@ __all__ = [
     "InvalidPosition",
     "IuvInUse",
     "OptionMatch",
+    "OptionReader",
     "PagopaNotConfigured",
     "PagopaStore",
     "PagopaStoreError",
@@ -66,6 +73,7 @@ __all__ = [
     "StoredReceipt",
     "effective_status",
     "forward_key",
+    "position_from_json",
 ]
 
 RECEIPT_FORWARD_KIND = "pagopa.receipt.forward"
@@ -467,7 +475,7 @@ class PagopaStore:
             position_id=int(row.position_id),
             iupd=row.iupd,
             status=row.p_status,
-            position=DebtPosition.model_validate_json(row.content),
+            position=position_from_json(row.content),
             option=_option(row),
         )
 
@@ -514,6 +522,37 @@ class PagopaStore:
                 .where(payment_options.c.tenant_id == tenant_id, payment_options.c.nav == nav)
                 .values(activated_at=self.clock.now())
             )
+
+    async def mark_activated_many(self, items: Sequence[tuple[str, str]]) -> list[None]:
+        """:meth:`mark_activated` for several ``(tenant, notice number)`` pairs in ONE
+        transaction (the station groups concurrent paGetPayment calls with a ``Batcher``)."""
+        now = self.clock.now()
+        if self.engine.dialect.name == "postgresql":
+            keys = sorted(set(items))
+            # ONE statement outside a transaction: committed (durably) when it returns
+            async with self.engine.connect() as conn:
+                driver: Any = (await conn.get_raw_connection()).driver_connection
+                await driver.execute(
+                    _ACTIVATE_PG,
+                    [k[0] for k in keys],
+                    [k[1] for k in keys],
+                    now.astimezone(UTC).replace(tzinfo=None),  # the column is naive UTC
+                )
+            return [None] * len(items)
+        by_tenant: dict[str, list[str]] = {}
+        for tenant_id, nav in items:
+            by_tenant.setdefault(tenant_id, []).append(nav)
+        async with self.engine.begin() as conn:
+            for tenant_id, navs in by_tenant.items():
+                await conn.execute(
+                    update(payment_options)
+                    .where(
+                        payment_options.c.tenant_id == tenant_id,
+                        payment_options.c.nav.in_(sorted(set(navs))),
+                    )
+                    .values(activated_at=now)
+                )
+        return [None] * len(items)
 
     # -- receipts -------------------------------------------------------------------------
 
@@ -790,6 +829,135 @@ class PagopaStore:
                 .where(positions.c.tenant_id == tenant_id, positions.c.iupd == iupd)
                 .values(status=DebtPositionStatus(status).value, updated_at=self.clock.now())
             )
+
+
+@lru_cache(maxsize=1024)
+def position_from_json(content: str) -> DebtPosition:
+    """A stored position's JSON as a model, validated once per distinct JSON text.
+
+    Safe to share: the models are frozen, and the cache key is the whole stored text, so a
+    position whose content changed is a different key (the mutable status columns are
+    read from the row on every call, never cached).
+    """
+    return DebtPosition.model_validate_json(content)
+
+
+def _utc(value: Any) -> datetime:
+    """A driver's timestamp (SQLite: ISO text; PostgreSQL: naive datetime) as aware UTC."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC)
+
+
+_OPTION_COLUMNS = (
+    "o.position_id, o.iuv, o.nav, o.amount, o.due_date, o.is_partial_payment, "
+    "o.installment_number, o.status, o.receipt_id, o.paid_at, p.iupd, p.status, p.content, "
+    "o.tenant_id"
+)
+_ONE_OPTION = (
+    f"SELECT {_OPTION_COLUMNS} FROM {payment_options.name} o "
+    f"JOIN {positions.name} p ON p.id = o.position_id WHERE o.tenant_id = ? AND o.nav = ?"
+)
+_MANY_OPTIONS_PG = (
+    f"SELECT {_OPTION_COLUMNS} FROM {payment_options.name} o "
+    "JOIN unnest($1::text[], $2::text[]) AS k(tenant_id, nav) "
+    "ON o.tenant_id = k.tenant_id AND o.nav = k.nav "
+    f"JOIN {positions.name} p ON p.id = o.position_id"
+)
+
+_ACTIVATE_PG = (
+    f"UPDATE {payment_options.name} o SET activated_at = $3 "
+    "FROM unnest($1::text[], $2::text[]) AS k(tenant_id, nav) "
+    "WHERE o.tenant_id = k.tenant_id AND o.nav = k.nav"
+)
+
+
+def _match_from(row: Any) -> OptionMatch:
+    (position_id, iuv, nav, amount, due, partial, instalment, status, receipt_id, paid_at,
+     iupd, p_status, content, _tenant) = row  # fmt: skip
+    return OptionMatch(
+        position_id=int(position_id),
+        iupd=iupd,
+        status=p_status,
+        position=position_from_json(content),
+        option=StoredOption(
+            iuv=iuv,
+            nav=nav,
+            amount=int(amount),
+            due_date=_utc(due),
+            is_partial_payment=bool(partial),
+            installment_number=instalment,
+            status=status,
+            receipt_id=receipt_id,
+            paid_at=None if paid_at is None else _utc(paid_at),
+        ),
+    )
+
+
+class OptionReader:
+    """:meth:`PagopaStore.find_option` for the EC station's hot path.
+
+    SQLite: one query on a plain ``sqlite3`` connection of its own (``query_only``), on the
+    event loop. In WAL mode a reader neither waits for nor blocks the writer, and an indexed
+    point query answered from the page cache takes a few microseconds, where each hop to
+    aiosqlite's thread costs tens (SQLAlchemy's connect/begin/execute/rollback make eight of
+    them). With ``timeout=0`` it never sleeps on a lock: on any ``sqlite3.Error`` (busy,
+    another thread) it uses the pooled connection instead.
+    PostgreSQL: the look-ups of concurrent requests are grouped (``Batcher``): one pool
+    checkout and ONE ``fetch`` on the asyncpg connection, outside any transaction, for all.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        url = make_url(engine.url)
+        db = url.database
+        self._path = db if url.get_backend_name() == "sqlite" and db and db != ":memory:" else None
+        self._sqlite: sqlite3.Connection | None = None
+        self._pg: Batcher[tuple[str, str], Any] | None = None
+        if engine.dialect.name == "postgresql":
+            self._pg = Batcher(self._pg_rows)
+
+    def close(self) -> None:
+        conn, self._sqlite = self._sqlite, None
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):  # e.g. called from another thread
+                conn.close()
+
+    def _sqlite_row(self, tenant_id: str, nav: str) -> Any:
+        if self._sqlite is None:
+            if self._path is None:
+                raise sqlite3.OperationalError("no database file")
+            # mode=rw: never create a database that is not there
+            conn = sqlite3.connect(
+                f"file:{quote(self._path)}?mode=rw", uri=True, timeout=0, isolation_level=None
+            )
+            conn.execute("PRAGMA query_only=ON")
+            self._sqlite = conn
+        # fetchall: the statement runs to its end, so no read snapshot stays open
+        rows = self._sqlite.execute(_ONE_OPTION, (tenant_id, nav)).fetchall()
+        return rows[0] if rows else None
+
+    async def _pg_rows(self, keys: Sequence[tuple[str, str]]) -> list[Any]:
+        async with self.engine.connect() as conn:
+            driver: Any = (await conn.get_raw_connection()).driver_connection
+            rows = await driver.fetch(_MANY_OPTIONS_PG, [k[0] for k in keys], [k[1] for k in keys])
+        found = {(r[-1], r[2]): r for r in rows}
+        return [found.get(k) for k in keys]
+
+    async def find_option(self, tenant_id: str, nav: str) -> OptionMatch | None:
+        """The option with notice number ``nav`` and its position, or None."""
+        row: Any
+        if self._pg is not None:
+            row = await self._pg((tenant_id, nav))
+        else:
+            try:
+                row = self._sqlite_row(tenant_id, nav)
+            except sqlite3.Error:
+                self.close()
+                async with reading(self.engine) as conn:
+                    row = (await conn.exec_driver_sql(_ONE_OPTION, (tenant_id, nav))).first()
+        return None if row is None else _match_from(row)
 
 
 def nav_of(iuv: str) -> str:

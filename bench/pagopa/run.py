@@ -290,7 +290,8 @@ async def main(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="sportello-bench-pagopa-"))
     print(
         f"station load: {args.clients} clients, {args.seconds:g} s per run, "
-        f"{args.positions} positions, loopback; hub and baseline in a child process"
+        f"{args.positions} positions, loopback; hub and baseline in a child process; "
+        f"load average {os.getloadavg()[0]:.2f} (compare ratios, not req/s, across runs)"
     )
     port = free_port()
     child = start(["--baseline", "--port", str(port)])

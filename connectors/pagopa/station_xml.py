@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -59,17 +60,25 @@ class XmlProblem(ValueError):
     """The bytes are not a usable SOAP request; ``str()`` says why (never echoes values)."""
 
 
+_parsers = threading.local()
+
+
 def _parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        collect_ids=False,
-        remove_comments=True,
-        remove_pis=True,
-    )
+    """This thread's parser: building one costs more than parsing a request, and an lxml
+    parser must not be shared between threads (it keeps no state between documents)."""
+    parser: etree.XMLParser | None = getattr(_parsers, "parser", None)
+    if parser is None:
+        parser = _parsers.parser = etree.XMLParser(
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            dtd_validation=False,
+            huge_tree=False,
+            collect_ids=False,
+            remove_comments=True,
+            remove_pis=True,
+        )
+    return parser
 
 
 def parse_document(data: bytes, *, max_bytes: int = MAX_REQUEST_BYTES) -> etree._Element:

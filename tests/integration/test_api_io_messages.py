@@ -67,9 +67,7 @@ async def env(
         for option in body["payment_options"]:
             for transfer in option["transfers"]:
                 transfer["organization_fiscal_code"] = EC
-        stored = await PagopaStore(app[ENGINE], config, SystemClock()).create_position(
-            "demo", body
-        )
+        stored = await PagopaStore(app[ENGINE], config, SystemClock()).create_position("demo", body)
         yield client, keys, stored.options[0].nav
 
 
