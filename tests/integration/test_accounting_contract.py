@@ -204,3 +204,95 @@ def test_the_canonical_positions() -> None:
     assert {p["company_name"] for p in positions} == {"Comune di Prova"}
     with pytest.raises(ValueError, match="at least two valid ones"):
         AccountingContract(csv_accounting, csv_receipts, positions=positions[:1])
+
+
+# --- the sql reference adapter, on a SQLite file database ------------------------------------
+SQL_SCHEMA = """
+CREATE TABLE rate (
+    id INTEGER PRIMARY KEY, iupd TEXT, debtor_type TEXT, debtor_fiscal_code TEXT,
+    debtor_name TEXT, debtor_email TEXT, description TEXT, installment INTEGER, due_date DATE,
+    amount TEXT, transfer1_amount TEXT, transfer1_iban TEXT, transfer1_category TEXT,
+    transfer2_amount TEXT, transfer2_fiscal_code TEXT, transfer2_iban TEXT,
+    transfer2_category TEXT
+);
+CREATE TABLE ricevute (
+    id INTEGER PRIMARY KEY, receipt_id TEXT UNIQUE, notice_number TEXT, iupd TEXT,
+    amount INTEGER, payment_date_time DATETIME, outcome TEXT
+);
+CREATE TABLE quadrature (
+    id INTEGER PRIMARY KEY, flow_id TEXT, iuv TEXT, receipt_id TEXT, amount NUMERIC,
+    status TEXT, detail TEXT
+);
+"""
+
+
+def _sql_database(positions: list[dict[str, Any]], workdir: Path) -> None:
+    import sqlite3
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "ragioneria.db"
+    if path.exists():
+        return
+    with sqlite3.connect(path) as db:
+        db.executescript(SQL_SCHEMA)
+        for row in csv_rows(positions):
+            names = ", ".join(row)
+            marks = ", ".join("?" for _ in row)
+            db.execute(f"INSERT INTO rate ({names}) VALUES ({marks})", list(row.values()))
+
+
+async def sql_accounting(positions: list[dict[str, Any]], workdir: Path) -> Any:
+    from sportello.adapters.accounting.sql_adapter import SqlAccountingAdapter
+
+    _sql_database(positions, workdir)
+    receipt_fields = ("receipt_id", "notice_number", "iupd", "amount", "payment_date_time")
+    options = {
+        "url": "sqlite+aiosqlite:///ragioneria.db",
+        "positions_table": "rate",
+        "columns": {c: c for c in COLUMNS},
+        "receipts_table": "ricevute",
+        "receipt_columns": {c: c for c in (*receipt_fields, "outcome")},
+        "reconciliation_table": "quadrature",
+        "reconciliation_columns": {
+            c: c for c in ("flow_id", "iuv", "receipt_id", "amount", "status", "detail")
+        },
+        "company_name": positions[0]["company_name"],
+        "fiscal_code": CREDITOR_FISCAL_CODE,
+    }
+    return SqlAccountingAdapter(options, base_dir=workdir)
+
+
+def _sql_read(workdir: Path, query: str) -> list[tuple[Any, ...]]:
+    import sqlite3
+
+    path = workdir / "ragioneria.db"
+    if not path.exists():
+        return []
+    with sqlite3.connect(path) as db:
+        return list(db.execute(query))
+
+
+async def sql_receipts(workdir: Path) -> list[str]:
+    return [r[0] for r in _sql_read(workdir, "SELECT receipt_id FROM ricevute")]
+
+
+async def sql_reconciliations(workdir: Path) -> list[tuple[str, str]]:
+    return [(r[0], r[1]) for r in _sql_read(workdir, "SELECT flow_id, iuv FROM quadrature")]
+
+
+class TestSqlAccountingContract(AccountingContractTests):
+    @pytest.fixture
+    def accounting_factory(self) -> AccountingFactory:
+        return sql_accounting
+
+    @pytest.fixture
+    def read_receipts(self) -> ReceiptReader:
+        return sql_receipts
+
+    @pytest.fixture
+    def read_reconciliations(self) -> ReconciliationReader:
+        return sql_reconciliations
+
+    @pytest.fixture
+    def sportello_plugin(self) -> object:
+        return adapters_plugin
