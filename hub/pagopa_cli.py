@@ -351,3 +351,6 @@ async def _recover(
         lines += _sync_lines(report.sync)
     failed = bool(report.missing) or bool(report.sync and report.sync.failed)
     return lines, failed
+
+
+from . import pagopa_notices_cli  # noqa: E402, F401  (registers `pagopa notices`)

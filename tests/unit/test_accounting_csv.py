@@ -185,3 +185,53 @@ mode = "station"
     assert "row 5: due_date" in first.output
     second = runner.invoke(main, args)
     assert "0 created, 2 already present, 1 rejected" in second.output
+
+
+def test_cli_writes_every_notice_into_one_zip_and_audits_each(tmp_path: Path) -> None:
+    import sqlite3
+    import zipfile
+
+    from click.testing import CliRunner
+
+    from sportello.cli import main
+
+    db = tmp_path / "hub.sqlite"
+    config = tmp_path / "hub.toml"
+    config.write_text(
+        f"""
+[database]
+url = "sqlite+aiosqlite:///{db}"
+
+[[tenants]]
+id = "prova"
+name = "Comune di Prova"
+ipa_code = "c_prova"
+fiscal_code = "{EC}"
+cadastral_code = "Z999"
+
+[tenants.pagopa]
+ec_fiscal_code = "{EC}"
+broker_id = "{EC}"
+station_id = "{EC}_01"
+mode = "station"
+""",
+        encoding="utf-8",
+    )
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade", "--config", str(config)]).exit_code == 0
+    csv_file = tmp_path / "positions.csv"
+    csv_file.write_text("\n".join([HEADER, *GOOD]) + "\n", encoding="utf-8")
+    base = ["--config", str(config), "--tenant", "prova"]
+    assert runner.invoke(main, ["pagopa", "import", *base, str(csv_file)]).exit_code == 0
+    out = tmp_path / "avvisi.zip"
+    result = runner.invoke(main, ["pagopa", "notices", *base, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "2 notices written" in result.output
+    with zipfile.ZipFile(out) as zf:
+        names = zf.namelist()
+        assert len(names) == 2 and all(n.endswith(".pdf") and len(n) == 22 for n in names)
+        assert all(zf.read(n).startswith(b"%PDF") for n in names)
+    with sqlite3.connect(db) as conn:
+        actions = [r[0] for r in conn.execute("SELECT action FROM audit_log")]
+    assert actions == ["pagopa.notice.pdf", "pagopa.notice.pdf"]
+    assert not out.with_name("avvisi.zip.part").exists()
