@@ -23,7 +23,13 @@ def hub_outbox_handlers() -> dict[str, HandlerFactory]:
     from sportello.io_delivery import io_message_handler, io_status_handler
     from sportello.pagopa_fdr import reconciliation_forward_handler
     from sportello.pagopa_gpd_bulk import gpd_bulk_handler
-    from sportello.pagopa_jobs import gpd_create_handler, receipt_forward_handler
+    from sportello.pagopa_jobs import (
+        gpd_create_handler,
+        gpd_invalidate_handler,
+        gpd_publish_handler,
+        gpd_update_handler,
+        receipt_forward_handler,
+    )
 
     return {
         "webhook": webhook_handler,
@@ -32,6 +38,9 @@ def hub_outbox_handlers() -> dict[str, HandlerFactory]:
         "pagopa.receipt.forward": receipt_forward_handler,
         "pagopa.gpd.create": gpd_create_handler,
         "pagopa.gpd.bulk": gpd_bulk_handler,
+        "pagopa.gpd.update": gpd_update_handler,
+        "pagopa.gpd.publish": gpd_publish_handler,
+        "pagopa.gpd.invalidate": gpd_invalidate_handler,
         "pagopa.reconciliation.forward": reconciliation_forward_handler,
     }
 

@@ -8,6 +8,14 @@
   a personal-data query: scope personal_data, audited.
 - ``GET positions/{iupd}`` and ``GET notices/{nav}.pdf`` (personal_data, audited): the
   position with its debtor; the payment notice as a PDF.
+- ``PUT positions/{iupd}`` (write, Idempotency-Key): the position's new content (the whole
+  position, options without ``iuv``: they keep the stored options' IUVs in order);
+  ``POST positions/{iupd}/publish`` and ``POST positions/{iupd}/invalidate`` (write,
+  Idempotency-Key). 200 with the position (already published / invalidated, or the same
+  content: 200 and nothing queued), 404 for an unknown IUPD, 409 naming the state when
+  GPD's state machine does not allow it (nothing stored, nothing queued). In GPD mode
+  the change goes to GPD through the outbox (``pagopa.gpd.update`` / ``.publish`` /
+  ``.invalidate``, in order per IUPD).
 - ``POST carts`` (write, Idempotency-Key): 1 to 5 notices of the tenant → a Checkout cart
   → ``redirect_url`` for the payer. Nothing changes here: only receipts pay.
 - ``GET receipts`` and ``GET receipts/{receipt_id}`` (read): without the debtor and payer;
@@ -22,6 +30,7 @@ import asyncio
 import copy
 import json
 import re
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -72,10 +81,12 @@ from .config import PagopaTenantSettings
 from .db import reading
 from .pagopa_station import fault_for
 from .pagopa_store import (
+    IllegalPositionChange,
     InvalidPosition,
     IuvInUse,
     PagopaStore,
     PositionConflict,
+    PositionNotFound,
     StoredPosition,
     StoredReceipt,
     effective_status,
@@ -377,6 +388,83 @@ async def get_position(request: web.Request) -> web.StreamResponse:
     return web.json_response(_position_view(stored, now, debtor=True, detail=True))
 
 
+async def _change(
+    request: web.Request,
+    tenant_id: str,
+    raw_body: bytes,
+    change: Callable[[AsyncConnection, PagopaStore], Awaitable[StoredPosition]],
+) -> web.StreamResponse:
+    """Run a change of a stored position once per Idempotency-Key (404, 409, 422 mapped)."""
+    store = _store(request)
+    iupd = request.match_info["iupd"]
+    if await store.get_position(tenant_id, iupd) is None:
+        raise _Problem(404, "Not Found", "no debt position with this IUPD")
+    now = request.app[CLOCK].now()
+
+    async def produce(conn: AsyncConnection) -> tuple[int, dict[str, Any]]:
+        stored = await change(conn, store)
+        return 200, _position_view(stored, now, debtor=False, detail=True)
+
+    try:
+        return await idempotent(request, tenant_id, raw_body, produce)
+    except PositionNotFound:
+        raise _Problem(404, "Not Found", "no debt position with this IUPD") from None
+    except (IllegalPositionChange, IuvInUse) as exc:
+        raise _Problem(409, "Conflict", str(exc)) from None
+    except InvalidPosition as exc:
+        raise _unprocessable(str(exc).split("; "), "the debt position") from None
+
+
+@handles_problems
+async def update_position(request: web.Request) -> web.StreamResponse:
+    tenant_id = tenant_of(request)
+    require(request, "write")
+    idempotency_key(request)
+    settings = _settings(request, tenant_id)
+    iupd = request.match_info["iupd"]
+    raw_body = await request.read()
+    body = _json_body(raw_body)
+    if body.setdefault("iupd", iupd) != iupd:
+        raise _unprocessable(["iupd: must be the IUPD of the path"], "the debt position")
+    tenant = request.app[CONFIG].tenant(tenant_id)
+    assert tenant is not None
+    raw, _ = _prepare_position(body, tenant.name, settings)
+
+    async def change(conn: AsyncConnection, store: PagopaStore) -> StoredPosition:
+        # a fresh copy per attempt: the store fills the IUVs in
+        return await store.update_in(conn, tenant_id, iupd, copy.deepcopy(raw))
+
+    return await _change(request, tenant_id, raw_body, change)
+
+
+@handles_problems
+async def publish_position(request: web.Request) -> web.StreamResponse:
+    tenant_id = tenant_of(request)
+    require(request, "write")
+    idempotency_key(request)
+    _settings(request, tenant_id)
+    iupd = request.match_info["iupd"]
+
+    async def change(conn: AsyncConnection, store: PagopaStore) -> StoredPosition:
+        return await store.publish_in(conn, tenant_id, iupd)
+
+    return await _change(request, tenant_id, await request.read(), change)
+
+
+@handles_problems
+async def invalidate_position(request: web.Request) -> web.StreamResponse:
+    tenant_id = tenant_of(request)
+    require(request, "write")
+    idempotency_key(request)
+    _settings(request, tenant_id)
+    iupd = request.match_info["iupd"]
+
+    async def change(conn: AsyncConnection, store: PagopaStore) -> StoredPosition:
+        return await store.invalidate_in(conn, tenant_id, iupd)
+
+    return await _change(request, tenant_id, await request.read(), change)
+
+
 @handles_problems
 async def get_notice_pdf(request: web.Request) -> web.StreamResponse:
     tenant_id = tenant_of(request)
@@ -575,6 +663,9 @@ def routes() -> list[web.RouteDef]:
         web.post(BASE + "/positions", create_position),
         web.get(BASE + "/positions", list_positions),
         web.get(BASE + "/positions/{iupd}", get_position),
+        web.put(BASE + "/positions/{iupd}", update_position),
+        web.post(BASE + "/positions/{iupd}/publish", publish_position),
+        web.post(BASE + "/positions/{iupd}/invalidate", invalidate_position),
         web.get(BASE + "/notices/{nav}.pdf", get_notice_pdf),
         web.post(BASE + "/carts", create_cart),
         web.get(BASE + "/receipts", list_receipts),

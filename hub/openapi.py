@@ -887,19 +887,83 @@ PATHS["/api/v1/tenants/{tenant}/pagopa/positions"] = {
         },
     },
 }
+_IUPD_PARAM = {"name": "iupd", "in": "path", "required": True, "schema": {"type": "string"}}
+_NO_POSITION = _problem("No debt position with this IUPD, or no such tenant")
+_ILLEGAL = _problem(
+    "GPD's state machine does not allow it in the position's state (the detail names the "
+    "state; nothing stored or queued), or no pagoPA settings"
+)
+_KEY_REUSED = _problem("An Idempotency-Key already used for another request")
+SCHEMAS["PagopaPositionUpdate"] = {
+    **SCHEMAS["PagopaPositionRequest"],
+    "required": ["type", "fiscal_code", "full_name", "payment_options"],
+    "description": "the whole new content of the position (iupd optional: the path's); "
+    "options carry no iuv: they keep the stored options' IUVs in order, extra ones get new "
+    "IUVs",
+}
 PATHS["/api/v1/tenants/{tenant}/pagopa/positions/{iupd}"] = {
     "get": {
         "operationId": "getPagopaPosition",
         "summary": "One debt position with its debtor (scope personal_data; audited)",
-        "parameters": [
-            TENANT_PARAM,
-            {"name": "iupd", "in": "path", "required": True, "schema": {"type": "string"}},
-            _PURPOSE,
-        ],
+        "parameters": [TENANT_PARAM, _IUPD_PARAM, _PURPOSE],
         "responses": {
             "200": _json({"$ref": "#/components/schemas/PagopaPosition"}),
             **ERRORS,
             "409": _NOT_CONFIGURED,
+        },
+    },
+    "put": {
+        "operationId": "updatePagopaPosition",
+        "summary": "Replace a position's content, in DRAFT, PUBLISHED, VALID or EXPIRED and "
+        "before any payment (scope write). It keeps its publication; in GPD mode the update "
+        "goes to GPD through the outbox. The same content again changes nothing.",
+        "parameters": [TENANT_PARAM, _IUPD_PARAM, IDEMPOTENCY],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/PagopaPositionUpdate"}
+                }
+            },
+        },
+        "responses": {
+            "200": _json({"$ref": "#/components/schemas/PagopaPosition"}, "Updated"),
+            **ERRORS,
+            "404": _NO_POSITION,
+            "409": _ILLEGAL,
+            "422": _PAGOPA_422,
+        },
+    },
+}
+PATHS["/api/v1/tenants/{tenant}/pagopa/positions/{iupd}/publish"] = {
+    "post": {
+        "operationId": "publishPagopaPosition",
+        "summary": "Publish a DRAFT position: PUBLISHED, or VALID at once without a validity "
+        "date (scope write; already published: 200, nothing queued). In GPD mode it goes to "
+        "GPD through the outbox.",
+        "parameters": [TENANT_PARAM, _IUPD_PARAM, IDEMPOTENCY],
+        "responses": {
+            "200": _json({"$ref": "#/components/schemas/PagopaPosition"}, "Published"),
+            **ERRORS,
+            "404": _NO_POSITION,
+            "409": _ILLEGAL,
+            "422": _KEY_REUSED,
+        },
+    }
+}
+PATHS["/api/v1/tenants/{tenant}/pagopa/positions/{iupd}/invalidate"] = {
+    "post": {
+        "operationId": "invalidatePagopaPosition",
+        "summary": "Cancel a PUBLISHED or VALID position: INVALID, final; its notices are "
+        "refused (PAA_PAGAMENTO_ANNULLATO). Scope write; already INVALID: 200, nothing "
+        "queued. In GPD mode it goes to GPD through the outbox.",
+        "parameters": [TENANT_PARAM, _IUPD_PARAM, IDEMPOTENCY],
+        "responses": {
+            "200": _json({"$ref": "#/components/schemas/PagopaPosition"}, "Invalidated"),
+            **ERRORS,
+            "404": _NO_POSITION,
+            "409": _ILLEGAL,
+            "422": _KEY_REUSED,
         },
     }
 }

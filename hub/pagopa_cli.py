@@ -9,6 +9,9 @@ and skipped; the exit status is 1 when there were any. In GPD mode, when more th
 tenant's ``pagopa.bulk_threshold`` positions are new, they go to GPD as bulk uploads (one
 ``pagopa.gpd.bulk`` job per batch, ``pagopa_gpd_bulk``) instead of one job each.
 
+``publish`` and ``invalidate`` change one stored position (``PagopaStore.publish_position``
+/ ``invalidate_position``): in GPD mode the change goes to GPD through the outbox.
+
 ``receipts-sync`` reads a GPD-mode tenant's new receipts back from GPD's receipts API;
 ``recover`` fetches the receipts of payments that started but never got one
 (``pagopa_receipts``); ``reconcile`` matches the FdR flows.
@@ -152,6 +155,57 @@ async def _import_bulk(
             else:
                 existing += 1
     return created, existing, errors
+
+
+def _change_command(operation: str, help_text: str) -> None:
+    @pagopa_group.command(operation, help=help_text)
+    @click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="SPORTELLO_CONFIG",
+        required=True,
+        help="TOML configuration file (or $SPORTELLO_CONFIG)",
+    )
+    @click.option("--tenant", required=True, help="tenant id")
+    @click.argument("iupd")
+    def command(config_path: Path, tenant: str, iupd: str) -> None:
+        config = load_config(config_path)
+        click.echo(asyncio.run(_change(config, tenant, iupd, operation)))
+
+
+_change_command(
+    "publish",
+    "Publish TENANT's DRAFT position IUPD: PUBLISHED, or VALID at once without a validity "
+    "date (GPD mode: sent to GPD through the outbox).",
+)
+_change_command(
+    "invalidate",
+    "Cancel TENANT's PUBLISHED or VALID position IUPD: INVALID, for good; the station "
+    "refuses its notices (GPD mode: sent to GPD through the outbox).",
+)
+
+
+async def _change(config: HubConfig, tenant_id: str, iupd: str, operation: str) -> str:
+    from .app import open_database
+    from .clock import SystemClock
+    from .pagopa_store import PagopaStore, PagopaStoreError
+
+    clock = SystemClock()
+    engine = await open_database(config, apply_migrations=False, clock=clock)
+    try:
+        store = PagopaStore(engine, config, clock)
+        change = store.publish_position if operation == "publish" else store.invalidate_position
+        try:
+            stored = await change(tenant_id, iupd)
+        except PagopaStoreError as exc:
+            raise click.ClickException(str(exc)) from None
+    finally:
+        await engine.dispose()
+    if not stored.changed:
+        return f"{iupd}: already {stored.status}, nothing to do"
+    sent = "; queued for GPD (outbox)" if stored.mode == "gpd" else ""
+    return f"{iupd}: {stored.status}{sent}"
 
 
 @pagopa_group.command("reconcile")

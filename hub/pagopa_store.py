@@ -4,6 +4,15 @@
   none, stores the position and its options, and (GPD mode) queues ``pagopa.gpd.create`` in
   the same transaction. Idempotent by IUPD: the same content again returns the stored
   position, different content raises :class:`PositionConflict`.
+- ``update_position``, ``publish_position`` and ``invalidate_position`` change a stored
+  position where GPD's state machine allows it (else :class:`IllegalPositionChange`), in
+  one transaction with (GPD mode) a ``pagopa.gpd.update`` / ``.publish`` / ``.invalidate``
+  job. Each change bumps the position's ``gpd_seq``; the job's idempotency key is derived
+  from (tenant, IUPD, operation, sequence) and its handler waits until the job of the
+  previous sequence (the create job for the first change) is no longer pending or running,
+  so the changes of one IUPD reach GPD in the order they were made
+  (:meth:`PagopaStore.earlier_gpd_job`, ``pagopa_jobs``). Station mode: only the local
+  state changes, and the station answers from it (INVALID → PAA_PAGAMENTO_ANNULLATO).
 - ``store_receipt`` is the one place a receipt enters the hub: in ONE transaction it inserts
   the receipt (a receipt id already stored is a no-op reported as a duplicate), marks the
   option paid, moves the position along GPD's state machine, queues
@@ -27,16 +36,23 @@ from typing import Any
 from urllib.parse import quote
 
 from pydantic import ValidationError
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
 
 from sportello.connectors.pagopa.errors import IllegalTransition
 from sportello.connectors.pagopa.identifiers import iuv_for, notice_number
 from sportello.connectors.pagopa.models import DebtPosition, describe_validation_error
-from sportello.connectors.pagopa.states import DebtPositionStatus, Event, initial_state, next_state
+from sportello.connectors.pagopa.states import (
+    UPDATABLE,
+    DebtPositionStatus,
+    Event,
+    initial_state,
+    next_state,
+)
 from sportello.connectors.pagopa.station import Receipt
 
 from .batching import Batcher
@@ -54,11 +70,18 @@ from .pagopa_tables import (
     positions,
     receipts,
 )
+from .schema import PENDING, RUNNING, outbox
 
 __all__ = [
+    "GPD_CHANGE_KINDS",
     "GPD_CREATE_KIND",
+    "GPD_INVALIDATE_KIND",
+    "GPD_PUBLISH_KIND",
+    "GPD_UPDATE_KIND",
     "RECEIPT_EVENT",
     "RECEIPT_FORWARD_KIND",
+    "EarlierJob",
+    "IllegalPositionChange",
     "InvalidPosition",
     "IuvInUse",
     "OptionMatch",
@@ -67,10 +90,12 @@ __all__ = [
     "PagopaStore",
     "PagopaStoreError",
     "PositionConflict",
+    "PositionNotFound",
     "ReceiptOutcome",
     "StoredOption",
     "StoredPosition",
     "StoredReceipt",
+    "change_key",
     "effective_status",
     "forward_key",
     "position_from_json",
@@ -78,6 +103,16 @@ __all__ = [
 
 RECEIPT_FORWARD_KIND = "pagopa.receipt.forward"
 GPD_CREATE_KIND = "pagopa.gpd.create"
+GPD_UPDATE_KIND = "pagopa.gpd.update"
+GPD_PUBLISH_KIND = "pagopa.gpd.publish"
+GPD_INVALIDATE_KIND = "pagopa.gpd.invalidate"
+#: Operation → outbox kind of the changes made after creation.
+GPD_CHANGE_KINDS: Mapping[str, str] = {
+    "update": GPD_UPDATE_KIND,
+    "publish": GPD_PUBLISH_KIND,
+    "invalidate": GPD_INVALIDATE_KIND,
+}
+_GPD_BULK_KIND = "pagopa.gpd.bulk"  # pagopa_gpd_bulk.GPD_BULK_KIND (which imports this module)
 RECEIPT_EVENT = "pagopa.receipt"
 
 S = DebtPositionStatus
@@ -108,6 +143,29 @@ class IuvInUse(PagopaStoreError):
     """An IUV given by the caller belongs to another position of the tenant."""
 
 
+class PositionNotFound(PagopaStoreError):
+    """No position with this IUPD for the tenant."""
+
+
+class IllegalPositionChange(PagopaStoreError):
+    """GPD's state machine does not allow ``operation`` in the position's ``status``."""
+
+    def __init__(self, iupd: str, operation: str, status: str, reason: str) -> None:
+        self.iupd, self.operation, self.status, self.reason = iupd, operation, status, reason
+        super().__init__(f"cannot {operation} position {iupd}, which is {status}: {reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class EarlierJob:
+    """An outbox job of the same IUPD that must apply before a change (see
+    :meth:`PagopaStore.earlier_gpd_job`)."""
+
+    id: int
+    kind: str
+    status: str
+    next_attempt_at: datetime
+
+
 @dataclass(frozen=True, slots=True)
 class StoredOption:
     iuv: str
@@ -134,6 +192,10 @@ class StoredPosition:
     updated_at: datetime
     #: True when this call stored it (False: it was there already).
     created: bool = False
+    #: True when this call changed it (update, publish, invalidate; False: nothing to do).
+    changed: bool = False
+    #: Changes made after creation (the sequence of the last one).
+    gpd_seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +249,42 @@ def forward_key(tenant_id: str, receipt_id: str) -> str:
 def _gpd_key(tenant_id: str, iupd: str) -> str:
     digest = hashlib.sha256(f"{tenant_id}\0{iupd}".encode()).hexdigest()
     return f"{GPD_CREATE_KIND}:{digest}"
+
+
+def change_key(tenant_id: str, iupd: str, operation: str, seq: int) -> str:
+    """The outbox idempotency key of change number ``seq`` of a position (at most 86
+    characters): the same change retried is the same job."""
+    digest = hashlib.sha256(f"{tenant_id}\0{iupd}\0{operation}\0{seq}".encode()).hexdigest()
+    return f"{GPD_CHANGE_KINDS[operation]}:{digest}"
+
+
+def _like_literal(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def update_date_problems(position: DebtPosition, now: datetime) -> list[str]:
+    """What GPD refuses in an update at ``now``: a due date in the past when there is no
+    validity date or ``switch_to_expired`` is set (GPD's ``DebtPositionValidation``)."""
+    if position.validity_date is not None and not position.switch_to_expired:
+        return []
+    return [
+        f"payment_options.{i}.due_date: is in the past"
+        for i, o in enumerate(position.payment_options)
+        if o.due_date < now
+    ]
+
+
+def publish_date_problems(position: DebtPosition, now: datetime) -> list[str]:
+    """Why GPD refuses to publish at ``now``: the validity date began, a due date passed."""
+    problems = []
+    if position.validity_date is not None and position.validity_date < now:
+        problems.append("validity_date: has begun")
+    problems += [
+        f"payment_options.{i}.due_date: is in the past"
+        for i, o in enumerate(position.payment_options)
+        if o.due_date < now
+    ]
+    return problems
 
 
 def effective_status(status: str, position: DebtPosition, now: datetime) -> DebtPositionStatus:
@@ -401,7 +499,9 @@ class PagopaStore:
         last = int((await conn.execute(stmt)).scalar_one())
         return last - count + 1
 
-    async def _load(self, conn: AsyncConnection, row: Any, *, created: bool) -> StoredPosition:
+    async def _load(
+        self, conn: AsyncConnection, row: Any, *, created: bool, changed: bool = False
+    ) -> StoredPosition:
         options = await conn.execute(
             select(payment_options)
             .where(payment_options.c.position_id == row.id)
@@ -418,6 +518,8 @@ class PagopaStore:
             created_at=row.created_at,
             updated_at=row.updated_at,
             created=created,
+            changed=changed,
+            gpd_seq=int(row.gpd_seq),
         )
 
     async def get_position(self, tenant_id: str, iupd: str) -> StoredPosition | None:
@@ -430,6 +532,282 @@ class PagopaStore:
                 )
             ).first()
             return None if row is None else await self._load(conn, row, created=False)
+
+    # -- changes after creation (update, publish, invalidate) ------------------------------
+
+    async def update_position(
+        self, tenant_id: str, iupd: str, changes: DebtPosition | Mapping[str, Any]
+    ) -> StoredPosition:
+        """Replace the content of position ``iupd`` (all its fields: a PUT, not a patch).
+
+        Allowed in DRAFT, PUBLISHED, VALID and EXPIRED (time applied) and when no option is
+        paid, else :class:`IllegalPositionChange`. Options without ``iuv`` keep the IUVs
+        (and notice numbers) of the stored options in order; more options than before get
+        new IUVs. The content must pass ``DebtPosition``'s rules (:class:`InvalidPosition`)
+        and, in GPD mode, GPD's date rules for an update. The position keeps its
+        publication: a DRAFT stays DRAFT, a published one becomes PUBLISHED (with a
+        validity date) or VALID, as GPD's ``PUT ?toPublish=true`` does. The same content
+        again changes nothing and queues nothing (``changed=False``).
+        """
+        self.settings(tenant_id)
+        raw: dict[str, Any] = (
+            changes.model_dump() if isinstance(changes, DebtPosition) else dict(changes)
+        )
+        async with self.engine.begin() as conn:
+            return await self.update_in(conn, tenant_id, iupd, copy.deepcopy(raw))
+
+    async def publish_position(self, tenant_id: str, iupd: str) -> StoredPosition:
+        """DRAFT → PUBLISHED (VALID at once without a validity date); already PUBLISHED or
+        VALID: nothing to do. In GPD mode GPD refuses it once the validity date began or a
+        due date passed, so that is refused here too."""
+        self.settings(tenant_id)
+        async with self.engine.begin() as conn:
+            return await self.publish_in(conn, tenant_id, iupd)
+
+    async def invalidate_position(self, tenant_id: str, iupd: str) -> StoredPosition:
+        """PUBLISHED or VALID → INVALID (final: GPD cancels the notices; the station answers
+        PAA_PAGAMENTO_ANNULLATO); already INVALID: nothing to do."""
+        self.settings(tenant_id)
+        async with self.engine.begin() as conn:
+            return await self.invalidate_in(conn, tenant_id, iupd)
+
+    async def _locked(self, conn: AsyncConnection, tenant_id: str, iupd: str) -> Any:
+        stmt = select(positions).where(positions.c.tenant_id == tenant_id, positions.c.iupd == iupd)
+        if conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update()  # SQLite: BEGIN IMMEDIATE already serialises writers
+        row = (await conn.execute(stmt)).first()
+        if row is None:
+            raise PositionNotFound(f"no debt position {iupd}")
+        return row
+
+    async def update_in(
+        self, conn: AsyncConnection, tenant_id: str, iupd: str, raw: dict[str, Any]
+    ) -> StoredPosition:
+        """:meth:`update_position` inside the caller's transaction."""
+        settings = self.settings(tenant_id)
+        row = await self._locked(conn, tenant_id, iupd)
+        now = self.clock.now()
+        stored = DebtPosition.model_validate_json(row.content)
+        current = effective_status(row.status, stored, now)
+        if current not in UPDATABLE:
+            raise IllegalPositionChange(
+                iupd, "update", current, "GPD updates only DRAFT, PUBLISHED, VALID or EXPIRED ones"
+            )
+        if str(raw.get("iupd") or iupd) != iupd:
+            raise InvalidPosition("iupd: must be the IUPD of the position being updated")
+        raw["iupd"] = iupd
+        raw["payment_options"] = [dict(o) for o in raw.get("payment_options") or ()]
+        held = (
+            await conn.execute(
+                select(payment_options.c.iuv, payment_options.c.status).where(
+                    payment_options.c.position_id == row.id
+                )
+            )
+        ).all()
+        if any(h.status == PAID for h in held):
+            raise IllegalPositionChange(iupd, "update", current, "an option is already paid")
+        named = {str(o["iuv"]) for o in raw["payment_options"] if o.get("iuv")}
+        reusable = [o.iuv for o in stored.payment_options if o.iuv not in named]
+        missing = [o for o in raw["payment_options"] if not o.get("iuv")]
+        for option in missing:
+            if reusable:
+                option["iuv"] = reusable.pop(0)
+        fresh = [o for o in missing if not o.get("iuv")]
+        if fresh:
+            first = await self._allocate(conn, tenant_id, settings.segregation_code, len(fresh))
+            for offset, option in enumerate(fresh):
+                option["iuv"] = iuv_for(first + offset, segregation_code=settings.segregation_code)
+        try:
+            model = DebtPosition.model_validate(raw)
+        except ValidationError as exc:
+            raise InvalidPosition(describe_validation_error(exc)) from None
+        if model == stored:
+            return await self._load(conn, row, created=False)
+        if row.mode == "gpd":
+            problems = update_date_problems(model, now)
+            if problems:
+                raise InvalidPosition("; ".join(problems))
+        iuvs = [o.iuv for o in model.payment_options]
+        taken = (
+            (
+                await conn.execute(
+                    select(payment_options.c.iuv).where(
+                        payment_options.c.tenant_id == tenant_id,
+                        payment_options.c.iuv.in_(iuvs),
+                        payment_options.c.position_id != row.id,
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+        if taken:
+            raise IuvInUse(f"IUV {', '.join(sorted(taken))} already belongs to another position")
+
+        to_publish = current is not S.DRAFT
+        if not to_publish:
+            event = Event.UPDATE_TO_DRAFT
+        else:
+            event = Event.UPDATE_PUBLISHED if model.validity_date else Event.UPDATE_VALID
+        target = next_state(current, event)
+        content = model.model_dump_json()
+        kept = {h.iuv for h in held}
+        for option in model.payment_options:
+            values = {
+                "amount": option.amount,
+                "due_date": option.due_date,
+                "retention_date": option.retention_date,
+                "is_partial_payment": option.is_partial_payment,
+                "installment_number": option.installment_number,
+            }
+            if option.iuv in kept:
+                await conn.execute(
+                    update(payment_options)
+                    .where(
+                        payment_options.c.position_id == row.id,
+                        payment_options.c.iuv == option.iuv,
+                    )
+                    .values(**values)
+                )
+            else:
+                await conn.execute(
+                    insert(payment_options).values(
+                        tenant_id=tenant_id,
+                        position_id=row.id,
+                        iuv=option.iuv,
+                        nav=option.nav,
+                        status=OPEN,
+                        **values,
+                    )
+                )
+        gone = kept - set(iuvs)
+        if gone:
+            await conn.execute(
+                delete(payment_options).where(
+                    payment_options.c.position_id == row.id, payment_options.c.iuv.in_(gone)
+                )
+            )
+        return await self._change(
+            conn,
+            row,
+            "update",
+            target,
+            now,
+            values={
+                "content": content,
+                "content_sha256": hashlib.sha256(content.encode()).hexdigest(),
+                "debtor_fiscal_code": model.fiscal_code,
+            },
+            payload={"to_publish": to_publish},
+        )
+
+    async def publish_in(self, conn: AsyncConnection, tenant_id: str, iupd: str) -> StoredPosition:
+        """:meth:`publish_position` inside the caller's transaction."""
+        row = await self._locked(conn, tenant_id, iupd)
+        now = self.clock.now()
+        stored = DebtPosition.model_validate_json(row.content)
+        current = effective_status(row.status, stored, now)
+        if current in (S.PUBLISHED, S.VALID):
+            return await self._load(conn, row, created=False)
+        try:
+            next_state(current, Event.PUBLISH)
+        except IllegalTransition:
+            raise IllegalPositionChange(
+                iupd, "publish", current, "only a DRAFT position can be published"
+            ) from None
+        if row.mode == "gpd":
+            problems = publish_date_problems(stored, now)
+            if problems:
+                raise IllegalPositionChange(
+                    iupd, "publish", current, f"GPD refuses it: {'; '.join(problems)}"
+                )
+        target = S.PUBLISHED if stored.validity_date is not None else S.VALID
+        return await self._change(conn, row, "publish", target, now)
+
+    async def invalidate_in(
+        self, conn: AsyncConnection, tenant_id: str, iupd: str
+    ) -> StoredPosition:
+        """:meth:`invalidate_position` inside the caller's transaction."""
+        row = await self._locked(conn, tenant_id, iupd)
+        now = self.clock.now()
+        current = effective_status(row.status, DebtPosition.model_validate_json(row.content), now)
+        if current is S.INVALID:
+            return await self._load(conn, row, created=False)
+        try:
+            target = next_state(current, Event.INVALIDATE)
+        except IllegalTransition:
+            raise IllegalPositionChange(
+                iupd, "invalidate", current, "GPD invalidates only PUBLISHED or VALID positions"
+            ) from None
+        return await self._change(conn, row, "invalidate", target, now)
+
+    async def _change(
+        self,
+        conn: AsyncConnection,
+        row: Any,
+        operation: str,
+        target: DebtPositionStatus,
+        now: datetime,
+        *,
+        values: Mapping[str, Any] | None = None,
+        payload: Mapping[str, Any] | None = None,
+    ) -> StoredPosition:
+        """Record the change (status, next ``gpd_seq``) and, in GPD mode, queue its job."""
+        seq = int(row.gpd_seq) + 1
+        await conn.execute(
+            update(positions)
+            .where(positions.c.id == row.id)
+            .values(status=target.value, updated_at=now, gpd_seq=seq, **(values or {}))
+        )
+        if row.mode == "gpd":
+            await enqueue_many(
+                conn,
+                [
+                    NewJob(
+                        row.tenant_id,
+                        GPD_CHANGE_KINDS[operation],
+                        {"iupd": row.iupd, "seq": seq, **(payload or {})},
+                        idempotency_key=change_key(row.tenant_id, row.iupd, operation, seq),
+                    )
+                ],
+                now=now,
+                default_max_attempts=self.config.outbox.max_attempts,
+            )
+        fresh = (await conn.execute(select(positions).where(positions.c.id == row.id))).one()
+        return await self._load(conn, fresh, created=False, changed=True)
+
+    async def earlier_gpd_job(self, tenant_id: str, iupd: str, seq: int) -> EarlierJob | None:
+        """The outbox job that must reach GPD before change ``seq`` of ``iupd``, while it is
+        pending or running: the job of change ``seq - 1``, or for the first change the
+        position's ``pagopa.gpd.create`` job or a ``pagopa.gpd.bulk`` upload holding it.
+        None when the change may go (a failed or cancelled earlier job does not block)."""
+        previous = seq - 1
+        if previous <= 0:
+            keys = [_gpd_key(tenant_id, iupd)]
+        else:
+            keys = [change_key(tenant_id, iupd, op, previous) for op in GPD_CHANGE_KINDS]
+        which: ColumnElement[bool] = outbox.c.idempotency_key.in_(keys)
+        if previous <= 0:
+            # the bulk payload is {"iupds": [...], ...} as compact JSON
+            which = or_(
+                which,
+                and_(
+                    outbox.c.tenant_id == tenant_id,
+                    outbox.c.kind == _GPD_BULK_KIND,
+                    outbox.c.payload.like(f'%"{_like_literal(iupd)}"%', escape="\\"),
+                ),
+            )
+        stmt = (
+            select(outbox.c.id, outbox.c.kind, outbox.c.status, outbox.c.next_attempt_at)
+            .where(which, outbox.c.status.in_((PENDING, RUNNING)))
+            .order_by(outbox.c.id)
+            .limit(1)
+        )
+        async with reading(self.engine) as conn:
+            found = (await conn.execute(stmt)).first()
+        if found is None:
+            return None
+        return EarlierJob(int(found.id), found.kind, found.status, found.next_attempt_at)
 
     async def list_positions(
         self,
@@ -821,13 +1199,18 @@ class PagopaStore:
                 .values(forward_status=status, forwarded_at=self.clock.now())
             )
 
-    async def set_status(self, tenant_id: str, iupd: str, status: str) -> None:
-        """Record the status GPD reports for a position (GPD mode)."""
+    async def set_status(
+        self, tenant_id: str, iupd: str, status: str, *, seq: int | None = None
+    ) -> None:
+        """Record the status GPD reports for a position (GPD mode). With ``seq``, only
+        while the position's ``gpd_seq`` is still ``seq``: a later change made here (an
+        invalidation queued behind the create job) is not overwritten by an older answer."""
+        stmt = update(positions).where(positions.c.tenant_id == tenant_id, positions.c.iupd == iupd)
+        if seq is not None:
+            stmt = stmt.where(positions.c.gpd_seq == seq)
         async with self.engine.begin() as conn:
             await conn.execute(
-                update(positions)
-                .where(positions.c.tenant_id == tenant_id, positions.c.iupd == iupd)
-                .values(status=DebtPositionStatus(status).value, updated_at=self.clock.now())
+                stmt.values(status=DebtPositionStatus(status).value, updated_at=self.clock.now())
             )
 
 

@@ -6,7 +6,7 @@ Kept out of ``schema.py`` so the pagoPA work can change without touching the sha
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String, Table, Text, text
 
 from .schema import Id, UTCDateTime, metadata
 
@@ -26,6 +26,8 @@ iuv_counters = Table(
 
 # Debt positions: ``content`` is the DebtPosition model as JSON (the debtor's data is in it;
 # ``debtor_fiscal_code`` is copied out for look-ups). ``status`` is GPD's state machine.
+# ``gpd_seq`` (migration 0010) counts the changes made after creation (update, publish,
+# invalidate): the n-th one's outbox job is keyed by it and waits for the (n-1)-th.
 positions = Table(
     "pagopa_positions",
     metadata,
@@ -39,6 +41,7 @@ positions = Table(
     Column("content_sha256", String(64), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    Column("gpd_seq", Integer(), nullable=False, server_default=text("0")),
     Index("uq_pagopa_positions_tenant_iupd", "tenant_id", "iupd", unique=True),
     Index("ix_pagopa_positions_tenant_status", "tenant_id", "status", "id"),
     Index("ix_pagopa_positions_tenant_debtor", "tenant_id", "debtor_fiscal_code"),

@@ -526,7 +526,7 @@ async def test_every_route_is_404_for_another_tenants_key(env: Env) -> None:
     nav = stored["payment_options"][0]["notice_number"]
     doc = await (await env.client.get("/api/v1/openapi.json")).json()
     routes = [(m, p) for p, ops in doc["paths"].items() if "/pagopa/" in p for m in ops]
-    assert len(routes) == 7
+    assert len(routes) == 10
     for method, template in routes:
         path = (
             template.replace("{tenant}", "demo")
