@@ -194,14 +194,15 @@ class BaseConnector:
                 policy, sleep=self._sleep, attempts_done=1, elapsed=loop.time() - started
             )
             response = await retrying(attempt)
-        log.debug(
-            "%s %s %s -> %d (attempts=%d)",
-            self.platform,
-            method,
-            redact_path(URL(url).path),  # no query, no fiscal codes: they are personal data
-            response.status,
-            response.attempts,
-        )
+        if log.isEnabledFor(logging.DEBUG):  # the URL parse and redaction cost: skip them
+            log.debug(
+                "%s %s %s -> %d (attempts=%d)",
+                self.platform,
+                method,
+                redact_path(URL(url).path),  # no query, no fiscal codes: they are personal data
+                response.status,
+                response.attempts,
+            )
         return response
 
     def _attempt_timeout(self, started: float) -> float:

@@ -143,6 +143,10 @@ def serve_cmd(config_path: Path, host: str | None, port: int | None, no_workers:
     setup_logging(config.logging.level, json_format=config.logging.json_format)
     app = create_app(config, run_workers=False if no_workers else None)
     served = Served("hub", app, host or config.server.host, port or config.server.port)
+    # a dedicated process: startup objects leave the garbage collector's full passes
+    from .outbox.worker import freeze_startup_objects
+
+    freeze_startup_objects()
     run_async(_serve_until_signal([served]))
 
 
@@ -209,7 +213,9 @@ async def _run_worker(config: HubConfig) -> None:
     try:
         async with _services(config) as services:
             handlers = handlers_from(plugins.outbox_handlers(), services)
-            worker = OutboxWorker(services.engine, handlers, config.outbox, clock=services.clock)
+            worker = OutboxWorker(
+                services.engine, handlers, config.outbox, clock=services.clock, freeze_gc=True
+            )
             click.echo(f"sportello: outbox worker {worker.name} started", err=True)
             await worker.run(stop)
     finally:

@@ -4,7 +4,6 @@ rate limiter so every replica together stays within App IO's limit."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -14,7 +13,7 @@ from sqlalchemy import bindparam, select, update
 from sportello.connectors.errors import ConnectorError, PermanentError, ServerError
 from sportello.connectors.io.client import IoClient
 from sportello.connectors.io.errors import ProfileNotFound, outcome_unknown
-from sportello.connectors.io.models import MessageContent, NewMessage
+from sportello.connectors.io.models import EncodedMessage
 
 from .batching import Batcher
 from .campaigns import (
@@ -91,7 +90,7 @@ class _MessageStore:
         async with self.engine.begin() as conn:
             rows = {
                 r.id: r
-                for r in await conn.execute(select(io_messages).where(io_messages.c.id.in_(ids)))
+                for r in await conn.execute(select(*_LOADED).where(io_messages.c.id.in_(ids)))
             }
             stale = [i for i in ids if rows[i].status == SENDING]
             if stale:
@@ -185,6 +184,18 @@ class _MessageStore:
         )
 
 
+# What the ``io.message`` handler reads of a message (not the timestamps: no parsing).
+_LOADED = (
+    io_messages.c.id,
+    io_messages.c.tenant_id,
+    io_messages.c.service_id,
+    io_messages.c.status,
+    io_messages.c.fiscal_code,
+    io_messages.c.content,
+    io_messages.c.feature_level_type,
+    io_messages.c.io_message_id,
+)
+
 UNKNOWN_REASON = (
     "outcome unknown: interrupted while App IO was being called; not resent (IO has no "
     "idempotency key). Resend on purpose with `sportello io resend-unknown`"
@@ -206,11 +217,15 @@ def io_message_handler(services: HubServices) -> Handler:
         row = await messages.load(message_id)
         if row.status != QUEUED:
             return Delivery(remote_id=row.io_message_id)  # settled, or unknown: never resent
-        message = NewMessage(
-            fiscal_code=row.fiscal_code,
-            content=MessageContent.model_validate(json.loads(row.content)),
-            feature_level_type=row.feature_level_type,
-        )
+        try:
+            # The content was validated when the message was queued (campaigns.prepare):
+            # the stored JSON is sent as it is, inside a checked envelope.
+            message = EncodedMessage.from_stored(
+                row.fiscal_code, row.content, row.feature_level_type
+            )
+        except ValueError as exc:
+            await finish(message_id, FAILED, error=f"stored message unusable: {exc}")
+            return Delivery()
         client = clients.get(row.tenant_id, row.service_id)
         try:
             # The profile check changes nothing on IO: a failure here is safe to retry.

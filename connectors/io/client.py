@@ -23,11 +23,13 @@ from ..retry import RetryPolicy, Sleep
 from ..signing import OutgoingRequest
 from .errors import InvalidPayload, SenderNotAllowed, map_io_error
 from .models import (
+    EncodedMessage,
     ExternalMessageResponseWithContent,
     FiscalCodePayload,
     LimitedProfile,
     NewMessage,
     describe_validation_error,
+    fiscal_code_body,
 )
 
 __all__ = [
@@ -54,6 +56,8 @@ _M = TypeVar("_M", bound=BaseModel)
 _MESSAGE_ID_RE = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 # The key slot chosen for the call in progress (set around each request: see _with_key).
 _KEY_SLOT: ContextVar[KeyName | None] = ContextVar("sportello_io_key_slot", default=None)
+# Request bodies are serialised here (once), so they go to BaseConnector as bytes.
+_JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 class _IoKeySigner:
@@ -138,9 +142,12 @@ class IoClient(BaseConnector):
         Raises ``ProfileNotFound`` (no profile, or inbox disabled), ``RecipientForbidden``
         (a draft service asking about a fiscal code outside its authorized recipients).
         """
-        payload = _validated(FiscalCodePayload, fiscal_code=fiscal_code)
+        body = fiscal_code_body(fiscal_code)
+        if body is None:  # invalid: pydantic says why
+            _validated(FiscalCodePayload, fiscal_code=fiscal_code)
+            raise InvalidPayload("fiscal_code: not a valid fiscal code", platform="io")
         response = await self._call(
-            "POST", "/profiles", json=payload.to_payload(), expected=(200,), operation="profile"
+            "POST", "/profiles", body=body, expected=(200,), operation="profile"
         )
         return _parse(LimitedProfile, response, "profile")
 
@@ -153,25 +160,29 @@ class IoClient(BaseConnector):
         )
         return _parse(LimitedProfile, response, "profile")
 
-    async def submit_message(self, message: NewMessage) -> str:
+    async def submit_message(self, message: NewMessage | EncodedMessage) -> str:
         """``POST /messages`` (fiscal code in the body): the new message id.
+
+        ``message`` may be an ``EncodedMessage`` (validated and serialised beforehand, e.g.
+        when the campaign was created): its body is sent as it is.
 
         One attempt only (a 401 is still retried once with the other key: the gateway
         refused it, so nothing was created). On a timeout, a dropped connection or a 5xx
         the message may exist anyway: ``errors.outcome_unknown(error)`` says so, and the
         caller decides whether to send again.
         """
+        encoded = message if isinstance(message, EncodedMessage) else EncodedMessage.encode(message)
         response = await self._call(
             "POST",
             "/messages",
-            json=message.to_payload(),
+            body=encoded.body,
             expected=(201,),
             operation="submit",
             single_attempt=True,
         )
         return self._created_id(response, message.fiscal_code)
 
-    async def send_if_allowed(self, message: NewMessage) -> str:
+    async def send_if_allowed(self, message: NewMessage | EncodedMessage) -> str:
         """The documented send flow: check the profile, then submit.
 
         Raises ``ProfileNotFound`` or ``SenderNotAllowed`` (nothing sent) before submitting.
@@ -207,7 +218,7 @@ class IoClient(BaseConnector):
         method: str,
         path: str,
         *,
-        json: Any = None,
+        body: bytes | None = None,
         expected: Collection[int],
         operation: str,
         single_attempt: bool = False,
@@ -215,14 +226,14 @@ class IoClient(BaseConnector):
         transport: BaseConnector = self._single_attempt if single_attempt else self
         slot = self._active
         try:
-            return await self._with_key(slot, transport, method, path, json, expected)
+            return await self._with_key(slot, transport, method, path, body, expected)
         except UpstreamError as error:
             other = self._other(slot)
             if error.status != 401 or other is None:
                 raise map_io_error(error, operation=operation) from error
             log.warning("App IO refused the %s key (401): retrying with the %s key", slot, other)
         try:
-            response = await self._with_key(other, transport, method, path, json, expected)
+            response = await self._with_key(other, transport, method, path, body, expected)
         except UpstreamError as error:
             raise map_io_error(error, operation=operation) from error
         if self._active != other:
@@ -236,12 +247,16 @@ class IoClient(BaseConnector):
         transport: BaseConnector,
         method: str,
         path: str,
-        json: Any,
+        body: bytes | None,
         expected: Collection[int],
     ) -> Response:
         token = _KEY_SLOT.set(slot)
         try:
-            return await transport.request(method, path, json=json, expected=expected)
+            if body is None:
+                return await transport.request(method, path, expected=expected)
+            return await transport.request(
+                method, path, data=body, headers=_JSON_HEADERS, expected=expected
+            )
         finally:
             _KEY_SLOT.reset(token)
 
@@ -258,11 +273,11 @@ class IoClient(BaseConnector):
         if provider is None:
             raise SigningError(f"no {slot} key configured", platform=self.platform)
         value = provider()
-        if inspect.isawaitable(value):
+        if not isinstance(value, str) and inspect.isawaitable(value):
             value = await value
         if not isinstance(value, str) or not value:
             raise SigningError(f"the {slot} key provider returned no key", platform=self.platform)
-        if any(ch in value for ch in "\r\n\0"):
+        if "\r" in value or "\n" in value or "\0" in value:
             # never echo the value: it is a secret
             raise SigningError(f"the {slot} key has control characters", platform=self.platform)
         return value
@@ -307,6 +322,10 @@ def _validated(model: type[_M], **fields: Any) -> _M:
 
 
 def _parse(model: type[_M], response: Response, operation: str) -> _M:
+    try:
+        return model.model_validate_json(response.body)  # parse and validate in one pass
+    except ValidationError:
+        pass  # the slower path below names the problem as it always did
     try:
         return model.model_validate(response.json())
     except ValidationError as exc:

@@ -17,7 +17,9 @@ fiscal codes and message bodies.
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
@@ -46,6 +48,7 @@ __all__ = [
     "TTL_MAX",
     "TTL_MIN",
     "CreatedMessage",
+    "EncodedMessage",
     "ExternalCreatedMessageWithContent",
     "ExternalMessageResponseWithContent",
     "FeatureLevelType",
@@ -297,6 +300,54 @@ class FiscalCodePayload(_Request):
     """Body of ``POST /profiles``."""
 
     fiscal_code: FiscalCode = Field(repr=False)
+
+
+def fiscal_code_body(fiscal_code: str) -> bytes | None:
+    """The ``{"fiscal_code": ...}`` body, built without pydantic; ``None`` when the code is
+    not valid (``FiscalCodePayload`` then says why)."""
+    if not _FISCAL_CODE_RE.fullmatch(fiscal_code):  # fullmatch: no trailing newline
+        return None
+    return b'{"fiscal_code":"' + fiscal_code.encode("ascii") + b'"}'
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class EncodedMessage:
+    """A ``NewMessage`` that was validated earlier, as the exact JSON body of ``POST
+    /messages``: sending it does not validate or serialise the message again.
+
+    Build it with ``encode`` (from a ``NewMessage``) or ``from_stored`` (from content that
+    ``MessageContent.to_payload`` wrote, e.g. a queued campaign message).
+    """
+
+    fiscal_code: str
+    body: bytes
+
+    def __repr__(self) -> str:
+        return f"EncodedMessage({len(self.body)} bytes)"  # no fiscal code, no text
+
+    @classmethod
+    def encode(cls, message: NewMessage) -> EncodedMessage:
+        body = json.dumps(message.to_payload(), ensure_ascii=False, separators=(",", ":"))
+        return cls(message.fiscal_code, body.encode())
+
+    @classmethod
+    def from_stored(
+        cls, fiscal_code: str, content_json: str, feature_level_type: str | None = None
+    ) -> EncodedMessage:
+        """The body for ``content_json``, the JSON text of ``MessageContent.to_payload()``.
+
+        The content is not validated again (it was, before it was stored), but the
+        envelope is: a valid fiscal code, a known feature level and a JSON object for the
+        content, so a damaged row cannot change the body's recipient. ``ValueError`` else.
+        """
+        if not _FISCAL_CODE_RE.fullmatch(fiscal_code):  # fullmatch: no trailing newline
+            raise ValueError("fiscal_code: not a valid fiscal code")
+        level = FeatureLevelType(feature_level_type or FeatureLevelType.STANDARD).value
+        text = content_json.strip()
+        if not (text.startswith("{") and isinstance(json.loads(text), dict)):
+            raise ValueError("content: not a JSON object")
+        body = f'{{"fiscal_code":"{fiscal_code}","content":{text},"feature_level_type":"{level}"}}'
+        return cls(fiscal_code, body.encode())
 
 
 # -- responses -----------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import random
@@ -42,6 +43,24 @@ if TYPE_CHECKING:
 log = logging.getLogger("sportello.outbox")
 
 INTERRUPTED = "interrupted"
+_gc_frozen = False
+
+
+def freeze_startup_objects() -> None:
+    """Move what the process holds so far (modules, configuration, schema, compiled caches:
+    ~100k objects) to the garbage collector's permanent generation, once per process.
+
+    A busy worker promotes many short-lived objects (tasks, futures, rows) to the oldest
+    generation, so CPython runs full collections often, and each one walked every object
+    of the process: measured with bench/io, 16-22 % of the worker's CPU. Frozen objects are
+    still freed by reference counting; only cycles among them are never collected, so call
+    this in a process that runs workers for its lifetime, after startup (not in tests).
+    """
+    global _gc_frozen
+    if not _gc_frozen:
+        _gc_frozen = True
+        gc.collect()
+        gc.freeze()
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +119,7 @@ class OutboxWorker:
         name: str | None = None,
         rng: random.Random | None = None,
         flush_interval: float = 0.02,
+        freeze_gc: bool = False,
     ) -> None:
         self.engine = engine
         self.handlers = dict(handlers)
@@ -109,6 +129,7 @@ class OutboxWorker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.rng = rng or random.Random()
         self.flush_interval = flush_interval
+        self.freeze_gc = freeze_gc  # see freeze_startup_objects: for dedicated processes
         self.stats = WorkerStats()
         self._results: list[_Outcome] = []
         self._tasks: dict[int, asyncio.Task[None]] = {}
@@ -124,6 +145,8 @@ class OutboxWorker:
 
     # -- main loop ---------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
+        if self.freeze_gc:
+            freeze_startup_objects()
         committer = asyncio.create_task(self._commit_loop(stop), name="outbox-commit")
         heartbeat = asyncio.create_task(self._heartbeat_loop(stop), name="outbox-heartbeat")
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from pydantic import ValidationError
 
 from sportello.connectors.io.models import (
     FISCAL_CODE_PATTERN,
+    EncodedMessage,
     ExternalMessageResponseWithContent,
     FeatureLevelType,
     LimitedProfile,
@@ -22,6 +24,7 @@ from sportello.connectors.io.models import (
     NewMessage,
     PaymentData,
     describe_validation_error,
+    fiscal_code_body,
     format_timestamp,
     notice_number_check_digits,
     utf16_length,
@@ -373,3 +376,49 @@ def test_spec_limits_match_the_models() -> None:
     assert (ttl["minimum"], ttl["maximum"]) == (3_600, 604_800)
     pattern = checker.document["parameters"]["FiscalCode"]["pattern"].strip()
     assert FISCAL_CODE_PATTERN == f"^{pattern}$"
+
+
+# -- encoded messages (sent without validating or serialising again) -----------------
+
+
+@given(new_messages)
+def test_a_stored_message_encodes_to_the_payload_of_its_model(data: dict[str, Any]) -> None:
+    message = NewMessage.model_validate(data)
+    stored = json.dumps(message.content.to_payload())  # what campaigns store
+    encoded = EncodedMessage.from_stored(
+        message.fiscal_code, stored, message.feature_level_type.value
+    )
+    expected = {**message.to_payload(), "feature_level_type": message.feature_level_type.value}
+    expected.pop("time_to_live", None)  # a campaign message carries none
+    assert json.loads(encoded.body) == expected
+    assert json.loads(EncodedMessage.encode(message).body) == message.to_payload()
+
+
+@pytest.mark.parametrize(
+    ("fiscal_code", "content", "level"),
+    [
+        ("not-a-cf", '{"subject": "x"}', "STANDARD"),
+        (CF + "\n", '{"subject": "x"}', "STANDARD"),
+        (CF + '","fiscal_code":"X', '{"subject": "x"}', "STANDARD"),
+        (CF, '["subject"]', "STANDARD"),
+        (CF, '{"subject": "x"}, "fiscal_code": "RSSMRA80A01H501U"', "STANDARD"),
+        (CF, '{"subject": "x"} {}', "STANDARD"),
+        (CF, '{"subject": "x"}', "PREMIUM"),
+    ],
+)
+def test_a_damaged_stored_message_is_refused(fiscal_code: str, content: str, level: str) -> None:
+    with pytest.raises(ValueError):
+        EncodedMessage.from_stored(fiscal_code, content, level)
+
+
+def test_an_encoded_message_repr_has_no_personal_data() -> None:
+    encoded = EncodedMessage.from_stored(CF, json.dumps({"subject": "s", "markdown": "m"}))
+    assert CF not in repr(encoded)
+    assert json.loads(encoded.body)["feature_level_type"] == "STANDARD"
+
+
+def test_the_profile_body_is_built_only_for_valid_fiscal_codes() -> None:
+    assert json.loads(fiscal_code_body(CF) or b"") == {"fiscal_code": CF}
+    assert fiscal_code_body(CF.lower()) is None
+    assert fiscal_code_body(CF + '"') is None
+    assert fiscal_code_body(CF + "\n") is None
