@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -42,14 +42,13 @@ class CampaignRequest(BaseModel):
     feature_level_type: str = Field(default="STANDARD", pattern="^(STANDARD|ADVANCED)$")
 
 
-@handles_problems
-async def create_campaign(request: web.Request) -> web.StreamResponse:
-    tenant_id = tenant_of(request)
-    p = require(request, "write")
-    idempotency_key(request)
-    raw = await request.read()
+B = TypeVar("B", "CampaignRequest", "MessageRequest")
+
+
+def _body(request: web.Request, tenant_id: str, model: type[B], raw: bytes) -> B:
+    """The request body as ``model``, for one of the tenant's App IO services; else a 400."""
     try:
-        body = CampaignRequest.model_validate_json(raw)
+        body = model.model_validate_json(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(x) for x in first["loc"]) or "body"
@@ -57,6 +56,16 @@ async def create_campaign(request: web.Request) -> web.StreamResponse:
     tenant = request.app[CONFIG].tenant(tenant_id)
     if tenant is None or tenant.io is None or tenant.io.service(body.service_id) is None:
         raise _Problem(400, "Bad Request", f"service_id: no App IO service {body.service_id!r}")
+    return body
+
+
+@handles_problems
+async def create_campaign(request: web.Request) -> web.StreamResponse:
+    tenant_id = tenant_of(request)
+    p = require(request, "write")
+    idempotency_key(request)
+    raw = await request.read()
+    body = _body(request, tenant_id, CampaignRequest, raw)
     template = campaigns.Template(
         body.subject, body.markdown, feature_level_type=body.feature_level_type
     )
@@ -150,15 +159,7 @@ async def create_message(request: web.Request) -> web.StreamResponse:
     require(request, "write")
     idempotency_key(request)
     raw = await request.read()
-    try:
-        body = MessageRequest.model_validate_json(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"]) or "body"
-        raise _Problem(400, "Bad Request", f"{where}: {first['msg']}") from None
-    tenant = request.app[CONFIG].tenant(tenant_id)
-    if tenant is None or tenant.io is None or tenant.io.service(body.service_id) is None:
-        raise _Problem(400, "Bad Request", f"service_id: no App IO service {body.service_id!r}")
+    body = _body(request, tenant_id, MessageRequest, raw)
     template = campaigns.Template(*_LITERAL, feature_level_type=body.feature_level_type)
     now = request.app[CLOCK].now()
     row = body.model_dump(exclude={"service_id", "feature_level_type"})

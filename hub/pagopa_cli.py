@@ -31,13 +31,7 @@ from .config import HubConfig, load_config
 __all__ = ["pagopa_group"]
 
 
-@click.group("pagopa")
-def pagopa_group() -> None:
-    """pagoPA debt positions held by the hub."""
-
-
-@pagopa_group.command("import")
-@click.option(
+config_option = click.option(
     "--config",
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -45,6 +39,15 @@ def pagopa_group() -> None:
     required=True,
     help="TOML configuration file (or $SPORTELLO_CONFIG)",
 )
+
+
+@click.group("pagopa")
+def pagopa_group() -> None:
+    """pagoPA debt positions held by the hub."""
+
+
+@pagopa_group.command("import")
+@config_option
 @click.option("--tenant", required=True, help="tenant id")
 @click.option("--draft", is_flag=True, help="store as DRAFT (not yet payable)")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -209,14 +212,7 @@ async def _change(config: HubConfig, tenant_id: str, iupd: str, operation: str) 
 
 
 @pagopa_group.command("reconcile")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="SPORTELLO_CONFIG",
-    required=True,
-    help="TOML configuration file (or $SPORTELLO_CONFIG)",
-)
+@config_option
 @click.option("--tenant", required=True, help="tenant id")
 @click.option(
     "--date",
@@ -287,14 +283,7 @@ async def _reconcile(
 
 
 @pagopa_group.command("receipts-sync")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="SPORTELLO_CONFIG",
-    required=True,
-    help="TOML configuration file (or $SPORTELLO_CONFIG)",
-)
+@config_option
 @click.option("--tenant", required=True, help="tenant id (GPD mode)")
 @click.option(
     "--since",
@@ -342,14 +331,7 @@ async def _receipts_sync(
 
 
 @pagopa_group.command("recover")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="SPORTELLO_CONFIG",
-    required=True,
-    help="TOML configuration file (or $SPORTELLO_CONFIG)",
-)
+@config_option
 @click.option("--tenant", required=True, help="tenant id")
 @click.option(
     "--minutes",

@@ -16,19 +16,13 @@ from typing import Any
 import click
 
 from .config import HubConfig, load_config
-from .pagopa_cli import pagopa_group
+from .pagopa_cli import config_option, pagopa_group
 
 PAGE = 200
 
 
 @pagopa_group.command("notices")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    envvar="SPORTELLO_CONFIG",
-)
+@config_option
 @click.option("--tenant", required=True, help="tenant id")
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="ZIP to write"
