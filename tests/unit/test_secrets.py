@@ -90,7 +90,13 @@ def test_keys_pdnd_encrypts_when_a_master_key_is_set(
         check=True,
     ).stdout
     assert "encrypted with the master key" in out
-    [key_file] = (tmp_path / "keys" / "demo").glob("pdnd-*[!b].pem")
+    # the private key, not the .pub.pem beside it (a glob on the last letter would miss a
+    # kid that happens to end in "b")
+    [key_file] = [
+        p
+        for p in (tmp_path / "keys" / "demo").glob("pdnd-*.pem")
+        if not p.name.endswith(".pub.pem")
+    ]
     assert key_file.read_text().startswith(f"{PREFIX}main:")
     kid_line = next(line for line in out.splitlines() if line.startswith("kid"))
     from sportello.connectors.pdnd.keys import kid_for_private_key
