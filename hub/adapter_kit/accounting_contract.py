@@ -28,7 +28,6 @@ Italian time (a CSV holds the date only).
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
@@ -49,7 +48,7 @@ from ..adapters.accounting.base import (
 from ..connectors.pagopa.identifiers import iuv_for
 from ..connectors.pagopa.models import DebtPosition
 from ..plugins import PluginConflict, Plugins
-from .contract import ContractViolation, _fail, plugins_with
+from .contract import ContractRunner, ContractViolation, _fail, plugins_with
 
 AccountingFactory = Callable[[list[dict[str, Any]], Path], Awaitable[Any]]
 """``async def factory(positions, workdir) -> adapter``."""
@@ -281,7 +280,7 @@ async def _maybe(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
 
 
-class AccountingContract:
+class AccountingContract(ContractRunner):
     """What every accounting adapter must do, as one async method per check (see the module
     docstring for ``factory``, ``read_receipts`` and ``read_reconciliations``).
 
@@ -291,6 +290,8 @@ class AccountingContract:
     check is skipped.
     """
 
+    KIND = "accounting"
+    HOOK = "hub_accounting_adapters"
     CHECKS: ClassVar[tuple[str, ...]] = (
         "positions_are_valid",
         "bad_position_is_named_and_skipped",
@@ -324,54 +325,8 @@ class AccountingContract:
                 f"is {BAD_FISCAL_CODE!r}"
             )
 
-    async def build(self, workdir: Path) -> Any:
-        """A fresh adapter over the positions, stored under ``workdir``."""
-        await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
-        adapter = await _maybe(self.factory(copy.deepcopy(self.positions), workdir))
-        if adapter is None:
-            _fail("the adapter factory returned None")
-        return adapter
-
-    def skipped(self, check: str) -> str | None:
-        """Why ``check`` cannot run with what this contract was given, or None."""
-        if check == "registered_through_the_hook" and self.plugins is None:
-            return "no plugin given, so the hub_accounting_adapters registration is not checked"
-        return None
-
-    async def run(self, check: str, workdir: Path) -> None:
-        """Run one check on a fresh adapter, then close it (also when the check fails)."""
-        if check not in self.CHECKS:
-            raise ValueError(f"unknown accounting contract check {check!r}")
-        method: Callable[[Any, Path], Awaitable[None]] = getattr(self, check)
-        adapter = await self.build(workdir)
-        try:
-            await method(adapter, workdir)
-        finally:
-            await adapter.close()
-
-    async def run_all(self, workdir: Path) -> dict[str, str]:
-        """Run every check, each in its own sub-folder of ``workdir``; returns
-        ``{check: "passed" | "skipped: <why>"}`` or raises one :class:`ContractViolation`
-        listing every failed check."""
-        outcome: dict[str, str] = {}
-        failures: list[str] = []
-        for check in self.CHECKS:
-            why = self.skipped(check)
-            if why:
-                outcome[check] = f"skipped: {why}"
-                continue
-            try:
-                await self.run(check, workdir / check)
-            except ContractViolation as exc:
-                failures.append(f"{check}: {exc}")
-                outcome[check] = "failed"
-            else:
-                outcome[check] = "passed"
-        if failures:
-            raise ContractViolation(
-                f"{len(failures)} accounting contract check(s) failed:\n" + "\n".join(failures)
-            )
-        return outcome
+    def factory_input(self) -> list[dict[str, Any]]:
+        return copy.deepcopy(self.positions)
 
     # --- helpers ------------------------------------------------------------------------------
     async def pulled(self, adapter: Any) -> list[PositionRow | RowError]:

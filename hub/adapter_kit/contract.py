@@ -161,44 +161,28 @@ def _mixed_case(text: str) -> str:
     return "".join(c.lower() if i % 2 else c for i, c in enumerate(text))
 
 
-class RegistryContract:
-    """What every registry adapter must do, as one async method per check.
+class ContractRunner:
+    """Running one kind's checks: each on a fresh adapter from ``factory`` (closed afterwards,
+    also when the check fails), in its own folder; every failure reported together.
 
-    ``factory`` loads ``dataset`` (default: :func:`canonical_dataset`) into the adapter's
-    storage. ``plugins`` is the plugin manager the hook check looks the class up in; without
-    it that check is skipped.
+    A contract sets ``KIND`` (for messages), ``HOOK`` (the registration hook the
+    ``registered_through_the_hook`` check needs ``plugins`` for), ``CHECKS`` (method names),
+    and :meth:`factory_input` (a fresh copy of what ``factory`` loads).
     """
 
-    CHECKS: ClassVar[tuple[str, ...]] = (
-        "lookup_returns_every_field",
-        "lookup_ignores_case",
-        "lookup_unknown_is_none",
-        "household_is_the_family",
-        "household_unknown_is_empty",
-        "no_problems_on_clean_data",
-        "close_is_idempotent",
-        "registered_through_the_hook",
-    )
+    KIND: ClassVar[str]
+    HOOK: ClassVar[str]
+    CHECKS: ClassVar[tuple[str, ...]]
+    factory: Callable[..., Any]
+    plugins: Plugins | None
 
-    def __init__(
-        self,
-        factory: AdapterFactory,
-        *,
-        dataset: Sequence[RegistryRecord] | None = None,
-        plugins: Plugins | None = None,
-    ) -> None:
-        self.factory = factory
-        self.dataset = list(canonical_dataset() if dataset is None else dataset)
-        self.plugins = plugins
-        if not self.dataset:
-            raise ValueError("the contract needs at least one record")
-        if any(r.fiscal_code == UNKNOWN_FISCAL_CODE for r in self.dataset):
-            raise ValueError(f"the dataset must not hold {UNKNOWN_FISCAL_CODE}, the unknown code")
+    def factory_input(self) -> Any:
+        raise NotImplementedError
 
     async def build(self, workdir: Path) -> Any:
-        """A fresh adapter over the dataset, stored under ``workdir``."""
+        """A fresh adapter over the contract's data, stored under ``workdir``."""
         await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
-        adapter = self.factory(list(self.dataset), workdir)
+        adapter = self.factory(self.factory_input(), workdir)
         if inspect.isawaitable(adapter):
             adapter = await adapter
         if adapter is None:
@@ -208,13 +192,13 @@ class RegistryContract:
     def skipped(self, check: str) -> str | None:
         """Why ``check`` cannot run with what this contract was given, or None."""
         if check == "registered_through_the_hook" and self.plugins is None:
-            return "no plugin given, so the hub_registry_adapters registration is not checked"
+            return f"no plugin given, so the {self.HOOK} registration is not checked"
         return None
 
     async def run(self, check: str, workdir: Path) -> None:
         """Run one check on a fresh adapter, then close it (also when the check fails)."""
         if check not in self.CHECKS:
-            raise ValueError(f"unknown registry contract check {check!r}")
+            raise ValueError(f"unknown {self.KIND} contract check {check!r}")
         method: Callable[[Any, Path], Awaitable[None]] = getattr(self, check)
         adapter = await self.build(workdir)
         try:
@@ -244,9 +228,49 @@ class RegistryContract:
                 outcome[check] = "passed"
         if failures:
             raise ContractViolation(
-                f"{len(failures)} registry contract check(s) failed:\n" + "\n".join(failures)
+                f"{len(failures)} {self.KIND} contract check(s) failed:\n" + "\n".join(failures)
             )
         return outcome
+
+
+class RegistryContract(ContractRunner):
+    """What every registry adapter must do, as one async method per check.
+
+    ``factory`` loads ``dataset`` (default: :func:`canonical_dataset`) into the adapter's
+    storage. ``plugins`` is the plugin manager the hook check looks the class up in; without
+    it that check is skipped.
+    """
+
+    KIND = "registry"
+    HOOK = "hub_registry_adapters"
+    CHECKS: ClassVar[tuple[str, ...]] = (
+        "lookup_returns_every_field",
+        "lookup_ignores_case",
+        "lookup_unknown_is_none",
+        "household_is_the_family",
+        "household_unknown_is_empty",
+        "no_problems_on_clean_data",
+        "close_is_idempotent",
+        "registered_through_the_hook",
+    )
+
+    def __init__(
+        self,
+        factory: AdapterFactory,
+        *,
+        dataset: Sequence[RegistryRecord] | None = None,
+        plugins: Plugins | None = None,
+    ) -> None:
+        self.factory = factory
+        self.dataset = list(canonical_dataset() if dataset is None else dataset)
+        self.plugins = plugins
+        if not self.dataset:
+            raise ValueError("the contract needs at least one record")
+        if any(r.fiscal_code == UNKNOWN_FISCAL_CODE for r in self.dataset):
+            raise ValueError(f"the dataset must not hold {UNKNOWN_FISCAL_CODE}, the unknown code")
+
+    def factory_input(self) -> list[RegistryRecord]:
+        return list(self.dataset)
 
     # --- the checks ---------------------------------------------------------------------------
     async def lookup_returns_every_field(self, adapter: Any, workdir: Path) -> None:

@@ -10,7 +10,6 @@ and ``documents`` (``id``, ``name``, ``media_type``, ``size``).
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,7 +19,7 @@ from typing import Any, ClassVar
 
 from ..adapters.suap.base import Practice, PracticeDocument, PracticeEvent
 from ..plugins import PluginConflict, Plugins
-from .contract import ContractViolation, _fail, plugins_with
+from .contract import ContractRunner, _fail, plugins_with
 
 SuapFactory = Callable[[list[dict[str, Any]], Path], Awaitable[Any]]
 """``async def factory(practices, workdir) -> adapter``."""
@@ -109,9 +108,11 @@ def _same(what: str, got: Any, expected: Any) -> None:
         _fail(f"{what} returned {got!r}, expected {expected!r}")
 
 
-class SuapContract:
+class SuapContract(ContractRunner):
     """What every SUAP adapter must do, as one async method per check."""
 
+    KIND = "SUAP"
+    HOOK = "hub_suap_adapters"
     CHECKS: ClassVar[tuple[str, ...]] = (
         "practices_of_an_applicant_newest_first",
         "practice_by_id",
@@ -134,51 +135,8 @@ class SuapContract:
         self.practices = list(canonical_practices() if practices is None else practices)
         self.plugins = plugins
 
-    async def build(self, workdir: Path) -> Any:
-        await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
-        adapter = self.factory(copy.deepcopy(self.practices), workdir)
-        if inspect.isawaitable(adapter):
-            adapter = await adapter
-        if adapter is None:
-            _fail("the adapter factory returned None")
-        return adapter
-
-    def skipped(self, check: str) -> str | None:
-        if check == "registered_through_the_hook" and self.plugins is None:
-            return "no plugin given, so the hub_suap_adapters registration is not checked"
-        return None
-
-    async def run(self, check: str, workdir: Path) -> None:
-        if check not in self.CHECKS:
-            raise ValueError(f"unknown SUAP contract check {check!r}")
-        method: Callable[[Any, Path], Awaitable[None]] = getattr(self, check)
-        adapter = await self.build(workdir)
-        try:
-            await method(adapter, workdir)
-        finally:
-            await adapter.close()
-
-    async def run_all(self, workdir: Path) -> dict[str, str]:
-        """Every check; ``{check: "passed" | "skipped: <why>"}`` or one ContractViolation."""
-        outcome: dict[str, str] = {}
-        failures: list[str] = []
-        for check in self.CHECKS:
-            why = self.skipped(check)
-            if why:
-                outcome[check] = f"skipped: {why}"
-                continue
-            try:
-                await self.run(check, workdir / check)
-            except ContractViolation as exc:
-                failures.append(f"{check}: {exc}")
-                outcome[check] = "failed"
-            else:
-                outcome[check] = "passed"
-        if failures:
-            raise ContractViolation(
-                f"{len(failures)} SUAP contract check(s) failed:\n" + "\n".join(failures)
-            )
-        return outcome
+    def factory_input(self) -> list[dict[str, Any]]:
+        return copy.deepcopy(self.practices)
 
     # --- the checks ---------------------------------------------------------------------------
     async def practices_of_an_applicant_newest_first(self, adapter: Any, workdir: Path) -> None:
