@@ -18,9 +18,8 @@ import json
 
 from aiohttp import web
 
-from . import audit
 from .api import PREFIX, _Problem, handles_problems, idempotency_key, require, tenant_of
-from .appkeys import CLOCK, ENGINE
+from .appkeys import CLOCK
 from .login import LOGIN
 
 
@@ -36,24 +35,11 @@ async def exchange_code(request: web.Request) -> web.StreamResponse:
     code = body.get("code") if isinstance(body, dict) else None
     if not isinstance(code, str) or not 20 <= len(code) <= 100:
         raise _Problem(400, "Bad Request", "code: the value received on return_to (string)")
-    now = request.app[CLOCK].now()
-    identity = await request.app[LOGIN].store.exchange(tenant_id=tenant_id, code=code, now=now)
+    identity = await request.app[LOGIN].hand_over(
+        tenant_id, code, actor=p.actor, purpose="login handoff", now=request.app[CLOCK].now()
+    )
     if identity is None:
         raise _Problem(404, "Not Found", "unknown, expired or already exchanged code")
-    async with request.app[ENGINE].begin() as conn:
-        await audit.record(
-            conn,
-            audit.AuditEntry(
-                tenant_id=tenant_id,
-                actor=p.actor,
-                action=f"{identity['scheme']}.login.exchange",
-                subject=str(identity.get("fiscal_code") or "-"),
-                purpose="login handoff",
-                sources=str(identity["idp"]),
-                outcome="ok",
-            ),
-            at=now,
-        )
     return web.json_response(identity)
 
 

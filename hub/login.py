@@ -39,6 +39,7 @@ from sportello.connectors.spid import authn, logout, metadata, response
 from sportello.connectors.spid.errors import ResponseRejected, SamlError, SpidAnomaly
 from sportello.connectors.spid.models import Kind, PendingRequest, SpSettings
 
+from . import audit
 from . import login_pages as pages
 from .appkeys import CLOCK, CONFIG, ENGINE
 from .config import HubConfig, TenantConfig
@@ -83,6 +84,29 @@ class LoginService:
             cached = (stamp, metadata.build_metadata(sp))
             self._metadata[(tenant.id, kind)] = cached
         return cached[1]
+
+    async def hand_over(
+        self, tenant_id: str, code: str, *, actor: str, purpose: str, now: datetime
+    ) -> dict[str, Any] | None:
+        """The identity behind a login code, once, with the read in the audit log."""
+        identity = await self.store.exchange(tenant_id=tenant_id, code=code, now=now)
+        if identity is None:
+            return None
+        async with self.store.engine.begin() as conn:
+            await audit.record(
+                conn,
+                audit.AuditEntry(
+                    tenant_id=tenant_id,
+                    actor=actor,
+                    action=f"{identity['scheme']}.login.exchange",
+                    subject=str(identity.get("fiscal_code") or "-"),
+                    purpose=purpose,
+                    sources=str(identity["idp"]),
+                    outcome="ok",
+                ),
+                at=now,
+            )
+        return identity
 
 
 LOGIN = web.AppKey("login", LoginService)

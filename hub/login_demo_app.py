@@ -17,9 +17,8 @@ from aiohttp import web
 
 from sportello.connectors.spid.models import Kind
 
-from . import audit
 from . import login_pages as pages
-from .appkeys import CLOCK, CONFIG, ENGINE
+from .appkeys import CLOCK, CONFIG
 from .config import TenantConfig
 from .login import LOGIN
 from .login_keys import public_url
@@ -63,24 +62,15 @@ async def callback(request: web.Request) -> web.StreamResponse:
     if not state or request.query.get("state") != state:
         return pages.refused("spid", "stato della richiesta non valido (state)", status=400)
     code = request.query.get("code", "")
-    now = request.app[CLOCK].now()
-    identity = await request.app[LOGIN].store.exchange(tenant_id=tenant.id, code=code, now=now)
+    identity = await request.app[LOGIN].hand_over(
+        tenant.id,
+        code,
+        actor="demo-app",
+        purpose="login handoff (demo application)",
+        now=request.app[CLOCK].now(),
+    )
     if identity is None:
         return pages.refused("spid", "codice di accesso scaduto o già usato", status=400)
-    async with request.app[ENGINE].begin() as conn:
-        await audit.record(
-            conn,
-            audit.AuditEntry(
-                tenant_id=tenant.id,
-                actor="demo-app",
-                action=f"{identity['scheme']}.login.exchange",
-                subject=str(identity.get("fiscal_code") or "-"),
-                purpose="login handoff (demo application)",
-                sources=str(identity["idp"]),
-                outcome="ok",
-            ),
-            at=now,
-        )
     kind = identity["scheme"]
     return pages.identity_page(tenant.name, identity, f"/t/{tenant.id}/{kind}/logout")
 
