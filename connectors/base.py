@@ -19,6 +19,7 @@ import aiohttp
 from yarl import URL, Query
 
 from .errors import (
+    ConnectError,
     ConnectorError,
     ConnectorTimeout,
     ProtocolError,
@@ -27,6 +28,7 @@ from .errors import (
     error_from_response,
     request_id_from_headers,
 )
+from .http1 import BadResponse, ConnectFailed, LeanHttpClient
 from .retry import RetryPolicy, Sleep, build_retrying
 from .signing import OutgoingRequest, Signer
 
@@ -92,6 +94,7 @@ class BaseConnector:
         retry: RetryPolicy | None = None,
         timeout: float = 10.0,
         sleep: Sleep = asyncio.sleep,
+        transport: LeanHttpClient | None = None,
     ) -> None:
         if not self.platform:
             raise TypeError(f"{type(self).__name__} must set the `platform` class attribute")
@@ -103,6 +106,9 @@ class BaseConnector:
         self.retry_policy = retry if retry is not None else RetryPolicy()
         self.timeout = timeout
         self._sleep = sleep
+        # Calls go through ``transport`` when given (high-volume JSON calls, see http1.py),
+        # else through the aiohttp session.
+        self.transport = transport
 
     def url_for(self, path: str, params: Query = None) -> str:
         """Absolute, encoded URL for ``path`` (relative to ``base_url``) and ``params``.
@@ -231,6 +237,8 @@ class BaseConnector:
     ) -> Response:
         """One attempt: sign, send, read the whole body, map failures to ``ConnectorError``."""
         await self._sign(outgoing)
+        if self.transport is not None:
+            return await self._send_lean(self.transport, outgoing, expected, time_limit)
         try:
             async with self.session.request(
                 outgoing.method,
@@ -248,17 +256,49 @@ class BaseConnector:
         except aiohttp.ClientConnectorCertificateError as exc:
             # A certificate that fails verification will fail again: do not retry.
             raise TransportError(f"TLS certificate error: {exc}", retryable=False) from exc
+        except aiohttp.ClientConnectorError as exc:  # nothing was sent
+            raise ConnectError(f"{type(exc).__name__}: {exc}") from exc
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
             raise TransportError(f"{type(exc).__name__}: {exc}") from exc
         except aiohttp.ClientError as exc:
             # e.g. a malformed status line or headers. Its text can quote the URL: left out.
             raise ProtocolError(f"invalid HTTP answer: {type(exc).__name__}") from exc
+        return self._answer(status, resp_headers, body, expected)
+
+    async def _send_lean(
+        self,
+        transport: LeanHttpClient,
+        outgoing: OutgoingRequest,
+        expected: frozenset[int],
+        time_limit: float,
+    ) -> Response:
+        try:
+            result = await transport.request(
+                outgoing.method,
+                outgoing.url,
+                headers=outgoing.headers,
+                body=outgoing.body,
+                time_limit=time_limit,
+            )
+        except TimeoutError as exc:
+            raise ConnectorTimeout(f"no complete answer within {time_limit:g}s") from exc
+        except ConnectFailed as exc:
+            raise ConnectError(str(exc)) from exc
+        except OSError as exc:  # ConnectionDropped and other socket errors
+            raise TransportError(f"{type(exc).__name__}: {exc}") from exc
+        except BadResponse as exc:
+            raise ProtocolError(str(exc)) from exc
+        return self._answer(result.status, result.headers, result.body, expected)
+
+    def _answer(
+        self, status: int, headers: Mapping[str, str], body: bytes, expected: frozenset[int]
+    ) -> Response:
         if status not in expected:
-            raise error_from_response(self.platform, status, resp_headers, body)
+            raise error_from_response(self.platform, status, headers, body)
         return Response(
             status=status,
-            headers=resp_headers,
+            headers=headers,
             body=body,
-            request_id=request_id_from_headers(resp_headers),
+            request_id=request_id_from_headers(headers),
             platform=self.platform,
         )

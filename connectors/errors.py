@@ -116,6 +116,10 @@ class TransportError(ConnectorError):
     default_retryable = True
 
 
+class ConnectError(TransportError):
+    """The connection could not be opened (refused, unreachable, DNS): nothing was sent."""
+
+
 class ConnectorTimeout(TransportError):
     """The attempt did not complete within its timeout."""
 

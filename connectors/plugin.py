@@ -20,7 +20,11 @@ def hub_connectors() -> list[type[Any]]:
 
 @hookimpl
 def hub_outbox_handlers() -> dict[str, HandlerFactory]:
-    from sportello.io_delivery import io_message_handler, io_status_handler
+    from sportello.io_delivery import (
+        io_message_handler,
+        io_messages_handler,
+        io_status_handler,
+    )
     from sportello.pagopa_fdr import reconciliation_forward_handler
     from sportello.pagopa_gpd_bulk import gpd_bulk_handler
     from sportello.pagopa_jobs import (
@@ -34,6 +38,7 @@ def hub_outbox_handlers() -> dict[str, HandlerFactory]:
     return {
         "webhook": webhook_handler,
         "io.message": io_message_handler,
+        "io.messages": io_messages_handler,
         "io.status": io_status_handler,
         "pagopa.receipt.forward": receipt_forward_handler,
         "pagopa.gpd.create": gpd_create_handler,

@@ -15,6 +15,8 @@ from aiohttp import web
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sportello.connectors.http1 import LeanHttpClient
+
 from . import __version__, api, login, login_demo_app, migrate
 from .appkeys import (
     CLOCK,
@@ -151,6 +153,9 @@ def create_app(
             connector=connector,
             headers={"User-Agent": f"sportello/{__version__}"},
         ) as session:
+            http = LeanHttpClient(
+                limit=max(100, config.outbox.concurrency * 2), user_agent=f"sportello/{__version__}"
+            )
             app[SESSION] = session
             app[SERVICES] = HubServices(
                 config=config,
@@ -158,12 +163,14 @@ def create_app(
                 session=session,
                 clock=app[CLOCK],
                 metrics=app[METRICS],
+                http=http,
             )
             app[RESIDENTS] = ResidentLookup(app[SERVICES], app[PLUGINS])
             app[SUAP] = SuapService(app[SERVICES], app[PLUGINS])
             yield
             await app[RESIDENTS].close()
             await app[SUAP].close()
+            await http.close()
 
     async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
         if not workers:

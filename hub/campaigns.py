@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -38,7 +39,11 @@ from .schema import io_campaigns, io_messages
 
 ROME = ZoneInfo("Europe/Rome")
 FIXED_COLUMNS = ("fiscal_code", "expedition_date", "due_date", "notice_number", "amount")
-SEND_KIND = "io.message"
+SEND_KIND = "io.message"  # one message per outbox job (single messages)
+SEND_BATCH_KIND = "io.messages"  # a chunk of a campaign's messages per outbox job
+#: Messages per ``io.messages`` job: the outbox's claim, outcome and ledger row are paid
+#: once per chunk; small enough that several workers share a campaign.
+CHUNK_SIZE = 25
 STATUS_KIND = "io.status"
 
 QUEUED, SENDING, SENT = "queued", "sending", "sent"
@@ -409,17 +414,31 @@ async def _insert_messages(
             ],
         )
         chunk_ids = [int(r[0]) for r in result]
-        await enqueue_many(
-            conn,
-            [
+        if campaign_id is None:
+            jobs = [
                 NewJob(tenant_id, SEND_KIND, {"message_id": mid}, not_before=m.expedition_at)
                 for mid, m in zip(chunk_ids, chunk, strict=True)
-            ],
-            now=now,
-            default_max_attempts=max_attempts,
-        )
+            ]
+        else:
+            jobs = _chunk_jobs(
+                tenant_id, [(mid, m.expedition_at) for mid, m in zip(chunk_ids, chunk, strict=True)]
+            )
+        await enqueue_many(conn, jobs, now=now, default_max_attempts=max_attempts)
         ids.extend(chunk_ids)
     return ids
+
+
+def _chunk_jobs(
+    tenant_id: str, due: Sequence[tuple[int, datetime | None]], **extra: Any
+) -> list[NewJob]:
+    """``io.messages`` jobs of up to ``CHUNK_SIZE`` messages due at the same time."""
+    jobs: list[NewJob] = []
+    for when, group in groupby(due, key=lambda d: d[1]):
+        ids = [mid for mid, _ in group]
+        for i in range(0, len(ids), CHUNK_SIZE):
+            payload = {"message_ids": ids[i : i + CHUNK_SIZE], **extra}
+            jobs.append(NewJob(tenant_id, SEND_BATCH_KIND, payload, not_before=when))
+    return jobs
 
 
 async def enqueue_message(
@@ -505,7 +524,7 @@ async def resend_unknown(
     ).scalar_one()
     await enqueue_many(
         conn,
-        [NewJob(tenant, SEND_KIND, {"message_id": i, "resend": True}) for i in ids],
+        _chunk_jobs(tenant, [(i, None) for i in ids], resend=True),
         now=now,
         default_max_attempts=12,
     )

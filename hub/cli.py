@@ -188,6 +188,8 @@ async def _services(config: HubConfig) -> AsyncIterator[HubServices]:
     HTTP session, closed on the way out."""
     import aiohttp
 
+    from sportello.connectors.http1 import LeanHttpClient
+
     from .metrics import HubMetrics
 
     clock = SystemClock()
@@ -195,8 +197,12 @@ async def _services(config: HubConfig) -> AsyncIterator[HubServices]:
     try:
         timeout = aiohttp.ClientTimeout(total=config.outbox.http_timeout)
         connector = aiohttp.TCPConnector(limit=max(100, config.outbox.concurrency * 2))
+        http = LeanHttpClient(limit=max(100, config.outbox.concurrency * 2))
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-            yield HubServices(config, engine, session, clock, HubMetrics())
+            try:
+                yield HubServices(config, engine, session, clock, HubMetrics(), http=http)
+            finally:
+                await http.close()
     finally:
         await engine.dispose()
 

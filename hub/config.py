@@ -304,6 +304,11 @@ class IoTenantSettings(_Model):
     rate_window: Annotated[float, Field(gt=0)] = 5.0
     status_poll_delay: Annotated[float, Field(gt=0)] = 30.0
     status_poll_attempts: Annotated[int, Field(ge=0)] = 5
+    http_client: Literal["lean", "aiohttp"] = Field(
+        default="lean",
+        description="lean: the hub's own HTTP/1.1 client for App IO calls (a third of the "
+        "CPU per call); aiohttp: the shared session (e.g. behind an HTTP proxy)",
+    )
 
     def service(self, service_id: str) -> IoServiceSettings | None:
         return next((s for s in self.services if s.id == service_id), None)

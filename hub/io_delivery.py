@@ -4,6 +4,7 @@ rate limiter so every replica together stays within App IO's limit."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from .campaigns import (
     PROCESSED,
     QUEUED,
     REJECTED,
+    SEND_BATCH_KIND,
     SENDER_NOT_ALLOWED,
     SENDING,
     SENT,
@@ -70,6 +72,7 @@ class IoClients:
                 primary_key=svc.key.reveal,
                 secondary_key=secondary.reveal if secondary else None,
                 pacer=pacer,
+                transport=self.services.http if io.http_client == "lean" else None,
             )
         return self._clients[key]
 
@@ -81,11 +84,11 @@ class _MessageStore:
         self.engine, self.clock = services.engine, services.clock
         self.config = services.config
         self.tenants_with_webhooks = {t.id for t in services.config.tenants if t.webhooks}
-        self.load = Batcher(self._load)
+        self.load = Batcher(self.load_many)
         self.mark_sending = Batcher(self._mark_sending)
         self.settle = Batcher(self._settle)
 
-    async def _load(self, ids: Sequence[int]) -> list[Any]:
+    async def load_many(self, ids: Sequence[int]) -> list[Any]:
         """Rows by id; a row left ``sending`` by a dead attempt becomes ``unknown`` here."""
         async with self.engine.begin() as conn:
             rows = {
@@ -202,19 +205,24 @@ UNKNOWN_REASON = (
 )
 
 
-def io_message_handler(services: HubServices) -> Handler:
-    clients = IoClients(services)
-    messages = _MessageStore(services)
-    clock = services.clock
+class _Sender:
+    """Delivers one loaded message row: profile check, ``sending`` committed, the message,
+    the outcome. Shared by the single-message and the chunk handlers."""
+
+    def __init__(self, services: HubServices) -> None:
+        self.services = services
+        self.clients = IoClients(services)
+        self.messages = _MessageStore(services)
+        self.clock = services.clock
 
     async def finish(
-        message_id: int, status: str, *, job: NewJob | None = None, **values: Any
+        self, message_id: int, status: str, *, job: NewJob | None = None, **values: Any
     ) -> None:
-        await messages.settle((message_id, {"status": status, **values}, job))
+        await self.messages.settle((message_id, {"status": status, **values}, job))
 
-    async def handle(job: Job) -> Delivery:
-        message_id = int(job.payload["message_id"])
-        row = await messages.load(message_id)
+    async def deliver(self, row: Any) -> Delivery:
+        """Send a loaded row. A retryable failure raises with the row back in ``queued``."""
+        message_id, finish = int(row.id), self.finish
         if row.status != QUEUED:
             return Delivery(remote_id=row.io_message_id)  # settled, or unknown: never resent
         try:
@@ -226,7 +234,7 @@ def io_message_handler(services: HubServices) -> Handler:
         except ValueError as exc:
             await finish(message_id, FAILED, error=f"stored message unusable: {exc}")
             return Delivery()
-        client = clients.get(row.tenant_id, row.service_id)
+        client = self.clients.get(row.tenant_id, row.service_id)
         try:
             # The profile check changes nothing on IO: a failure here is safe to retry.
             profile = await client.get_profile(message.fiscal_code)
@@ -242,7 +250,7 @@ def io_message_handler(services: HubServices) -> Handler:
             await finish(message_id, SENDER_NOT_ALLOWED, error="the citizen blocked this service")
             return Delivery()
         # From here the call may reach IO: `sending` is committed first (module docstring).
-        if not await messages.mark_sending(message_id):
+        if not await self.messages.mark_sending(message_id):
             return Delivery()  # another attempt got there first
         try:
             io_id = await client.submit_message(message)
@@ -258,8 +266,8 @@ def io_message_handler(services: HubServices) -> Handler:
         except BaseException as exc:
             await finish(message_id, UNKNOWN, error=f"outcome unknown: {type(exc).__name__}")
             raise
-        now = clock.now()
-        io = services.config.tenant(row.tenant_id).io  # type: ignore[union-attr]
+        now = self.clock.now()
+        io = self.services.config.tenant(row.tenant_id).io  # type: ignore[union-attr]
         poll = None
         if io is not None and io.status_poll_attempts:
             poll = NewJob(
@@ -272,7 +280,70 @@ def io_message_handler(services: HubServices) -> Handler:
         await finish(message_id, SENT, job=poll, io_message_id=io_id, sent_at=now)
         return Delivery(remote_id=io_id)
 
+
+def io_message_handler(services: HubServices) -> Handler:
+    """``io.message``: one message (a single message from the API or another connector)."""
+    sender = _Sender(services)
+
+    async def handle(job: Job) -> Delivery:
+        row = await sender.messages.load(int(job.payload["message_id"]))
+        return await sender.deliver(row)
+
     return handle
+
+
+def io_messages_handler(services: HubServices) -> Handler:
+    """``io.messages``: a chunk of a campaign's messages in one outbox job.
+
+    One claim, one outcome and one ledger row per chunk instead of per message; the rows are
+    loaded together and each message then goes through the same steps as ``io.message``,
+    with at most ``outbox.concurrency`` messages of this process in flight. The job is
+    idempotent: a retry (or a worker taking over after a crash) skips the settled rows and
+    turns the ones left ``sending`` into ``unknown``. A retryable failure of any message
+    leaves it queued and makes the whole job retry later (the others are settled and are
+    skipped then). Messages not started within ``CHUNK_START_BUDGET`` s (a paced service
+    with many chunks waiting) go to a new job, so no attempt outlives ``job_timeout``.
+    """
+    sender = _Sender(services)
+    in_flight = asyncio.Semaphore(services.config.outbox.concurrency)
+    budget = min(CHUNK_START_BUDGET, services.config.outbox.job_timeout / 4)
+
+    async def handle(job: Job) -> Delivery:
+        ids = [int(i) for i in job.payload["message_ids"]]
+        rows = await sender.messages.load_many(ids)
+        loop = asyncio.get_running_loop()
+        last_start = loop.time() + budget
+        errors: list[Exception] = []
+        later: list[int] = []
+
+        async def one(row: Any) -> None:
+            async with in_flight:
+                if loop.time() > last_start:
+                    later.append(int(row.id))
+                    return
+                try:
+                    await sender.deliver(row)
+                except Exception as exc:  # the row is queued again; the job retries it
+                    errors.append(exc)
+
+        await asyncio.gather(*(one(r) for r in rows if r.status == QUEUED))
+        if errors:
+            raise max(errors, key=lambda e: getattr(e, "retry_after", None) or 0.0)
+        if later:
+            async with services.engine.begin() as conn:
+                await enqueue_many(
+                    conn,
+                    [NewJob(job.tenant_id, SEND_BATCH_KIND, {"message_ids": sorted(later)})],
+                    now=sender.clock.now(),
+                    default_max_attempts=job.max_attempts,
+                )
+        return Delivery()
+
+    return handle
+
+
+#: Seconds after which a chunk stops starting messages and hands the rest to a new job.
+CHUNK_START_BUDGET = 60.0
 
 
 class StillAccepted(ServerError):

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sportello.connectors.http1 import LeanHttpClient
+
 from .clock import Clock
 from .config import HubConfig
 from .metrics import HubMetrics
@@ -21,3 +23,6 @@ class HubServices:
     session: aiohttp.ClientSession
     clock: Clock
     metrics: HubMetrics
+    #: The lean HTTP/1.1 client for high-volume calls (App IO), owned and closed with the
+    #: session; None: every connector uses ``session``.
+    http: LeanHttpClient | None = None

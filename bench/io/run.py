@@ -43,6 +43,7 @@ import sqlalchemy
 from sportello import campaigns, migrate
 from sportello.clock import SystemClock
 from sportello.config import parse_config
+from sportello.connectors.http1 import LeanHttpClient
 from sportello.db import create_engine
 from sportello.metrics import HubMetrics
 from sportello.outbox import OutboxWorker
@@ -181,7 +182,8 @@ def tenant(io_url: str, rate_limit: int) -> dict[str, Any]:
     }
 
 
-async def queue_campaign(engine: Any, n: int) -> None:
+async def queue_campaign(engine: Any, n: int) -> int:
+    """Queue a campaign of ``n`` messages; returns the number of outbox jobs it made."""
     pop = Population.generate(n, blocked_share=0, inbox_disabled_share=0, not_on_io_share=0)
     rows = "\n".join(f"{c.fiscal_code};;;;;{i}" for i, c in enumerate(pop))
     template = campaigns.Template("TARI 2026: il suo avviso", MARKDOWN)
@@ -204,6 +206,21 @@ async def queue_campaign(engine: Any, n: int) -> None:
             created_by="bench",
             now=now,
         )
+        return int(
+            (await conn.execute(sqlalchemy.text("SELECT count(*) FROM outbox"))).scalar_one()
+        )
+
+
+async def check_all_sent(engine: Any, n: int) -> None:
+    """The bench counts only if every message of the campaign was sent."""
+    async with engine.connect() as conn:
+        sent = (
+            await conn.execute(
+                sqlalchemy.text("SELECT count(*) FROM io_messages WHERE status = 'sent'")
+            )
+        ).scalar_one()
+    if sent != n:
+        raise SystemExit(f"bench/io: only {sent} of {n} messages were sent")
 
 
 async def baseline(url: str, fiscal_codes: list[str], concurrency: int) -> float:
@@ -242,10 +259,11 @@ async def delivered_sqlite(url: str, n: int) -> tuple[float, float, float]:
     )
     engine = create_engine(config.database)
     await migrate.upgrade(engine)
-    await queue_campaign(engine, n)
+    jobs = await queue_campaign(engine, n)
     clock = SystemClock()
     async with aiohttp.ClientSession() as session:
-        services = HubServices(config, engine, session, clock, HubMetrics())
+        http = LeanHttpClient(limit=max(100, CONCURRENCY * 2))
+        services = HubServices(config, engine, session, clock, HubMetrics(), http=http)
         worker = OutboxWorker(
             engine,
             handlers_from(Plugins().outbox_handlers(), services),
@@ -256,11 +274,13 @@ async def delivered_sqlite(url: str, n: int) -> tuple[float, float, float]:
         reset_peak_rss()  # not the campaign's preparation: the bench does that, not the hub
         t0, cpu0 = time.perf_counter(), cpu_seconds()
         task = asyncio.create_task(worker.run(stop_ev))
-        while worker.stats.delivered < n:
+        while worker.stats.delivered < jobs:
             await asyncio.sleep(0.05)
         elapsed, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
         stop_ev.set()
         await task
+        await http.close()
+    await check_all_sent(engine, n)
     await engine.dispose()
     return n / elapsed, cpu, peak_rss_mb()
 
@@ -287,10 +307,10 @@ async def delivered_pg(url: str, n: int, workers: int) -> tuple[float, float, fl
         procs = start_workers(tmp / "w.toml", workers)
         await asyncio.sleep(3)  # imported, connected, polling an empty queue
         cpu0 = sum(cpu_seconds(p.pid) for p in procs)
-        await queue_campaign(engine, n)
+        jobs = await queue_campaign(engine, n)
         t0 = time.perf_counter()
         done = 0
-        while done < n:
+        while done < jobs:
             await asyncio.sleep(0.05)
             async with engine.connect() as conn:
                 done = (
@@ -301,6 +321,7 @@ async def delivered_pg(url: str, n: int, workers: int) -> tuple[float, float, fl
         elapsed = time.perf_counter() - t0
         cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu0
         rss = max(peak_rss_mb(p.pid) for p in procs)
+        await check_all_sent(engine, n)
     finally:
         stop_workers(procs)
         await engine.dispose()

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..base import BaseConnector, Response
 from ..errors import ProtocolError, SigningError, UpstreamError
+from ..http1 import LeanHttpClient
 from ..retry import RetryPolicy, Sleep
 from ..signing import OutgoingRequest
 from .errors import InvalidPayload, SenderNotAllowed, map_io_error
@@ -92,6 +93,9 @@ class IoClient(BaseConnector):
 
     ``retry`` applies to the profile and message-status reads (429 and 5xx are retried).
     ``submit_message`` is never retried: App IO has no idempotency key.
+
+    ``transport`` (a ``LeanHttpClient``) carries the calls instead of ``session`` when
+    given: about a third of aiohttp's CPU per call, for campaigns (see ``http1.py``).
     """
 
     platform = "io"
@@ -107,10 +111,17 @@ class IoClient(BaseConnector):
         retry: RetryPolicy | None = None,
         timeout: float = 10.0,
         sleep: Sleep = asyncio.sleep,
+        transport: LeanHttpClient | None = None,
     ) -> None:
         signer = _IoKeySigner(self)
         super().__init__(
-            session, base_url, signer=signer, retry=retry, timeout=timeout, sleep=sleep
+            session,
+            base_url,
+            signer=signer,
+            retry=retry,
+            timeout=timeout,
+            sleep=sleep,
+            transport=transport,
         )
         self._providers: dict[KeyName, KeyProvider] = {"primary": primary_key}
         if secondary_key is not None:
@@ -124,6 +135,7 @@ class IoClient(BaseConnector):
             retry=RetryPolicy(max_attempts=1),
             timeout=timeout,
             sleep=sleep,
+            transport=transport,
         )
 
     def __repr__(self) -> str:

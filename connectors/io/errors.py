@@ -33,11 +33,10 @@ import json
 import re
 from typing import Any
 
-import aiohttp
-
 from ..errors import (
     AuthError,
     BadRequest,
+    ConnectError,
     ConnectorError,
     ConnectorTimeout,
     NotFound,
@@ -183,5 +182,5 @@ def outcome_unknown(error: BaseException) -> bool:
     if isinstance(error, ConnectorTimeout | ServerError):
         return True
     if isinstance(error, TransportError):
-        return not isinstance(error.__cause__, aiohttp.ClientConnectorError)
+        return not isinstance(error, ConnectError)  # refused or unreachable: nothing sent
     return False

@@ -18,6 +18,7 @@ from sportello.connectors.base import BaseConnector, Response
 from sportello.connectors.errors import (
     AuthError,
     BadRequest,
+    ConnectError,
     ConnectorTimeout,
     ProtocolError,
     RateLimited,
@@ -440,7 +441,7 @@ async def test_connection_dropped_every_time_gives_transport_error(
     assert len(server.requests) == 3
 
 
-async def test_connection_refused_is_transport_error(
+async def test_connection_refused_is_connect_error(
     session: aiohttp.ClientSession, sleep: SleepRecorder
 ) -> None:
     with socket.socket() as sock:
@@ -450,7 +451,8 @@ async def test_connection_refused_is_transport_error(
     with pytest.raises(TransportError) as info:
         await conn.request("GET", "/health")
     error = info.value
-    assert type(error) is TransportError and error.retryable is True
+    # a TransportError that says nothing was sent (callers without idempotency rely on it)
+    assert type(error) is ConnectError and error.retryable is True
     assert error.attempts == 2 and error.status is None and error.platform == "demo"
     assert str(error).startswith("[demo] ClientConnectorError: Cannot connect to host 127.0.0.1")
     assert len(sleep.delays) == 1

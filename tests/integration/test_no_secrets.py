@@ -323,7 +323,7 @@ async def test_no_secret_in_logs_or_answers(
         )
         jobs = {(job["kind"], job["status"]) for job in json.loads(text)["items"]}
         # the IO key, the GPD key and the webhook secret were all used, and accepted
-        assert {("io.message", "done"), ("pagopa.gpd.create", "done")} <= jobs, jobs
+        assert {("io.messages", "done"), ("pagopa.gpd.create", "done")} <= jobs, jobs
         assert ("webhook", "done") in jobs, jobs
         await _call(
             hub, session, "GET", "/api/v1/tenants/comune/pagopa/positions/NOSECRET-1", headers=auth

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from sportello.connectors.errors import (
     AuthError,
     BadRequest,
+    ConnectError,
     ConnectorTimeout,
     NotFound,
     PermanentError,
@@ -23,6 +24,7 @@ from sportello.connectors.errors import (
     UpstreamError,
     error_from_response,
 )
+from sportello.connectors.http1 import ConnectionDropped
 from sportello.connectors.io.errors import (
     InvalidPayload,
     IoRateLimited,
@@ -232,16 +234,10 @@ def _with_cause(error: TransportError, cause: BaseException) -> TransportError:
         (ConnectorTimeout("timeout"), True),
         (ServerError("boom", status=503), True),
         (_with_cause(TransportError("reset"), aiohttp.ServerDisconnectedError()), True),
-        (
-            _with_cause(
-                TransportError("refused"),
-                aiohttp.ClientConnectorError(
-                    aiohttp.client_reqrep.ConnectionKey("h", 1, False, True, None, None, None),
-                    OSError(111, "refused"),
-                ),
-            ),
-            False,
-        ),
+        # BaseConnector raises ConnectError when the connection could not be opened (aiohttp
+        # and the lean transport alike): nothing reached App IO
+        (ConnectError("refused"), False),
+        (_with_cause(TransportError("dropped"), ConnectionDropped("closed")), True),
         (Unauthorized("no", status=401), False),
         (IoRateLimited("slow down", status=429), False),
         (InvalidPayload("bad", status=400), False),

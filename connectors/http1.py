@@ -1,0 +1,257 @@
+"""``LeanHttpClient``: a small HTTP/1.1 client for high-volume JSON calls (App IO campaigns).
+
+Hand-written on purpose, and kept small. A campaign makes two App IO calls per message and
+the hub is CPU-bound on them: aiohttp 3.14 spends about 200 µs of CPU per request on its
+request/response objects, timers and hooks, this client about 60 µs (``bench/io``; no
+maintained asyncio client we measured — aiohttp, aiosonic, httpx — comes close). It does
+only what those calls need, on well-kept parts: responses are parsed by ``httptools`` (the
+C parser uvicorn uses; Content-Length and chunked bodies), TLS is the event loop's.
+
+What it does: keep-alive connections pooled per origin (at most ``limit`` per origin,
+idle ones closed after ``idle_seconds``), one request per connection at a time with a
+``Content-Length`` body, a total timeout per request. What it does not do: redirects,
+proxies, cookies, compression, ``Expect: 100-continue``, HTTP/2. A connector that needs
+those uses aiohttp (``BaseConnector`` without a ``transport``).
+
+Failures are told apart the way a caller without an idempotency key needs:
+``ConnectFailed`` (nothing was sent), ``ConnectionDropped`` (sent, the answer was lost),
+``BadResponse`` (the answer was not HTTP).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httptools
+from multidict import CIMultiDict
+
+__all__ = [
+    "BadResponse",
+    "ConnectFailed",
+    "ConnectionDropped",
+    "HttpResult",
+    "LeanHttpClient",
+]
+
+
+class ConnectFailed(OSError):
+    """The connection could not be opened: the request was not sent."""
+
+
+class ConnectionDropped(ConnectionError):
+    """The connection closed before the whole answer arrived (the request may have arrived)."""
+
+
+class BadResponse(Exception):
+    """The peer's answer is not valid HTTP/1.1."""
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResult:
+    status: int
+    headers: CIMultiDict[str]
+    body: bytes
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection; httptools calls the ``on_*`` methods while parsing."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.waiter: asyncio.Future[HttpResult] | None = None
+        self.closed = False
+        self.keep_alive = False
+        self.idle_since = 0.0
+        self._headers: CIMultiDict[str] = CIMultiDict()
+        self._body: list[bytes] = []
+
+    # -- asyncio.Protocol ----------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(BadResponse(f"invalid HTTP answer: {type(exc).__name__}"))
+            self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._fail(ConnectionDropped("connection closed before the answer was complete"))
+
+    # -- httptools callbacks -------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._headers = CIMultiDict()
+        self._body = []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.add(name.decode("latin-1"), value.decode("latin-1"))
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        self.keep_alive = self.parser.should_keep_alive()
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            status = self.parser.get_status_code()
+            waiter.set_result(HttpResult(status, self._headers, b"".join(self._body)))
+
+    # -- use -----------------------------------------------------------------------------
+    async def exchange(self, data: bytes) -> HttpResult:
+        if self.closed or self.transport is None:
+            raise ConnectionDropped("connection already closed")
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.keep_alive = False
+        self.transport.write(data)
+        return await self.waiter
+
+    def _fail(self, exc: Exception) -> None:
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+class _Pool:
+    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None, limit: int) -> None:
+        self.host, self.port, self.tls = host, port, tls
+        self.slots = asyncio.Semaphore(limit)
+        self.idle: deque[_Connection] = deque()
+        self.open: set[_Connection] = set()
+
+    async def acquire(self, idle_seconds: float) -> _Connection:
+        now = time.monotonic()
+        while self.idle:
+            conn = self.idle.pop()  # the most recently used: the likeliest to be alive
+            if not conn.closed and now - conn.idle_since < idle_seconds:
+                return conn
+            conn.close()
+            self.open.discard(conn)
+        loop = asyncio.get_running_loop()
+        try:
+            _, conn = await loop.create_connection(
+                _Connection,
+                self.host,
+                self.port,
+                ssl=self.tls,
+                server_hostname=self.host if self.tls else None,
+            )
+        except OSError as exc:  # refused, unreachable, DNS, TLS handshake
+            raise ConnectFailed(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
+        self.open.add(conn)
+        return conn
+
+    def release(self, conn: _Connection, reusable: bool) -> None:
+        if reusable and not conn.closed:
+            conn.idle_since = time.monotonic()
+            self.idle.append(conn)
+        else:
+            conn.close()
+            self.open.discard(conn)
+
+    def close(self) -> None:
+        for conn in self.open:
+            conn.close()
+        self.open.clear()
+        self.idle.clear()
+
+
+class LeanHttpClient:
+    """See the module docstring. One instance per process is enough; ``close()`` it."""
+
+    def __init__(
+        self,
+        *,
+        limit: int = 100,
+        idle_seconds: float = 15.0,
+        ssl_context: ssl.SSLContext | None = None,
+        user_agent: str | None = None,
+    ) -> None:
+        self.limit = limit
+        self.idle_seconds = idle_seconds
+        self._ssl = ssl_context
+        self._user_agent = user_agent
+        self._pools: dict[tuple[str, str, int], _Pool] = {}
+        self._origins: dict[str, tuple[str, _Pool]] = {}
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes = b"",
+        time_limit: float,
+    ) -> HttpResult:
+        """Send one request and read the whole answer within ``time_limit`` seconds.
+
+        ``url`` must be absolute and already encoded. Raises ``ConnectFailed``,
+        ``ConnectionDropped``, ``BadResponse`` or ``TimeoutError``.
+        """
+        target, host_line, pool = self._route(url)
+        lines = [f"{method} {target} HTTP/1.1\r\nHost: {host_line}\r\n"]
+        if self._user_agent and "User-Agent" not in headers:
+            lines.append(f"User-Agent: {self._user_agent}\r\n")
+        for name, value in headers.items():
+            if "\r" in value or "\n" in value or "\r" in name or "\n" in name or ":" in name:
+                raise ValueError(f"header {name!r} has characters not allowed in HTTP")
+            lines.append(f"{name}: {value}\r\n")
+        if body or method not in ("GET", "HEAD", "DELETE"):
+            lines.append(f"Content-Length: {len(body)}\r\n")
+        lines.append("\r\n")
+        data = "".join(lines).encode("latin-1") + body
+        async with asyncio.timeout(time_limit), pool.slots:
+            conn = await pool.acquire(self.idle_seconds)
+            try:
+                result = await conn.exchange(data)
+            except BaseException:
+                pool.release(conn, reusable=False)
+                raise
+            pool.release(conn, reusable=conn.keep_alive)
+            return result
+
+    def _route(self, url: str) -> tuple[str, str, _Pool]:
+        """(request target, Host header, pool) for ``url``; the origin's part is cached."""
+        slash = url.find("/", url.find("//") + 2)
+        origin, target = (url[:slash], url[slash:]) if slash > 0 else (url, "/")
+        cached = self._origins.get(origin)
+        if cached is None:
+            cached = self._origins[origin] = self._parse_origin(origin)
+        return target, cached[0], cached[1]
+
+    def _parse_origin(self, origin: str) -> tuple[str, _Pool]:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.hostname or "@" in origin:
+            raise ValueError("only absolute http and https URLs without credentials")
+        tls = parts.scheme == "https"
+        port = parts.port or (443 if tls else 80)
+        key = (parts.scheme, parts.hostname, port)
+        pool = self._pools.get(key)
+        if pool is None:
+            context = (self._ssl or ssl.create_default_context()) if tls else None
+            pool = self._pools[key] = _Pool(parts.hostname, port, context, self.limit)
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname  # IPv6
+        return (host if port == (443 if tls else 80) else f"{host}:{port}"), pool
+
+    async def close(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
+        self._origins.clear()
+        await asyncio.sleep(0)  # let the transports finish closing
+
+    def __repr__(self) -> str:
+        return f"LeanHttpClient(limit={self.limit}, origins={len(self._pools)})"
