@@ -315,12 +315,15 @@ def io_messages_handler(services: HubServices) -> Handler:
         last_start = loop.time() + budget
         errors: list[Exception] = []
         later: list[int] = []
+        started = 0
 
         async def one(row: Any) -> None:
+            nonlocal started
             async with in_flight:
-                if loop.time() > last_start:
+                if started and loop.time() > last_start:  # each job moves at least one on
                     later.append(int(row.id))
                     return
+                started += 1
                 try:
                     await sender.deliver(row)
                 except Exception as exc:  # the row is queued again; the job retries it

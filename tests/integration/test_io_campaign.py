@@ -5,13 +5,16 @@ same Idempotency-Key queues nothing twice; a bad row queues nothing at all."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select
 
 from sportello import apikeys, campaigns
 from sportello.app import CLOCK, ENGINE, create_app
+from sportello.appkeys import SERVICES, WORKER
 from sportello.config import parse_config
 from sportello.db import reading
 from sportello.logs import emitted_by_hub
@@ -24,6 +27,7 @@ from sportello.sandbox.io.population import (
     CF_NOT_ON_IO,
     default_population,
 )
+from sportello.schema import outbox
 
 TENANT = {
     "id": "demo",
@@ -43,7 +47,10 @@ def allowed_citizens(population: Any, n: int) -> list[str]:
 
 
 @pytest.fixture
-async def io_hub(db_url: str, monkeypatch: pytest.MonkeyPatch, sink):  # type: ignore[no-untyped-def]
+async def io_hub(db_url: str, monkeypatch: pytest.MonkeyPatch, sink, request):  # type: ignore[no-untyped-def]
+    """The hub and the IO sandbox; ``request.param`` (indirect) may change "outbox" and
+    "io" settings."""
+    changes = getattr(request, "param", {})
     population = default_population(blocked_service_ids=[DEMO_SERVICE_ID])
     sandbox = TestServer(io_sandbox(population=population, rate_limit=0), host="127.0.0.1")
     await sandbox.start_server()
@@ -52,7 +59,7 @@ async def io_hub(db_url: str, monkeypatch: pytest.MonkeyPatch, sink):  # type: i
     config = parse_config(
         {
             "database": {"url": db_url},
-            "outbox": {"poll_interval": 0.02, "backoff_base": 0.05},
+            "outbox": {"poll_interval": 0.02, "backoff_base": 0.05, **changes.get("outbox", {})},
             "tenants": [
                 {
                     **TENANT,
@@ -61,6 +68,7 @@ async def io_hub(db_url: str, monkeypatch: pytest.MonkeyPatch, sink):  # type: i
                         "services": [{"id": DEMO_SERVICE_ID, "key": {"env": "IO_DEMO_KEY"}}],
                         "rate_limit": 150,
                         "status_poll_delay": 0.2,
+                        **changes.get("io", {}),
                     },
                     "webhooks": [
                         {
@@ -208,3 +216,91 @@ async def test_status_changes_reach_the_tenant_as_signed_webhooks(io_hub) -> Non
         verify(b"whsec-tributi", r["raw"], r["signature"], now=time.time()) for r in sink.received
     )
     assert len({r["key"] for r in sink.received}) == 7  # one outbox job (and key) per event
+
+
+async def _campaign(client: TestClient, key: str, recipients: list[str], name: str) -> int:
+    rows = "\n".join(f"{cf};;;;;Cittadino {i}" for i, cf in enumerate(recipients))
+    body = {
+        "service_id": DEMO_SERVICE_ID,
+        "name": name,
+        "subject": "Aggiornamento sulla sua pratica",
+        "markdown": MARKDOWN,
+        "csv": "fiscal_code;expedition_date;due_date;notice_number;amount;nome\n" + rows,
+    }
+    headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": name}
+    r = await client.post("/api/v1/tenants/demo/io/campaigns", json=body, headers=headers)
+    assert r.status == 201, await r.text()
+    return int((await r.json())["id"])
+
+
+async def _received(client: TestClient, sandbox: TestServer) -> list[str]:
+    answer = await (await client.session.get(sandbox.make_url("/__sandbox/messages"))).json()
+    return sorted(m["fiscal_code"] for m in answer["messages"])
+
+
+async def _jobs(client: TestClient) -> list[dict]:  # type: ignore[type-arg]
+    async with reading(client.app[ENGINE]) as conn:
+        rows = await conn.execute(
+            select(outbox.c.id, outbox.c.status, outbox.c.payload, outbox.c.attempts).where(
+                outbox.c.kind == campaigns.SEND_BATCH_KIND
+            )
+        )
+        return [{**r._mapping, "payload": json.loads(r.payload)} for r in rows]
+
+
+async def test_a_chunk_retries_only_the_messages_it_could_not_send(io_hub) -> None:  # type: ignore[no-untyped-def]
+    """30 messages = chunks of 25 and 5. App IO refuses three submissions with a 429 (nothing
+    stored): those stay queued, their chunk is retried, and on the retry only they are sent;
+    by the sandbox's record every message arrives exactly once."""
+    client, sandbox, population, key, _ = io_hub
+    recipients = allowed_citizens(population, 30)
+    fault = {"count": 3, "status": 429, "operations": ["submitMessageforUserWithFiscalCodeInBody"]}
+    r = await client.session.post(sandbox.make_url("/__sandbox/faults"), json=fault)
+    assert r.status in (200, 201), await r.text()
+    campaign_id = await _campaign(client, key, recipients, "chunk-retry")
+    report = await wait_settled(client, campaign_id)
+    assert report["counts"]["processed"] == 30, report["counts"]
+    assert await _received(client, sandbox) == sorted(recipients)
+    jobs = await _jobs(client)
+    assert sorted(len(j["payload"]["message_ids"]) for j in jobs) == [5, 25]
+    assert all(j["status"] == "done" for j in jobs)
+    assert max(j["attempts"] for j in jobs) >= 2  # the chunk that met the 429s ran again
+
+
+@pytest.mark.parametrize("io_hub", [{"outbox": {"concurrency": 1}}], indirect=True)
+async def test_a_slow_chunk_hands_its_unstarted_messages_to_a_new_job(  # type: ignore[no-untyped-def]
+    io_hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no time budget left after its first message (a paced service with many chunks
+    waiting), a chunk moves one message on and queues the rest as a new job: nothing is
+    lost, nothing sent twice, and no attempt is spent on it."""
+    from sportello import io_delivery
+
+    client, sandbox, population, key, _ = io_hub
+    monkeypatch.setattr(io_delivery, "CHUNK_START_BUDGET", 0.0)
+    client.app[WORKER].handlers[campaigns.SEND_BATCH_KIND] = io_delivery.io_messages_handler(
+        client.app[SERVICES]
+    )
+    recipients = allowed_citizens(population, 4)
+    campaign_id = await _campaign(client, key, recipients, "chunk-budget")
+    report = await wait_settled(client, campaign_id)
+    assert report["counts"]["processed"] == 4, report["counts"]
+    assert await _received(client, sandbox) == sorted(recipients)
+    jobs = await _jobs(client)
+    assert [len(j["payload"]["message_ids"]) for j in sorted(jobs, key=lambda j: j["id"])] == [
+        4,
+        3,
+        2,
+        1,
+    ]
+    assert all(j["status"] == "done" and j["attempts"] == 1 for j in jobs)
+
+
+@pytest.mark.parametrize("io_hub", [{"io": {"http_client": "aiohttp"}}], indirect=True)
+async def test_the_aiohttp_transport_delivers_too(io_hub) -> None:  # type: ignore[no-untyped-def]
+    """``http_client = "aiohttp"`` (e.g. behind a proxy) sends through the shared session."""
+    client, sandbox, population, key, _ = io_hub
+    recipients = allowed_citizens(population, 3)
+    report = await wait_settled(client, await _campaign(client, key, recipients, "aiohttp"))
+    assert report["counts"]["processed"] == 3
+    assert await _received(client, sandbox) == sorted(recipients)

@@ -3,9 +3,9 @@ named with file, row and field; strict templates; euro amounts and Rome dates.""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sportello.campaigns import Template, prepare
+from sportello.campaigns import CHUNK_SIZE, SEND_BATCH_KIND, Template, _chunk_jobs, prepare
 from sportello.connectors.io.models import notice_number_check_digits
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -129,3 +129,20 @@ def test_a_notice_the_hub_keeps_carries_its_payment_data_by_itself() -> None:
     assert payment is not None and payment.amount == 15800 and payment.notice_number == nav()
     assert first.message.content.due_date is not None
     assert first.message.content.due_date.date() == due.date()
+
+
+def test_campaign_jobs_are_chunks_of_messages_due_together() -> None:
+    """One ``io.messages`` job per CHUNK_SIZE messages; a new expedition time starts a new
+    chunk, and each chunk is due at its messages' time."""
+    monday = datetime(2026, 11, 23, 9, tzinfo=UTC)
+    tuesday = monday + timedelta(days=1)
+    due = [(i, monday) for i in range(1, CHUNK_SIZE + 3)] + [(100, tuesday), (101, tuesday)]
+    jobs = _chunk_jobs("demo", due, resend=True)
+    assert [j.payload["message_ids"] for j in jobs] == [
+        list(range(1, CHUNK_SIZE + 1)),
+        [CHUNK_SIZE + 1, CHUNK_SIZE + 2],
+        [100, 101],
+    ]
+    assert [j.not_before for j in jobs] == [monday, monday, tuesday]
+    assert {j.kind for j in jobs} == {SEND_BATCH_KIND} and all(j.payload["resend"] for j in jobs)
+    assert _chunk_jobs("demo", []) == []
