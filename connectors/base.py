@@ -11,6 +11,7 @@ import asyncio
 import json as jsonlib
 import logging
 import re
+import ssl
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -283,6 +284,9 @@ class BaseConnector:
         except TimeoutError as exc:
             raise ConnectorTimeout(f"no complete answer within {time_limit:g}s") from exc
         except ConnectFailed as exc:
+            if isinstance(exc.__cause__, ssl.SSLCertVerificationError):
+                # A certificate that fails verification will fail again: do not retry.
+                raise TransportError(f"TLS certificate error: {exc}", retryable=False) from exc
             raise ConnectError(str(exc)) from exc
         except OSError as exc:  # ConnectionDropped and other socket errors
             raise TransportError(f"{type(exc).__name__}: {exc}") from exc

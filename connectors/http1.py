@@ -40,6 +40,10 @@ __all__ = [
 ]
 
 
+# Headers this client writes itself: a caller's copy would make the request ambiguous.
+_FRAMING = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+
+
 class ConnectFailed(OSError):
     """The connection could not be opened: the request was not sent."""
 
@@ -68,6 +72,7 @@ class _Connection(asyncio.Protocol):
         self.waiter: asyncio.Future[HttpResult] | None = None
         self.closed = False
         self.keep_alive = False
+        self.head = False  # the request in flight is a HEAD: its answer has no body
         self.idle_since = 0.0
         self._headers: CIMultiDict[str] = CIMultiDict()
         self._body: list[bytes] = []
@@ -79,7 +84,8 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            # HttpParserUpgrade: a 101 nobody asked for (no request here sends Upgrade)
             self._fail(BadResponse(f"invalid HTTP answer: {type(exc).__name__}"))
             self.close()
 
@@ -95,22 +101,36 @@ class _Connection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.add(name.decode("latin-1"), value.decode("latin-1"))
 
+    def on_headers_complete(self) -> None:
+        # The answer to a HEAD has no body whatever its Content-Length says, and httptools
+        # cannot be told so: it would wait for that many bytes. Answer now; the connection
+        # is reused only if the parser also saw the message end (``keep_alive`` stays False
+        # otherwise, so the connection is closed).
+        if self.head and self.parser.get_status_code() >= 200:
+            self._complete(self.parser.get_status_code(), b"")
+
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if status < 200:  # an interim answer (100 Continue, 103 Early Hints): the final follows
+            return
         self.keep_alive = self.parser.should_keep_alive()
+        self._complete(status, b"".join(self._body))
+
+    def _complete(self, status: int, body: bytes) -> None:
         waiter, self.waiter = self.waiter, None
         if waiter is not None and not waiter.done():
-            status = self.parser.get_status_code()
-            waiter.set_result(HttpResult(status, self._headers, b"".join(self._body)))
+            waiter.set_result(HttpResult(status, self._headers, body))
 
     # -- use -----------------------------------------------------------------------------
-    async def exchange(self, data: bytes) -> HttpResult:
+    async def exchange(self, data: bytes, head: bool = False) -> HttpResult:
         if self.closed or self.transport is None:
             raise ConnectionDropped("connection already closed")
         self.waiter = asyncio.get_running_loop().create_future()
         self.keep_alive = False
+        self.head = head
         self.transport.write(data)
         return await self.waiter
 
@@ -203,11 +223,13 @@ class LeanHttpClient:
         """
         target, host_line, pool = self._route(url)
         lines = [f"{method} {target} HTTP/1.1\r\nHost: {host_line}\r\n"]
-        if self._user_agent and "User-Agent" not in headers:
+        if self._user_agent and not any(name.lower() == "user-agent" for name in headers):
             lines.append(f"User-Agent: {self._user_agent}\r\n")
         for name, value in headers.items():
             if "\r" in value or "\n" in value or "\r" in name or "\n" in name or ":" in name:
                 raise ValueError(f"header {name!r} has characters not allowed in HTTP")
+            if name.lower() in _FRAMING:
+                raise ValueError(f"header {name!r} is set by the client itself")
             lines.append(f"{name}: {value}\r\n")
         if body or method not in ("GET", "HEAD", "DELETE"):
             lines.append(f"Content-Length: {len(body)}\r\n")
@@ -216,7 +238,7 @@ class LeanHttpClient:
         async with asyncio.timeout(time_limit), pool.slots:
             conn = await pool.acquire(self.idle_seconds)
             try:
-                result = await conn.exchange(data)
+                result = await conn.exchange(data, method == "HEAD")
             except BaseException:
                 pool.release(conn, reusable=False)
                 raise

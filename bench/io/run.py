@@ -109,6 +109,25 @@ def cpu_seconds(pid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_cpu() -> dict[int, float]:
+    """CPU seconds of every PostgreSQL server process on this machine, by pid."""
+    seen: dict[int, float] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if (proc / "comm").read_text().strip() == "postgres":
+                seen[int(proc.name)] = cpu_seconds(int(proc.name))
+        except OSError:  # gone meanwhile
+            continue
+    return seen
+
+
+def postgres_cpu_since(before: dict[int, float]) -> float:
+    """CPU seconds PostgreSQL spent since ``before`` (processes started since count whole)."""
+    return sum(now - before.get(pid, 0.0) for pid, now in postgres_cpu().items())
+
+
 def reset_peak_rss() -> None:
     """Restart this process's peak RSS count (Linux ≥ 4.0), so it covers what follows only."""
     Path("/proc/self/clear_refs").write_text("5")
@@ -285,9 +304,9 @@ async def delivered_sqlite(url: str, n: int) -> tuple[float, float, float]:
     return n / elapsed, cpu, peak_rss_mb()
 
 
-async def delivered_pg(url: str, n: int, workers: int) -> tuple[float, float, float]:
+async def delivered_pg(url: str, n: int, workers: int) -> tuple[float, float, float, float]:
     """``workers`` `sportello worker` processes on PostgreSQL: (messages/s, their CPU s,
-    the largest peak RSS MB among them).
+    the largest peak RSS MB among them, the PostgreSQL server's CPU s).
 
     The workers start on an empty queue; the clock starts when the campaign is committed
     and stops when its last outbox job is done."""
@@ -308,7 +327,7 @@ async def delivered_pg(url: str, n: int, workers: int) -> tuple[float, float, fl
         await asyncio.sleep(3)  # imported, connected, polling an empty queue
         cpu0 = sum(cpu_seconds(p.pid) for p in procs)
         jobs = await queue_campaign(engine, n)
-        t0 = time.perf_counter()
+        t0, db0 = time.perf_counter(), postgres_cpu()
         done = 0
         while done < jobs:
             await asyncio.sleep(0.05)
@@ -320,13 +339,14 @@ async def delivered_pg(url: str, n: int, workers: int) -> tuple[float, float, fl
                 ).scalar_one()
         elapsed = time.perf_counter() - t0
         cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu0
+        db_cpu = postgres_cpu_since(db0)
         rss = max(peak_rss_mb(p.pid) for p in procs)
         await check_all_sent(engine, n)
     finally:
         stop_workers(procs)
         await engine.dispose()
         await drop_pg_database(name)
-    return n / elapsed, cpu, rss
+    return n / elapsed, cpu, rss, db_cpu
 
 
 async def unlimited(n: int, pg_workers: int) -> dict[str, float]:
@@ -352,10 +372,12 @@ async def unlimited(n: int, pg_workers: int) -> dict[str, float]:
         child, url = await sandbox(n, 0)  # fresh sandbox state for each run
         try:
             cpu0 = cpu_seconds(child.pid)
+            db = ""  # SQLite runs inside the hub's process: its CPU is the hub's
             if workers is None:
                 rate, hub_cpu, rss = await delivered_sqlite(url, n)
             else:
-                rate, hub_cpu, rss = await delivered_pg(url, n, workers)
+                rate, hub_cpu, rss, db_cpu = await delivered_pg(url, n, workers)
+                db = f", PostgreSQL {db_cpu / n * 1e6:.0f} µs"
             box = (cpu_seconds(child.pid) - cpu0) / n
         finally:
             await stop(child)
@@ -363,7 +385,7 @@ async def unlimited(n: int, pg_workers: int) -> dict[str, float]:
         print(
             f"  limit off, {label}, {n} messages: {rate:,.0f} messages/s "
             f"({rate / base:.2f}x the baseline); CPU per message: hub "
-            f"{hub_cpu / n * 1e6:.0f} µs, sandbox {box * 1e6:.0f} µs; "
+            f"{hub_cpu / n * 1e6:.0f} µs, sandbox {box * 1e6:.0f} µs{db}; "
             f"hub peak RSS {rss:.0f} MB"
         )
     return rates
