@@ -40,7 +40,7 @@ from .logs import setup_logging
 from .outbox import store
 from .outbox.worker import OutboxWorker, handlers_from
 from .plugins import PluginConflict, Plugins
-from .runner import Served, install_stop_signals, serve
+from .runner import Served, install_stop_signals, run_service_loop, serve
 from .services import HubServices
 
 T = TypeVar("T")
@@ -147,7 +147,7 @@ def serve_cmd(config_path: Path, host: str | None, port: int | None, no_workers:
     from .outbox.worker import freeze_startup_objects
 
     freeze_startup_objects()
-    run_async(_serve_until_signal([served]))
+    run_service_loop(_serve_until_signal([served]))
 
 
 async def _serve_until_signal(
@@ -179,7 +179,7 @@ def worker_cmd(config_path: Path) -> None:
     """Run outbox workers only (no HTTP). Several may run against PostgreSQL."""
     config = load_config(config_path)
     setup_logging(config.logging.level, json_format=config.logging.json_format)
-    run_async(_run_worker(config))
+    run_service_loop(_run_worker(config))
 
 
 @asynccontextmanager
@@ -244,7 +244,7 @@ def sandbox_cmd(host: str, base_port: int) -> None:
         for s in apps:
             click.echo(f"sandbox {s.name:8} {s.url}", err=True)
 
-    run_async(_serve_until_signal(apps, banner))
+    run_service_loop(_serve_until_signal(apps, banner))
 
 
 @main.command("demo")
@@ -314,7 +314,7 @@ def demo_cmd(
             )
         click.echo("  Ctrl-C to stop", err=True)
 
-    run_async(_serve_until_signal([*sandboxes, hub], banner, after_start))
+    run_service_loop(_serve_until_signal([*sandboxes, hub], banner, after_start))
 
 
 def _plugins_key() -> Any:

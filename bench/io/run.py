@@ -49,6 +49,7 @@ from sportello.metrics import HubMetrics
 from sportello.outbox import OutboxWorker
 from sportello.outbox.worker import handlers_from
 from sportello.plugins import Plugins
+from sportello.runner import run_service_loop
 from sportello.sandbox.io.app import DEMO_PRIMARY_KEY, DEMO_SERVICE_ID
 from sportello.sandbox.io.population import Population
 from sportello.services import HubServices
@@ -465,4 +466,5 @@ if __name__ == "__main__":
         default=0,
         help="also run part 1 with N `sportello worker` processes on PostgreSQL",
     )
-    asyncio.run(main(parser.parse_args()))
+    # the event loop of `sportello worker` (uvloop unless SPORTELLO_EVENT_LOOP=asyncio)
+    run_service_loop(main(parser.parse_args()))
