@@ -93,9 +93,11 @@ async def sync_tenants(engine: AsyncEngine, config: HubConfig, now: datetime) ->
         await conn.execute(stmt, rows)
 
 
-async def open_database(config: HubConfig, *, apply_migrations: bool, clock: Clock) -> AsyncEngine:
+async def open_database(
+    config: HubConfig, *, apply_migrations: bool, clock: Clock, pre_ping: bool = True
+) -> AsyncEngine:
     """Engine that is reachable and at the current schema (or a one-line error)."""
-    engine = create_engine(config.database)
+    engine = create_engine(config.database, pre_ping=pre_ping)
     try:
         await check_reachable(engine)
         if apply_migrations:

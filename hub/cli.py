@@ -183,9 +183,9 @@ def worker_cmd(config_path: Path) -> None:
 
 
 @asynccontextmanager
-async def _services(config: HubConfig) -> AsyncIterator[HubServices]:
+async def _services(config: HubConfig, *, pre_ping: bool = True) -> AsyncIterator[HubServices]:
     """What a command that talks to platforms needs: the database (current schema) and one
-    HTTP session, closed on the way out."""
+    HTTP session, closed on the way out (``pre_ping``: see ``db.create_engine``)."""
     import aiohttp
 
     from sportello.connectors.http1 import LeanHttpClient
@@ -193,7 +193,7 @@ async def _services(config: HubConfig) -> AsyncIterator[HubServices]:
     from .metrics import HubMetrics
 
     clock = SystemClock()
-    engine = await open_database(config, apply_migrations=False, clock=clock)
+    engine = await open_database(config, apply_migrations=False, clock=clock, pre_ping=pre_ping)
     try:
         timeout = aiohttp.ClientTimeout(total=config.outbox.http_timeout)
         connector = aiohttp.TCPConnector(limit=max(100, config.outbox.concurrency * 2))
@@ -217,7 +217,7 @@ async def _run_worker(config: HubConfig) -> None:
     stop = asyncio.Event()
     install_stop_signals(stop)
     try:
-        async with _services(config) as services:
+        async with _services(config, pre_ping=False) as services:  # outbox retries instead
             handlers = handlers_from(plugins.outbox_handlers(), services)
             worker = OutboxWorker(
                 services.engine, handlers, config.outbox, clock=services.clock, freeze_gc=True

@@ -52,8 +52,15 @@ def sqlite_path(url: str) -> Path | None:
     return Path(db) if db and db != ":memory:" else None
 
 
-def create_engine(settings: DatabaseSettings) -> AsyncEngine:
-    """Create the async engine for ``settings.url`` with the per-backend tuning."""
+def create_engine(settings: DatabaseSettings, *, pre_ping: bool = True) -> AsyncEngine:
+    """Create the async engine for ``settings.url`` with the per-backend tuning.
+
+    ``pre_ping`` (PostgreSQL) checks each pooled connection before use, so an HTTP request
+    never meets a connection the server dropped (a restart). A dedicated outbox worker
+    (``sportello worker``) turns it off: a dropped connection fails one batch, which the
+    outbox retries, and SQLAlchemy refreshes the pool; the check would cost round trips on
+    every checkout (15 % of the worker's CPU per App IO message, bench/io).
+    """
     url = settings.url
     if settings.is_sqlite:
         path = sqlite_path(url)
@@ -85,7 +92,7 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         url,
         pool_size=settings.pool_size,
         max_overflow=settings.pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         connect_args={"timeout": 10},
     )
 

@@ -7,11 +7,15 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
+import asyncpg
+import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sportello.config import OutboxSettings
+from sportello import migrate
+from sportello.config import DatabaseSettings, OutboxSettings
 from sportello.connectors.errors import PermanentError, RateLimited, ServerError
+from sportello.db import create_engine
 from sportello.outbox import Delivery, Job, OutboxWorker, store
 from sportello.outbox.store import NewJob
 from sportello.schema import ledger, outbox
@@ -191,3 +195,44 @@ async def test_an_outcome_after_a_lost_lease_does_not_overwrite(engine: AsyncEng
 
 async def _true_if(value: bool) -> bool:
     return value
+
+
+async def test_worker_without_pre_ping_survives_dropped_connections(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`sportello worker` does not ping pooled connections (db.create_engine): when
+    PostgreSQL drops them (a restart, pg_terminate_backend), the batch that meets a dead
+    connection fails, the outbox retries it, and every job is still delivered."""
+    engine = create_engine(DatabaseSettings(url=pg_url), pre_ping=False)
+    await migrate.upgrade(engine)
+    delivered: list[int] = []
+    dropped = asyncio.Event()
+
+    async def handler(job: Job) -> Delivery:
+        delivered.append(job.payload["n"])
+        if len(delivered) == 50 and not dropped.is_set():
+            dropped.set()
+            admin = await asyncpg.connect(pg_url.replace("+asyncpg", ""))
+            try:
+                killed = await admin.fetchval(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                    pg_url.rsplit("/", 1)[1],
+                )
+            finally:
+                await admin.close()
+            assert killed >= 1  # the worker's pooled connections
+        return Delivery()
+
+    observer = create_engine(DatabaseSettings(url=pg_url))  # the test's own reads
+    try:
+        await enqueue(engine, [{"n": i} for i in range(200)])
+        worker = OutboxWorker(engine, {"test": handler}, settings(concurrency=8))
+        get = counts(observer)
+        await run_until(worker, lambda: _eq(get, {"done": 200}), timeout=60)
+        assert dropped.is_set() and set(delivered) == set(range(200))
+        # it did meet a dead connection, and got past it
+        assert any(r.name == "sportello.outbox" and r.levelname == "ERROR" for r in caplog.records)
+    finally:
+        await engine.dispose()
+        await observer.dispose()
