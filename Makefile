@@ -67,6 +67,7 @@ typecheck: install
 	$(BIN)/mypy -p sportello
 
 test: install sysdeps pg-check lint typecheck
+	$(BIN)/python tests/compliance/spid_compliance.py --install-only
 	SPORTELLO_TEST_PG_URL='$(PG_URL)' $(BIN)/pytest -q
 	$(MAKE) spid-compliance
 	$(MAKE) docs

@@ -47,7 +47,9 @@ def ensure_tool(venv: Path) -> Path:
         out = subprocess.run([str(exe), "--version"], capture_output=True, text=True)
         if out.stdout.strip().endswith(VERSION):
             return exe
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    if venv.is_symlink() or (venv.exists() and not venv.is_dir()):
+        venv.unlink()  # e.g. a link to a folder another machine had: make a real venv here
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
     subprocess.run(
         [str(venv / "bin" / "pip"), "install", "-q", f"spid-sp-test=={VERSION}"], check=True
     )
@@ -117,10 +119,17 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=18000)
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "compliance")
     parser.add_argument("--profiles", nargs="*", default=[p[0] for p in PROFILES])
+    parser.add_argument(
+        "--install-only",
+        action="store_true",
+        help="only make .venv-spt (the metadata unit tests use it too), then stop",
+    )
     args = parser.parse_args()
+    tool = ensure_tool(ROOT / ".venv-spt")
+    if args.install_only:
+        return 0
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    tool = ensure_tool(ROOT / ".venv-spt")
     certs = out / "idp-cert"
     idp_keys(certs)
     env = {**os.environ, "IDP_CERT_PATH": str(certs), "IDP_ENTITYID": IDP}
