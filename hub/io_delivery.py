@@ -249,6 +249,8 @@ class _Sender:
         if not profile.sender_allowed:
             await finish(message_id, SENDER_NOT_ALLOWED, error="the citizen blocked this service")
             return Delivery()
+        # The rate-limit slot first: a crash while waiting leaves the message `queued`.
+        await client.take_slot()
         # From here the call may reach IO: `sending` is committed first (module docstring).
         if not await self.messages.mark_sending(message_id):
             return Delivery()  # another attempt got there first

@@ -57,6 +57,8 @@ _M = TypeVar("_M", bound=BaseModel)
 _MESSAGE_ID_RE = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 # The key slot chosen for the call in progress (set around each request: see _with_key).
 _KEY_SLOT: ContextVar[KeyName | None] = ContextVar("sportello_io_key_slot", default=None)
+# Set by ``take_slot``: the next paced call of this task already has its rate-limit slot.
+_SLOT_TAKEN: ContextVar[bool] = ContextVar("sportello_io_slot_taken", default=False)
 # Request bodies are serialised here (once), so they go to BaseConnector as bytes.
 _JSON_HEADERS = {"Content-Type": "application/json"}
 
@@ -276,7 +278,22 @@ class IoClient(BaseConnector):
         other: KeyName = "secondary" if slot == "primary" else "primary"
         return other if other in self._providers else None
 
+    async def take_slot(self) -> None:
+        """Wait for the pacer now; the next call made by this task then goes without waiting.
+
+        For a caller that records something between the wait and the call: the hub commits
+        a message ``sending`` only once its submit can go at once, so a crash while waiting
+        for App IO's rate limit leaves the message ``queued`` (nothing was sent), not
+        ``unknown``. Only the first attempt of that call is covered: a retry or the 401
+        fallback waits for its own slot.
+        """
+        await self._pace(self._active)
+        _SLOT_TAKEN.set(True)
+
     async def _pace(self, slot: KeyName) -> None:
+        if _SLOT_TAKEN.get():
+            _SLOT_TAKEN.set(False)  # taken ahead by take_slot for this call
+            return
         if self._pacer is not None:
             await self._pacer(slot)
 

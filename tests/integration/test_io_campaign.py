@@ -18,6 +18,7 @@ from sportello.appkeys import SERVICES, WORKER
 from sportello.config import parse_config
 from sportello.db import reading
 from sportello.logs import emitted_by_hub
+from sportello.ratelimit import DbRateLimiter
 from sportello.sandbox.io.app import DEMO_PRIMARY_KEY, DEMO_SERVICE_ID
 from sportello.sandbox.io.app import create_app as io_sandbox
 from sportello.sandbox.io.population import (
@@ -304,3 +305,33 @@ async def test_the_aiohttp_transport_delivers_too(io_hub) -> None:  # type: igno
     report = await wait_settled(client, await _campaign(client, key, recipients, "aiohttp"))
     assert report["counts"]["processed"] == 3
     assert await _received(client, sandbox) == sorted(recipients)
+
+
+async def test_a_message_waiting_for_its_rate_limit_slot_is_still_queued(  # type: ignore[no-untyped-def]
+    io_hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The submit's rate-limit slot is taken before `sending` is committed: a worker that
+    dies while App IO's limit holds it back leaves the message `queued` (nothing was sent),
+    not `unknown`."""
+    client, _, population, key, _ = io_hub
+    calls, waiting, gate = 0, asyncio.Event(), asyncio.Event()
+    original = DbRateLimiter.acquire
+
+    async def acquire(self: DbRateLimiter, name: str) -> float:
+        nonlocal calls
+        calls += 1
+        if calls == 2:  # the submit's slot (the profile check took the first)
+            waiting.set()
+            await gate.wait()
+        return await original(self, name)
+
+    monkeypatch.setattr(DbRateLimiter, "acquire", acquire)
+    [cf] = allowed_citizens(population, 1)
+    campaign_id = await _campaign(client, key, [cf], "slot-first")
+    await asyncio.wait_for(waiting.wait(), 10)
+    async with reading(client.app[ENGINE]) as conn:
+        held = await campaigns.report(conn, campaign_id)
+    assert held is not None and held["counts"]["queued"] == 1, held["counts"]
+    gate.set()
+    report = await wait_settled(client, campaign_id)
+    assert report["counts"]["processed"] == 1

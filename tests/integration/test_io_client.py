@@ -482,3 +482,17 @@ async def test_connection_refused_is_a_known_outcome() -> None:
         with pytest.raises(Exception) as info:
             await client.submit_message(message())
     assert not outcome_unknown(info.value)  # nothing reached App IO: safe to send again
+
+
+async def test_take_slot_paces_once_ahead_of_the_next_call(env: Env) -> None:
+    """``take_slot`` waits for the pacer now; the next call goes without waiting again, the
+    one after it waits as usual."""
+    pacer = Pacer()
+    client = env.client(pacer=pacer)
+    await client.take_slot()
+    assert pacer.keys == ["primary"]
+    await client.submit_message(message())
+    assert pacer.keys == ["primary"]  # the slot taken ahead was used
+    await client.get_profile(CF_ALLOWED)
+    assert pacer.keys == ["primary", "primary"]
+    assert [c["operation"] for c in await env.calls()] == [SUBMIT, "getProfileByPOST"]
