@@ -5,7 +5,7 @@ rate limiter so every replica together stays within App IO's limit."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -62,8 +62,13 @@ class IoClients:
                     self.services.engine, limit=io.rate_limit, window=io.rate_window
                 )
 
-                async def pacer(slot: str, _l: DbRateLimiter = limiter, _s: str = svc.id) -> None:
-                    await _l.acquire(f"io:{_s}")  # both keys share one budget
+                async def pacer(
+                    slot: str, _l: DbRateLimiter = limiter, _s: str = svc.id
+                ) -> Callable[[], Awaitable[None]]:
+                    key = f"io:{_s}"  # both keys share one budget
+                    logged_at = await _l.acquire(key)
+                    # for IoClient.take_slot: the call is logged when it is really made
+                    return lambda: _l.restamp(key, logged_at)
 
             secondary = svc.secondary_key
             self._clients[key] = IoClient(

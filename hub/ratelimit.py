@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -78,6 +78,21 @@ class DbRateLimiter:
         if missing:
             await self._ensure_key(key)
         return 0.001, 0.0
+
+    async def restamp(self, key: str, logged_at: float) -> None:
+        """Move a logged call to now: for a slot taken ahead of the call it stands for.
+
+        A caller that takes its slot, then writes something, then calls, would otherwise
+        have the call reach the platform later than the log says, and a window counted by
+        the platform could hold more calls than the log allows. Moving a call later only
+        makes the next acquirers more careful.
+        """
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(rate_limit_events)
+                .where(rate_limit_events.c.key == key, rate_limit_events.c.at == logged_at)
+                .values(at=max(self.clock(), logged_at))
+            )
 
     async def acquire(self, key: str) -> float:
         """Wait until a call on ``key`` is within the limit, log it, return when it was logged."""

@@ -51,14 +51,19 @@ KeyName = Literal["primary", "secondary"]
 #: Returns the current value of a subscription key (plain or async callable).
 KeyProvider = Callable[[], str | Awaitable[str]]
 #: Awaited with the key name before every HTTP attempt; may sleep to respect a rate limit.
-Pacer = Callable[[str], Awaitable[None]]
+#: It may return a callable that ``take_slot`` awaits right before the call the slot was
+#: taken for (e.g. to move the logged call to the moment it is really made).
+Pacer = Callable[[str], Awaitable["Callable[[], Awaitable[None]] | None"]]
 
 _M = TypeVar("_M", bound=BaseModel)
 _MESSAGE_ID_RE = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 # The key slot chosen for the call in progress (set around each request: see _with_key).
 _KEY_SLOT: ContextVar[KeyName | None] = ContextVar("sportello_io_key_slot", default=None)
-# Set by ``take_slot``: the next paced call of this task already has its rate-limit slot.
-_SLOT_TAKEN: ContextVar[bool] = ContextVar("sportello_io_slot_taken", default=False)
+# Set by ``take_slot``: the next paced call of this task already has its rate-limit slot
+# (the value: what to await right before that call, or True when the pacer gave nothing).
+_SLOT_TAKEN: ContextVar[Callable[[], Awaitable[None]] | bool] = ContextVar(
+    "sportello_io_slot_taken", default=False
+)
 # Request bodies are serialised here (once), so they go to BaseConnector as bytes.
 _JSON_HEADERS = {"Content-Type": "application/json"}
 
@@ -287,12 +292,15 @@ class IoClient(BaseConnector):
         ``unknown``. Only the first attempt of that call is covered: a retry or the 401
         fallback waits for its own slot.
         """
-        await self._pace(self._active)
-        _SLOT_TAKEN.set(True)
+        confirm = await self._pacer(self._active) if self._pacer is not None else None
+        _SLOT_TAKEN.set(confirm or True)
 
     async def _pace(self, slot: KeyName) -> None:
-        if _SLOT_TAKEN.get():
+        taken = _SLOT_TAKEN.get()
+        if taken:
             _SLOT_TAKEN.set(False)  # taken ahead by take_slot for this call
+            if callable(taken):
+                await taken()
             return
         if self._pacer is not None:
             await self._pacer(slot)

@@ -36,3 +36,20 @@ async def test_two_replicas_share_one_limit(engine, db_url: str) -> None:  # typ
     t0 = time.monotonic()
     await replicas[0].acquire("io:service-2")
     assert time.monotonic() - t0 < 0.5
+
+
+async def test_a_call_restamped_to_when_it_is_made_counts_from_then(engine) -> None:  # type: ignore[no-untyped-def]
+    """A slot taken ahead (IoClient.take_slot) is moved to the moment of the call, so the
+    window is counted from when the platform sees the call, not from when it was logged."""
+    now = [1000.0]
+    limiter = DbRateLimiter(engine, limit=2, window=5.0, margin=0.05, clock=lambda: now[0])
+    taken_at = await limiter.acquire("io:s")  # the slot, taken ahead
+    now[0] += 1.0  # `sending` committed meanwhile; the call is made now
+    await limiter.restamp("io:s", taken_at)
+    assert await limiter.try_acquire("io:s") == (0.0, now[0])  # the second call of the window
+    now[0] += 4.06  # past 5.05 s from the slot's first stamp, not from the restamp
+    wait, _ = await limiter.try_acquire("io:s")
+    assert 0.9 < wait <= 1.0  # still two calls in the window: wait for the restamped one
+    other = DbRateLimiter(engine, limit=2, window=5.0, margin=0.05, clock=lambda: now[0])
+    await other.restamp("io:s", 123.0)  # a stamp that is not there changes nothing
+    assert (await other.try_acquire("io:s"))[0] == wait
