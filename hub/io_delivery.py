@@ -211,8 +211,9 @@ UNKNOWN_REASON = (
 
 
 class _Sender:
-    """Delivers one loaded message row: profile check, ``sending`` committed, the message,
-    the outcome. Shared by the single-message and the chunk handlers."""
+    """Delivers one loaded message row: profile check, the submit's rate-limit slot,
+    ``sending`` committed, the message, the outcome. Shared by the single-message and the
+    chunk handlers."""
 
     def __init__(self, services: HubServices) -> None:
         self.services = services
