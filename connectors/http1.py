@@ -2,8 +2,8 @@
 
 Hand-written on purpose, and kept small. A campaign makes two App IO calls per message and
 the hub is CPU-bound on them: aiohttp 3.14 spends about 200 µs of CPU per request on its
-request/response objects, timers and hooks, this client about 60 µs (``bench/io``; no
-maintained asyncio client we measured — aiohttp, aiosonic, httpx — comes close). It does
+request/response objects, timers and hooks, this client about 60 µs (bench/README.md;
+aiosonic, the other maintained asyncio client measured, was no faster than aiohttp). It does
 only what those calls need, on well-kept parts: responses are parsed by ``httptools`` (the
 C parser uvicorn uses; Content-Length and chunked bodies), TLS is the event loop's.
 

@@ -149,14 +149,14 @@ def create_app(
 
     async def session_ctx(app: web.Application) -> AsyncIterator[None]:
         timeout = aiohttp.ClientTimeout(total=config.outbox.http_timeout)
-        connector = aiohttp.TCPConnector(limit=max(100, config.outbox.concurrency * 2))
+        connector = aiohttp.TCPConnector(limit=config.outbox.http_connections)
         async with aiohttp.ClientSession(
             timeout=timeout,
             connector=connector,
             headers={"User-Agent": f"sportello/{__version__}"},
         ) as session:
             http = LeanHttpClient(
-                limit=max(100, config.outbox.concurrency * 2), user_agent=f"sportello/{__version__}"
+                limit=config.outbox.http_connections, user_agent=f"sportello/{__version__}"
             )
             app[SESSION] = session
             app[SERVICES] = HubServices(

@@ -196,8 +196,8 @@ async def _services(config: HubConfig, *, pre_ping: bool = True) -> AsyncIterato
     engine = await open_database(config, apply_migrations=False, clock=clock, pre_ping=pre_ping)
     try:
         timeout = aiohttp.ClientTimeout(total=config.outbox.http_timeout)
-        connector = aiohttp.TCPConnector(limit=max(100, config.outbox.concurrency * 2))
-        http = LeanHttpClient(limit=max(100, config.outbox.concurrency * 2))
+        connector = aiohttp.TCPConnector(limit=config.outbox.http_connections)
+        http = LeanHttpClient(limit=config.outbox.http_connections)
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
             try:
                 yield HubServices(config, engine, session, clock, HubMetrics(), http=http)

@@ -149,6 +149,11 @@ class OutboxSettings(_Model):
         description="longest one delivery attempt may run (its lease is renewed meanwhile)",
     )
 
+    @property
+    def http_connections(self) -> int:
+        """Connections per origin for the hub's HTTP clients: room for every job in flight."""
+        return max(100, self.concurrency * 2)
+
 
 class SandboxSettings(_Model):
     host: str = "127.0.0.1"

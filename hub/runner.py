@@ -13,7 +13,7 @@ from aiohttp import web
 
 T = TypeVar("T")
 
-#: ``asyncio`` turns uvloop off for the long-running commands (``serve``, ``worker``, ``demo``).
+#: ``asyncio`` turns uvloop off for the long-running commands (serve, worker, demo, sandbox).
 EVENT_LOOP_ENV = "SPORTELLO_EVENT_LOOP"
 
 

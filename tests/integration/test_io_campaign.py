@@ -16,6 +16,7 @@ from sportello import apikeys, campaigns
 from sportello.app import CLOCK, ENGINE, create_app
 from sportello.appkeys import SERVICES, WORKER
 from sportello.config import parse_config
+from sportello.connectors.http1 import LeanHttpClient
 from sportello.db import reading
 from sportello.logs import emitted_by_hub
 from sportello.ratelimit import DbRateLimiter
@@ -297,14 +298,34 @@ async def test_a_slow_chunk_hands_its_unstarted_messages_to_a_new_job(  # type: 
     assert all(j["status"] == "done" and j["attempts"] == 1 for j in jobs)
 
 
-@pytest.mark.parametrize("io_hub", [{"io": {"http_client": "aiohttp"}}], indirect=True)
-async def test_the_aiohttp_transport_delivers_too(io_hub) -> None:  # type: ignore[no-untyped-def]
-    """``http_client = "aiohttp"`` (e.g. behind a proxy) sends through the shared session."""
+@pytest.mark.parametrize(
+    ("io_hub", "lean_calls"),
+    [({}, True), ({"io": {"http_client": "aiohttp"}}, False)],
+    indirect=["io_hub"],
+)
+async def test_each_transport_carries_the_app_io_calls(  # type: ignore[no-untyped-def]
+    io_hub, lean_calls: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """By default App IO calls go through the lean client; ``http_client = "aiohttp"``
+    (e.g. behind a proxy) sends them through the shared session instead. Both deliver."""
     client, sandbox, population, key, _ = io_hub
+    seen: list[str] = []
+    lean_request = LeanHttpClient.request
+
+    async def counting(self: LeanHttpClient, method: str, url: str, **kw: Any) -> Any:
+        seen.append(url)
+        return await lean_request(self, method, url, **kw)
+
+    monkeypatch.setattr(LeanHttpClient, "request", counting)
     recipients = allowed_citizens(population, 3)
-    report = await wait_settled(client, await _campaign(client, key, recipients, "aiohttp"))
+    report = await wait_settled(client, await _campaign(client, key, recipients, "transport"))
     assert report["counts"]["processed"] == 3
     assert await _received(client, sandbox) == sorted(recipients)
+    io_calls = [u for u in seen if u.startswith(str(sandbox.make_url("/api/v1")))]
+    if lean_calls:  # 3 profile checks, 3 submits and at least 3 status polls
+        assert len(io_calls) >= 9, io_calls
+    else:
+        assert io_calls == []
 
 
 async def test_a_message_waiting_for_its_rate_limit_slot_is_still_queued(  # type: ignore[no-untyped-def]
