@@ -259,6 +259,8 @@ def _receipt_view(r: StoredReceipt, *, full: bool) -> dict[str, Any]:
         "received_at": r.received_at.isoformat(),
         "forward_status": r.forward_status,
         "forwarded_at": _iso(r.forwarded_at),
+        "role": r.role,
+        "creditor_fiscal_code": r.data.get("fiscal_code"),
     }
     if full:
         view["data"] = r.data

@@ -811,8 +811,15 @@ SCHEMAS["PagopaReceipt"] = {
         "version": {"type": "integer"},
         "note": NULLABLE_STR,
         "received_at": DATE_TIME,
-        "forward_status": {"type": "string"},
+        "forward_status": {"enum": ["pending", "forwarded", "no_adapter", "not_ours"]},
         "forwarded_at": NULLABLE_TIME,
+        "role": {
+            "enum": ["creditor", "beneficiary", "unrelated"],
+            "description": "creditor: pays one of the tenant's notices; beneficiary: another "
+            "creditor's notice with transfers to the tenant (never touches a position); "
+            "unrelated: neither (kept and flagged, not applied, not forwarded)",
+        },
+        "creditor_fiscal_code": {"type": "string", "description": "receipt/fiscalCode"},
         "data": {
             "type": "object",
             "description": "the whole receipt with debtor and payer: only for keys with "

@@ -44,7 +44,7 @@ from sportello.connectors.pagopa.states import DebtPositionStatus
 
 from .outbox import Delivery, Handler, Job
 from .pagopa_store import PagopaStore, StoredReceipt
-from .pagopa_tables import FORWARDED, NO_ADAPTER
+from .pagopa_tables import FORWARDED, NO_ADAPTER, ROLE_BENEFICIARY
 from .plugins import Plugins
 from .schema import PENDING
 from .services import HubServices
@@ -58,7 +58,9 @@ log = logging.getLogger("sportello.pagopa.jobs")
 S = DebtPositionStatus
 
 
-def accounting_receipt(stored: StoredReceipt) -> AccountingReceipt:
+def accounting_receipt(stored: StoredReceipt, ec_fiscal_code: str) -> AccountingReceipt:
+    """The receipt as the tenant's accounting gets it: as a secondary beneficiary
+    (``role == "beneficiary"``) only the transfers credited to ``ec_fiscal_code``."""
     data = stored.data
     transfers = tuple(
         ReceiptTransferLine(
@@ -71,6 +73,10 @@ def accounting_receipt(stored: StoredReceipt) -> AccountingReceipt:
         )
         for t in data.get("transfers", [])
     )
+    amount = stored.amount
+    if stored.role == ROLE_BENEFICIARY:
+        transfers = tuple(t for t in transfers if t.fiscal_code_pa == ec_fiscal_code)
+        amount = sum(t.amount for t in transfers)
     debtor = data.get("debtor") or {}
     return AccountingReceipt(
         tenant_id=stored.tenant_id,
@@ -78,7 +84,7 @@ def accounting_receipt(stored: StoredReceipt) -> AccountingReceipt:
         notice_number=stored.nav,
         iuv=stored.iuv,
         iupd=stored.iupd,
-        amount=stored.amount,
+        amount=amount,
         outcome=stored.outcome,
         id_psp=stored.id_psp,
         psp_company_name=stored.psp_company_name,
@@ -88,6 +94,8 @@ def accounting_receipt(stored: StoredReceipt) -> AccountingReceipt:
         debtor_fiscal_code=debtor.get("fiscal_code"),
         transfers=transfers,
         note=stored.note,
+        role=stored.role,
+        creditor_fiscal_code=data.get("fiscal_code"),
     )
 
 
@@ -132,7 +140,8 @@ def receipt_forward_handler(services: HubServices) -> Handler:
         if adapter is None:
             await store.mark_forwarded(job.tenant_id, receipt_id, NO_ADAPTER)
             return Delivery(remote_id=NO_ADAPTER_NOTE)
-        await adapter.push_receipt(accounting_receipt(stored))
+        ec = store.settings(job.tenant_id).ec_fiscal_code
+        await adapter.push_receipt(accounting_receipt(stored, ec))
         await store.mark_forwarded(job.tenant_id, receipt_id, FORWARDED)
         return Delivery(remote_id=receipt_id[:200])
 

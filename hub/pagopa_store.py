@@ -19,6 +19,14 @@
   ``pagopa.receipt.forward`` (idempotency key from tenant and receipt id) and the
   ``pagopa.receipt`` webhook event. A receipt is always kept, even when it matches nothing
   (Stand-In, a broadcast, a double payment): what was odd is in its ``note``.
+  A notice number identifies a payment only together with its creditor
+  (``receipt/fiscalCode``), so a receipt touches the tenant's options only when its creditor
+  is the tenant's EC (role ``creditor``). The Node broadcasts the ``paSendRT[V2]`` of a
+  multi-beneficiary payment to every EC of its transfer list: when the tenant is only
+  there (a ``transfer/fiscalCodePA``), the receipt is kept as ``beneficiary``, forwarded to
+  accounting with the tenant's transfers only, and never touches a position. A receipt
+  where the tenant is neither (misrouted, or forged) is kept as ``unrelated``, flagged,
+  never forwarded nor announced; the station still answers OK (see ``_role``).
 """
 
 from __future__ import annotations
@@ -63,8 +71,12 @@ from .events import emit
 from .outbox.store import NewJob, enqueue_many
 from .pagopa_tables import (
     FORWARD_PENDING,
+    NOT_OURS,
     OPEN,
     PAID,
+    ROLE_BENEFICIARY,
+    ROLE_CREDITOR,
+    ROLE_UNRELATED,
     iuv_counters,
     payment_options,
     positions,
@@ -99,6 +111,7 @@ __all__ = [
     "effective_status",
     "forward_key",
     "position_from_json",
+    "receipt_role",
 ]
 
 RECEIPT_FORWARD_KIND = "pagopa.receipt.forward"
@@ -216,6 +229,8 @@ class ReceiptOutcome:
     matched: bool
     note: str | None = None
     position_status: str | None = None
+    #: What the tenant is in the receipt: ``creditor``, ``beneficiary`` or ``unrelated``.
+    role: str = ROLE_CREDITOR
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +253,25 @@ class StoredReceipt:
     forward_status: str
     forwarded_at: datetime | None
     iupd: str | None = None
+    role: str = ROLE_CREDITOR
+
+
+def receipt_role(receipt: Receipt, ec_fiscal_code: str) -> str:
+    """What the EC ``ec_fiscal_code`` is in ``receipt``.
+
+    ``creditor``: ``receipt/fiscalCode`` is the EC, the notice is one of its own.
+    ``beneficiary``: another creditor's notice with at least one transfer credited to the EC
+    (``transfer/fiscalCodePA``): the Node's broadcast of a multi-beneficiary payment.
+    ``unrelated``: neither. The Node only sends a receipt to the ECs of its transfer list, so
+    this is a misrouted or forged receipt; it is still answered OK (a KO makes the Node retry
+    it for days, and refusing cannot undo a payment), kept as evidence and flagged, but it
+    never pays an option, is never forwarded to accounting and raises no webhook event.
+    """
+    if receipt.fiscal_code == ec_fiscal_code:
+        return ROLE_CREDITOR
+    if any(t.fiscal_code_pa == ec_fiscal_code for t in receipt.transfers):
+        return ROLE_BENEFICIARY
+    return ROLE_UNRELATED
 
 
 def forward_key(tenant_id: str, receipt_id: str) -> str:
@@ -939,6 +973,8 @@ class PagopaStore:
     ) -> ReceiptOutcome:
         """Keep ``receipt`` for good, once, and act on it (see the module docstring)."""
         now = self.clock.now()
+        ec_fiscal_code = self.settings(tenant_id).ec_fiscal_code
+        role = receipt_role(receipt, ec_fiscal_code)
         async with self.engine.begin() as conn:
             stmt = (
                 _insert(conn, receipts)
@@ -957,30 +993,48 @@ class PagopaStore:
                     raw_xml=raw_xml,
                     data=json.dumps(receipt.to_json(), separators=(",", ":")),
                     received_at=now,
-                    forward_status=FORWARD_PENDING,
+                    forward_status=NOT_OURS if role == ROLE_UNRELATED else FORWARD_PENDING,
+                    role=role,
                 )
                 .on_conflict_do_nothing(index_elements=["tenant_id", "receipt_id"])
                 .returning(receipts.c.id)
             )
             row_id = (await conn.execute(stmt)).scalar_one_or_none()
             if row_id is None:
-                return ReceiptOutcome(receipt.receipt_id, duplicate=True, matched=False)
+                return ReceiptOutcome(receipt.receipt_id, duplicate=True, matched=False, role=role)
             notes: list[str] = []
             if receipt.stand_in:
                 notes.append("collected in Stand-In")
             position_id, iupd, status = None, None, None
-            if receipt.outcome == "OK":
+            if receipt.outcome != "OK":
+                notes.append("outcome KO: nothing was paid")
+            elif role == ROLE_CREDITOR:
                 position_id, iupd, status = await self._apply_payment(
                     conn, tenant_id, receipt, notes, now
                 )
+            elif role == ROLE_BENEFICIARY:
+                ours = [
+                    t.id_transfer for t in receipt.transfers if t.fiscal_code_pa == ec_fiscal_code
+                ]
+                notes.append(
+                    f"secondary beneficiary of creditor {receipt.fiscal_code}'s notice: "
+                    f"our transfers {', '.join(map(str, ours))}; no position of ours is touched"
+                )
             else:
-                notes.append("outcome KO: nothing was paid")
+                notes.append(
+                    f"not ours: creditor {receipt.fiscal_code}, and no transfer credited to "
+                    f"{ec_fiscal_code}; kept, not applied, not forwarded"
+                )
             note = "; ".join(notes) or None
             await conn.execute(
                 update(receipts)
                 .where(receipts.c.id == row_id)
                 .values(note=note, position_id=position_id)
             )
+            if role == ROLE_UNRELATED:
+                return ReceiptOutcome(
+                    receipt.receipt_id, duplicate=False, matched=False, note=note, role=role
+                )
             await enqueue_many(
                 conn,
                 [
@@ -1009,6 +1063,8 @@ class PagopaStore:
                 "matched": position_id is not None,
                 "position_status": status,
                 "note": note,
+                "role": role,
+                "creditor_fiscal_code": receipt.fiscal_code,
             }
             await emit(conn, self.config, [(tenant_id, RECEIPT_EVENT, event)], now=now)
         return ReceiptOutcome(
@@ -1017,6 +1073,7 @@ class PagopaStore:
             matched=position_id is not None,
             note=note,
             position_status=status,
+            role=role,
         )
 
     async def _apply_payment(
@@ -1108,6 +1165,7 @@ class PagopaStore:
             forward_status=row.forward_status,
             forwarded_at=row.forwarded_at,
             iupd=row.iupd,
+            role=row.role,
         )
 
     def receipts_query(self, tenant_id: str) -> Any:

@@ -14,6 +14,12 @@ from .schema import Id, UTCDateTime, metadata
 OPEN, PAID = "open", "paid"
 # Forwarding of a receipt to the tenant's accounting system.
 FORWARD_PENDING, FORWARDED, NO_ADAPTER = "pending", "forwarded", "no_adapter"
+#: A receipt that is not the tenant's money (``ROLE_UNRELATED``): never forwarded.
+NOT_OURS = "not_ours"
+# What the tenant is in a receipt (migration 0011): the creditor (``receipt/fiscalCode`` is
+# its EC: the receipt pays one of its notices), a secondary beneficiary (another creditor's
+# notice with transfers credited to it: ``transfer/fiscalCodePA``), or neither.
+ROLE_CREDITOR, ROLE_BENEFICIARY, ROLE_UNRELATED = "creditor", "beneficiary", "unrelated"
 
 # The last IUV base handed out per tenant and segregation code (allocated in ranges).
 iuv_counters = Table(
@@ -73,6 +79,8 @@ payment_options = Table(
 )
 
 # Every receipt the Node delivered, exactly once per (tenant, receipt id), with the raw XML.
+# ``role`` (migration 0011): only a ``creditor`` receipt may pay the tenant's options
+# (``position_id``); ``nav`` and ``iuv`` identify a notice of ``receipt/fiscalCode``.
 receipts = Table(
     "pagopa_receipts",
     metadata,
@@ -95,6 +103,7 @@ receipts = Table(
     Column("received_at", UTCDateTime(), nullable=False),
     Column("forward_status", String(12), nullable=False),
     Column("forwarded_at", UTCDateTime(), nullable=True),
+    Column("role", String(12), nullable=False, server_default=text("'creditor'")),
     Index("uq_pagopa_receipts_tenant_receipt_id", "tenant_id", "receipt_id", unique=True),
     Index("ix_pagopa_receipts_tenant_nav", "tenant_id", "nav"),
     Index("ix_pagopa_receipts_tenant_forward", "tenant_id", "forward_status", "id"),

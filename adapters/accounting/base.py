@@ -73,6 +73,11 @@ class AccountingReceipt:
     transfers: tuple[ReceiptTransferLine, ...] = ()
     #: What the hub found odd (Stand-In, amount differs, no matching option...).
     note: str | None = None
+    #: ``creditor``: the notice is the tenant's own. ``beneficiary``: another creditor's
+    #: notice (``creditor_fiscal_code``) of a multi-beneficiary payment; ``transfers`` then
+    #: holds only the tenant's transfers and ``amount`` is their sum.
+    role: str = "creditor"
+    creditor_fiscal_code: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import importlib.metadata as md
+import os
+import shutil
+import subprocess
+import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +39,64 @@ def test_every_package_folder_is_listed_and_mapped() -> None:
                 if m != prefix and m.startswith(prefix + ".")
             ):
                 found.add(name)
-    assert found == listed, f"missing from pyproject: {found - listed}; stale: {listed - found}"
+    # data-only folders (templates, demo files) are listed so their files ship as declared
+    # package data; they hold no Python code
+    data_only = set()
+    for name in listed - found:
+        prefix = max((m for m in mapping if name == m or name.startswith(m + ".")), key=len)
+        folder = ROOT / mapping[prefix] / Path(*name[len(prefix) :].strip(".").split("."))
+        if folder.is_dir() and not list(folder.glob("*.py")):
+            data_only.add(name)
+    assert found == listed - data_only, (
+        f"missing from pyproject: {found - listed}; stale: {listed - found - data_only}"
+    )
+    data = tool["package-data"]
+    for name in data_only:
+        assert name in data, f"{name} is listed but none of its files is declared"
+
+
+def test_the_wheel_builds_without_packaging_warnings(tmp_path: Path) -> None:
+    """setuptools warns (and will refuse) when a folder with files is importable but not
+    declared, or the licence is a TOML table: build the wheel as pip does and read its
+    output. The declared data files must be in the wheel."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    for folder in ("hub", "connectors", "adapters", "sandbox"):
+        shutil.copytree(
+            ROOT / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
+    out = tmp_path / "dist"
+    code = "import sys; from setuptools import build_meta as b; print(b.build_wheel(sys.argv[1]))"
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(out)],
+        cwd=src,
+        # PYTHONDONTWRITEBYTECODE makes distutils print "byte-compiling is disabled" warnings
+        env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    noise = [
+        line
+        for line in (done.stdout + done.stderr).splitlines()
+        if "warning" in line.lower() or "deprecat" in line.lower()
+    ]
+    assert noise == [], "\n".join(noise)
+    wheel = out / done.stdout.strip().splitlines()[-1]
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        meta = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        metadata = zf.read(meta).decode()
+    assert "License-Expression: EUPL-1.2" in metadata
+    assert "sportello/migrations/script.py.mako" in names
+    assert any(n.startswith("sportello/demo/") and n.endswith(".toml") for n in names)
+    assert any(
+        n.startswith("sportello/adapter_kit/template/") and n.endswith(".tmpl") for n in names
+    )
 
 
 def test_no_generic_top_level_names_are_installed() -> None:
