@@ -176,6 +176,8 @@ class BaseConnector:
             try:
                 response = await self._send(outgoing, wanted, self._attempt_timeout(started))
             except ConnectorError as error:
+                if error.retries_spent:  # another connector's (e.g. the signer's voucher
+                    raise  # call): its platform and attempt count stay as they are
                 error.platform = error.platform or self.platform
                 error.attempts = attempts
                 raise
@@ -187,20 +189,24 @@ class BaseConnector:
         # policy under tenacity, with the same waits it would have chosen.
         policy = self.retry_policy
         try:
-            response: Response = await attempt()
+            try:
+                response: Response = await attempt()
+            except ConnectorError as error:
+                if policy.max_attempts <= 1 or not policy.should_retry(error):
+                    raise
+                delay = policy.compute_delay(1, error)
+                elapsed = loop.time() - started
+                if policy.deadline is not None and elapsed + delay > policy.deadline:
+                    raise
+                log.warning("attempt 1 failed (%s), retrying in %.2fs", error, delay)
+                await self._sleep(delay)
+                retrying = build_retrying(
+                    policy, sleep=self._sleep, attempts_done=1, elapsed=loop.time() - started
+                )
+                response = await retrying(attempt)
         except ConnectorError as error:
-            if policy.max_attempts <= 1 or not policy.should_retry(error):
-                raise
-            delay = policy.compute_delay(1, error)
-            elapsed = loop.time() - started
-            if policy.deadline is not None and elapsed + delay > policy.deadline:
-                raise
-            log.warning("attempt 1 failed (%s), retrying in %.2fs", error, delay)
-            await self._sleep(delay)
-            retrying = build_retrying(
-                policy, sleep=self._sleep, attempts_done=1, elapsed=loop.time() - started
-            )
-            response = await retrying(attempt)
+            error.retries_spent = True  # an outer connector must not retry it again
+            raise
         if log.isEnabledFor(logging.DEBUG):  # the URL parse and redaction cost: skip them
             log.debug(
                 "%s %s %s -> %d (attempts=%d)",

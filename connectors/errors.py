@@ -55,6 +55,12 @@ class ConnectorError(Exception):
 
     ``retryable`` defaults to the class's ``default_retryable``. ``attempts`` is set by
     ``BaseConnector`` to the number of attempts made before the error was raised.
+
+    ``retries_spent`` is set when the error leaves ``BaseConnector.request``: the connector
+    that raised it already made every in-process attempt its policy allows. Another
+    connector that meets it inside one of its own attempts (a PDND voucher fetched while
+    signing an ANPR call) does not retry it: one look-up, one retry budget. ``retryable``
+    still says whether trying again later (the outbox) can help.
     """
 
     default_retryable: ClassVar[bool] = False
@@ -79,6 +85,7 @@ class ConnectorError(Exception):
         self.request_id = request_id
         self.body = body[:MAX_BODY_CHARS] if body is not None else None
         self.attempts = 0
+        self.retries_spent = False
 
     @classmethod
     def _resolve_retryable(cls, requested: bool | None, status: int | None) -> bool:

@@ -9,8 +9,17 @@ C parser uvicorn uses; Content-Length and chunked bodies), TLS is the event loop
 
 What it does: keep-alive connections pooled per origin (at most ``limit`` per origin,
 idle ones closed after ``idle_seconds``), one request per connection at a time with a
-``Content-Length`` body, a total timeout per request. What it does not do: redirects,
-proxies, cookies, compression, ``Expect: 100-continue``, HTTP/2. A connector that needs
+``Content-Length`` body, a total timeout per request. Answers framed by Content-Length, by
+chunks or by the server closing the connection (a body without either ends at EOF).
+
+What a peer cannot do to it: make one request read another's answer (bytes that arrive
+while no request is in flight, or after a complete answer, close the connection: it is
+never pooled again), or make it buffer without end (as aiohttp: 8190 bytes a status or
+header line, 128 header lines; at most 64 KiB of head and ``max_body`` bytes of body; over
+any of these the answer is a ``BadResponse`` and the connection is closed).
+
+What it does not do: redirects, proxies, cookies, compression, ``Expect: 100-continue``,
+HTTP/2. A connector that needs
 those uses aiohttp (``BaseConnector`` without a ``transport``).
 
 Failures are told apart the way a caller without an idempotency key needs:
@@ -53,7 +62,17 @@ class ConnectionDropped(ConnectionError):
 
 
 class BadResponse(Exception):
-    """The peer's answer is not valid HTTP/1.1."""
+    """The peer's answer is not valid HTTP/1.1 (or is over this client's size limits)."""
+
+
+MAX_LINE = 8190  # bytes in the status line or one header line (aiohttp's max_line_size)
+MAX_HEADERS = 128  # header lines in one answer (aiohttp's client max_headers)
+MAX_HEAD = 64 * 1024  # bytes of status line and headers together
+MAX_BODY = 16 * 1024 * 1024  # default cap of an answer's body
+
+
+class _Stop(Exception):
+    """Raised in a parser callback to stop parsing; the waiter already has the error."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +85,10 @@ class HttpResult:
 class _Connection(asyncio.Protocol):
     """One keep-alive connection; httptools calls the ``on_*`` methods while parsing."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_body: int = MAX_BODY) -> None:
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
+        self.max_body = max_body
         self.waiter: asyncio.Future[HttpResult] | None = None
         self.closed = False
         self.keep_alive = False
@@ -76,32 +96,92 @@ class _Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self._headers: CIMultiDict[str] = CIMultiDict()
         self._body: list[bytes] = []
+        self._body_size = 0
+        self._head_size = 0  # bytes fed while the answer's head was not complete
+        self._in_head = False  # between the start of an answer and the end of its headers
+        self._status_size = 0
+        self._headers_seen = False  # the answer in progress has a complete head
 
     # -- asyncio.Protocol ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        if self.waiter is None:
+            # Bytes with no request in flight: an answer nobody asked for (or the tail of
+            # one already given). Handing them to the next request would give it a stranger's
+            # answer, so this connection ends here.
+            self.close()
+            return
         try:
             self.parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
             # HttpParserUpgrade: a 101 nobody asked for (no request here sends Upgrade)
             self._fail(BadResponse(f"invalid HTTP answer: {type(exc).__name__}"))
             self.close()
+            return
+        if self._in_head:  # httptools keeps an unfinished head in memory: bound it
+            self._head_size += len(data)
+            if self._head_size > MAX_HEAD:
+                self._fail(BadResponse(f"answer head over {MAX_HEAD} bytes"))
+                self.close()
+
+    def eof_received(self) -> None:
+        # The peer closed its side (for TLS: with close_notify, so the body is not cut).
+        # No Content-Length, not chunked: the body is what came before this EOF (RFC 9112
+        # §6.3 rule 8). httptools has no call to say "EOF", so the answer ends here.
+        # Returning None lets the transport close; connection_lost follows.
+        if self._close_delimited():
+            self._complete(self.parser.get_status_code(), b"".join(self._body))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._fail(ConnectionDropped("connection closed before the answer was complete"))
 
+    def _close_delimited(self) -> bool:
+        if self.waiter is None or self._in_head or self.head or not self._headers_seen:
+            return False
+        status = self.parser.get_status_code()
+        if status < 200 or status in (204, 304):
+            return False
+        chunked = "chunked" in self._headers.get("transfer-encoding", "").lower()
+        return "content-length" not in self._headers and not chunked
+
     # -- httptools callbacks -------------------------------------------------------------
     def on_message_begin(self) -> None:
+        if self.waiter is None:  # a second answer in the packet that ended the first
+            self.close()
+            raise _Stop
         self._headers = CIMultiDict()
         self._body = []
+        self._body_size = 0
+        self._head_size = 0
+        self._status_size = 0
+        self._in_head = True
+        self._headers_seen = False
+
+    def on_status(self, status: bytes) -> None:
+        self._status_size += len(status)  # the reason phrase may come in pieces
+        if self._status_size > MAX_LINE:
+            self._refuse(f"status line over {MAX_LINE} bytes")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if len(name) + len(value) + 2 > MAX_LINE:
+            self._refuse(f"header line over {MAX_LINE} bytes")
+        if len(self._headers) >= MAX_HEADERS:
+            self._refuse(f"more than {MAX_HEADERS} header lines")
         self._headers.add(name.decode("latin-1"), value.decode("latin-1"))
 
+    def _refuse(self, reason: str) -> None:
+        self._fail(BadResponse(f"answer refused: {reason}"))
+        self.close()
+        raise _Stop
+
     def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._headers_seen = True
         # The answer to a HEAD has no body whatever its Content-Length says, and httptools
         # cannot be told so: it would wait for that many bytes. Answer now; the connection
         # is reused only if the parser also saw the message end (``keep_alive`` stays False
@@ -110,6 +190,9 @@ class _Connection(asyncio.Protocol):
             self._complete(self.parser.get_status_code(), b"")
 
     def on_body(self, body: bytes) -> None:
+        self._body_size += len(body)
+        if self._body_size > self.max_body:
+            self._refuse(f"body over {self.max_body} bytes")
         self._body.append(body)
 
     def on_message_complete(self) -> None:
@@ -146,8 +229,11 @@ class _Connection(asyncio.Protocol):
 
 
 class _Pool:
-    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None, limit: int) -> None:
+    def __init__(
+        self, host: str, port: int, tls: ssl.SSLContext | None, limit: int, max_body: int
+    ) -> None:
         self.host, self.port, self.tls = host, port, tls
+        self.max_body = max_body
         self.slots = asyncio.Semaphore(limit)
         self.idle: deque[_Connection] = deque()
         self.open: set[_Connection] = set()
@@ -163,7 +249,7 @@ class _Pool:
         loop = asyncio.get_running_loop()
         try:
             _, conn = await loop.create_connection(
-                _Connection,
+                lambda: _Connection(self.max_body),
                 self.host,
                 self.port,
                 ssl=self.tls,
@@ -199,8 +285,10 @@ class LeanHttpClient:
         idle_seconds: float = 15.0,
         ssl_context: ssl.SSLContext | None = None,
         user_agent: str | None = None,
+        max_body: int = MAX_BODY,
     ) -> None:
         self.limit = limit
+        self.max_body = max_body
         self.idle_seconds = idle_seconds
         self._ssl = ssl_context
         self._user_agent = user_agent
@@ -264,7 +352,9 @@ class LeanHttpClient:
         pool = self._pools.get(key)
         if pool is None:
             context = (self._ssl or ssl.create_default_context()) if tls else None
-            pool = self._pools[key] = _Pool(parts.hostname, port, context, self.limit)
+            pool = self._pools[key] = _Pool(
+                parts.hostname, port, context, self.limit, self.max_body
+            )
         host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname  # IPv6
         return (host if port == (443 if tls else 80) else f"{host}:{port}"), pool
 

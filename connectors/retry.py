@@ -128,8 +128,15 @@ class RetryPolicy:
         return delay
 
     def should_retry(self, error: BaseException) -> bool:
-        """Whether ``error`` is worth another in-process attempt."""
+        """Whether ``error`` is worth another in-process attempt.
+
+        Not when an inner connector already spent its own retries on it (``retries_spent``):
+        retrying the outer call would run the inner retry loop again, multiplying the calls
+        to a platform that is already failing.
+        """
         if not isinstance(error, ConnectorError) or not error.retryable:
+            return False
+        if getattr(error, "retries_spent", False):  # getattr: errors unpickled from old state
             return False
         return error.retry_after is None or error.retry_after <= self.max_retry_after
 

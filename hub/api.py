@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import apikeys, audit
 from .appkeys import CLOCK, CONFIG, ENGINE
+from .bodies import BodyTooLarge, too_large_problem
 from .db import reading
 from .outbox import store
 from .schema import idempotency_keys
@@ -141,6 +142,10 @@ def handles_problems(fn: Handler) -> Handler:
             return await fn(request)
         except _Problem as exc:
             return exc.response
+        except BodyTooLarge as exc:
+            return too_large_problem(exc)
+        except web.HTTPRequestEntityTooLarge:  # a body read without read_body
+            return too_large_problem(BodyTooLarge(request.client_max_size))
 
     wrapper.__name__ = fn.__name__
     wrapper.__doc__ = fn.__doc__

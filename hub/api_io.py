@@ -24,6 +24,7 @@ from .api import (
     tenant_of,
 )
 from .appkeys import CLOCK, CONFIG, ENGINE
+from .bodies import read_body
 from .db import reading
 from .schema import io_campaigns, io_messages
 
@@ -64,7 +65,7 @@ async def create_campaign(request: web.Request) -> web.StreamResponse:
     tenant_id = tenant_of(request)
     p = require(request, "write")
     idempotency_key(request)
-    raw = await request.read()
+    raw = await read_body(request)
     body = _body(request, tenant_id, CampaignRequest, raw)
     template = campaigns.Template(
         body.subject, body.markdown, feature_level_type=body.feature_level_type
@@ -158,7 +159,7 @@ async def create_message(request: web.Request) -> web.StreamResponse:
     tenant_id = tenant_of(request)
     require(request, "write")
     idempotency_key(request)
-    raw = await request.read()
+    raw = await read_body(request)
     body = _body(request, tenant_id, MessageRequest, raw)
     template = campaigns.Template(*_LITERAL, feature_level_type=body.feature_level_type)
     now = request.app[CLOCK].now()

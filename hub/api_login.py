@@ -14,12 +14,11 @@ answers 404.
 
 from __future__ import annotations
 
-import json
-
 from aiohttp import web
 
 from .api import PREFIX, _Problem, handles_problems, idempotency_key, require, tenant_of
 from .appkeys import CLOCK
+from .bodies import loads_json, read_body
 from .login import LOGIN
 
 
@@ -29,7 +28,7 @@ async def exchange_code(request: web.Request) -> web.StreamResponse:
     p = require(request, "personal_data")
     idempotency_key(request)
     try:
-        body = json.loads(await request.read() or b"{}")
+        body = loads_json(await read_body(request) or b"{}")
     except ValueError:
         raise _Problem(400, "Bad Request", 'the body must be JSON: {"code": "..."}') from None
     code = body.get("code") if isinstance(body, dict) else None

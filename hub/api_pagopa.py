@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -39,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sportello.connectors import fiscal_code
 from sportello.connectors.errors import (
     AuthError,
     ConnectorError,
@@ -77,7 +77,8 @@ from .api import (
     tenant_of,
 )
 from .appkeys import CLOCK, CONFIG, ENGINE, SESSION
-from .config import PagopaTenantSettings
+from .bodies import loads_json, read_body
+from .config import PagopaTenantSettings, TenantConfig
 from .db import reading
 from .pagopa_station import fault_for
 from .pagopa_store import (
@@ -94,11 +95,10 @@ from .pagopa_store import (
 from .pagopa_tables import OPEN, receipts
 from .schema import idempotency_keys
 
-__all__ = ["routes"]
+__all__ = ["notice_creditor", "routes"]
 
 BASE = PREFIX + "/tenants/{tenant}/pagopa"
 STATUSES = tuple(s.value for s in DebtPositionStatus)
-FISCAL_CODE = re.compile(r"[A-Za-z0-9]{16}|[0-9]{11}")
 NAV = re.compile(r"[0-9]{18}")
 _DEBTOR_FIELDS = (
     "type",
@@ -116,6 +116,23 @@ _DEBTOR_FIELDS = (
 
 
 # -- helpers ----------------------------------------------------------------------------
+
+
+def notice_creditor(tenant: TenantConfig, position: DebtPosition) -> Creditor:
+    """The creditor as ``position``'s payment notice shows it: the tenant's name and EC
+    fiscal code, and its postal account (``[tenants.pagopa.postal]``) when the position
+    names that account as a postal IBAN: the notice then has the *Bollettino Postale PA*
+    with Poste's Data Matrix."""
+    assert tenant.pagopa is not None
+    postal = tenant.pagopa.postal
+    creditor = Creditor(
+        name=tenant.name,
+        fiscal_code=tenant.pagopa.ec_fiscal_code,
+        postal_account=postal.account if postal else None,
+        postal_authorization=postal.authorization if postal else None,
+        postal_holder=postal.holder if postal else None,
+    )
+    return creditor.for_position(position)
 
 
 def _settings(request: web.Request, tenant_id: str) -> PagopaTenantSettings:
@@ -166,7 +183,7 @@ async def _audit(
 
 def _json_body(raw: bytes) -> dict[str, Any]:
     try:
-        body = json.loads(raw or b"null")
+        body = loads_json(raw or b"null")
     except ValueError:
         raise _Problem(400, "Bad Request", "the body must be a JSON object") from None
     if not isinstance(body, dict):
@@ -320,7 +337,7 @@ async def create_position(request: web.Request) -> web.StreamResponse:
     require(request, "write")
     idempotency_key(request)
     settings = _settings(request, tenant_id)
-    raw_body = await request.read()
+    raw_body = await read_body(request)
     tenant = request.app[CONFIG].tenant(tenant_id)
     assert tenant is not None
     raw, model = _prepare_position(_json_body(raw_body), tenant.name, settings)
@@ -361,8 +378,9 @@ async def list_positions(request: web.Request) -> web.StreamResponse:
     debtor = request.query.get("debtor")
     if debtor is not None:
         require(request, "personal_data")
-        if not FISCAL_CODE.fullmatch(debtor):
-            raise _Problem(400, "Bad Request", "debtor: a fiscal code (16 characters) or 11 digits")
+        reason = fiscal_code.problem(debtor.upper())
+        if reason is not None:
+            raise _Problem(400, "Bad Request", f"debtor: {reason}")
     found = await _store(request).list_positions(
         tenant_id, status=status, debtor=debtor, after=after, limit=limit
     )
@@ -424,7 +442,7 @@ async def update_position(request: web.Request) -> web.StreamResponse:
     idempotency_key(request)
     settings = _settings(request, tenant_id)
     iupd = request.match_info["iupd"]
-    raw_body = await request.read()
+    raw_body = await read_body(request)
     body = _json_body(raw_body)
     if body.setdefault("iupd", iupd) != iupd:
         raise _unprocessable(["iupd: must be the IUPD of the path"], "the debt position")
@@ -450,7 +468,7 @@ async def publish_position(request: web.Request) -> web.StreamResponse:
     async def change(conn: AsyncConnection, store: PagopaStore) -> StoredPosition:
         return await store.publish_in(conn, tenant_id, iupd)
 
-    return await _change(request, tenant_id, await request.read(), change)
+    return await _change(request, tenant_id, await read_body(request), change)
 
 
 @handles_problems
@@ -464,14 +482,14 @@ async def invalidate_position(request: web.Request) -> web.StreamResponse:
     async def change(conn: AsyncConnection, store: PagopaStore) -> StoredPosition:
         return await store.invalidate_in(conn, tenant_id, iupd)
 
-    return await _change(request, tenant_id, await request.read(), change)
+    return await _change(request, tenant_id, await read_body(request), change)
 
 
 @handles_problems
 async def get_notice_pdf(request: web.Request) -> web.StreamResponse:
     tenant_id = tenant_of(request)
     require(request, "personal_data")
-    settings = _settings(request, tenant_id)
+    _settings(request, tenant_id)
     _purpose(request)
     nav = request.match_info["nav"]
     match = await _store(request).find_option(tenant_id, nav) if NAV.fullmatch(nav) else None
@@ -479,7 +497,7 @@ async def get_notice_pdf(request: web.Request) -> web.StreamResponse:
         raise _Problem(404, "Not Found", "no payment notice with this number")
     tenant = request.app[CONFIG].tenant(tenant_id)
     assert tenant is not None
-    creditor = Creditor(name=tenant.name, fiscal_code=settings.ec_fiscal_code)
+    creditor = notice_creditor(tenant, match.position)
     pdf = await asyncio.to_thread(render_notice, match.position, creditor=creditor)
     await _audit(
         request, tenant_id, "pagopa.notice.pdf", match.position.fiscal_code, f"iupd {match.iupd}"
@@ -536,7 +554,7 @@ async def create_cart(request: web.Request) -> web.StreamResponse:
     require(request, "write")
     key = idempotency_key(request)
     settings = _settings(request, tenant_id)
-    raw = await request.read()
+    raw = await read_body(request)
     if await _already_answered(request, tenant_id, key):
         # The same key again: the stored answer (or 422 for another body), no new cart.
         return await idempotent(request, tenant_id, raw, _replay_only)

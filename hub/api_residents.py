@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import re
+import math
 
 from aiohttp import web
 
-from .api import PREFIX, _Problem, handles_problems, require, tenant_of
-from .appkeys import RESIDENTS
-from .residents import LookupRefused, Requester
+from sportello.connectors import fiscal_code as fiscal_codes
 
-FISCAL_CODE = re.compile(r"[A-Za-z0-9]{16}")
+from .api import PREFIX, _Problem, handles_problems, problem, require, tenant_of
+from .appkeys import RESIDENTS
+from .residents import LookupFailed, LookupRefused, Requester
 
 
 @handles_problems
@@ -22,12 +22,21 @@ async def lookup_resident(request: web.Request) -> web.StreamResponse:
         raise _Problem(
             400, "Bad Request", "purpose is required: the file or protocol reference of the request"
         )
-    fiscal_code = request.match_info["fiscal_code"]
-    if not FISCAL_CODE.fullmatch(fiscal_code):
-        raise _Problem(400, "Bad Request", "fiscal_code: expected 16 letters and digits")
-    who = Requester(
-        actor=p.actor, operator=request.query.get("operator") or p.name, purpose=purpose
-    )
+    fiscal_code = request.match_info["fiscal_code"].upper()
+    reason = fiscal_codes.problem(fiscal_code)  # with the check character
+    if reason is not None:
+        raise _Problem(400, "Bad Request", f"fiscal_code: {reason}")
+    operator = request.query.get("operator")
+    if operator is not None:
+        operator = operator.strip()
+        if not operator or len(operator) > 200 or not operator.isprintable():
+            raise _Problem(
+                400,
+                "Bad Request",
+                "operator: who is at the counter, 1 to 200 printable characters (or leave it "
+                "out for the API key's name)",
+            )
+    who = Requester(actor=p.actor, operator=operator or p.name, purpose=purpose)
     household = request.query.get("household", "true").lower() != "false"
     try:
         result = await request.app[RESIDENTS].lookup(
@@ -36,6 +45,20 @@ async def lookup_resident(request: web.Request) -> web.StreamResponse:
     except LookupRefused as exc:
         # The request is well formed; the tenant's configuration cannot serve it.
         raise _Problem(409, "Conflict", str(exc)) from None
+    except LookupFailed as exc:
+        # A platform failed and nobody found the person: not a 404, which would say "no one".
+        response = problem(
+            exc.status,
+            "Service Unavailable" if exc.status == 503 else "Bad Gateway",
+            exc.detail,
+            platform=", ".join(exc.platforms),
+            support_id=exc.support_id,
+            failures=[f.view() for f in exc.failures],
+            answered=exc.answered,
+        )
+        if exc.status == 503 and exc.retry_after is not None:
+            response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+        return response
     if not result["found"]:
         return web.json_response(result, status=404)
     return web.json_response(result)

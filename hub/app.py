@@ -17,12 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sportello.connectors.http1 import LeanHttpClient
 
-from . import __version__, api, login, login_demo_app, migrate
+from . import __version__, api, login, login_demo_app, migrate, readiness
 from .appkeys import (
     CLOCK,
     CONFIG,
     ENGINE,
     METRICS,
+    PERIODIC,
     PLUGINS,
     RESIDENTS,
     SERVICES,
@@ -31,11 +32,12 @@ from .appkeys import (
     WORKER,
 )
 from .clock import Clock, SystemClock
-from .config import HubConfig
+from .config import HubConfig, TenantConfig
 from .db import ReplicaLock, check_reachable, create_engine, reading, sqlite_path
 from .metrics import HubMetrics
 from .outbox import store
 from .outbox.worker import OutboxWorker, handlers_from
+from .periodic import PeriodicRunner, PeriodicTask
 from .plugins import Plugins
 from .residents import ResidentLookup
 from .schema import STATUSES, tenants
@@ -50,6 +52,7 @@ __all__ = [
     "CONFIG",
     "ENGINE",
     "METRICS",
+    "PERIODIC",
     "PLUGINS",
     "RESIDENTS",
     "SERVICES",
@@ -124,7 +127,10 @@ def create_app(
     run_workers: bool | None = None,
 ) -> web.Application:
     """Build the hub's web app. Resources open on startup and close on cleanup, in order."""
-    app = web.Application(middlewares=[_observe, api.authenticate])
+    app = web.Application(
+        middlewares=[_observe, api.authenticate],
+        client_max_size=config.server.max_body_bytes,  # sportello.bodies.read_body's cap
+    )
     app[CONFIG] = config
     app[CLOCK] = clock or SystemClock()
     app[PLUGINS] = plugins or Plugins(config.plugins.disabled)
@@ -185,23 +191,26 @@ def create_app(
         app[WORKER] = worker
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run(stop), name="outbox-worker")
-        pollers = [
-            asyncio.create_task(_poll_suap(app, t.id, t.suap.poll_seconds, stop))
-            for t in config.tenants
-            if t.suap is not None and "suap" in t.adapters
-        ]  # one change-feed reader per tenant that asked for SUAP notifications
-        pollers += [
-            asyncio.create_task(_poll_gpd_receipts(app, t.id, t.pagopa.receipts_poll_seconds, stop))
-            for t in config.tenants
-            if t.pagopa is not None and t.pagopa.mode == "gpd" and t.pagopa.base_url
-        ]  # GPD mode: receipts are read back from the GPD receipts API
         yield
         stop.set()  # graceful: in-flight jobs finish or are released
         await task
-        await asyncio.gather(*pollers, return_exceptions=True)
+
+    async def periodic_ctx(app: web.Application) -> AsyncIterator[None]:
+        tasks = periodic_tasks(app, leased=workers)
+        if not tasks:
+            yield
+            return
+        runner = PeriodicRunner(app[ENGINE], tasks, lease_seconds=config.periodic.lease_seconds)
+        app[PERIODIC] = runner
+        stop = asyncio.Event()
+        task = asyncio.create_task(runner.run(stop), name="periodic")
+        yield
+        stop.set()  # a round in progress finishes, then the leases are released
+        await task
 
     app.cleanup_ctx.extend([database_ctx, session_ctx, worker_ctx])
     login.setup(app)
+    app.cleanup_ctx.append(periodic_ctx)  # last: the IdP refresh needs the login service
     app.router.add_routes(login_demo_app.routes())
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -211,45 +220,59 @@ def create_app(
     return app
 
 
-async def _poll_suap(
-    app: web.Application, tenant_id: str, every: float, stop: asyncio.Event
-) -> None:
-    """Announce SUAP practice changes for one tenant every ``every`` seconds."""
-    while not stop.is_set():
-        try:
-            result = await app[SUAP].notify(tenant_id)
-            if result["changes"]:
-                log.info("suap: changes announced", extra={"tenant": tenant_id, **result})
-        except Exception:
-            log.exception("suap: notification round failed", extra={"tenant": tenant_id})
-        try:
-            async with asyncio.timeout(every):
-                await stop.wait()
-        except TimeoutError:
-            pass
+def periodic_tasks(app: web.Application, *, leased: bool = True) -> list[PeriodicTask]:
+    """The hub's periodic tasks. ``leased``: also those that run once across replicas (under
+    a database lease, see ``sportello.periodic``), which run where the outbox workers run."""
+    config = app[CONFIG]
+    tasks: list[PeriodicTask] = []
+    if leased:
+        for t in config.tenants:
+            if t.suap is not None and "suap" in t.adapters:
+                tasks.append(
+                    PeriodicTask(f"suap.notify:{t.id}", t.suap.poll_seconds, _suap_round(app, t.id))
+                )
+            if t.pagopa is not None and t.pagopa.mode == "gpd" and t.pagopa.base_url:
+                tasks.append(
+                    PeriodicTask(
+                        f"pagopa.receipts:{t.id}",
+                        t.pagopa.receipts_poll_seconds,
+                        _receipts_round(app, t.id),
+                    )
+                )  # GPD mode: receipts are read back from the GPD receipts API
+    every = config.periodic.idp_registry_refresh_seconds
+    if every is not None:
+        # every replica refreshes its own copy (the cache is a local file): no lease
+        tasks.append(PeriodicTask("idps.registry", every, _idps_round(app), exclusive=False))
+    return tasks
 
 
-async def _poll_gpd_receipts(
-    app: web.Application, tenant_id: str, every: float, stop: asyncio.Event
-) -> None:
-    """Read a GPD-mode tenant's new receipts every ``every`` seconds (stored once each)."""
+def _suap_round(app: web.Application, tenant_id: str) -> Callable[[], Awaitable[None]]:
+    async def round_() -> None:
+        result = await app[SUAP].notify(tenant_id)
+        if result["changes"]:
+            log.info("suap: changes announced", extra={"tenant": tenant_id, **result})
+
+    return round_
+
+
+def _receipts_round(app: web.Application, tenant_id: str) -> Callable[[], Awaitable[None]]:
     from .pagopa_receipts import ReceiptSync
 
-    sync = ReceiptSync(app[ENGINE], app[CONFIG], app[CLOCK], app[SESSION])
-    while not stop.is_set():
-        try:
-            report = await sync.sync(tenant_id)
-            if report.stored:
-                log.info(
-                    "pagopa: receipts read", extra={"tenant": tenant_id, "stored": report.stored}
-                )
-        except Exception:
-            log.exception("pagopa: receipts sync failed", extra={"tenant": tenant_id})
-        try:
-            async with asyncio.timeout(every):
-                await stop.wait()
-        except TimeoutError:
-            pass
+    async def round_() -> None:
+        sync = ReceiptSync(app[ENGINE], app[CONFIG], app[CLOCK], app[SESSION])
+        report = await sync.sync(tenant_id)
+        if report.stored:
+            log.info("pagopa: receipts read", extra={"tenant": tenant_id, "stored": report.stored})
+
+    return round_
+
+
+def _idps_round(app: web.Application) -> Callable[[], Awaitable[None]]:
+    async def round_() -> None:
+        count = await app[login.LOGIN].idps.refresh_registry(app[CONFIG].periodic.idp_registry_url)
+        log.info("login: IdP registry refreshed", extra={"idps": count})
+
+    return round_
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -258,7 +281,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: the database answers and its schema is current."""
+    """Readiness: the database answers, its schema is current, and every configured platform
+    of every tenant can work (``problems`` lists what stops one, see ``sportello.readiness``)."""
     checks: dict[str, str] = {}
     engine = request.app[ENGINE]
     try:
@@ -270,10 +294,26 @@ async def readyz(request: web.Request) -> web.Response:
     except Exception as exc:
         checks["database"] = f"unreachable: {type(exc).__name__}"
         checks["migrations"] = "unknown"
+    problems = await asyncio.to_thread(_config_problems, request.app)
+    checks["platforms"] = "ok" if not problems else f"{len(problems)} problem(s)"
     ok = all(v == "ok" for v in checks.values())
     return web.json_response(
-        {"status": "ready" if ok else "not ready", "checks": checks}, status=200 if ok else 503
+        {
+            "status": "ready" if ok else "not ready",
+            "checks": checks,
+            "problems": [p.view() for p in problems],
+        },
+        status=200 if ok else 503,
     )
+
+
+def _config_problems(app: web.Application) -> list[readiness.Problem]:
+    service = app.get(login.LOGIN)
+
+    def idp_count(tenant: TenantConfig, kind: str) -> int | None:
+        return len(service.idps.all(tenant, kind)) if service is not None else None  # type: ignore[arg-type]
+
+    return readiness.config_problems(app[CONFIG], plugins=app[PLUGINS], idp_count=idp_count)
 
 
 async def metrics(request: web.Request) -> web.Response:

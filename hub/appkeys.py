@@ -10,6 +10,7 @@ from .clock import Clock
 from .config import HubConfig
 from .metrics import HubMetrics
 from .outbox.worker import OutboxWorker
+from .periodic import PeriodicRunner
 from .plugins import Plugins
 from .residents import ResidentLookup
 from .services import HubServices
@@ -23,5 +24,6 @@ ENGINE = web.AppKey("engine", AsyncEngine)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 SERVICES = web.AppKey("services", HubServices)
 WORKER = web.AppKey("worker", OutboxWorker)
+PERIODIC = web.AppKey("periodic", PeriodicRunner)
 RESIDENTS = web.AppKey("residents", ResidentLookup)
 SUAP = web.AppKey("suap", SuapService)

@@ -18,6 +18,10 @@ I = TypeVar("I")  # noqa: E741 - item
 R = TypeVar("R")
 
 
+class BatchError(RuntimeError):
+    """``flush`` broke its contract (one result per item, in order): nothing can be answered."""
+
+
 class Batcher(Generic[I, R]):
     def __init__(
         self, flush: Callable[[Sequence[I]], Awaitable[Sequence[R]]], *, max_items: int = 500
@@ -40,12 +44,27 @@ class Batcher(Generic[I, R]):
             batch, self._pending = self._pending[: self._max], self._pending[self._max :]
             items = [item for item, _ in batch]
             try:
-                results = await self._flush(items)
+                results = list(await self._flush(items))
+                if len(results) != len(batch):
+                    raise BatchError(
+                        f"{getattr(self._flush, '__qualname__', self._flush)!s} returned "
+                        f"{len(results)} results for {len(batch)} items"
+                    )
+            except asyncio.CancelledError:
+                # Shutting down: no caller may wait for a batch that will never be written.
+                stopped = BatchError("the batch writer was cancelled: outcome unknown")
+                for _, future in batch + self._pending:
+                    if not future.done():
+                        future.set_exception(stopped)
+                self._pending = []
+                raise
             except BaseException as exc:
+                # Every caller of this batch gets the error (none is left waiting); the
+                # batches after it are still written.
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
-                if isinstance(exc, asyncio.CancelledError):
+                if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit
                     raise
                 continue
             for (_, future), result in zip(batch, results, strict=True):

@@ -97,6 +97,9 @@ class PreparedMessage:
 class Prepared:
     messages: list[PreparedMessage] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    #: first row of each notice number, and of each (fiscal code, subject, text): a later
+    #: row with the same is a duplicate (the same debt or message twice to one person)
+    seen: dict[tuple[str, ...], int] = field(default_factory=dict, repr=False)
 
 
 def _env() -> SandboxedEnvironment:
@@ -215,6 +218,8 @@ def prepare(
             row, rowno, where, subject_t, markdown_t, template, now, out, notices
         )
         out.problems.extend(problems)
+    if not out.messages and not out.problems:
+        out.problems.append(f"{source}: no rows to send")
     return out
 
 
@@ -335,6 +340,20 @@ def _prepare_row(
         )
     except ValidationError as exc:
         return [f"{where}: {describe_validation_error(exc)}"]
+    keys: list[tuple[str, ...]] = [("text", cf, subject, markdown)]
+    if payment is not None:
+        keys.insert(0, ("notice", str(payment["notice_number"])))
+    for key in keys:
+        first = out.seen.get(key)
+        if first is not None:
+            if key[0] == "notice":
+                return [f"{where}: notice_number: duplicate of row {first} (the same notice)"]
+            return [
+                f"{where}: fiscal_code: duplicate of row {first} "
+                "(the same message to the same person)"
+            ]
+    for key in keys:
+        out.seen[key] = rowno
     out.messages.append(PreparedMessage(rowno, cf, expedition, message))
     return []
 

@@ -147,7 +147,19 @@ def serve_cmd(config_path: Path, host: str | None, port: int | None, no_workers:
     from .outbox.worker import freeze_startup_objects
 
     freeze_startup_objects()
-    run_service_loop(_serve_until_signal([served]))
+    workers = config.outbox.workers and not no_workers
+    tenants = ", ".join(t.id for t in config.tenants) or "none"
+
+    def up() -> None:
+        click.echo(
+            f"sportello: serving on {served.url} (public URL "
+            f"{config.server.public_url or 'not set'}; tenants: {tenants}; "
+            f"outbox workers: {'on' if workers else 'off'})",
+            err=True,
+        )
+
+    run_service_loop(_serve_until_signal([served], up))
+    click.echo(f"sportello: stopped serving on {served.url}", err=True)
 
 
 async def _serve_until_signal(
@@ -269,6 +281,7 @@ def demo_cmd(
         prepare_demo_secrets,
         register_demo_pagopa_station,
         register_demo_pdnd_client,
+        seed_demo_fdr,
     )
 
     path = config_path or demo_config_path()
@@ -300,6 +313,7 @@ def demo_cmd(
         await register_demo_pdnd_client(config, data_dir)
         await register_demo_pagopa_station(config, hub.url)
         await demo_api_key(app, key_file)
+        await seed_demo_fdr(app)
 
     def banner() -> None:
         click.echo(f"Sportello demo ready: hub {hub.url} (tenant 'demo')", err=True)
@@ -646,13 +660,55 @@ def idps_group() -> None:
     default=Path("var/idps/spid-entities-idps.xml"),
     show_default=True,
 )
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar=CONFIG_ENV,
+    help=f"TOML configuration whose [idps] signing_certs verify the document (or ${CONFIG_ENV})",
+)
+@click.option(
+    "--cert",
+    "cert_paths",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="AgID's signing certificate (PEM), instead of the configuration's (repeatable)",
+)
 @friendly
-def idps_refresh(url: str, cache: Path) -> None:
-    """Fetch the official SPID IdP metadata; the last good copy is kept if this one is bad."""
+def idps_refresh(
+    url: str, cache: Path, config_path: Path | None, cert_paths: tuple[Path, ...]
+) -> None:
+    """Fetch the official SPID IdP metadata, verify AgID's signature, cache it.
+
+    A document that is unsigned, badly signed, expired or empty is refused (exit 1) and the
+    last good copy stays in use.
+    """
+    import aiohttp
+
+    from sportello.connectors.spid.errors import SamlConfigError
+
+    from .config import IdpTrustSettings
     from .login_idps import refresh_registry
 
-    count = run_async(refresh_registry(url, cache))
-    click.echo(f"{count} identity providers cached in {cache}")
+    try:
+        if cert_paths:
+            certs = IdpTrustSettings(signing_certs=[str(p) for p in cert_paths]).pems()
+        else:
+            certs = load_config(config_path).idps.pems() if config_path else []
+    except ValueError as exc:
+        _fail(str(exc), 2)
+    if not certs:
+        _fail(
+            "no certificate to verify the registry's signature: give --cert AGID.pem or "
+            "--config with [idps] signing_certs",
+            2,
+        )
+    try:
+        count = run_async(refresh_registry(url, cache, certs))
+    except (SamlConfigError, aiohttp.ClientError, TimeoutError) as exc:
+        kept = f"the last good copy in {cache} is kept" if cache.exists() else "nothing cached"
+        _fail(f"{exc or type(exc).__name__}; {kept}", 1)
+    click.echo(f"{count} identity providers verified and cached in {cache}")
 
 
 # --- App IO ---------------------------------------------------------------------------------------
@@ -874,7 +930,7 @@ def residents_lookup(
     config_path: Path, tenant: str, purpose: str, operator: str | None, fiscal_code: str
 ) -> None:
     """Look up one resident; print JSON with the source of every field."""
-    from .residents import LookupRefused, Requester, ResidentLookup
+    from .residents import LookupFailed, LookupRefused, Requester, ResidentLookup
 
     config = load_config(config_path)
     user = _operator()
@@ -892,7 +948,12 @@ def residents_lookup(
         result = run_async(go())
     except LookupRefused as exc:
         _fail(str(exc), 1)
+    except LookupFailed as exc:
+        # not "nobody": a platform failed, so whether the person exists is unknown
+        _fail(exc.detail, 5 if exc.status == 503 else 4)
     click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+    for warning in result["warnings"]:
+        click.echo(f"sportello: warning: {warning}", err=True)
     if not result["found"]:
         sys.exit(3)
 
@@ -1140,11 +1201,19 @@ def config_group() -> None:
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @friendly
 def config_check(path: Path) -> None:
-    """Validate a configuration file without starting anything."""
+    """Validate a configuration file, and say what stops a configured platform from working."""
+    from .readiness import config_problems
+
     config = load_config(path)
-    click.echo(
-        f"{path}: ok ({len(config.tenants)} tenants, database {config.database.url.split(':')[0]})"
-    )
+    summary = f"{len(config.tenants)} tenants, database {config.database.url.split(':')[0]}"
+    problems = config_problems(config, plugins=Plugins(config.plugins.disabled))
+    if not problems:
+        click.echo(f"{path}: ok ({summary})")
+        return
+    click.echo(f"{path}: valid ({summary}), but {len(problems)} problem(s):", err=True)
+    for problem in problems:
+        click.echo(f"  {problem}", err=True)
+    sys.exit(1)
 
 
 def _add_builtin_commands() -> None:

@@ -13,8 +13,11 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
+from cryptography import x509
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -38,6 +41,31 @@ class ConfigError(Exception):
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _http_url(value: str) -> str:
+    """An absolute http(s) URL with a host: ``sportello.example.it`` or ``htps//...`` would
+    end up in SAML entityIDs, return URLs and platform calls as relative nonsense."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or any(c.isspace() or ord(c) < 32 for c in value)
+    ):
+        raise ValueError(
+            "expected an absolute http:// or https:// URL with a host, "
+            "e.g. https://sportello.example.it"
+        )
+    return value
+
+
+#: A configured URL: scheme http or https and a host are required.
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
 
 
 class SecretRef(_Model):
@@ -96,8 +124,12 @@ class SecretRef(_Model):
 class ServerSettings(_Model):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
-    public_url: str | None = Field(
+    public_url: HttpUrl | None = Field(
         default=None, description="URL citizens and platforms use to reach the hub"
+    )
+    max_body_bytes: Annotated[int, Field(ge=64 * 1024, le=64 * 1024 * 1024)] = Field(
+        default=1024 * 1024,
+        description="largest request body accepted (bytes); larger ones get 413",
     )
 
 
@@ -153,6 +185,25 @@ class OutboxSettings(_Model):
     def http_connections(self) -> int:
         """Connections per origin for the hub's HTTP clients: room for every job in flight."""
         return max(100, self.concurrency * 2)
+
+
+class PeriodicSettings(_Model):
+    """Periodic tasks (the SUAP poller, the GPD receipts poller, the IdP registry refresh)."""
+
+    lease_seconds: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=30.0,
+        description="how long a replica holds a periodic task without renewing its lease "
+        "(renewed every third of it): a replica that dies is replaced within about this long",
+    )
+    idp_registry_refresh_seconds: Annotated[float, Field(ge=60)] | None = Field(
+        default=None,
+        description="`sportello serve` refreshes the official SPID IdP list this often, in "
+        "every replica (none: run `sportello idps refresh` yourself)",
+    )
+    idp_registry_url: str = Field(
+        default="https://registry.spid.gov.it/metadata/idp/spid-entities-idps.xml",
+        description="where the refresh reads the SPID IdP list",
+    )
 
 
 class SandboxSettings(_Model):
@@ -214,14 +265,14 @@ class LoginSettings(_Model):
     spid``; older ``previous-*.crt`` stay in the metadata during a rotation overlap).
     """
 
-    entity_id: str | None = Field(
+    entity_id: HttpUrl | None = Field(
         default=None, description="default: <public_url>/t/<tenant>/<spid|cie>/metadata"
     )
     profile: Literal["public", "private", "aggregated"] = "public"
     keys_dir: Path = Field(description="directory holding current.key and current.crt")
     contact_email: str
     contact_phone: Annotated[str, Field(pattern=r"^\+39\d{6,12}$")] | None = None
-    organization_url: str | None = None
+    organization_url: HttpUrl | None = None
     attributes: list[str] = Field(
         default_factory=lambda: ["name", "familyName", "fiscalNumber", "email"]
     )
@@ -236,9 +287,13 @@ class LoginSettings(_Model):
         default=False,
         description="trust the official IdP list (cached by `sportello idps refresh`)",
     )
-    return_urls: list[str] = Field(
+    return_urls: list[HttpUrl] = Field(
         default_factory=list,
         description="where the tenant's application may receive login codes (exact match)",
+    )
+    return_url_levels: dict[str, Annotated[int, Field(ge=1, le=3)]] = Field(
+        default_factory=dict,
+        description="a minimum level per registered return URL, above `level` (e.g. 3)",
     )
     province: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
     billing: BillingSettings | None = None
@@ -260,10 +315,74 @@ class LoginSettings(_Model):
             raise ValueError("a private SP needs [billing] (Avviso 29 v3)")
         if self.profile == "aggregated" and self.aggregator is None:
             raise ValueError("an aggregated SP needs [aggregator] (Avviso 19 v4)")
+        unknown = sorted(set(self.return_url_levels) - set(self.return_urls))
+        if unknown:
+            raise ValueError(f"return_url_levels names URLs not in return_urls: {unknown}")
         return self
+
+    def minimum_level(self, return_to: str | None) -> int:
+        """The lowest level a login may ask for: ``level``, raised for ``return_to``."""
+        return max(self.level, self.return_url_levels.get(return_to or "", 1))
 
 
 SpidTenantSettings = LoginSettings
+
+_PEM_CERT = "-----BEGIN CERTIFICATE-----"
+
+
+class IdpTrustSettings(_Model):
+    """Who may sign the IdP metadata the hub fetches over the network (``[idps]``).
+
+    The SPID registry (``sportello idps refresh``, ``use_registry``) must be signed by AgID
+    and any ``idp_metadata`` http(s) URL by one of ``signing_certs``; unsigned or badly
+    signed documents are refused and the last good copy stays in use. Local metadata files
+    are trusted as they are (whoever can write them can write this configuration).
+    """
+
+    signing_certs: list[str] = Field(
+        default_factory=list,
+        description="PEM certificates (file paths, or the PEM text inline): AgID's for the "
+        "registry, and whoever signs each IdP metadata URL",
+    )
+
+    @field_validator("signing_certs")
+    @classmethod
+    def _paths_or_pem(cls, values: list[str], info: ValidationInfo) -> list[str]:
+        base = (info.context or {}).get("base_dir") if info.context else None
+        out = []
+        for value in values:
+            text = value.strip()
+            if text.startswith(_PEM_CERT):
+                try:
+                    x509.load_pem_x509_certificate(text.encode())
+                except ValueError:
+                    raise ValueError("an inline signing certificate is not valid PEM") from None
+                out.append(text)
+            elif base is not None and not Path(text).is_absolute():
+                out.append(str(Path(base) / text))
+            else:
+                out.append(text)
+        return out
+
+    def pems(self) -> list[bytes]:
+        """The certificates, read now; a file that is missing or not a PEM certificate
+        raises ValueError naming it."""
+        out = []
+        for value in self.signing_certs:
+            if value.startswith(_PEM_CERT):
+                out.append(value.encode())
+                continue
+            try:
+                data = Path(value).read_bytes()
+                x509.load_pem_x509_certificate(data)
+            except OSError as exc:
+                raise ValueError(f"[idps] signing_certs: cannot read {value}: {exc}") from None
+            except ValueError:
+                raise ValueError(
+                    f"[idps] signing_certs: {value} is not a PEM certificate"
+                ) from None
+            out.append(data)
+        return out
 
 
 def _relative_to_base(value: Path, info: ValidationInfo) -> Path:
@@ -273,23 +392,107 @@ def _relative_to_base(value: Path, info: ValidationInfo) -> Path:
     return value
 
 
+_HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$"  # an HTTP field name (RFC 9110 token)
+
+
+class StationClientCertSettings(_Model):
+    """The client certificate a TLS-terminating proxy verified and forwards in headers.
+
+    Trusted only when configured, and only as the proxy sets it: the proxy must overwrite
+    (never pass through) these headers from the client."""
+
+    cert_header: Annotated[str, Field(pattern=_HEADER_NAME)] = Field(
+        default="X-SSL-Client-Cert",
+        description="header with the verified certificate: PEM (URL-escaped or not) or "
+        "base64 DER, e.g. nginx's $ssl_client_escaped_cert",
+    )
+    verify_header: Annotated[str, Field(pattern=_HEADER_NAME)] | None = Field(
+        default="X-Client-Verify",
+        description="header the proxy sets to SUCCESS when it verified the certificate "
+        "(nginx's $ssl_client_verify); none: the proxy forwards only verified certificates",
+    )
+    fingerprints: list[Annotated[str, Field(pattern=r"^([0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$")]] = (
+        Field(default_factory=list, description="SHA-256 of the accepted certificates (hex)")
+    )
+    subjects: list[Annotated[str, Field(min_length=3)]] = Field(
+        default_factory=list,
+        description="accepted subject DNs, RFC 4514 ('CN=...,O=PagoPA S.p.A.,C=IT')",
+    )
+
+    @field_validator("fingerprints")
+    @classmethod
+    def _normalised(cls, values: list[str]) -> list[str]:
+        return [v.replace(":", "").lower() for v in values]
+
+    @model_validator(mode="after")
+    def _something_to_match(self) -> StationClientCertSettings:
+        if not self.fingerprints and not self.subjects:
+            raise ValueError("give the accepted certificates: fingerprints and/or subjects")
+        return self
+
+
+class StationAuthSettings(_Model):
+    """Who may call the tenant's EC station: a shared key in a header and/or the client
+    certificate checked by a proxy. With both, both are required."""
+
+    key: SecretRef | None = Field(default=None, description="shared key the caller sends")
+    previous_key: SecretRef | None = Field(
+        default=None, description="the key being replaced, still accepted while rotating"
+    )
+    key_header: Annotated[str, Field(pattern=_HEADER_NAME)] = "Ocp-Apim-Subscription-Key"
+    client_cert: StationClientCertSettings | None = None
+
+    @model_validator(mode="after")
+    def _something_to_check(self) -> StationAuthSettings:
+        if self.key is None and self.client_cert is None:
+            raise ValueError("give a key and/or client_cert")
+        if self.previous_key is not None and self.key is None:
+            raise ValueError("previous_key needs key")
+        return self
+
+
+class PostalAccountSettings(_Model):
+    """The comune's *conto corrente postale* (``[tenants.pagopa.postal]``): its payment
+    notices then carry a *Bollettino Postale PA* with Poste Italiane's Data Matrix, for
+    every position that names this account as a postal IBAN (``postal_iban``)."""
+
+    account: Annotated[str, Field(pattern=r"^[0-9]{1,12}$")] = Field(
+        description="the c/c number (up to 12 digits), as in the postal IBAN's last 12"
+    )
+    holder: Annotated[str, Field(min_length=1, max_length=100)] | None = Field(
+        default=None,
+        description="the account holder printed after 'intestato a' (default: tenant name)",
+    )
+    authorization: Annotated[str, Field(min_length=1, max_length=60)] | None = Field(
+        default=None,
+        description="Poste Italiane's authorisation to print the bollettino in house "
+        "(printed as 'Aut. n. ...'), e.g. 'AUT/2024/0001234'",
+    )
+
+
 class PagopaTenantSettings(_Model):
     ec_fiscal_code: Annotated[str, Field(pattern=r"^\d{11}$")]
     broker_id: Annotated[str, Field(pattern=r"^\d{11}$")]
     station_id: Annotated[str, Field(pattern=r"^\d{11}_\d{2}$")]
     segregation_code: Annotated[str, Field(pattern=r"^\d{2}$")] = "01"
     mode: Literal["gpd", "station"] = "gpd"
-    base_url: str | None = None
+    base_url: HttpUrl | None = None
     api_key: SecretRef | None = None
-    fdr_base_url: str | None = None  # FdR organization API, …/fdr-org/service/v1
+    fdr_base_url: HttpUrl | None = None  # FdR organization API, …/fdr-org/service/v1
     fdr_api_key: SecretRef | None = None
-    checkout_url: str | None = None  # Checkout EC API, …/checkout/ec/v1 (default: production)
+    checkout_url: HttpUrl | None = None  # Checkout EC API, …/checkout/ec/v1 (default: production)
     checkout_api_key: SecretRef | None = None  # Checkout subscription: carts need it
     # GPD mode: an import creating more positions than this sends them as bulk uploads
     bulk_threshold: Annotated[int, Field(ge=0)] = 100
-    receipts_base_url: str | None = None  # GPD receipts API (default: next to base_url)
+    receipts_base_url: HttpUrl | None = None  # GPD receipts API (default: next to base_url)
     receipts_poll_seconds: Annotated[float, Field(gt=0)] = Field(
         default=300.0, description="GPD mode: how often `sportello serve` reads new receipts"
+    )
+    postal: PostalAccountSettings | None = Field(
+        default=None, description="the postal account for the Bollettino Postale PA on notices"
+    )
+    station_auth: StationAuthSettings | None = Field(
+        default=None, description="station mode: how the station authenticates the Node"
     )
 
 
@@ -301,12 +504,18 @@ class IoServiceSettings(_Model):
 
 
 class IoTenantSettings(_Model):
-    base_url: str = Field(description="App IO API base URL (the sandbox's in the demo)")
+    base_url: HttpUrl = Field(description="App IO API base URL (the sandbox's in the demo)")
     services: list[IoServiceSettings] = Field(default_factory=list)
     rate_limit: Annotated[int, Field(ge=0)] = Field(
         default=150, description="calls per key per rate_window, shared by replicas; 0 = off"
     )
     rate_window: Annotated[float, Field(gt=0)] = 5.0
+    rate_margin: Annotated[float, Field(ge=0, le=60)] = Field(
+        default=0.25,
+        description="seconds added to rate_window when pacing: any rate_limit + 1 consecutive "
+        "calls span at least rate_window + rate_margin, so network jitter up to this much "
+        "between the hub and App IO costs no 429 (0.25: 100 ms of jitter with room to spare)",
+    )
     status_poll_delay: Annotated[float, Field(gt=0)] = 30.0
     status_poll_attempts: Annotated[int, Field(ge=0)] = 5
     http_client: Literal["lean", "aiohttp"] = Field(
@@ -327,7 +536,7 @@ class PdndTenantSettings(_Model):
     kid: str | None = Field(
         default=None, description="the key's thumbprint as PDND shows it (computed when omitted)"
     )
-    token_url: str = Field(description="e.g. https://auth.uat.interop.pagopa.it/token.oauth2")
+    token_url: HttpUrl = Field(description="e.g. https://auth.uat.interop.pagopa.it/token.oauth2")
     assertion_audience: str | None = Field(
         default=None, description="client-assertion aud (derived from token_url when omitted)"
     )
@@ -339,7 +548,7 @@ class PdndTenantSettings(_Model):
 class AnprTenantSettings(_Model):
     """ANPR through PDND: where the GovWay door is and how calls are attributed."""
 
-    base_url: str = Field(description="…/govway/rest/in/MinInternoPortaANPR-PDND")
+    base_url: HttpUrl = Field(description="…/govway/rest/in/MinInternoPortaANPR-PDND")
     user_location: str = Field(
         default="Sportello", description="TrackingEvidence userLocation: the office or workstation"
     )
@@ -365,7 +574,7 @@ class SuapTenantSettings(_Model):
 class WebhookSettings(_Model):
     """A tenant system that wants to hear about events (signed, through the outbox)."""
 
-    url: str = Field(description="https endpoint of the tenant's system")
+    url: HttpUrl = Field(description="https endpoint of the tenant's system")
     secret: SecretRef | None = Field(
         default=None, description="HMAC-SHA256 key: requests carry Sportello-Signature"
     )
@@ -417,9 +626,11 @@ class HubConfig(_Model):
     server: ServerSettings = Field(default_factory=ServerSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    periodic: PeriodicSettings = Field(default_factory=PeriodicSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     plugins: PluginSettings = Field(default_factory=PluginSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    idps: IdpTrustSettings = Field(default_factory=IdpTrustSettings)
     tenants: list[TenantConfig] = Field(default_factory=list)
     source: str = Field(default="<memory>", exclude=True, description="file it was read from")
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import aiohttp
 from aiohttp import web
@@ -16,10 +18,15 @@ from .appkeys import CLOCK, CONFIG, ENGINE
 from .config import HubConfig
 
 log = logging.getLogger("sportello.demo")
+ROME = ZoneInfo("Europe/Rome")
 
 IO_KEY_ENV = "SPORTELLO_DEMO_IO_KEY"
 PDND_KEY_ENV = "SPORTELLO_DEMO_PDND_KEY"
 CHECKOUT_KEY_ENV = "SPORTELLO_DEMO_CHECKOUT_KEY"
+STATION_KEY_ENV = "SPORTELLO_DEMO_STATION_KEY"
+FDR_KEY_ENV = "SPORTELLO_DEMO_FDR_KEY"
+#: The demo creditor's account (the ISO 13616 example of an Italian IBAN, not a real one).
+DEMO_IBAN = "IT60X0542811101000000123456"
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -34,9 +41,13 @@ def prepare_demo_secrets(data_dir: Path) -> None:
     from sportello.connectors.pdnd.keys import generate_key
     from sportello.sandbox.io.app import DEMO_PRIMARY_KEY  # a sandbox value, not a secret
     from sportello.sandbox.pagopa.checkout import DEFAULT_CHECKOUT_API_KEY  # likewise
+    from sportello.sandbox.pagopa.fdr_routes import DEFAULT_FDR_API_KEY  # likewise
 
     os.environ.setdefault(IO_KEY_ENV, DEMO_PRIMARY_KEY)
     os.environ.setdefault(CHECKOUT_KEY_ENV, DEFAULT_CHECKOUT_API_KEY)
+    # the key the sandbox Node sends to the demo station: fresh each run, never written down
+    os.environ.setdefault(STATION_KEY_ENV, secrets.token_urlsafe(32))
+    os.environ.setdefault(FDR_KEY_ENV, DEFAULT_FDR_API_KEY)
     key_file = data_dir / "keys" / "demo-pdnd.pem"
     if not key_file.exists():
         private_pem, _ = generate_key()
@@ -85,7 +96,16 @@ async def register_demo_pagopa_station(config: HubConfig, hub_url: str) -> None:
     if tenant is None or tenant.pagopa is None or tenant.pagopa.mode != "station":
         return
     p = tenant.pagopa
-    station = {"url": f"{hub_url}/t/demo/pagopa/station", "broker_id": p.broker_id}
+    station: dict[str, object] = {
+        "url": f"{hub_url}/t/demo/pagopa/station",
+        "broker_id": p.broker_id,
+    }
+    auth = p.station_auth
+    if auth is not None and auth.key is not None:
+        try:  # the Node sends the station's key, as its back-office configuration says
+            station["headers"] = {auth.key_header: auth.key.reveal()}
+        except LookupError as exc:
+            log.warning("demo: no station key for the sandbox Node (%s)", exc)
     body = {p.ec_fiscal_code: {**station, "station_id": p.station_id}}
     sandbox = (p.checkout_url or "").split("/checkout/", 1)[0]
     if not sandbox.startswith("http"):
@@ -99,6 +119,76 @@ async def register_demo_pagopa_station(config: HubConfig, hub_url: str) -> None:
                 log.warning("demo: pagoPA sandbox refused the station: %s", await response.text())
     except aiohttp.ClientError as exc:
         log.warning("demo: pagoPA sandbox not reachable (%s); payments will fail", exc)
+
+
+async def seed_demo_fdr(app: web.Application) -> str | None:
+    """Give the FdR sandbox a flow to reconcile: one notice of the demo tenant (station mode)
+    is created, paid through the sandbox Node (which calls the hub's station) and its flow
+    published. Done at every start, because the sandbox keeps no state; the sandbox numbers
+    its flows so that a restart does not reuse an id. Returns the notice number paid."""
+    from datetime import timedelta
+
+    from .pagopa_store import PagopaStore, PagopaStoreError
+
+    config = app[CONFIG]
+    tenant = config.tenant("demo")
+    p = tenant.pagopa if tenant is not None else None
+    if p is None or p.mode != "station" or p.fdr_base_url is None:
+        return None
+    sandbox = p.fdr_base_url.split("/fdr-org/", 1)[0]
+    if not sandbox.startswith("http"):
+        return None
+    now = app[CLOCK].now()
+    text = "Diritti di segreteria (demo)"
+    position = {
+        "iupd": f"DEMO-FDR-{now:%Y%m%d%H%M%S%f}",
+        "type": "F",
+        "fiscal_code": "VRDGNN70D04H501W",  # Giovanni Verdi, in the demo registry
+        "full_name": "Giovanni Verdi",
+        "company_name": tenant.name if tenant is not None else "Comune di Esempio",
+        "payment_options": [
+            {
+                "amount": 1600,
+                "description": text,
+                "due_date": now + timedelta(days=30),
+                "transfers": [
+                    {
+                        "id_transfer": 1,
+                        "amount": 1600,
+                        "organization_fiscal_code": p.ec_fiscal_code,
+                        "remittance_information": text,
+                        "category": "9/0301109AP/",
+                        "iban": DEMO_IBAN,
+                    }
+                ],
+            }
+        ],
+    }
+    try:
+        stored = await PagopaStore(app[ENGINE], config, app[CLOCK]).create_position(
+            "demo", position
+        )
+    except PagopaStoreError as exc:
+        log.warning("demo: no notice for the FdR sandbox (%s)", exc)
+        return None
+    nav = stored.options[0].nav
+    day = now.astimezone(ROME).date().isoformat()
+    try:
+        async with aiohttp.ClientSession() as session:
+            pay = {"fiscalCode": p.ec_fiscal_code, "noticeNumber": nav}
+            async with session.post(sandbox + "/psp/pay", json=pay) as response:
+                result = await response.json(content_type=None)
+            if response.status >= 300 or result.get("outcome") != "OK":
+                log.warning("demo: the sandbox Node did not pay notice %s: %s", nav, result)
+                return None
+            async with session.post(f"{sandbox}/__sandbox/fdr/publish?date={day}") as response:
+                if response.status >= 300:
+                    log.warning("demo: the FdR sandbox did not publish: %s", await response.text())
+                    return None
+    except (aiohttp.ClientError, ValueError) as exc:
+        log.warning("demo: pagoPA sandbox not reachable (%s); no FdR flow to reconcile", exc)
+        return None
+    return nav
 
 
 async def demo_api_key(app: web.Application, key_file: Path) -> None:

@@ -59,7 +59,10 @@ class IoClients:
             pacer = None
             if io.rate_limit:
                 limiter = DbRateLimiter(
-                    self.services.engine, limit=io.rate_limit, window=io.rate_window
+                    self.services.engine,
+                    limit=io.rate_limit,
+                    window=io.rate_window,
+                    margin=io.rate_margin,
                 )
 
                 async def pacer(

@@ -25,6 +25,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
+import hmac
 import logging
 import secrets
 import zlib
@@ -42,6 +44,7 @@ from sportello.connectors.spid.models import Kind, PendingRequest, SpSettings
 from . import audit
 from . import login_pages as pages
 from .appkeys import CLOCK, CONFIG, ENGINE
+from .bodies import BodyTooLarge, read_body
 from .config import HubConfig, TenantConfig
 from .login_idps import IdpDirectory
 from .login_keys import LoginConfigError, build_sp, login_settings, public_url
@@ -130,6 +133,12 @@ def _secure(config: HubConfig) -> bool:
     return public_url(config).startswith("https://")
 
 
+def cookie_name(config: HubConfig, name: str) -> str:
+    """``__Host-<name>`` under https: Secure, Path=/, no Domain, so no sibling (sub)domain
+    and no plain-http page can plant or overwrite it; the bare name over plain http."""
+    return f"__Host-{name}" if _secure(config) else name
+
+
 def _set_cookie(
     resp: web.StreamResponse, config: HubConfig, name: str, value: str, max_age: int | None = None
 ) -> None:
@@ -138,7 +147,7 @@ def _set_cookie(
     # because hub and sandbox IdP share the host (same site).
     secure = _secure(config)
     resp.set_cookie(
-        name,
+        cookie_name(config, name),
         value,
         httponly=True,
         secure=secure,
@@ -146,6 +155,50 @@ def _set_cookie(
         samesite="None" if secure else "Lax",
         max_age=max_age,
     )
+
+
+def _del_cookie(resp: web.StreamResponse, config: HubConfig, name: str) -> None:
+    secure = _secure(config)
+    resp.del_cookie(
+        cookie_name(config, name),
+        path="/",
+        secure=secure,
+        httponly=True,
+        samesite="None" if secure else "Lax",
+    )
+
+
+def _get_cookie(request: web.Request, config: HubConfig, name: str) -> str | None:
+    return request.cookies.get(cookie_name(config, name)) or None
+
+
+# The browser cookie binds a pending login to the browser that started it. Only values the
+# hub issued count: ``<random>.<HMAC>`` under a key derived from the tenant's SAML signing
+# key (which every replica holds), over tenant, scheme and the random part. A value the
+# client made up, or one issued for another tenant or scheme, is ignored at login (a new
+# one is issued) and refused at the ACS.
+_BROWSER_KEY_LABEL = b"sportello login browser cookie v1"
+
+
+def _browser_mac(sp: SpSettings, tenant_id: str, kind: Kind, token: str) -> str:
+    key = hmac.new(hashlib.sha256(sp.key_pem).digest(), _BROWSER_KEY_LABEL, "sha256").digest()
+    mac = hmac.new(key, f"{tenant_id}|{kind}|{token}".encode(), "sha256").digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
+def new_browser_value(sp: SpSettings, tenant_id: str, kind: Kind) -> str:
+    token = secrets.token_urlsafe(32)
+    return f"{token}.{_browser_mac(sp, tenant_id, kind, token)}"
+
+
+def browser_value_issued(value: str | None, sp: SpSettings, tenant_id: str, kind: Kind) -> bool:
+    """Whether ``value`` is a browser cookie this hub issued for this tenant and scheme."""
+    if not value or len(value) > 200:
+        return False
+    token, sep, mac = value.partition(".")
+    if not sep or len(token) < 32:
+        return False
+    return hmac.compare_digest(mac, _browser_mac(sp, tenant_id, kind, token))
 
 
 async def metadata_view(request: web.Request) -> web.Response:
@@ -191,12 +244,20 @@ async def login_view(request: web.Request) -> web.StreamResponse:
     idp = await service.idps.get(tenant, kind, idp_id)
     if idp is None:
         return pages.refused(kind, "gestore di identità sconosciuto", status=400)
+    minimum = settings.minimum_level(return_to)
     try:
-        level = int(query.get("level", settings.level))
+        level = int(query.get("level", minimum))
     except ValueError:
         level = 0
     if level not in (1, 2, 3):
         return pages.refused(kind, "livello SPID non valido (1, 2 o 3)", status=400)
+    if level < minimum:
+        # the tenant's level (and its return URL's) is a minimum the browser cannot lower
+        return pages.refused(
+            kind,
+            f"livello {level} inferiore al minimo richiesto dal servizio ({minimum})",
+            status=400,
+        )
     try:
         sp = service.sp(tenant, kind)
     except LoginConfigError as exc:
@@ -213,7 +274,12 @@ async def login_view(request: web.Request) -> web.StreamResponse:
         now=now,
         relay_state=secrets.token_urlsafe(16),
     )
-    browser = request.cookies.get(BROWSER_COOKIE) or secrets.token_urlsafe(32)
+    held = _get_cookie(request, service.config, BROWSER_COOKIE)
+    browser = (
+        held
+        if held and browser_value_issued(held, sp, tenant.id, kind)
+        else new_browser_value(sp, tenant.id, kind)
+    )
     await service.store.add_pending(
         tenant_id=tenant.id,
         kind=kind,
@@ -228,7 +294,7 @@ async def login_view(request: web.Request) -> web.StreamResponse:
         # a plain 302: HTTPFound would re-encode the signed query string
         resp = web.Response(status=302, headers={"Location": out.url})
     else:
-        resp = web.Response(text=out.form_html or "", content_type="text/html")
+        resp = _form_page(out.form_html)
     resp.headers["Cache-Control"] = "no-store"
     _set_cookie(resp, service.config, BROWSER_COOKIE, browser)
     return resp
@@ -244,7 +310,9 @@ async def acs_view(request: web.Request) -> web.StreamResponse:
     kind = _kind(request)
     tenant = _tenant(request, kind)
     service = request.app[LOGIN]
-    if request.content_length is not None and request.content_length > MAX_FORM:
+    try:
+        await read_body(request, MAX_FORM)  # whole, bounded; post() parses what it read
+    except BodyTooLarge:
         return pages.refused(kind, "risposta troppo grande", status=413)
     form = await request.post()
     saml = form.get("SAMLResponse")
@@ -257,11 +325,21 @@ async def acs_view(request: web.Request) -> web.StreamResponse:
         return _refuse(tenant, kind, exc)
     if not in_response_to:
         return _refuse(tenant, kind, ResponseRejected("unsolicited", "no InResponseTo"))
+    try:
+        sp = service.sp(tenant, kind)
+    except LoginConfigError as exc:
+        log.error("tenant %s cannot finish a %s login: %s", tenant.id, kind, exc)
+        raise web.HTTPServiceUnavailable(text="login not configured") from None
+    browser = _get_cookie(request, service.config, BROWSER_COOKIE)
+    if browser is not None and not browser_value_issued(browser, sp, tenant.id, kind):
+        return _refuse(
+            tenant, kind, ResponseRejected("browser", "login cookie not issued by this service")
+        )
     found = await service.store.pending(
         request_id=in_response_to,
         tenant_id=tenant.id,
         kind=kind,
-        browser=request.cookies.get(BROWSER_COOKIE),
+        browser=browser,
         now=now,
     )
     if isinstance(found, str):
@@ -270,9 +348,13 @@ async def acs_view(request: web.Request) -> web.StreamResponse:
     idp = await service.idps.get(tenant, kind, pending.idp_entity_id)
     if idp is None:
         return _refuse(tenant, kind, ResponseRejected("issuer", "the IdP is no longer trusted"))
-    sp = service.sp(tenant, kind)
     try:
         identity = response.validate_response(saml, sp=sp, idp=idp, pending=pending, now=now)
+        minimum = login_settings(tenant, kind).minimum_level(extra.get("return_to"))
+        if identity.level < minimum:  # e.g. comparison="maximum": never below the minimum
+            raise ResponseRejected(
+                "level", f"authenticated at level {identity.level}, the service needs {minimum}"
+            )
     except ResponseRejected as exc:
         await service.store.consume(pending.request_id, now)
         return _refuse(tenant, kind, exc)
@@ -287,7 +369,12 @@ async def acs_view(request: web.Request) -> web.StreamResponse:
     )
     log.info(
         "login accepted",
-        extra={"tenant": tenant.id, "scheme": kind, "level": identity.level, "idp": idp.entity_id},
+        extra={
+            "tenant": tenant.id,
+            "scheme": kind,
+            "auth_level": identity.level,
+            "idp": idp.entity_id,
+        },
     )
     return_to = extra.get("return_to")
     if return_to:
@@ -328,7 +415,7 @@ async def logout_view(request: web.Request) -> web.StreamResponse:
     tenant = _tenant(request, kind)
     service = request.app[LOGIN]
     now = request.app[CLOCK].now()
-    session_id = request.cookies.get(SESSION_COOKIE.format(kind=kind))
+    session_id = _get_cookie(request, service.config, SESSION_COOKIE.format(kind=kind))
     row = await service.store.session(session_id, tenant.id) if session_id else None
     if row is None or row["ended_at"] is not None:
         return pages.logged_out(kind)
@@ -336,7 +423,7 @@ async def logout_view(request: web.Request) -> web.StreamResponse:
     idp = await service.idps.get(tenant, kind, row["idp_entity_id"])
     if kind == "cie" or idp is None or not (idp.slo_redirect or idp.slo_post):
         resp: web.StreamResponse = pages.logged_out(kind)
-        resp.del_cookie(SESSION_COOKIE.format(kind=kind), path="/")
+        _del_cookie(resp, service.config, SESSION_COOKIE.format(kind=kind))
         return resp
     out = logout.build_logout_request(
         service.sp(tenant, kind),
@@ -351,10 +438,10 @@ async def logout_view(request: web.Request) -> web.StreamResponse:
     if out.binding == "redirect":
         resp = web.Response(status=302, headers={"Location": out.url})  # keep the signed query
     else:
-        resp = web.Response(text=out.form_html or "", content_type="text/html")
+        resp = _form_page(out.form_html)
     state = f"{out.request_id}|{int(out.issue_instant.timestamp())}|{row['session_id']}"
     _set_cookie(resp, service.config, LOGOUT_COOKIE.format(kind=kind), state, 900)
-    resp.del_cookie(SESSION_COOKIE.format(kind=kind), path="/")
+    _del_cookie(resp, service.config, SESSION_COOKIE.format(kind=kind))
     return resp
 
 
@@ -377,6 +464,10 @@ async def slo_view(request: web.Request) -> web.StreamResponse:
     binding = _binding(request)
     params: dict[str, str] = dict(request.query)
     if binding == "post":
+        try:
+            await read_body(request, MAX_FORM)
+        except BodyTooLarge:
+            return pages.refused(kind, "messaggio troppo grande", status=413)
         params = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
     key = "SAMLResponse" if "SAMLResponse" in params else "SAMLRequest"
     if key not in params:
@@ -393,7 +484,7 @@ async def slo_view(request: web.Request) -> web.StreamResponse:
                 "issuer", "logout message from an IdP this tenant does not trust"
             )
         if key == "SAMLResponse":
-            state = request.cookies.get(LOGOUT_COOKIE.format(kind=kind), "")
+            state = _get_cookie(request, service.config, LOGOUT_COOKIE.format(kind=kind)) or ""
             request_id, _, rest = state.partition("|")
             stamp, _, _session = rest.partition("|")
             if not request_id or not stamp.isdigit():
@@ -419,7 +510,7 @@ async def slo_view(request: web.Request) -> web.StreamResponse:
                     relay_state=params.get("RelayState"),
                 )
             resp: web.StreamResponse = pages.logged_out(kind)
-            resp.del_cookie(LOGOUT_COOKIE.format(kind=kind), path="/")
+            _del_cookie(resp, service.config, LOGOUT_COOKIE.format(kind=kind))
             return resp
         if binding == "redirect":
             incoming = logout.parse_logout_request_redirect(
@@ -434,6 +525,7 @@ async def slo_view(request: web.Request) -> web.StreamResponse:
             ended += await service.store.end_sessions(
                 tenant_id=tenant.id,
                 kind=kind,
+                idp_entity_id=idp.entity_id,
                 name_id=incoming.name_id,
                 session_index=index,
                 now=now,
@@ -451,9 +543,31 @@ async def slo_view(request: web.Request) -> web.StreamResponse:
         )
         if answer.binding == "redirect":
             return web.Response(status=302, headers={"Location": answer.url})
-        return web.Response(text=answer.form_html or "", content_type="text/html")
+        return _form_page(answer.form_html)
     except ResponseRejected as exc:
         return _refuse(tenant, kind, exc)
+
+
+def _form_page(form_html: str | None) -> web.Response:
+    """The POST binding's self-submitting form, with a CSP that allows only its own script."""
+    return web.Response(
+        text=form_html or "",
+        content_type="text/html",
+        headers={"Content-Security-Policy": authn.AUTOSUBMIT_CSP, "Cache-Control": "no-store"},
+    )
+
+
+#: every other HTML page of the hub: no script at all, styles inline, nothing framed
+PAGE_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+async def _html_policy(request: web.Request, response: web.StreamResponse) -> None:
+    """Every HTML answer gets a Content-Security-Policy (the strict page one by default)."""
+    if response.content_type == "text/html" and "Content-Security-Policy" not in response.headers:
+        response.headers["Content-Security-Policy"] = PAGE_CSP
 
 
 def _binding(request: web.Request) -> str:
@@ -498,4 +612,5 @@ def setup(app: web.Application) -> None:
             await purger
 
     app.cleanup_ctx.append(ctx)
+    app.on_response_prepare.append(_html_policy)
     app.router.add_routes(routes())

@@ -20,7 +20,7 @@ from sportello.connectors.spid.models import Kind
 from . import login_pages as pages
 from .appkeys import CLOCK, CONFIG
 from .config import TenantConfig
-from .login import LOGIN
+from .login import LOGIN, cookie_name
 from .login_keys import public_url
 
 STATE_COOKIE = "sportello_demo_state"
@@ -52,13 +52,22 @@ async def home(request: web.Request) -> web.StreamResponse:
         query = urlencode({"return_to": _callback(request, tenant.id), "state": state})
         links.append((f"Entra con {pages.SCHEME[kind]}", f"/t/{tenant.id}/{kind}/login?{query}"))
     resp = pages.demo_home(tenant.name, links)
-    resp.set_cookie(STATE_COOKIE, state, httponly=True, samesite="Lax", path="/")
+    config = request.app[CONFIG]
+    secure = public_url(config).startswith("https://")  # Secure (and __Host-) under https
+    resp.set_cookie(
+        cookie_name(config, STATE_COOKIE),
+        state,
+        httponly=True,
+        secure=secure,
+        samesite="Lax",
+        path="/",
+    )
     return resp
 
 
 async def callback(request: web.Request) -> web.StreamResponse:
     tenant, _ = _schemes(request)
-    state = request.cookies.get(STATE_COOKIE)
+    state = request.cookies.get(cookie_name(request.app[CONFIG], STATE_COOKIE))
     if not state or request.query.get("state") != state:
         return pages.refused("spid", "stato della richiesta non valido (state)", status=400)
     code = request.query.get("code", "")

@@ -6,6 +6,10 @@ Sources, per tenant and scheme (``[tenants.spid]`` / ``[tenants.cie]``):
   again, at most every ``REFETCH_SECONDS``, when a login names an IdP not yet known;
 - ``use_registry = true``: the official SPID list, from the last good copy that
   ``sportello idps refresh`` keeps under ``var/idps/`` (a failed refresh never loses it).
+
+Whatever comes over the network (a metadata URL, the registry) counts only when one of the
+``[idps] signing_certs`` signed it (AgID's certificate for the registry); the cached registry
+copy is checked again when it is read. Local files are trusted as configured.
 """
 
 from __future__ import annotations
@@ -13,12 +17,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 
-from sportello.connectors.spid.idps import parse_idp_metadata
+from sportello.connectors.spid.idps import parse_idp_metadata, parse_signed_idp_metadata
 from sportello.connectors.spid.models import IdpInfo, Kind
 
 from .config import HubConfig, TenantConfig
@@ -37,6 +42,30 @@ class IdpDirectory:
         self._fetched: dict[str, float] = {}
         self._registry: dict[str, IdpInfo] = {}
         self._lock = asyncio.Lock()
+        try:
+            self.certs = config.idps.pems()
+        except ValueError as exc:  # logged; every fetched document is then refused
+            log.error("IdP metadata signing certificates unusable: %s", exc)
+            self.certs = []
+
+    def reload_registry(self) -> None:
+        """Read the registry's cached copy again (after a refresh); a bad one changes nothing."""
+        if not self.registry_cache.exists():
+            return
+        try:
+            data = self.registry_cache.read_bytes()
+            what = f"IdP registry cache {self.registry_cache}"
+            found = {i.entity_id: i for i in parse_signed_idp_metadata(data, self.certs, what=what)}
+        except Exception as exc:  # a bad cache must not stop the hub
+            log.error("IdP registry cache %s unusable: %s", self.registry_cache, exc)
+            return
+        self._registry = found
+
+    async def refresh_registry(self, url: str) -> int:
+        """Fetch the registry into this replica's cache and use it (the periodic task)."""
+        count = await refresh_registry(url, self.registry_cache, self.certs)
+        self.reload_registry()
+        return count
 
     def _sources(self, tenant: TenantConfig, kind: Kind) -> list[str]:
         settings = tenant.spid if kind == "spid" else tenant.cie
@@ -48,12 +77,7 @@ class IdpDirectory:
 
     async def load_all(self) -> None:
         """Load every tenant's sources; a source that fails is logged and retried later."""
-        if self.registry_cache.exists():
-            try:
-                for idp in parse_idp_metadata(self.registry_cache.read_bytes()):
-                    self._registry[idp.entity_id] = idp
-            except Exception as exc:  # a bad cache must not stop the hub
-                log.error("IdP registry cache %s unusable: %s", self.registry_cache, exc)
+        self.reload_registry()
         for tenant in self.config.tenants:
             for kind in ("spid", "cie"):
                 if (tenant.spid if kind == "spid" else tenant.cie) is not None:
@@ -68,7 +92,14 @@ class IdpDirectory:
             try:
                 data = await (_fetch(source) if is_url else asyncio.to_thread(_read, source))
                 self._fetched[source] = time.monotonic()
-                for idp in parse_idp_metadata(data):
+                found = (
+                    parse_signed_idp_metadata(
+                        data, self.certs, now=datetime.now(UTC), what=f"IdP metadata {source}"
+                    )
+                    if is_url
+                    else parse_idp_metadata(data)
+                )
+                for idp in found:
                     known[idp.entity_id] = idp
             except Exception as exc:  # one bad source never hides the others
                 self._fetched[source] = time.monotonic()
@@ -112,12 +143,12 @@ async def _fetch(url: str) -> bytes:
         return await resp.read()
 
 
-async def refresh_registry(url: str, cache: Path) -> int:
-    """Fetch the aggregated IdP metadata into ``cache``: replaced only when it parses."""
+async def refresh_registry(url: str, cache: Path, certs: Sequence[bytes]) -> int:
+    """Fetch the aggregated IdP metadata into ``cache``: replaced only when one of ``certs``
+    (AgID's) signed it, it has not expired and it lists IdPs. Any failure raises (the
+    message says why) and leaves the last good copy untouched."""
     data = await _fetch(url)
-    idps = parse_idp_metadata(data)  # raises on a bad document: the old copy stays
-    if not idps:
-        raise ValueError(f"{url}: no identity provider in the document; cache kept")
+    idps = parse_signed_idp_metadata(data, certs, now=datetime.now(UTC), what=f"IdP registry {url}")
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(".tmp")
     tmp.write_bytes(data)

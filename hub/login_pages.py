@@ -101,10 +101,13 @@ def identity_page(tenant_name: str, identity: Mapping[str, Any], logout_url: str
         for k, v in sorted(identity.get("attributes", {}).items())
     )
     attrs = identity.get("attributes", {})
+    # a person has name and familyName; a company (legal person) has companyName
     who = f"{attrs.get('name', '')} {attrs.get('familyName', '')}".strip()
+    who = who or str(attrs.get("companyName") or "").strip()
+    greeting = f"Benvenuto, <strong>{escape(who)}</strong>" if who else "Benvenuto"
     return page(
         f"{tenant_name}: area riservata",
-        f'<p id="who">Benvenuto, <strong>{escape(who)}</strong> (codice fiscale '
+        f'<p id="who">{greeting} (codice fiscale '
         f'<span id="fiscal-code">{escape(str(identity.get("fiscal_code")))}</span>, '
         f"livello {escape(str(identity.get('level')))}).</p><dl>{rows}</dl>"
         f'<p><a class="btn" href="{escape(logout_url)}">Esci</a></p>',

@@ -235,12 +235,25 @@ class LoginStore:
         return dict(row) if row is not None else None
 
     async def end_sessions(
-        self, *, tenant_id: str, kind: Kind, name_id: str, session_index: str | None, now: datetime
+        self,
+        *,
+        tenant_id: str,
+        kind: Kind,
+        idp_entity_id: str,
+        name_id: str,
+        session_index: str | None,
+        now: datetime,
     ) -> int:
-        """End the sessions an IdP's LogoutRequest names (it is fine if there are none)."""
+        """End the sessions an IdP's LogoutRequest names (it is fine if there are none).
+
+        Only sessions that IdP made (``idp_entity_id``: the verified Issuer) can end: a
+        LogoutRequest signed by IdP B never ends a session of IdP A, not even with the same
+        NameID or SessionIndex. Without a SessionIndex, that IdP's sessions of the NameID end.
+        """
         stmt = update(login_sessions).where(
             login_sessions.c.tenant_id == tenant_id,
             login_sessions.c.kind == kind,
+            login_sessions.c.idp_entity_id == idp_entity_id,
             login_sessions.c.name_id == name_id,
             login_sessions.c.ended_at.is_(None),
         )

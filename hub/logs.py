@@ -11,6 +11,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+#: the fields every JSON line starts with: an ``extra`` key must never be one of these
+FORMAT_FIELDS = ("ts", "level", "logger", "msg", "exc")
+#: every name an ``extra={...}`` key may not use (the format's fields, LogRecord attributes)
+RESERVED_EXTRA_KEYS = frozenset(FORMAT_FIELDS) | _RESERVED
 _SECRET_FIELD = re.compile(r"(key|secret|password|token|authorization|assertion)", re.I)
 
 
@@ -43,6 +47,8 @@ class JsonFormatter(logging.Formatter):
         for name, value in vars(record).items():
             if name in _RESERVED or name.startswith("_"):
                 continue
+            if name in FORMAT_FIELDS:  # an extra field never overwrites the line's own fields
+                name = f"extra_{name}"
             entry[name] = "***" if _SECRET_FIELD.search(name) else value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)

@@ -292,7 +292,24 @@ SCHEMAS["Resident"] = {
         },
         "sources": {"type": "array", "items": {"type": "string"}},
         "warnings": {"type": "array", "items": {"type": "string"}},
-        "request_id": {"type": "string"},
+        "failures": {
+            "type": "array",
+            "description": "platforms that failed while another source found the person",
+            "items": {"$ref": "#/components/schemas/SourceFailure"},
+        },
+        "request_id": {"type": "string", "description": "the support id, also in the logs"},
+    },
+}
+SCHEMAS["SourceFailure"] = {
+    "type": "object",
+    "properties": {
+        "platform": {"type": "string", "description": "PDND, ANPR or the comune's registry"},
+        "error": {"type": "string"},
+        "status": {"type": ["integer", "null"], "description": "the platform's HTTP status"},
+        "platform_id": {
+            "type": ["string", "null"],
+            "description": "the platform's own id (PDND correlationId, GovWay transaction id)",
+        },
     },
 }
 SCHEMAS["Practice"] = {
@@ -633,6 +650,15 @@ PATHS: dict[str, Any] = {
                     },
                 },
                 "409": _problem("The tenant has neither ANPR nor a registry adapter configured"),
+                "502": _problem(
+                    "A platform (PDND, ANPR or the registry) failed and no source found the "
+                    "person: `platform` names it, `support_id` is in the hub's logs, "
+                    "`answered` lists the sources that did answer"
+                ),
+                "503": _problem(
+                    "As 502, but the failed platform is rate limiting or unavailable: try "
+                    "later (Retry-After when the platform said when)"
+                ),
             },
         }
     },

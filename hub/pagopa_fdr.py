@@ -175,10 +175,12 @@ class FdrReconciler:
         settings = self.settings(tenant_id)
         if settings.fdr_api_key is None:
             raise FdrNotConfigured(f"tenant {tenant_id!r} has no pagopa.fdr_api_key")
+        try:
+            api_key = settings.fdr_api_key.reveal()
+        except LookupError as exc:
+            raise FdrNotConfigured(f"tenant {tenant_id!r}: pagopa.fdr_api_key: {exc}") from None
         return FdrClient(
-            self.session,
-            settings.fdr_base_url or PRODUCTION_BASE_URL,
-            api_key=settings.fdr_api_key.reveal(),
+            self.session, settings.fdr_base_url or PRODUCTION_BASE_URL, api_key=api_key
         )
 
     # -- reading and storing -----------------------------------------------------------

@@ -120,7 +120,7 @@ async def _load(store: PagopaStore, tenant_id: str, iupds: list[str]) -> list[De
                 )
             )
             for row in rows:
-                found[row.iupd] = DebtPosition.model_validate_json(row.content)
+                found[row.iupd] = DebtPosition.from_stored(row.content)
     missing = [i for i in iupds if i not in found]
     if missing:
         raise PermanentError(

@@ -42,10 +42,10 @@ async def _write(config: HubConfig, tenant_id: str, out: Path, status: str | Non
     from rich.progress import Progress
     from sqlalchemy import func, select
 
-    from sportello.connectors.pagopa.notice_layout import Creditor
     from sportello.connectors.pagopa.notice_pdf import render_bulk
 
     from . import audit
+    from .api_pagopa import notice_creditor
     from .app import open_database
     from .clock import SystemClock
     from .db import reading
@@ -57,7 +57,11 @@ async def _write(config: HubConfig, tenant_id: str, out: Path, status: str | Non
     clock = SystemClock()
     engine = await open_database(config, apply_migrations=False, clock=clock)
     store = PagopaStore(engine, config, clock)
-    creditor = Creditor(name=tenant.name, fiscal_code=tenant.pagopa.ec_fiscal_code)
+
+    def creditor(position: Any) -> Any:
+        # the postal slip only for positions with a postal IBAN of the tenant's account
+        return notice_creditor(tenant, position)
+
     actor = f"cli:{getpass.getuser()}"
     loop = asyncio.get_running_loop()
 

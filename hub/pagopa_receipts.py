@@ -8,7 +8,8 @@ In GPD mode PagoPA answers the Node and keeps the receipts; the hub reads them b
   ``paSendRT[V2]`` request GPD stored) and stores it with ``PagopaStore.store_receipt``,
   the station's exactly-once path: a receipt stored twice is a harmless duplicate, and
   forwarding to accounting is queued in the same transaction. The cursor moves to the
-  latest payment day seen.
+  latest payment day seen, by compare-and-set from the value the round read: of two rounds
+  at once (replicas, ``receipts-sync``) the later writer never moves it back.
 - :meth:`ReceiptSync.recover` takes the options whose payment started (paGetPayment
   answered) more than N minutes ago and still have no receipt; in GPD mode it fetches
   their receipts by IUV (and, with ``since``, lists everything paid since that day again,
@@ -25,7 +26,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import aiohttp
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -108,6 +109,9 @@ class ReceiptSync:
     # -- cursor ---------------------------------------------------------------------------
 
     async def cursor(self, tenant_id: str) -> date | None:
+        return _day(await self._cursor_value(tenant_id))
+
+    async def _cursor_value(self, tenant_id: str) -> str | None:
         async with reading(self.engine) as conn:
             value = (
                 await conn.execute(
@@ -116,24 +120,37 @@ class ReceiptSync:
                     )
                 )
             ).scalar_one_or_none()
-        return _day(value)
+        return value if isinstance(value, str) else None
 
-    async def _save_cursor(self, tenant_id: str, day: date | None, stored: int) -> None:
+    async def _save_cursor(
+        self, tenant_id: str, read: str | None, day: date | None, stored: int
+    ) -> bool:
+        """Move the cursor from ``read`` (the value this round started from) to ``day``:
+        compare-and-set, so a round that lost a race with another one (a replica, the CLI)
+        never moves the cursor back. False when another round moved it first."""
+        values: dict[str, Any] = {
+            "from_day": day.isoformat() if day else None,
+            "synced_at": self.clock.now(),
+            "stored": stored,
+        }
         async with self.engine.begin() as conn:
-            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-            values: dict[str, Any] = {
-                "tenant_id": tenant_id,
-                "from_day": day.isoformat() if day else None,
-                "synced_at": self.clock.now(),
-                "stored": stored,
-            }
-            stmt = dialect.insert(receipt_cursors).values(**values)
-            await conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["tenant_id"],
-                    set_={k: v for k, v in values.items() if k != "tenant_id"},
+            moved = await conn.execute(
+                update(receipt_cursors)
+                .where(
+                    receipt_cursors.c.tenant_id == tenant_id,
+                    receipt_cursors.c.from_day.is_not_distinct_from(read),
                 )
+                .values(**values)
             )
+            if moved.rowcount == 1:
+                return True
+            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+            inserted = await conn.execute(
+                dialect.insert(receipt_cursors)
+                .values(tenant_id=tenant_id, **values)
+                .on_conflict_do_nothing(index_elements=["tenant_id"])
+            )
+            return bool(inserted.rowcount == 1)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -198,7 +215,8 @@ class ReceiptSync:
     async def sync(self, tenant_id: str, *, since: date | None = None) -> SyncReport:
         """Read the receipts paid since ``since`` (default: the cursor) into the hub."""
         settings, client = self._client(tenant_id)
-        start = since if since is not None else await self.cursor(tenant_id)
+        read = await self._cursor_value(tenant_id) if since is None else None
+        start = since if since is not None else _day(read)
         report = SyncReport(from_day=start)
         latest = start
         page: list[tuple[str, str | None]] = []
@@ -235,7 +253,7 @@ class ReceiptSync:
         failed_days = [d for iuv, _ in report.failed if (d := days.get(iuv)) is not None]
         report.next_day = min([d for d in (latest, *failed_days) if d is not None], default=None)
         if since is None:
-            await self._save_cursor(tenant_id, report.next_day, report.stored)
+            await self._save_cursor(tenant_id, read, report.next_day, report.stored)
         return report
 
     async def recover(

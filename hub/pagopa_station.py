@@ -1,6 +1,9 @@
 """The EC station: ``POST /t/{tenant}/pagopa/station``, where the Node calls ``paForNode``.
 
-Order of checks: unknown tenant (or no pagoPA settings) → HTTP 404; unreadable or
+Order of checks: unknown tenant (or no pagoPA settings) → HTTP 404; a body over
+``[server] max_body_bytes`` → HTTP 413 (refused before reading when its length is declared;
+the whole body is read otherwise, however split or chunked); a caller ``station_auth``
+refuses (key header, proxy-verified client certificate) → PAA_SYSTEM_ERROR; unreadable or
 XSD-invalid request → PAA_SINTASSI_XSD; ``idPA`` ≠ the tenant's ``ec_fiscal_code`` →
 PAA_ID_DOMINIO_ERRATO; ``idBrokerPA`` ≠ ``broker_id`` → PAA_ID_INTERMEDIARIO_ERRATO;
 ``idStation`` ≠ ``station_id`` → PAA_STAZIONE_INT_ERRATA. Then:
@@ -32,11 +35,13 @@ from lxml import etree
 
 from sportello.connectors.pagopa import station as st
 from sportello.connectors.pagopa.states import DebtPositionStatus
-from sportello.connectors.pagopa.station_xml import MAX_REQUEST_BYTES, default_xsd_dir, schema_for
+from sportello.connectors.pagopa.station_xml import default_xsd_dir, schema_for
 
 from .appkeys import CLOCK, CONFIG, ENGINE
 from .batching import Batcher
+from .bodies import BodyTooLarge, read_body
 from .config import PagopaTenantSettings
+from .pagopa_station_auth import refusal
 from .pagopa_store import OptionMatch, OptionReader, PagopaStore, effective_status
 from .pagopa_tables import PAID
 
@@ -74,6 +79,12 @@ _stations: WeakKeyDictionary[web.Application, _Station] = WeakKeyDictionary()
 def _station(app: web.Application) -> _Station:
     station = _stations.get(app)
     if station is None:
+        for tenant in app[CONFIG].tenants:
+            if tenant.pagopa and tenant.pagopa.mode == "station" and not tenant.pagopa.station_auth:
+                log.warning(
+                    "pagopa station: no station_auth, anyone reaching the hub is answered",
+                    extra={"tenant": tenant.id},
+                )
         store = PagopaStore(app[ENGINE], app[CONFIG], app[CLOCK])
         station = _stations[app] = _Station(
             schema=schema_for(app.get(XSD_DIR) or default_xsd_dir()),
@@ -127,12 +138,21 @@ async def handle(request: web.Request) -> web.StreamResponse:
     if tenant is None or tenant.pagopa is None:
         raise web.HTTPNotFound(text="no pagoPA station for this tenant")
     settings = tenant.pagopa
-    data = await request.content.read(MAX_REQUEST_BYTES + 1)
-    station = _station(request.app)
     fault_id = settings.ec_fiscal_code
+    soap_action = request.headers.get("SOAPAction")
+    try:
+        data = await read_body(request)  # the whole body, however it was split or chunked
+    except BodyTooLarge as exc:
+        log.info("pagopa station: body over the limit", extra={"tenant": tenant_id})
+        return _too_large(exc, st.operation_from_action(soap_action), fault_id)
+    station = _station(request.app)
+    if settings.station_auth is not None:
+        reason = refusal(request.headers, settings.station_auth)
+        if reason is not None:
+            return _unauthenticated(tenant_id, reason, data, soap_action, fault_id)
     try:
         parsed = st.parse_request(
-            data, soap_action=request.headers.get("SOAPAction"), schema=station.schema
+            data, soap_action=soap_action, schema=station.schema, max_bytes=len(data)
         )
     except st.StationError as exc:
         log.info(
@@ -164,6 +184,45 @@ async def handle(request: web.Request) -> web.StreamResponse:
             st.Fault(st.FaultCode.SYSTEM_ERROR, "temporary error, please retry", fault_id),
         )
     return _xml(body)
+
+
+def _too_large(exc: BodyTooLarge, operation: st.Operation | None, fault_id: str) -> web.Response:
+    """413, before the body is read when its length is declared: the operation's KO when
+    ``SOAPAction`` names it (PAA_SYSTEM_ERROR: the Node retries a receipt), else a SOAP
+    Fault; the connection closes."""
+    text = f"request larger than the station's limit of {exc.limit} bytes"
+    if operation is None:
+        response = _xml(st.soap_fault(text), status=413)
+    else:
+        response = _xml(st.ko(operation, st.Fault(st.FaultCode.SYSTEM_ERROR, text, fault_id)), 413)
+    response.force_close()
+    return response
+
+
+def _unauthenticated(
+    tenant_id: str, reason: str, data: bytes, soap_action: str | None, fault_id: str
+) -> web.Response:
+    """A caller that is not the Node: the operation's KO with PAA_SYSTEM_ERROR, nothing else.
+
+    The EC fault codes the Node knows (SANP "nodo-greater-than-ec"; also the PAA_ list of
+    ``orgs_payment_options.json``) have no authentication fault; PAA_SYSTEM_ERROR
+    ("Errore generico") is the one that makes the Node retry a paSendRT, so a receipt sent
+    while keys are out of step (rotation) is redelivered, never lost. The payload is only
+    parsed to name the operation (no XSD run for an unauthenticated caller)."""
+    operation = st.operation_from_action(soap_action)
+    if operation is None:
+        try:
+            operation = st.parse_request(data, max_bytes=len(data)).operation
+        except st.StationError as exc:
+            operation = exc.operation
+    log.warning(
+        "pagopa station: caller refused",
+        extra={"tenant": tenant_id, "reason": reason, "operation": operation},
+    )
+    if operation is None:
+        return _xml(st.soap_fault("caller not authenticated"), status=500)
+    fault = st.Fault(st.FaultCode.SYSTEM_ERROR, "caller not authenticated", fault_id)
+    return _xml(st.ko(operation, fault))
 
 
 async def _serve(

@@ -426,7 +426,7 @@ class PagopaStore:
             )
         ).first()
         if existing is not None:
-            stored = DebtPosition.model_validate_json(existing.content)
+            stored = DebtPosition.from_stored(existing.content)
             for given, kept in zip(raw["payment_options"], stored.payment_options, strict=False):
                 given.setdefault("iuv", kept.iuv)
             try:
@@ -547,7 +547,7 @@ class PagopaStore:
             iupd=row.iupd,
             status=row.status,
             mode=row.mode,
-            position=DebtPosition.model_validate_json(row.content),
+            position=DebtPosition.from_stored(row.content),
             options=tuple(_option(o) for o in options),
             created_at=row.created_at,
             updated_at=row.updated_at,
@@ -621,7 +621,7 @@ class PagopaStore:
         settings = self.settings(tenant_id)
         row = await self._locked(conn, tenant_id, iupd)
         now = self.clock.now()
-        stored = DebtPosition.model_validate_json(row.content)
+        stored = DebtPosition.from_stored(row.content)
         current = effective_status(row.status, stored, now)
         if current not in UPDATABLE:
             raise IllegalPositionChange(
@@ -739,7 +739,7 @@ class PagopaStore:
         """:meth:`publish_position` inside the caller's transaction."""
         row = await self._locked(conn, tenant_id, iupd)
         now = self.clock.now()
-        stored = DebtPosition.model_validate_json(row.content)
+        stored = DebtPosition.from_stored(row.content)
         current = effective_status(row.status, stored, now)
         if current in (S.PUBLISHED, S.VALID):
             return await self._load(conn, row, created=False)
@@ -764,7 +764,7 @@ class PagopaStore:
         """:meth:`invalidate_position` inside the caller's transaction."""
         row = await self._locked(conn, tenant_id, iupd)
         now = self.clock.now()
-        current = effective_status(row.status, DebtPosition.model_validate_json(row.content), now)
+        current = effective_status(row.status, DebtPosition.from_stored(row.content), now)
         if current is S.INVALID:
             return await self._load(conn, row, created=False)
         try:
@@ -916,7 +916,7 @@ class PagopaStore:
                     )
                 )
                 for row in await conn.execute(stmt):
-                    debtor = DebtPosition.model_validate_json(row.content).fiscal_code
+                    debtor = DebtPosition.from_stored(row.content).fiscal_code
                     payable = row.status == OPEN and row.p_status not in (
                         "INVALID",
                         "EXPIRED",
@@ -1131,7 +1131,7 @@ class PagopaStore:
             event = Event.PAY_INSTALLMENT if unpaid else Event.PAY_LAST_INSTALLMENT
         else:
             event = Event.PAY_FULL
-        position = DebtPosition.model_validate_json(row.content)
+        position = DebtPosition.from_stored(row.content)
         current = effective_status(row.p_status, position, now)
         try:
             target = next_state(current, event)
@@ -1243,7 +1243,7 @@ class PagopaStore:
                 position_id=int(r.position_id),
                 iupd=r.iupd,
                 status=r.p_status,
-                position=DebtPosition.model_validate_json(r.content),
+                position=DebtPosition.from_stored(r.content),
                 option=_option(r),
             )
             for r in rows
@@ -1280,7 +1280,7 @@ def position_from_json(content: str) -> DebtPosition:
     position whose content changed is a different key (the mutable status columns are
     read from the row on every call, never cached).
     """
-    return DebtPosition.model_validate_json(content)
+    return DebtPosition.from_stored(content)
 
 
 def _utc(value: Any) -> datetime:

@@ -9,22 +9,30 @@ Precedence, field by field:
    id) and answers alone when the tenant has no ANPR configured, when ANPR is unreachable,
    or when ANPR does not know the person (each case adds a warning to the answer).
 
+A platform failure is never "not found". When PDND (the voucher), ANPR or the registry fails
+and nobody found the person, the look-up raises ``LookupFailed`` naming the failed platform
+and a support id (the look-up's ``request_id``: it is in the hub's log and in the audit log);
+the API answers 502 (503 when the platform is rate limiting or unavailable). When another
+source found the person, the answer is 200 with a warning naming the failed platform.
+
 Every look-up writes one audit entry (who, tenant, subject, purpose, sources, outcome),
 also when it fails, before the answer leaves the hub.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sportello.adapters.registry.base import RegistryAdapter, RegistryRecord
+from sportello.adapters.registry.base import RegistryAdapter, RegistryDataError, RegistryRecord
+from sportello.connectors import fiscal_code as fiscal_codes
 from sportello.connectors.anpr.client import AnprClient
 from sportello.connectors.anpr.errors import SubjectNotFound
-from sportello.connectors.errors import ConnectorError
+from sportello.connectors.errors import ConnectorError, RateLimited, TransportError
 from sportello.connectors.pdnd.client import ModiCaller, PdndClient
 from sportello.connectors.pdnd.environments import assertion_audience_for
 from sportello.connectors.pdnd.keys import kid_for_private_key
@@ -37,10 +45,101 @@ from .services import HubServices
 
 ANPR, REGISTRY = "anpr", "registry"
 FISCAL_CODE = re.compile(r"[A-Z0-9]{16}|\d{11}")
+#: How a failed platform is named to people (API problems, warnings, the CLI).
+PLATFORM_NAMES = {"pdnd": "PDND", "anpr": "ANPR", REGISTRY: "the comune's registry"}
+
+log = logging.getLogger("sportello.residents")
 
 
 class LookupRefused(Exception):
     """The request cannot be served as asked (no source configured, bad fiscal code...)."""
+
+
+@dataclass(frozen=True)
+class SourceFailure:
+    """A platform that failed during a look-up (it did not answer found or not found)."""
+
+    platform: str  # PDND, ANPR or "the comune's registry"
+    error: str  # the error class, e.g. RateLimited
+    status: int | None  # the platform's HTTP status, when it answered
+    platform_id: str | None  # the platform's own id (PDND correlationId, GovWay id)
+    unavailable: bool  # rate limited, 503 or unreachable: trying later may work
+    retry_after: float | None = None
+
+    @classmethod
+    def of(cls, exc: Exception, default_platform: str) -> SourceFailure:
+        if isinstance(exc, ConnectorError):
+            key = exc.platform or default_platform
+            unavailable = isinstance(exc, RateLimited | TransportError) or exc.status in (429, 503)
+            return cls(
+                PLATFORM_NAMES.get(key, key.upper()),
+                type(exc).__name__,
+                exc.status,
+                exc.request_id,
+                unavailable,
+                exc.retry_after,
+            )
+        return cls(
+            PLATFORM_NAMES.get(default_platform, default_platform),
+            type(exc).__name__,
+            None,
+            None,
+            isinstance(exc, OSError),
+        )
+
+    def describe(self, support_id: str) -> str:
+        """``ANPR unavailable (ServerError, support id …; HTTP 503, ANPR id …)``."""
+        extra = "".join(
+            (
+                f"; HTTP {self.status}" if self.status is not None else "",
+                f", {self.platform} id {self.platform_id}" if self.platform_id else "",
+            )
+        )
+        verb = "unavailable" if self.unavailable else "failed"
+        return f"{self.platform} {verb} ({self.error}, support id {support_id}{extra})"
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "platform": self.platform,
+            "error": self.error,
+            "status": self.status,
+            "platform_id": self.platform_id,
+        }
+
+
+class LookupFailed(Exception):
+    """Nobody found the person and a platform failed: the answer is unknown, not "not found".
+
+    ``status`` is what the API answers: 503 when every failure is a platform rate limiting
+    or unavailable (try later), else 502. ``answered`` lists the sources that did answer
+    (they do not know the person); ``support_id`` is the look-up's request id, in the logs.
+    """
+
+    def __init__(self, failures: list[SourceFailure], answered: list[str], support_id: str) -> None:
+        self.failures = failures
+        self.answered = answered
+        self.support_id = support_id
+        self.status = 503 if all(f.unavailable for f in failures) else 502
+        waits = [f.retry_after for f in failures if f.retry_after is not None]
+        self.retry_after = max(waits) if waits else None
+        super().__init__(self.detail)
+
+    @property
+    def platforms(self) -> list[str]:
+        return [f.platform for f in self.failures]
+
+    @property
+    def detail(self) -> str:
+        failed = "; ".join(f.describe(self.support_id) for f in self.failures)
+        if self.answered:
+            names = " and ".join(PLATFORM_NAMES.get(a, a) for a in self.answered)
+            tail = f"{names} answered and did not find this fiscal code"
+        else:
+            tail = "no source could answer"
+        return (
+            f"{failed}: {tail}, so whether the person exists is unknown "
+            f"(quote support id {self.support_id})"
+        )
 
 
 @dataclass(frozen=True)
@@ -123,10 +222,14 @@ class ResidentLookup:
         if tenant is None:
             raise LookupRefused(f"tenant {tenant_id!r} not found")
         cf = fiscal_code.strip().upper()
-        if not FISCAL_CODE.fullmatch(cf):
-            raise LookupRefused("fiscal_code: expected 16 letters and digits (or 11 digits)")
+        reason = fiscal_codes.problem(cf)  # with the check character
+        if reason is not None:
+            raise LookupRefused(f"fiscal_code: {reason}")
         if not who.purpose.strip():
             raise LookupRefused("purpose is required (the file or protocol reference)")
+        if not who.operator.strip():
+            # ANPR's audit token names the operator (AuditContext.user_id): never blank
+            raise LookupRefused("operator: must not be blank (who is at the counter)")
         anpr, registry = self.anpr_for(tenant), self.registry_for(tenant)
         if anpr is None and registry is None:
             raise LookupRefused(f"tenant {tenant_id!r} has neither ANPR nor a registry adapter")
@@ -138,6 +241,12 @@ class ResidentLookup:
             outcome = "ok" if result["found"] else "not_found"
             detail = ",".join(sorted(k for k, v in result["fields"].items() if v is not None))
             return result
+        except LookupFailed as exc:
+            detail = "failed: " + ",".join(
+                f"{f.platform}:{f.error}:{f.status or '-'}:{f.platform_id or '-'}"
+                for f in exc.failures
+            )
+            raise
         except Exception as exc:
             detail = f"{type(exc).__name__}"
             raise
@@ -188,6 +297,8 @@ class ResidentLookup:
         )
         members: list[dict[str, Any]] | None = None
         warnings: list[str] = []
+        failures: list[SourceFailure] = []
+        answered: list[str] = []  # sources that gave an answer (found or not)
         found = False
         if anpr is not None and tenant.anpr is not None:
             context = AuditContext(
@@ -229,32 +340,42 @@ class ResidentLookup:
                         }
                         for m in family
                     ]
+                answered.append(ANPR)
             except SubjectNotFound:
+                answered.append(ANPR)
                 warnings.append("ANPR does not know this fiscal code (EN122)")
             except ConnectorError as exc:
-                warnings.append(
-                    f"ANPR unavailable ({type(exc).__name__}"
-                    + (f", support id {exc.request_id}" if exc.request_id else "")
-                    + "): the comune's registry answered alone"
-                )
+                failures.append(self._failed(tenant, exc, ANPR, request_id))
         if registry is not None:
             used.append(REGISTRY)
-            record = await registry.lookup(cf)
-            if record is not None:
-                found = True
-                self._fill(fields, record)
-                if household and members is None:
-                    members = [
-                        {
-                            "fiscal_code": m.fiscal_code,
-                            "family_name": m.family_name,
-                            "given_name": m.given_name,
-                            "relationship": m.relationship,
-                            "relationship_code": None,
-                            "source": REGISTRY,
-                        }
-                        for m in await registry.household(cf)
-                    ]
+            try:
+                record = await registry.lookup(cf)
+                if record is not None:
+                    found = True
+                    self._fill(fields, record)
+                    if household and members is None:
+                        members = [
+                            {
+                                "fiscal_code": m.fiscal_code,
+                                "family_name": m.family_name,
+                                "given_name": m.given_name,
+                                "relationship": m.relationship,
+                                "relationship_code": None,
+                                "source": REGISTRY,
+                            }
+                            for m in await registry.household(cf)
+                        ]
+                answered.append(REGISTRY)
+            except (ConnectorError, OSError, RegistryDataError) as exc:
+                failures.append(self._failed(tenant, exc, REGISTRY, request_id))
+        if failures and not found:
+            raise LookupFailed(failures, answered, request_id)
+        for failure in failures:
+            others = " and ".join(PLATFORM_NAMES.get(a, a) for a in answered) or "nobody"
+            warnings.append(
+                f"{failure.describe(request_id)}: {others} answered"
+                + (" alone" if len(answered) == 1 else "")
+            )
         return {
             "fiscal_code": cf,
             "found": found,
@@ -262,8 +383,31 @@ class ResidentLookup:
             "household": members,
             "sources": list(used),
             "warnings": warnings,
+            "failures": [f.view() for f in failures],
             "request_id": request_id,
         }
+
+    @staticmethod
+    def _failed(
+        tenant: TenantConfig, exc: Exception, source: str, request_id: str
+    ) -> SourceFailure:
+        """The failure of one source, logged once with the support id (no personal data)."""
+        failure = SourceFailure.of(exc, source)
+        log.warning(
+            "resident lookup %s: %s failed (%s)",
+            request_id,
+            failure.platform,
+            failure.error,
+            extra={
+                "tenant": tenant.id,
+                "support_id": request_id,
+                "platform": failure.platform,
+                "error": failure.error,
+                "upstream_status": failure.status,
+                "platform_id": failure.platform_id,
+            },
+        )
+        return failure
 
     @staticmethod
     def _fill(fields: dict[str, Any], record: RegistryRecord) -> None:

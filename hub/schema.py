@@ -232,6 +232,18 @@ suap_cursors = Table(
     Column("last_seen", UTCDateTime(), nullable=False),
 )
 
+# Leases of the periodic tasks (``sportello.periodic``): one row per task, held by at most
+# one replica until ``expires_at``; ``last_run_at`` is when its last round ended.
+periodic_leases = Table(
+    "periodic_leases",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("holder", String(120), nullable=False),
+    Column("acquired_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("last_run_at", UTCDateTime(), nullable=True),
+)
+
 # SPID/CIE: AuthnRequests waiting for their Response, bound to one browser (cookie hash).
 saml_requests = Table(
     "saml_requests",

@@ -1,18 +1,22 @@
 """SUAP practices: read from the comune's back office through a SUAP adapter, shown to the
 applicant through the API (audited), and announced when their status changes: an App IO
 message to the applicant and a ``suap.practice.status`` webhook, queued in the same
-transaction that moves the tenant's change-feed cursor, so a change is announced once."""
+transaction that moves the tenant's change-feed cursor, so a change is announced once.
+
+The cursor moves by compare-and-set (``UPDATE ... WHERE last_seen = <the value read>``): of
+two rounds that read the same cursor at once (two replicas, or a replica and
+``sportello suap notify``) only the first to commit announces; the other queues nothing."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
 from pathlib import Path
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from sportello.adapters.suap.base import Practice, PracticeEvent, SuapAdapter
@@ -24,6 +28,8 @@ from .events import emit
 from .plugins import Plugins
 from .schema import suap_cursors
 from .services import HubServices
+
+log = logging.getLogger("sportello.suap")
 
 
 class SuapUnavailable(Exception):
@@ -115,7 +121,10 @@ class SuapService:
             return None  # reported through the webhook event's "io" field
 
     async def notify(self, tenant_id: str) -> dict[str, int]:
-        """Announce every change since the tenant's cursor; the first run only sets it."""
+        """Announce every change since the tenant's cursor; the first run only sets it.
+
+        A round that finds the cursor moved by another round since it read it announces
+        nothing (all zeros): the other round announced those changes."""
         tenant = self.services.config.tenant(tenant_id)
         if tenant is None:
             raise SuapUnavailable(f"tenant {tenant_id!r} not found")
@@ -128,9 +137,16 @@ class SuapService:
                     select(suap_cursors.c.last_seen).where(suap_cursors.c.tenant_id == tenant_id)
                 )
             ).first()
-        if row is None:
+        if row is None:  # the first round only records where the feed starts
             async with engine.begin() as conn:
-                await self._upsert_cursor(conn, tenant_id, now)
+                ins = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(
+                    suap_cursors
+                )
+                await conn.execute(
+                    ins.values(tenant_id=tenant_id, last_seen=now).on_conflict_do_nothing(
+                        index_elements=["tenant_id"]
+                    )
+                )
             return {"changes": 0, "messages": 0, "events": 0}
         changes = await adapter.changes_since(row.last_seen)
         if not changes:
@@ -159,20 +175,25 @@ class SuapService:
         last = max(e.at for e in changes)
         service_id = tenant.suap.io_service if tenant.suap else None
         async with engine.begin() as conn:
+            # compare-and-set: only the round that still sees the cursor it read announces
+            # (a replica's poller and `sportello suap notify` may read the same cursor)
+            moved = await conn.execute(
+                update(suap_cursors)
+                .where(
+                    suap_cursors.c.tenant_id == tenant_id,
+                    suap_cursors.c.last_seen == row.last_seen,
+                )
+                .values(last_seen=last)
+            )
+            if moved.rowcount != 1:
+                log.info(
+                    "suap: changes already announced by another round", extra={"tenant": tenant_id}
+                )
+                return {"changes": 0, "messages": 0, "events": 0}
             for message in planned:  # only planned when the tenant has an io_service
                 assert service_id is not None
                 await campaigns.enqueue_message(
                     conn, tenant_id=tenant_id, service_id=service_id, message=message, now=now
                 )
             events = await emit(conn, self.services.config, payloads, now=now)
-            await self._upsert_cursor(conn, tenant_id, last)
         return {"changes": len(changes), "messages": len(planned), "events": events}
-
-    @staticmethod
-    async def _upsert_cursor(conn: Any, tenant_id: str, at: datetime) -> None:
-        ins = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(suap_cursors)
-        await conn.execute(
-            ins.values(tenant_id=tenant_id, last_seen=at).on_conflict_do_update(
-                index_elements=["tenant_id"], set_={"last_seen": at}
-            )
-        )

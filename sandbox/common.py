@@ -15,9 +15,21 @@ PLATFORM = web.AppKey("sandbox_platform", str)
 async def json_errors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Unknown routes answer a problem+json 404 naming the route, never a blank 200."""
+    """Unknown routes answer a problem+json 404 naming the route, never a blank 200; JSON
+    nested too deeply for the parser is a 400, never a 500."""
     try:
         return await handler(request)
+    except RecursionError:
+        return web.json_response(
+            {
+                "type": "about:blank",
+                "title": "Bad Request",
+                "status": 400,
+                "detail": "the body is nested too deeply",
+            },
+            status=400,
+            content_type="application/problem+json",
+        )
     except web.HTTPNotFound:
         return web.json_response(
             {

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from functools import partial
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -13,6 +14,15 @@ from .idp.app import create_app as idp_app
 from .io.app import create_app as io_app
 from .pagopa.app import create_app as pagopa_app
 from .pdnd.app import create_app as pdnd_app
+
+
+def _pagopa() -> web.Application:
+    """The pagoPA sandbox; its FdR flows are numbered from the second of the day it starts
+    at, so that a restarted sandbox does not publish a new flow under an id that a hub
+    (which keeps its database) has already reconciled."""
+    now = datetime.now(ZoneInfo("Europe/Rome"))
+    first = now.hour * 3600 + now.minute * 60 + now.second + 1
+    return pagopa_app(processing_delay=1.0, fdr_first_number=first)
 
 
 def _anpr_with_peers(*, peers: dict[str, str]) -> web.Application:
@@ -32,7 +42,7 @@ def hub_sandbox_apps() -> list[SandboxApp]:
         SandboxApp(
             "pagopa",
             2,
-            partial(pagopa_app, processing_delay=1.0),
+            _pagopa,
             "pagoPA: GPD, Node (PSP simulator), Checkout, FdR",
         ),
         SandboxApp("io", 3, io_app, "App IO API for public bodies"),

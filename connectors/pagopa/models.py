@@ -19,7 +19,14 @@ Rules checked here, each with an error that names the field:
   strictly after it (SANP 3.11, "Vincoli sulle date");
 - instalments: options with ``is_partial_payment=True`` numbered 1..n, plus at most one
   option for the payment in full (``is_partial_payment=False``);
-- IUVs are aux-digit-3 IUVs with valid check digits, distinct within the position.
+- IUVs are aux-digit-3 IUVs with valid check digits, distinct within the position;
+- the debtor's fiscal code has a valid check character (:mod:`sportello.connectors.fiscal_code`);
+- no text holds a character that XML 1.0 cannot carry (C0 controls other than tab, LF
+  and CR, lone surrogates, U+FFFE, U+FFFF): every field may end up in a SOAP message
+  to the Node (``paGetPaymentV2``), which lxml would refuse to write.
+
+Positions already stored are loaded with :meth:`DebtPosition.from_stored`, which skips
+the last two checks (rules added later must not make stored positions unreadable).
 
 Rules that depend on the clock (``validity_date`` and due dates not in the past) are left
 to :meth:`DebtPosition.date_problems`, so that loading a stored position never fails.
@@ -52,12 +59,15 @@ from pydantic import (
     model_validator,
 )
 
+from sportello.connectors import fiscal_code as cf
+
 from .errors import InvalidIUV
 from .identifiers import notice_number, validate_iuv
 
 __all__ = [
     "AMOUNT_MAX",
     "MAX_TRANSFERS",
+    "STORED",
     "TAXONOMY_PATTERN",
     "DebtPosition",
     "DebtorType",
@@ -67,6 +77,7 @@ __all__ = [
     "describe_validation_error",
     "format_gpd_datetime",
     "is_valid_iban",
+    "xml_char_problem",
 ]
 
 #: Largest amount in cents the Node accepts (``stAmountNotZero`` max 999999999.99).
@@ -90,6 +101,11 @@ _EMAIL = re.compile(r"[a-zA-Z0-9_.+\-]+@[a-zA-Z0-9\-]+(\.[a-zA-Z0-9\-]+)*")  # s
 _IUPD = re.compile(r"[A-Za-z0-9_\-]{1,256}")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 _TAXONOMY = re.compile(TAXONOMY_PATTERN)
+#: Characters outside XML 1.0's ``Char`` production (#x9 | #xA | #xD | [#x20-#xD7FF] |
+#: [#xE000-#xFFFD] | [#x10000-#x10FFFF]).
+_NOT_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+#: Validation context for positions read back from the database (see ``from_stored``).
+STORED = {"stored": True}
 
 
 class DebtorType(StrEnum):
@@ -127,6 +143,23 @@ def describe_validation_error(error: ValidationError) -> str:
         message = item["msg"].removeprefix("Value error, ")
         parts.append(f"{location}: {message}")
     return "; ".join(parts)
+
+
+def xml_char_problem(value: str) -> str | None:
+    """Why ``value`` cannot go into an XML 1.0 document (``None`` when it can): names
+    the first offending character by code point and position, never the text."""
+    found = _NOT_XML_CHAR.search(value)
+    if found is None:
+        return None
+    return (
+        f"contains a character XML 1.0 cannot carry (U+{ord(found.group()):04X} at "
+        f"position {found.start() + 1}): control characters other than tab and line "
+        "breaks, lone surrogates, U+FFFE and U+FFFF are refused"
+    )
+
+
+def _is_stored(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get("stored"))
 
 
 def _compact_iban(value: Any) -> Any:
@@ -210,6 +243,25 @@ Metadata = Annotated[dict[str, str], AfterValidator(_metadata)]
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _xml_chars(cls, value: Any, info: ValidationInfo) -> Any:
+        """Every text (and metadata key and value) must fit in XML 1.0."""
+        if _is_stored(info):
+            return value
+        texts = (
+            [*value.keys(), *value.values()]
+            if isinstance(value, dict)
+            else [value]
+            if isinstance(value, str)
+            else []
+        )
+        for text in texts:
+            reason = xml_char_problem(text) if isinstance(text, str) else None
+            if reason is not None:
+                raise ValueError(reason)
+        return value
 
 
 # -- models -----------------------------------------------------------------------------
@@ -387,18 +439,29 @@ class DebtPosition(_Model):
     pay_stand_in: StrictBool = True
     payment_options: tuple[PaymentOption, ...]
 
+    @classmethod
+    def from_stored(cls, content: str | bytes) -> DebtPosition:
+        """A position the hub stored earlier (its JSON), without the checks added after it
+        may have been stored (fiscal code check character, XML characters)."""
+        return cls.model_validate_json(content, context=STORED)
+
     @field_validator("fiscal_code")
     @classmethod
     def _fiscal_code(cls, value: str, info: ValidationInfo) -> Any:
         debtor = info.data.get("type")
+        stored = _is_stored(info)
         if debtor is DebtorType.PERSON:
             if value != "ANONIMO" and not _PERSON_CF.fullmatch(value):
                 raise ValueError("a person's fiscal code is 16 characters (uppercase), or ANONIMO")
+            if value != "ANONIMO" and not stored and not cf.is_person_code(value):
+                raise ValueError(cf.problem(value, company=False))
         elif debtor is DebtorType.LEGAL_ENTITY:
             if not (_ORG_CF.fullmatch(value) or _PERSON_CF.fullmatch(value)):
                 raise ValueError(
                     "a legal entity's fiscal code is 11 digits (16 characters for a sole trader)"
                 )
+            if not stored and not cf.is_fiscal_code(value):
+                raise ValueError(cf.problem(value))
         return value
 
     @field_validator("payment_options")

@@ -23,6 +23,7 @@ here is pure and deterministic.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import re
@@ -86,6 +87,8 @@ class Creditor:
       every payment option also gets a *Bollettino Postale PA* section;
     - ``postal_authorization``: the number of Poste Italiane's authorisation to print
       the *bollettino* in house ("Aut."), printed when set;
+    - ``postal_holder``: the account holder printed after "intestato a" (default:
+      ``name``);
     - ``online_payment``: the creditor's own website takes pagoPA payments (``ENTE.CANALE``:
       changes the "Dove pagare" text).
     """
@@ -98,6 +101,7 @@ class Creditor:
     postal_account: str | None = None
     postal_authorization: str | None = None
     online_payment: bool = False
+    postal_holder: str | None = None
 
     def __post_init__(self) -> None:
         if not self.name.strip():
@@ -112,6 +116,27 @@ class Creditor:
     @property
     def has_postal(self) -> bool:
         return self.postal_account is not None
+
+    def for_position(self, position: DebtPosition) -> Creditor:
+        """This creditor as ``position``'s notice shows it: with the postal account only
+        when one of the position's transfers to this creditor has a postal IBAN for that
+        account (its last 12 digits), so that the *Bollettino Postale PA* is printed for
+        positions payable to the account, and never for others."""
+        if self.postal_account is None:
+            return self
+        wanted = self.postal_account.zfill(12)
+        for option in position.payment_options:
+            for transfer in option.transfers:
+                iban = transfer.postal_iban
+                if (
+                    iban is not None
+                    and transfer.organization_fiscal_code == self.fiscal_code
+                    and iban[-12:] == wanted
+                ):
+                    return self
+        return dataclasses.replace(
+            self, postal_account=None, postal_authorization=None, postal_holder=None
+        )
 
 
 # -- formatting ------------------------------------------------------------------------

@@ -262,6 +262,7 @@ class _Notice:
     creditor: Creditor
     subject: str
     creditor_name: str
+    postal_holder: str
     debtor_name: str
     debtor_cf: str
     address: tuple[str, ...]
@@ -280,6 +281,7 @@ def _prepare(position: DebtPosition, creditor: Creditor, logo: ImageReader | Non
         creditor=creditor,
         subject=to_latin1_text(notice_subject(position)),
         creditor_name=to_latin1_text(creditor.name),
+        postal_holder=to_latin1_text(creditor.postal_holder or creditor.name),
         debtor_name=to_latin1_text(position.full_name),
         debtor_cf=position.fiscal_code,
         address=address,
@@ -417,7 +419,7 @@ def _single_postal(page: _Page, notice: _Notice, option: PaymentOption, top: flo
     page.modules(datamatrix_modules(payload), MARGIN + 4, top + 15, DM_SIZE)
     a, b = 40.0, 124.0
     page.label_value(a, top + 16, "sul C/C n.", creditor.postal_account, 80, size=10)
-    page.label_value(a, top + 25, "intestato a", notice.creditor_name, 80)
+    page.label_value(a, top + 25, "intestato a", notice.postal_holder, 80)
     page.label_value(a, top + 34, "Destinatario", notice.debtor_name, 80)
     page.label_value(a, top + 43, "Oggetto del pagamento", notice.subject, 80)
     page.text(b, top + 16, "Euro", FONT, 6.5, GREY)
@@ -491,7 +493,7 @@ def _row_postal(
             tipo += f"  Aut. {to_latin1_text(creditor.postal_authorization)}"
         page.wrapped(xr, top + 31, tipo, width, FONT, 7, max_lines=1)
         page.text(x, top + 43, "intestato a", FONT, 6.5, GREY)
-        page.wrapped(x + 13, top + 43, notice.creditor_name, cell - 19, FONT, 6.5, max_lines=1)
+        page.wrapped(x + 13, top + 43, notice.postal_holder, cell - 19, FONT, 6.5, max_lines=1)
         page.text(x, top + 47, f"Cod. Fiscale Ente Creditore {creditor.fiscal_code}", FONT, 6.5)
         page.text(x, top + 51.5, "Codice Avviso", FONT, 6.5, GREY)
         page.text(x, top + 56, format_notice_number(option.nav), BOLD, 10 if size == 3 else 11)
@@ -570,7 +572,7 @@ def render_notice(
 
 def render_bulk(
     positions: Iterable[DebtPosition],
-    creditor: Creditor,
+    creditor: Creditor | Callable[[DebtPosition], Creditor],
     *,
     out: BinaryIO,
     progress: Callable[[int], None] | None = None,
@@ -584,8 +586,10 @@ def render_bulk(
     memory is the ZIP's central directory, written at the end: ``zipfile`` keeps about
     500 bytes per entry (50 MB for 100,000 notices), so split very large runs into
     several ZIPs. ``progress`` is called after each notice with the number written so
-    far. Entries are deflated (the page streams already are; the rest of each PDF shrinks
-    by about a quarter) and carry a fixed timestamp, so the ZIP is deterministic too. Two
+    far. ``creditor`` may be a function of the position (e.g. ``Creditor.for_position``,
+    so that only positions with a postal IBAN get the postal slip). Entries are deflated
+    (the page streams already are; the rest of each PDF shrinks by about a quarter) and
+    carry a fixed timestamp, so the ZIP is deterministic too. Two
     positions with the same notice number raise ``ValueError`` (a ZIP would keep both
     under one name).
     """
@@ -598,7 +602,8 @@ def render_bulk(
             if name in seen:
                 raise ValueError(f"two positions have the notice number {name[:-4]}")
             seen.add(name)
-            data = _render(position, creditor, reader)
+            own = creditor if isinstance(creditor, Creditor) else creditor(position)
+            data = _render(position, own, reader)
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16

@@ -9,7 +9,9 @@ escaping, python-xmlsec the signatures.
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import html
 import secrets
 from datetime import UTC, datetime
@@ -92,8 +94,20 @@ def redirect_url(
     return f"{location}{sep}{query}&Signature={esc(signature)}"
 
 
+#: the only script of the POST-binding page: a Content-Security-Policy allows it by its hash
+AUTOSUBMIT_SCRIPT = "document.forms[0].submit()"
+AUTOSUBMIT_CSP = (
+    "default-src 'none'; script-src 'sha256-"
+    + base64.b64encode(hashlib.sha256(AUTOSUBMIT_SCRIPT.encode()).digest()).decode()
+    + "'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
 def post_form(action: str, param: str, xml: bytes, relay_state: str | None) -> str:
-    """A self-submitting HTML form (with a no-JavaScript button) for the POST binding."""
+    """A self-submitting HTML form (with a no-JavaScript button) for the POST binding.
+
+    The form is submitted by one inline ``<script>`` (no event handler attribute), so the
+    page can be served with the strict :data:`AUTOSUBMIT_CSP`."""
     value = OneLogin_Saml2_Utils.b64encode(xml)
     relay = (
         f'<input type="hidden" name="RelayState" value="{html.escape(relay_state)}"/>'
@@ -103,12 +117,12 @@ def post_form(action: str, param: str, xml: bytes, relay_state: str | None) -> s
     return (
         "<!DOCTYPE html>\n"
         '<html lang="it"><head><meta charset="utf-8"/><title>SPID</title></head>'
-        '<body onload="document.forms[0].submit()">'
+        "<body>"
         f'<form method="post" action="{html.escape(action)}">'
         f'<input type="hidden" name="{param}" value="{html.escape(value)}"/>'
         f"{relay}"
         '<noscript><button type="submit">Continua</button></noscript>'
-        "</form></body></html>"
+        f"</form><script>{AUTOSUBMIT_SCRIPT}</script></body></html>"
     )
 
 

@@ -190,6 +190,39 @@ def _verify_root(root: etree._Element, cert_pem: bytes) -> bool:
     return True
 
 
+def parse_signed_idp_metadata(
+    xml: bytes,
+    certs: Sequence[bytes],
+    *,
+    now: datetime | None = None,
+    what: str = "IdP metadata",
+) -> list[IdpInfo]:
+    """The IdPs of a document fetched over the network, only when one of ``certs`` signed it.
+
+    Refuses (:class:`SamlConfigError`, with a message fit for an operator) a document that
+    is not signed, whose signature does not verify against any configured certificate,
+    whose ``validUntil`` has passed (with ``now``), or that lists no IdP. With no
+    certificate configured nothing fetched is trusted.
+    """
+    if not certs:
+        raise SamlConfigError(
+            f"{what}: no signing certificate configured to verify it ([idps] signing_certs)"
+        )
+    root = parse_xml(xml)
+    if not root.findall("ds:Signature", _NS):
+        raise SamlConfigError(f"{what} is not signed: refused")
+    if not any(_verify_root(root, cert) for cert in certs):
+        raise SamlConfigError(
+            f"{what}: the signature does not verify against the configured certificate(s): refused"
+        )
+    if now is not None and _expired(root, now):
+        raise SamlConfigError(f"{what}: validUntil is in the past: refused")
+    idps = _idps_from_root(root)
+    if not idps:
+        raise SamlConfigError(f"{what} holds no identity provider: refused")
+    return idps
+
+
 def _expired(root: etree._Element, now: datetime) -> bool:
     valid_until = root.get("validUntil")
     if not valid_until:

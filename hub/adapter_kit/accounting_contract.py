@@ -138,7 +138,7 @@ def canonical_positions() -> list[dict[str, Any]]:
         _position(
             "TARI-2026-0002",
             "F",
-            "VRDLGU70B02F205X",
+            "VRDLGU70B02F205V",
             "Luigi Verdi",
             None,
             [
@@ -161,7 +161,7 @@ def canonical_positions() -> list[dict[str, Any]]:
         _position(
             "CDS-2026-0004",
             "G",
-            "01234567890",
+            "01234567897",
             "Nicolò D'Angelo s.r.l.",
             "amministrazione@example.org",
             [

@@ -31,7 +31,7 @@ UNKNOWN_FISCAL_CODE = "ZZZZZZ99Z99Z999Z"
 _DATASET: tuple[RegistryRecord, ...] = (
     # Family F0001: three people, every field filled in for the head of the family.
     RegistryRecord(
-        fiscal_code="RSSMRA75C12Z999A",
+        fiscal_code="RSSMRA75C12Z999L",
         family_name="Rossi",
         given_name="Mario",
         sex="M",
@@ -45,7 +45,7 @@ _DATASET: tuple[RegistryRecord, ...] = (
         phone="+39 051 0000001",
     ),
     RegistryRecord(
-        fiscal_code="BNCGLI78D55Z999B",
+        fiscal_code="BNCGLI78D55Z999G",
         family_name="Bianchi",
         given_name="Giulia",
         sex="F",
@@ -57,7 +57,7 @@ _DATASET: tuple[RegistryRecord, ...] = (
         relationship="coniuge",
     ),
     RegistryRecord(
-        fiscal_code="RSSNCL08H10Z999C",
+        fiscal_code="RSSNCL08H10Z999P",
         family_name="Rossi",
         given_name="Nicolò",
         sex="M",
@@ -70,7 +70,7 @@ _DATASET: tuple[RegistryRecord, ...] = (
     ),
     # Family F0002: two people.
     RegistryRecord(
-        fiscal_code="DNGLCU60A01Z999D",
+        fiscal_code="DNGLCU60A01Z999H",
         family_name="D'Angelo",
         given_name="Luca",
         sex="M",
@@ -83,7 +83,7 @@ _DATASET: tuple[RegistryRecord, ...] = (
         phone="+39 051 0000002",
     ),
     RegistryRecord(
-        fiscal_code="DNGSRA92L41Z999E",
+        fiscal_code="DNGSRA92L41Z999M",
         family_name="D'Angelo",
         given_name="Sara",
         sex="F",
@@ -97,7 +97,7 @@ _DATASET: tuple[RegistryRecord, ...] = (
     ),
     # Family F0003: one person living alone.
     RegistryRecord(
-        fiscal_code="CLMNNA45T70Z999F",
+        fiscal_code="CLMNNA45T70Z999X",
         family_name="Colombo",
         given_name="Anna",
         sex="F",
@@ -108,7 +108,7 @@ _DATASET: tuple[RegistryRecord, ...] = (
         relationship="intestataria",
     ),
     # No family id at all: the household is the person alone; most fields unknown.
-    RegistryRecord(fiscal_code="FRRPLA99B02Z999G", family_name="Ferrari", given_name="Paolo"),
+    RegistryRecord(fiscal_code="FRRPLA99B02Z999M", family_name="Ferrari", given_name="Paolo"),
 )
 
 

@@ -18,8 +18,11 @@ Routes (sandbox only):
 - ``GET /__sandbox/diagnostics/{govway_id}``: the true outcome of a transaction (the
   check that failed and why). ``GET /__sandbox/diagnostics?limit=n``: the latest ones.
 - ``GET /__sandbox/population?limit=&offset=&active=1``: the fictitious people.
-- ``POST /__sandbox/faults`` ``{"service": "C030" | "*", "status": 500 | 502 | 503 | 504,
-  "count": n}``: the next n calls that pass the front door fail. ``DELETE`` clears them.
+- ``POST /__sandbox/faults`` ``{"service": "C030" | "*", "status": 400 | 429 | 500 | 502 |
+  503 | 504, "count": n, "retry_after": s}``: the next n calls that pass the front door fail
+  with the real answer for that status (400: a RispostaKO with a blocking error; 429: GovWay's
+  ``LimitExceeded`` with ``Retry-After: s``, default 1; 500: a RispostaKO; 502-504: GovWay's
+  problem). ``DELETE`` clears them.
 - ``GET /status``: the platform status shared by every sandbox app.
 """
 
@@ -94,6 +97,7 @@ class _Fault:
     service: str
     status: int
     remaining: int
+    retry_after: int = 1
 
 
 class _Window:
@@ -165,13 +169,12 @@ class AnprSandbox:
             return None
         return max(0.0, window.start + interval - now)
 
-    def _take_fault(self, service: str) -> int | None:
+    def _take_fault(self, service: str) -> _Fault | None:
         for fault in self.faults:
             if fault.service in ("*", service) and fault.remaining > 0:
                 fault.remaining -= 1
-                status = fault.status
                 self.faults = [f for f in self.faults if f.remaining > 0]
-                return status
+                return fault
         return None
 
     # ----------------------------------------------------------------- responses
@@ -380,8 +383,9 @@ class AnprSandbox:
         )
 
     def _fault(
-        self, govway_id: str, status: int, service: str, request: web.Request, client_id: str
+        self, govway_id: str, fault: _Fault, service: str, request: web.Request, client_id: str
     ) -> web.Response:
+        status = fault.status
         self.record(
             govway_id,
             {
@@ -395,20 +399,33 @@ class AnprSandbox:
                 "client_id": client_id,
             },
         )
-        if status == 500:
+        if status == 429:
+            return self.govway_problem(
+                govway_id,
+                429,
+                "LimitExceeded",
+                "The maximum number of allowed requests has been reached",
+                {"Retry-After": str(fault.retry_after)},
+            )
+        if status in (400, 500):
+            code, text = (
+                ("SBX40", "Richiesta non elaborabile (guasto simulato)")
+                if status == 400
+                else ("SBX99", "Errore interno (guasto simulato)")
+            )
             body = ko_body(
                 str(uuid.uuid4()),
                 [
                     {
-                        "codiceErroreAnomalia": "SBX99",
-                        "testoErroreAnomalia": "Errore interno (guasto simulato)",
+                        "codiceErroreAnomalia": code,
+                        "testoErroreAnomalia": text,
                         "tipoErroreAnomalia": "E",
                     }
                 ],
             )
             return web.json_response(
                 body,
-                status=500,
+                status=status,
                 content_type=_PROBLEM,
                 headers={"GovWay-Transaction-ID": govway_id},
             )
@@ -513,11 +530,14 @@ async def _add_fault(request: web.Request) -> web.Response:
     count = doc.get("count", 1)
     if service != "*" and service not in SERVICE_CODES:
         return _json_problem(400, f"service must be '*' or one of {', '.join(SERVICE_CODES)}")
-    if status not in (500, 502, 503, 504):
-        return _json_problem(400, "status must be 500, 502, 503 or 504")
+    retry_after = doc.get("retry_after", 1)
+    if status not in (400, 429, 500, 502, 503, 504):
+        return _json_problem(400, "status must be 400, 429, 500, 502, 503 or 504")
     if not isinstance(count, int) or not 1 <= count <= 1000:
         return _json_problem(400, "count must be an integer between 1 and 1000")
-    state.faults.append(_Fault(service, status, count))
+    if type(retry_after) is not int or not 0 <= retry_after <= 3600:
+        return _json_problem(400, "retry_after must be an integer between 0 and 3600")
+    state.faults.append(_Fault(service, status, count, retry_after))
     return web.json_response({"pending": [f.__dict__ for f in state.faults]}, status=201)
 
 

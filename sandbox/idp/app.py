@@ -8,7 +8,11 @@ metadata URL: fetched on first sight and cached 60 s, or pinned at start / via
 
 Routes (``{scheme}`` is ``spid`` or ``cie``):
 
-- ``GET /{scheme}/metadata``: signed IdP metadata.
+- ``GET /{scheme}/metadata``: the IdP's metadata, signed by the sandbox federation key
+  (``keys.FEDERATION``: the sandbox plays AgID; the hub's ``[idps] signing_certs`` trusts it).
+- ``GET /registry/spid-entities-idps.xml``: the sandbox "AgID registry", an
+  ``EntitiesDescriptor`` of the SPID IdP signed by the same federation key (what
+  ``sportello idps refresh --url`` reads).
 - ``GET|POST /{scheme}/sso``: an AuthnRequest (HTTP-Redirect or HTTP-POST). A bad one gets a
   400 page naming every problem, with the codes in the ``X-Sandbox-Error`` header
   (comma-separated, e.g. ``signature,destination``). A good one gets the login page, and the
@@ -76,7 +80,7 @@ from .inbound import (
     read_message,
 )
 from .keys import load_or_create
-from .metadata import idp_metadata
+from .metadata import idp_metadata, registry_metadata
 from .outbound import (
     ANOMALY_MESSAGES,
     LoginAnswer,
@@ -194,9 +198,22 @@ async def metadata(request: web.Request) -> web.Response:
     entity_id = _entity(request, scheme)
     body = state.metadata_cache.get(entity_id)
     if body is None:
-        body = idp_metadata(scheme, entity_id, state.keys[scheme])
+        body = idp_metadata(scheme, entity_id, state.keys[scheme], state.federation)
         if len(state.metadata_cache) < 32:  # one per Host header seen: keep it bounded
             state.metadata_cache[entity_id] = body
+    return web.Response(body=body, content_type="application/samlmetadata+xml", charset="utf-8")
+
+
+async def idp_registry(request: web.Request) -> web.Response:
+    """The sandbox IdP registry (like AgID's ``spid-entities-idps.xml``), federation-signed."""
+    state = request.app[STATE]
+    entity_id = _entity(request, "spid")
+    key = f"registry|{entity_id}"
+    body = state.metadata_cache.get(key)
+    if body is None:
+        body = registry_metadata([("spid", entity_id, state.keys["spid"])], state.federation)
+        if len(state.metadata_cache) < 32:
+            state.metadata_cache[key] = body
     return web.Response(body=body, content_type="application/samlmetadata+xml", charset="utf-8")
 
 
@@ -648,6 +665,7 @@ def create_app(
     app[STATE] = state
     router = app.router
     router.add_get(f"/{SCHEME}/metadata", metadata)
+    router.add_get("/registry/spid-entities-idps.xml", idp_registry)
     router.add_route("GET", f"/{SCHEME}/sso", sso)
     router.add_route("POST", f"/{SCHEME}/sso", sso)
     router.add_post(f"/{SCHEME}/sso/answer", answer)

@@ -12,7 +12,7 @@ from lxml import etree
 from .keys import KeyPair
 from .xmlutil import DS, MD, SAML, new_id, sign_enveloped, tostring
 
-__all__ = ["ATTRIBUTE_NAMES", "idp_metadata"]
+__all__ = ["ATTRIBUTE_NAMES", "idp_metadata", "registry_metadata"]
 
 BINDINGS = (
     "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect",
@@ -52,12 +52,36 @@ ATTRIBUTE_NAMES: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
-def idp_metadata(scheme: str, entity_id: str, keys: KeyPair) -> bytes:
+def idp_metadata(
+    scheme: str, entity_id: str, keys: KeyPair, signer: KeyPair | None = None
+) -> bytes:
     """Signed ``md:EntityDescriptor`` of the ``scheme`` IdP at ``entity_id`` (= its base
-    URL: SSO at ``{entity_id}/sso``, SLO at ``{entity_id}/slo``)."""
+    URL: SSO at ``{entity_id}/sso``, SLO at ``{entity_id}/slo``). ``keys`` is the IdP's
+    own pair (published in the KeyDescriptor); ``signer`` signs the document (default:
+    ``keys``; the sandbox app uses its federation pair, see ``keys.FEDERATION``)."""
+    root = _entity(scheme, entity_id, keys)
+    signer = signer or keys
+    sign_enveloped(root, signer.key_pem, signer.cert_pem)
+    return tostring(root)
+
+
+def registry_metadata(entities: list[tuple[str, str, KeyPair]], signer: KeyPair) -> bytes:
+    """An AgID-style registry (``spid-entities-idps.xml``): an ``md:EntitiesDescriptor`` of
+    the given (scheme, entityID, IdP keys), signed as a whole by ``signer``."""
+    root = etree.Element(f"{{{MD}}}EntitiesDescriptor", nsmap={"md": MD, "ds": DS, "saml": SAML})
+    root.set("ID", new_id())
+    root.set("Name", "Sportello sandbox IdP registry")
+    for scheme, entity_id, keys in entities:
+        root.append(_entity(scheme, entity_id, keys, with_id=False))
+    sign_enveloped(root, signer.key_pem, signer.cert_pem)
+    return tostring(root)
+
+
+def _entity(scheme: str, entity_id: str, keys: KeyPair, *, with_id: bool = True) -> etree._Element:
     root = etree.Element(f"{{{MD}}}EntityDescriptor", nsmap={"md": MD, "ds": DS, "saml": SAML})
     root.set("entityID", entity_id)
-    root.set("ID", new_id())
+    if with_id:
+        root.set("ID", new_id())
     idp = etree.SubElement(root, f"{{{MD}}}IDPSSODescriptor")
     idp.set("protocolSupportEnumeration", "urn:oasis:names:tc:SAML:2.0:protocol")
     idp.set("WantAuthnRequestsSigned", "true")
@@ -89,5 +113,4 @@ def idp_metadata(scheme: str, entity_id: str, keys: KeyPair) -> bytes:
         node = etree.SubElement(organization, f"{{{MD}}}{tag}")
         node.set("{http://www.w3.org/XML/1998/namespace}lang", "it")
         node.text = text
-    sign_enveloped(root, keys.key_pem, keys.cert_pem)
-    return tostring(root)
+    return root

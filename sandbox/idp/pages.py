@@ -22,7 +22,7 @@ __all__ = [
 ]
 
 _STYLE = """
-body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:60rem;color:#17324d}
+body{font-family:system-ui,sans-serif;margin:2rem auto;padding:0 1rem;max-width:60rem;color:#17324d}
 h1{font-size:1.5rem}table{border-collapse:collapse;width:100%}
 td,th{border-bottom:1px solid #ccd;padding:.4rem;text-align:left}
 button{background:#0066cc;color:#fff;border:0;padding:.4rem .9rem;border-radius:4px;cursor:pointer}
@@ -35,6 +35,7 @@ code{background:#eef;padding:0 .2rem}
 def _page(title: str, body: str) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="it"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title><style>{_STYLE}</style></head>"
         f"<body><h1>{escape(title)}</h1>{body}</body></html>"
     )

@@ -17,7 +17,7 @@ from aiohttp import web
 from sportello.clock import Clock
 
 from .identities import TestIdentity
-from .keys import KeyPair
+from .keys import FEDERATION, KeyPair
 from .spmeta import SpRegistry
 
 __all__ = [
@@ -138,6 +138,7 @@ class IdpState:
     records: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_RECORDS))
     faults: list[Fault] = field(default_factory=list)
     metadata_cache: dict[str, bytes] = field(default_factory=dict)
+    federation: KeyPair = field(default_factory=lambda: FEDERATION)  # signs metadata, registry
 
     def reset(self) -> None:
         self.transactions.clear()

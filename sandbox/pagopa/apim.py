@@ -56,7 +56,10 @@ def bad_request(detail: str) -> web.Response:
 async def read_json(request: web.Request) -> Any:
     """The JSON body (``{}`` when empty); ``ValueError`` when it is not JSON."""
     raw = await request.read()
-    return json.loads(raw) if raw.strip() else {}
+    try:
+        return json.loads(raw) if raw.strip() else {}
+    except RecursionError:
+        raise ValueError("the body is nested too deeply") from None
 
 
 def subscription_refusal(request: web.Request, expected: str) -> web.Response | None:

@@ -139,6 +139,7 @@ def create_app(
     psps: Collection[Psp] = DEFAULT_PSPS,
     node_settings: NodeSettings | None = None,
     fdr_lag_days: int = 1,
+    fdr_first_number: int = 1,
     api_key: str = DEFAULT_GPD_API_KEY,
     checkout_api_key: str = DEFAULT_CHECKOUT_API_KEY,
     fdr_api_key: str = DEFAULT_FDR_API_KEY,
@@ -153,7 +154,8 @@ def create_app(
     Node only runs its own field checks). ``node_settings`` sets the timeouts (7 s / 7 s /
     15 s), the receipt retry (``retry_interval``, ``max_attempts``) and the
     ``duplicate_receipts`` / ``stand_in`` knobs. ``fdr_lag_days`` is how many days after
-    the payments a flow is published when the clock moves. ``processing_delay``,
+    the payments a flow is published when the clock moves; ``fdr_first_number`` is the
+    number of the first flow of each PSP (flow ids end with it). ``processing_delay``,
     ``api_key``, ``organizations`` and ``spec_checker`` go to the GPD app.
     """
     sandbox_clock = SandboxClock(clock or SystemClock())
@@ -174,7 +176,7 @@ def create_app(
         xsd=xsd,
         aca=_gpd_aca(app),
     )
-    ledger = Ledger(sandbox_clock, lag_days=fdr_lag_days)
+    ledger = Ledger(sandbox_clock, lag_days=fdr_lag_days, first_number=fdr_first_number)
     node.on_collected.append(ledger.account)
     app[CLOCK] = sandbox_clock
     app[NODE] = node

@@ -211,6 +211,7 @@ async def post_carts(request: web.Request) -> web.Response:
 def _page(title: str, body: str, status: int = 200) -> web.Response:
     text = (
         "<!doctype html><html lang='it'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{html.escape(title)}</title></head><body>"
         f"<h1>{html.escape(title)}</h1>{body}</body></html>"
     )

@@ -7,7 +7,9 @@ A flow is published a simulated day later: :meth:`Ledger.publish` for a date, or
 :meth:`Ledger.publish_due` when the sandbox clock moves past ``day + lag_days``.
 
 Flow ids are ``YYYY-MM-DD<idPSP>-<n>`` (``n`` counts per PSP and year, so ids are unique
-per year); the regulation (the SCT the PSP sends on D+1) is ``RIV<yyyymmdd><idPSP><n>``.
+per year; it starts at ``first_number``, which the bundled sandbox sets from the time it
+starts so that a restarted sandbox does not reuse an id a hub has already stored); the
+regulation (the SCT the PSP sends on D+1) is ``RIV<yyyymmdd><idPSP><n>``.
 A revision (:meth:`Ledger.revise`) re-publishes a flow with ``revision + 1``, some
 payments revoked or changed, totals recomputed; the list shows the latest revision, each
 revision stays readable. ``payStatus`` is EXECUTED, or STAND_IN for Stand-In receipts.
@@ -165,11 +167,15 @@ class Flow:
 class Ledger:
     """Drafts and published flows, on the app."""
 
-    def __init__(self, clock: Clock, *, lag_days: int = 1) -> None:
+    def __init__(self, clock: Clock, *, lag_days: int = 1, first_number: int = 1) -> None:
         if lag_days < 0:
             raise ValueError("lag_days must not be negative")
+        if first_number < 1:
+            raise ValueError("first_number must be at least 1")
         self.clock = clock
         self.lag_days = lag_days
+        #: The ``n`` of the first flow of each PSP and year (see :meth:`_next_id`).
+        self.first_number = first_number
         self.drafts: dict[tuple[str, str, date], _Draft] = {}
         self.flows: dict[tuple[str, str], list[Flow]] = {}  # (org, fdr) → revisions
         self._counters: dict[tuple[str, int], int] = {}
@@ -214,7 +220,7 @@ class Ledger:
 
     def _next_id(self, psp: Psp, day: date) -> tuple[str, int]:
         key = (psp.id_psp, day.year)
-        number = self._counters.get(key, 0) + 1
+        number = self._counters.get(key, self.first_number - 1) + 1
         self._counters[key] = number
         return f"{day.isoformat()}{psp.id_psp}-{number:05d}", number
 

@@ -502,6 +502,7 @@ class Node:
         if self._session is None:
             raise RuntimeError("the Node is not started")
         headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{operation}"'}
+        headers.update(station.headers)  # the station's authentication, if configured
         started = time.monotonic()
         raw: bytes | None = None
         status: int | None = None

@@ -53,9 +53,14 @@ class Station:
     station_id: str
     iban: str = STAND_IN_IBAN  # where Stand-In receipts without ACA data say it goes
     company_name: str = "Ente Creditore Sandbox"
+    # HTTP headers the Node sends with every call (as the back office configures a
+    # station's authentication, e.g. a key in Ocp-Apim-Subscription-Key)
+    headers: tuple[tuple[str, str], ...] = ()
 
-    def as_dict(self) -> dict[str, str]:
-        return asdict(self)
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = asdict(self)
+        data["headers"] = sorted(name for name, _ in self.headers)  # names only, no values
+        return data
 
 
 def _digits(value: Any, length: int) -> bool:
@@ -63,7 +68,7 @@ def _digits(value: Any, length: int) -> bool:
 
 
 def parse_station(fiscal_code: str, doc: Any) -> Station:
-    """A :class:`Station` from ``{url, broker_id, station_id[, iban, company_name]}``;
+    """A :class:`Station` from ``{url, broker_id, station_id[, iban, company_name, headers]}``;
     ``ValueError`` saying what is wrong."""
     if not _digits(fiscal_code, 11):
         raise ValueError(f"station key {fiscal_code!r}: an EC fiscal code is 11 digits")
@@ -79,7 +84,13 @@ def parse_station(fiscal_code: str, doc: Any) -> Station:
     if not isinstance(station, str) or not 1 <= len(station) <= 35:
         raise ValueError(f"station {fiscal_code}: station_id must be 1 to 35 characters")
     extra = {k: doc[k] for k in ("iban", "company_name") if isinstance(doc.get(k), str)}
-    return Station(fiscal_code, url, broker, station, **extra)
+    headers = doc.get("headers", {})
+    if not isinstance(headers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and k and not {"\r", "\n"} & set(k + v)
+        for k, v in headers.items()
+    ):
+        raise ValueError(f"station {fiscal_code}: headers must map header names to strings")
+    return Station(fiscal_code, url, broker, station, headers=tuple(headers.items()), **extra)
 
 
 @dataclass(frozen=True)

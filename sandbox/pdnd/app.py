@@ -12,7 +12,8 @@ Routes (sandbox only, under ``/__sandbox``):
 - ``GET /__sandbox/diagnostics/{correlationId}``: the real reason of an answer.
 - ``POST /__sandbox/clients``: register a client, key and purposes at run time.
 - ``GET /__sandbox/clients``: the registered clients.
-- ``POST /__sandbox/faults``: make the next token calls fail with a 5xx.
+- ``POST /__sandbox/faults``: make the next token calls fail with 400 (the real ``015-0008``
+  answer), 429 (the real rate-limit answer and headers) or a 5xx (``015-0000``).
 
 ``create_app(...)`` takes the knobs; ``app[PDND_STATE]`` is the ``PdndSandbox`` behind it,
 for in-process tests and sibling sandboxes (ANPR).
@@ -426,6 +427,29 @@ class PdndSandbox:
             refuse("invalidLifetime", "exp is not after iat")
         return client_id, header, payload
 
+    def _fault(self, status: int, correlation_id: str) -> web.Response:
+        """An injected failure, with the body (and headers) the real server sends."""
+        headers: dict[str, str] = {}
+        if status == 400:
+            body = {**BAD_REQUEST_BODY, "correlationId": correlation_id}
+        elif status == 429:
+            limit, interval = self.rate_limit or (1000, 60.0)
+            headers = {
+                "X-Rate-Limit-Limit": str(limit),
+                "X-Rate-Limit-Interval": str(int(interval * 1000)),
+                "X-Rate-Limit-Remaining": "0",
+            }
+            body = {
+                "type": "about:blank",
+                "title": "Too Many Requests",
+                "status": 429,
+                "detail": "Requests limit exceeded",
+                "correlationId": correlation_id,
+            }
+        else:
+            body = {**_INTERNAL_ERROR_BODY, "status": status, "correlationId": correlation_id}
+        return web.json_response(body, status=status, headers=headers, content_type=_PROBLEM)
+
     async def token(self, request: web.Request) -> web.Response:
         self.token_requests += 1
         correlation_id = str(uuid.uuid4())
@@ -437,8 +461,7 @@ class PdndSandbox:
                 correlation_id,
                 {"at": now, "status": status, "outcome": "fault", "reason": "injectedFault"},
             )
-            body = {**_INTERNAL_ERROR_BODY, "status": status, "correlationId": correlation_id}
-            return web.json_response(body, status=status, content_type=_PROBLEM)
+            return self._fault(status, correlation_id)
         try:
             client_id, header, payload = self.validate(request.content_type, raw, now)
         except _Refused as refused:
@@ -594,15 +617,20 @@ async def _list_clients(request: web.Request) -> web.Response:
 
 
 async def _faults(request: web.Request) -> web.Response:
-    """``{"status": 500 | 502 | 503 | 504, "count": n}``: the next n token calls fail."""
+    """``{"status": 400 | 429 | 500 | 502 | 503 | 504, "count": n}``: the next n token
+    calls fail with that status and the real server's body for it."""
     try:
         doc = await request.json()
     except ValueError:
         return _problem(400, "Bad Request", "the body must be JSON")
     status = doc.get("status", 500) if isinstance(doc, dict) else None
     count = doc.get("count", 1) if isinstance(doc, dict) else None
-    if status not in (500, 502, 503, 504) or type(count) is not int or not 0 <= count <= 100:
-        return _problem(400, "Bad Request", "status must be 500/502/503/504, count 0-100")
+    if (
+        status not in (400, 429, 500, 502, 503, 504)
+        or type(count) is not int
+        or not 0 <= count <= 100
+    ):
+        return _problem(400, "Bad Request", "status must be 400/429/500/502/503/504, count 0-100")
     state = request.app[PDND_STATE]
     state.pending_faults = [status] * count
     return web.json_response({"pending": state.pending_faults})

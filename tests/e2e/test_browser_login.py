@@ -32,6 +32,7 @@ from sportello.connectors.spid.keys import make_sp_certificate
 from sportello.login_keys import write_keys
 from sportello.sandbox.idp.app import create_app as idp_sandbox
 from sportello.sandbox.idp.identities import DEFAULT_IDENTITIES
+from sportello.sandbox.idp.keys import FEDERATION_CERT_PEM
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -106,6 +107,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
             "server": {"public_url": hub},
             "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'hub.sqlite'}"},
             "outbox": {"workers": False},
+            "idps": {"signing_certs": [FEDERATION_CERT_PEM.decode()]},
             "tenants": [tenant],
         },
         source=str(tmp_path / "hub.toml"),

@@ -136,8 +136,8 @@ async def test_the_contract_catches_a_broken_adapter(tmp_path: Path) -> None:
         await run_registry_contract(broken, tmp_path)
     message = str(caught.value)
     assert message.startswith("2 registry contract check(s) failed:")
-    assert "lookup_ignores_case: lookup('rssmra75c12z999a') returned None" in message
-    assert "household_is_the_family: household('RSSMRA75C12Z999A') returned" in message
+    assert "lookup_ignores_case: lookup('rssmra75c12z999l') returned None" in message
+    assert "household_is_the_family: household('RSSMRA75C12Z999L') returned" in message
 
 
 async def test_run_registry_contract_without_pytest(tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ from sportello.connectors.anpr.errors import (
     TokenExpired,
 )
 from sportello.connectors.anpr.models import DeclaredData
-from sportello.connectors.errors import NotFound, RateLimited
+from sportello.connectors.errors import NotFound, RateLimited, UpstreamError
 from sportello.connectors.pdnd.client import ModiCaller, PdndClient
 from sportello.connectors.pdnd.environments import SANDBOX_ASSERTION_AUDIENCE, SANDBOX_ISSUER
 from sportello.connectors.pdnd.keys import generate_key, jwk_thumbprint, load_private_key
@@ -738,7 +738,7 @@ async def test_gateway_answers_validate_against_the_official_specs(stack: Stack,
     assert status == 200, answer
     validate(code, request_bytes, status, answer, headers["Content-Type"].split(";")[0])
     body["criteriRicerca"] = (
-        {"idANPR": "ZZ00000ZZ"} if code != "C030" else {"codiceFiscale": "ZZZZZZ00A01H501Z"}
+        {"idANPR": "ZZ00000ZZ"} if code != "C030" else {"codiceFiscale": "ZZZZZZ00A01H501K"}
     )
     status, headers, answer = await send(stack, Forge(code=code, body=body))
     assert status == 404
@@ -905,6 +905,65 @@ async def test_anpr_500_is_a_retryable_anpr_rejected(stack: Stack) -> None:
         await client.residence(population().active()[0].id_anpr, purpose="P", audit=AUDIT)
     assert caught.value.status == 500 and caught.value.retryable and caught.value.attempts == 2
     assert caught.value.codes == ["SBX99"]
+
+
+class Sleeps:
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+async def test_a_pdnd_failure_spends_one_retry_budget_not_one_per_anpr_attempt(
+    stack: Stack, status: int
+) -> None:
+    # Issue 12 item 13: PDND retried 4 times inside each of 4 ANPR attempts = 16 token calls.
+    async with stack.session.post(
+        stack.pdnd_url + "/__sandbox/faults", json={"status": status, "count": 100}
+    ) as response:
+        assert response.status == 200
+    sleeps = Sleeps()  # PDND's 429 asks for long waits: record them instead
+    policy = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05)
+    pdnd = stack.pdnd_client(retry=policy, sleep=sleeps)
+    client = AnprClient(
+        stack.session,
+        stack.door,
+        modi=ModiCaller(pdnd, audit_required=True),
+        purposes=stack.purposes,
+        retry=policy,
+        sleep=sleeps,
+    )
+    with pytest.raises(UpstreamError) as caught:
+        await client.id_anpr(population().active()[0].fiscal_code, purpose="P", audit=AUDIT)
+    assert stack.pdnd.token_requests == 4  # PDND's own policy, once
+    assert len(sleeps.delays) == 3
+    assert stack.anpr.calls == {}  # nothing reached ANPR without a voucher
+    error = caught.value
+    assert (error.platform, error.status, error.attempts) == ("pdnd", status, 4)
+    assert str(error).startswith(f"[pdnd] HTTP {status}")
+    assert error.retryable  # the outbox may still try later
+
+
+async def test_a_pdnd_hiccup_is_still_retried_inside_the_anpr_call(stack: Stack) -> None:
+    async with stack.session.post(
+        stack.pdnd_url + "/__sandbox/faults", json={"status": 500, "count": 1}
+    ):
+        pass
+    sleeps = Sleeps()
+    policy = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05)
+    client = AnprClient(
+        stack.session,
+        stack.door,
+        modi=ModiCaller(stack.pdnd_client(retry=policy, sleep=sleeps), audit_required=True),
+        purposes=stack.purposes,
+        retry=policy,
+        sleep=sleeps,
+    )
+    head = population().active()[0]
+    assert await client.id_anpr(head.fiscal_code, purpose="P", audit=AUDIT) == head.id_anpr
+    assert stack.pdnd.token_requests == 2 and stack.anpr.calls == {"ok": 1}
 
 
 async def test_rate_limit_is_429_with_retry_after(make_stack: StackFactory) -> None:

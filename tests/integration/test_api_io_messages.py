@@ -122,7 +122,7 @@ async def test_a_message_that_disagrees_with_the_position_is_refused(env: Any) -
     cases = [
         (_message(notice_number=nav, amount="1,00"), "amount: differs from the position's"),
         (
-            _message(notice_number=nav, fiscal_code="BNCLRA82B42F205W"),
+            _message(notice_number=nav, fiscal_code="BNCLRA82B42F205M"),
             "belongs to another debtor",
         ),
     ]

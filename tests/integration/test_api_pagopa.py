@@ -57,6 +57,8 @@ def iban_with(abi: str, account: str) -> str:
 
 
 IBAN = iban_with("05428", "000000123456")
+POSTAL_ACCOUNT = "12345678"
+POSTAL_IBAN = iban_with("07601", POSTAL_ACCOUNT.zfill(12))
 
 
 DUE = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
@@ -153,6 +155,11 @@ async def env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Env
                 "mode": "station",
                 "checkout_url": checkout_url,
                 "checkout_api_key": {"env": KEY_ENV},
+                "postal": {
+                    "account": POSTAL_ACCOUNT,
+                    "holder": "Comune di Esempio - Servizio Tesoreria",
+                    "authorization": "AUT/2026/0042",
+                },
             },
         },
         {
@@ -310,7 +317,7 @@ async def test_listing_reading_scopes_and_audit(env: Env) -> None:
     contract = Contract(await (await env.client.get("/api/v1/openapi.json")).json())
     for n in range(3):
         await create(env, position(f"L-{n}"), f"l{n}")
-    await create(env, position("L-G", type="G", fiscal_code="12345678901", full_name="Ditta"), "lg")
+    await create(env, position("L-G", type="G", fiscal_code="12345678903", full_name="Ditta"), "lg")
     status, first, r = await env.call("GET", BASE + "/positions", "read", limit="2")
     assert status == 200 and len(first["items"]) == 2 and first["next"]
     contract.check("/api/v1/tenants/{tenant}/pagopa/positions", 200, first, r.content_type)
@@ -384,6 +391,86 @@ async def test_notice_pdf(env: Env) -> None:
     assert [a for a, _ in await env.audit_actions()] == ["pagopa.notice.pdf"] * 2
     status, _, _ = await env.call("GET", f"/api/v1/tenants/altro/pagopa/notices/{nav}.pdf", "altro")
     assert status == 404
+
+
+async def test_notice_pdf_has_the_postal_slip_for_a_postal_iban(env: Env) -> None:
+    """[tenants.pagopa.postal]: the Bollettino Postale PA (c/c, holder, Poste's
+    authorisation, Data Matrix) on the notices of positions payable to that account."""
+    body = position("P-1")
+    body["payment_options"][0]["transfers"][0]["postal_iban"] = POSTAL_IBAN
+    postal = await create(env, body, "p1")
+    plain = await create(env, position("P-2"), "p2")
+    pages = {}
+    for name, made in (("postal", postal), ("plain", plain)):
+        nav = made["payment_options"][0]["notice_number"]
+        status, data, _ = await env.call("GET", f"{BASE}/notices/{nav}.pdf", "pd")
+        assert status == 200
+        page = PdfReader(io.BytesIO(data)).pages[0]
+        blocks = page.get_contents().get_data().count(b"q 0 g ")  # 2D codes drawn
+        pages[name] = (page.extract_text(), blocks)
+    text, codes = pages["postal"]
+    assert "BOLLETTINO POSTALE PA" in text and POSTAL_ACCOUNT in text
+    assert "Comune di Esempio - Servizio Tesoreria" in text and "AUT/2026/0042" in text
+    assert codes == 2  # the QR code and Poste's Data Matrix
+    text, codes = pages["plain"]
+    assert "BOLLETTINO POSTALE PA" not in text and POSTAL_ACCOUNT not in text
+    assert codes == 1
+
+
+@pytest.mark.parametrize("bad", ["\x00", "\x07", "\x1b", "\ufffe"])
+async def test_text_xml_cannot_carry_gets_422_naming_the_field_and_nothing_stored(
+    env: Env, bad: str
+) -> None:
+    """paGetPaymentV2 is XML: a debtor name with NUL/BEL would make the position unpayable."""
+    for n, body in enumerate(
+        (
+            position("X-1", full_name=f"Mario{bad}Rossi"),
+            position("X-1", street_name=f"Via{bad}Roma"),
+        )
+    ):
+        status, answer, r = await env.call("POST", BASE + "/positions", "write", body, f"x{n}")
+        assert status == 422 and r.content_type == "application/problem+json", answer
+        field = "full_name" if n == 0 else "street_name"
+        assert any(
+            e.startswith(f"{field}: contains a character XML 1.0 cannot carry")
+            for e in answer["errors"]
+        ), answer
+        assert "Mario" not in json.dumps(answer)
+    body = position("X-1")
+    body["payment_options"][0]["description"] = f"TARI{bad}"
+    status, answer, _ = await env.call("POST", BASE + "/positions", "write", body, "x9")
+    assert status == 422 and answer["errors"][0].startswith("payment_options.0.description: ")
+    status, _, _ = await env.call("GET", BASE + "/positions/X-1", "pd")
+    assert status == 404  # nothing stored
+
+
+async def test_lone_surrogate_in_json_gets_422(env: Env) -> None:
+    raw = json.dumps(position("X-2")).replace(NAME, "Mario \\ud800Rossi").encode()
+    assert b"\\ud800" in raw
+    status, answer, _ = await env.call("POST", BASE + "/positions", "write", raw, "s1")
+    assert status == 422 and answer["errors"][0].startswith("full_name: "), answer
+
+
+@pytest.mark.parametrize(
+    ("debtor", "code"),
+    [
+        ("F", "RSSMRA80A01H501A"),  # check letter U
+        ("F", "RSSMRA80A01H5LMU"),  # omocodia letters change the check letter
+        ("F", "RSSMRA80A41H501U"),  # the day of a woman changes it too
+        ("G", "12345678901"),  # check digit 3
+        ("G", "RSSMRA80A01H501A"),
+    ],
+)
+async def test_fiscal_code_with_a_wrong_check_character_gets_422(
+    env: Env, debtor: str, code: str
+) -> None:
+    body = position("CF-1", type=debtor, fiscal_code=code)
+    status, answer, _ = await env.call("POST", BASE + "/positions", "write", body, "cf")
+    assert status == 422, answer
+    assert answer["errors"][0].startswith("fiscal_code: "), answer
+    assert code not in json.dumps(answer)
+    status, answer, _ = await env.call("GET", BASE + "/positions", "pd", debtor=code)
+    assert status == 400 and answer["detail"].startswith("debtor: "), answer
 
 
 async def test_cart_redirects_and_only_the_receipt_pays(env: Env) -> None:

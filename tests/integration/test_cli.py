@@ -219,3 +219,63 @@ def test_demo_starts_the_hub_and_every_sandbox(tmp_path: Path) -> None:
 @pytest.mark.parametrize("command", [["--help"], ["outbox", "--help"], ["--version"]])
 def test_help(command: list[str]) -> None:
     assert run(*command).returncode == 0
+
+
+@pytest.mark.parametrize("url", ["sportello.example.it", "htps//sportello.example.it", "https://"])
+def test_config_check_refuses_a_url_without_scheme_or_host(tmp_path: Path, url: str) -> None:
+    cfg = config(tmp_path, f"sqlite:///{tmp_path}/hub.sqlite", f'[server]\npublic_url = "{url}"')
+    result = run("config", "check", str(cfg))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{cfg}: server.public_url: expected an absolute http:// or https:// URL" in (
+        result.stderr
+    )
+
+
+def test_config_check_says_per_tenant_and_platform_what_is_missing(tmp_path: Path) -> None:
+    cfg = config(
+        tmp_path,
+        f"sqlite:///{tmp_path}/hub.sqlite",
+        '[server]\npublic_url = "https://sportello.example.it"',
+    )
+    cfg.write_text(
+        cfg.read_text()
+        + '[tenants.spid]\nkeys_dir = "keys"\ncontact_email = "urp@example.it"\n'
+        + '[tenants.adapters.registry]\nplugin = "csv"\noptions = { path = "nowhere.csv" }\n'
+    )
+    result = run("config", "check", str(cfg))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == f"{cfg}: valid (1 tenants, database sqlite+aiosqlite), but 3 problem(s):"
+    assert lines[1].startswith("  tenant demo: spid: keys_dir: ")
+    assert lines[2].startswith("  tenant demo: spid: no IdP list: set idp_metadata")
+    assert lines[3].startswith("  tenant demo: adapters.registry: options.path: ")
+    assert lines[3].endswith("nowhere.csv does not exist")
+    ok = config(tmp_path, f"sqlite:///{tmp_path}/hub.sqlite")
+    result = run("config", "check", str(ok))
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"{ok}: ok (1 tenants, database sqlite+aiosqlite)"
+
+
+def test_serve_says_when_it_is_up_and_when_it_stops(tmp_path: Path) -> None:
+    port = free_port()
+    cfg = config(tmp_path, f"sqlite:///{tmp_path}/hub.sqlite", f"[server]\nport = {port}")
+    assert run("db", "upgrade", "--config", str(cfg)).returncode == 0
+    env = {k: v for k, v in os.environ.items() if k != "SPORTELLO_DATABASE_URL"}
+    proc = subprocess.Popen(
+        [SPORTELLO, "serve", "--config", str(cfg), "--no-workers"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stderr is not None
+        up = proc.stderr.readline().strip()
+        assert up == (
+            f"sportello: serving on http://127.0.0.1:{port} (public URL not set; "
+            "tenants: demo; outbox workers: off)"
+        )
+        assert get_json(f"http://127.0.0.1:{port}/readyz")["status"] == "ready"
+    finally:
+        proc.terminate()
+        assert proc.wait(15) == 0
+    assert proc.stderr.read().strip() == f"sportello: stopped serving on http://127.0.0.1:{port}"

@@ -146,7 +146,7 @@ def full_body() -> dict[str, Any]:
     position = DebtPosition(
         iupd="FULL-1",
         type=DebtorType.LEGAL_ENTITY,
-        fiscal_code="01234567890",
+        fiscal_code="01234567897",
         full_name="Rossi S.r.l.",
         street_name="Via Roma",
         civic_number="1",

@@ -701,3 +701,160 @@ async def test_close_closes_pooled_connections_and_can_be_repeated(
         again = await http.request("GET", f"{raw.url}/", headers={}, time_limit=LIMIT)
         assert again.body == b"kept"
         assert raw.connections == 4
+
+
+# -- a peer that desyncs, floods or closes to end the body (issue 12 item 10) ------------------
+
+
+STRAY = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nstray"  # 5 of its 10 body bytes
+
+
+@pytest.mark.parametrize("when", ["same-packet", "while-idle"])
+async def test_bytes_with_no_request_in_flight_close_the_connection(
+    when: str, make_client: ClientFactory
+) -> None:
+    # A peer (or a proxy gone wrong) sends an answer nobody asked for. Had those bytes stayed
+    # in the connection's parser, the next request would read "strayHTTP/" as its answer.
+    def reply(request: bytes, n: int) -> list[bytes]:
+        if n == 1:
+            return [ok(b"one") + STRAY] if when == "same-packet" else [ok(b"one"), STRAY]
+        return [ok(b"answer %d" % n)]
+
+    http = make_client()
+    async with raw_server(reply) as raw:
+        first = await http.request("GET", f"{raw.url}/", headers={}, time_limit=LIMIT)
+        assert first.body == b"one"
+        await asyncio.sleep(0.1)  # the stray bytes arrive while the connection is idle
+        second = await http.request("GET", f"{raw.url}/", headers={}, time_limit=LIMIT)
+        assert (second.status, second.body) == (200, b"answer 2")
+        assert [number for number, _ in raw.requests] == [1, 2]  # a new connection
+        assert await eventually(lambda: raw.client_closed >= 1)  # the first one was closed
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 8200 + b"\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 " + b"O" * 8200 + b"\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\n"
+        + b"".join(b"X-H%d: v\r\n" % i for i in range(200))
+        + b"Content-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: %s\r\n" % (i, b"v" * 8000) for i in range(12)),
+    ],
+    ids=["header-line-over-8k", "status-line-over-8k", "200-headers", "head-over-64k"],
+)
+async def test_oversized_heads_are_refused(
+    head: bytes, make_client: ClientFactory, session: aiohttp.ClientSession
+) -> None:
+    http = make_client()
+    async with raw_server(lambda request, n: [head]) as raw:
+        with pytest.raises(BadResponse, match=r"refused|over"):
+            await http.request("GET", f"{raw.url}/", headers={}, time_limit=LIMIT)
+        assert await eventually(lambda: raw.client_closed == 1)
+        with pytest.raises(ProtocolError):
+            await connector(session, raw.url, http).request("GET", "/")
+
+
+async def test_a_head_that_never_ends_is_refused_without_waiting_for_the_timeout(
+    make_client: ClientFactory,
+) -> None:
+    endless = [b"HTTP/1.1 200 OK\r\nX-Endless: "] + [b"a" * 16_384] * 40  # 640 KiB, no CRLF
+    http = make_client()
+    loop = asyncio.get_running_loop()
+    async with raw_server(lambda request, n: endless) as raw:
+        started = loop.time()
+        with pytest.raises(BadResponse, match="head over"):
+            await http.request("GET", f"{raw.url}/", headers={}, time_limit=LIMIT)
+        assert loop.time() - started < 0.5  # 64 KiB in: it did not buffer until LIMIT
+
+
+async def test_header_lines_up_to_aiohttp_limit_are_accepted(make_client: ClientFactory) -> None:
+    value = b"v" * (8190 - len(b"X-Big") - 2)  # name + ": " + value = 8190 bytes
+    http = make_client()
+    async with raw_server(lambda request, n: [ok(b"fine", "X-Big: " + value.decode())]) as raw:
+        result = await http.request("GET", f"{raw.url}/", headers={}, time_limit=LIMIT)
+        assert (result.body, result.headers["X-Big"]) == (b"fine", value.decode())
+
+
+async def test_body_over_the_cap_is_refused(make_client: ClientFactory) -> None:
+    def reply(request: bytes, n: int) -> list[bytes]:
+        size = 1000 if n == 1 else 1001
+        return [ok(b"x" * size)]
+
+    http = make_client(max_body=1000)
+    async with raw_server(reply) as raw:
+        result = await http.request("GET", f"{raw.url}/", headers={}, time_limit=LIMIT)
+        assert len(result.body) == 1000  # at the cap: fine
+        with pytest.raises(BadResponse, match="body over 1000 bytes"):
+            await http.request("GET", f"{raw.url}/", headers={}, time_limit=LIMIT)
+    # the default cap is finite too
+    assert LeanHttpClient().max_body == 16 * 1024 * 1024
+
+
+@asynccontextmanager
+async def closing_server(answer: list[bytes]) -> AsyncIterator[str]:
+    """Reads one request head, writes ``answer`` (parts 20 ms apart), then closes (FIN)."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = re.search(rb"(?im)^content-length:\s*(\d+)\r$", head)
+        if length:
+            await reader.readexactly(int(length.group(1)))
+        for i, part in enumerate(answer):
+            if i:
+                await asyncio.sleep(0.02)
+            writer.write(part)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_close_delimited_body_ends_at_eof(
+    make_client: ClientFactory, session: aiohttp.ClientSession
+) -> None:
+    # No Content-Length, not chunked, Connection: close: the body is everything up to the
+    # server's close (RFC 9112 §6.3). An App IO answer framed so is an answer, not a loss.
+    body = b'{"id":"01HQX0MESSAGE"}'
+    answer = [
+        b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n",
+        body[:10],
+        body[10:],
+    ]
+    http = make_client()
+    async with closing_server(answer) as url:
+        result = await http.request(
+            "POST", f"{url}/messages", headers={}, body=b"{}", time_limit=LIMIT
+        )
+        assert (result.status, result.body) == (201, body)
+    async with closing_server(answer) as url:  # through a connector: no outcome_unknown
+        response = await connector(session, url, http).request(
+            "POST", "/messages", json={}, expected=(201,)
+        )
+        assert (response.status, response.json()) == (201, {"id": "01HQX0MESSAGE"})
+    # An HTTP/1.0 answer with neither header is close-delimited too.
+    async with closing_server([b"HTTP/1.0 200 OK\r\n\r\nold", b" style"]) as url:
+        result = await http.request("GET", f"{url}/", headers={}, time_limit=LIMIT)
+        assert result.body == b"old style"
+
+
+async def test_eof_before_the_announced_length_is_still_a_lost_answer(
+    make_client: ClientFactory,
+) -> None:
+    cut = [b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\nhalf"]
+    http = make_client()
+    async with closing_server(cut) as url:
+        with pytest.raises(ConnectionDropped):
+            await http.request("GET", f"{url}/", headers={}, time_limit=LIMIT)
+    chunked = [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nhalf\r\n"]
+    async with closing_server(chunked) as url:
+        with pytest.raises(ConnectionDropped):
+            await http.request("GET", f"{url}/", headers={}, time_limit=LIMIT)
+    async with closing_server([b"HTTP/1.1 200 OK\r\nX-Cut: 1\r\n"]) as url:  # head cut
+        with pytest.raises(ConnectionDropped):
+            await http.request("GET", f"{url}/", headers={}, time_limit=LIMIT)

@@ -39,6 +39,7 @@ from yarl import URL
 from sportello.connectors.spid.xmlsign import sign_enveloped
 from sportello.sandbox.idp.app import create_app, grant_level
 from sportello.sandbox.idp.identities import DEFAULT_IDENTITIES, fiscal_code_check_char
+from sportello.sandbox.idp.keys import FEDERATION_CERT_PEM
 
 SPECS = Path(__file__).resolve().parents[2].parent / "shared" / "specs" / "spid"
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
@@ -446,8 +447,10 @@ async def test_metadata_is_signed_and_schema_valid(idp: Idp, scheme: str) -> Non
     assert_schema_valid(body, "saml-schema-metadata-2.0.xsd")
     root = etree.fromstring(body)
     assert root.get("entityID") == idp.url(f"/{scheme}")
+    # signed by the sandbox federation key (it plays AgID), so a hub can pin it in config
+    assert verify_xml_signature(root, FEDERATION_CERT_PEM) == RSA_SHA256
     cert = await idp.cert(scheme)
-    assert verify_xml_signature(root, cert) == RSA_SHA256
+    assert cert != FEDERATION_CERT_PEM
     descriptor = root.find("md:IDPSSODescriptor", NS)
     assert descriptor is not None and descriptor.get("WantAuthnRequestsSigned") == "true"
     for tag in ("SingleSignOnService", "SingleLogoutService"):
@@ -463,6 +466,24 @@ async def test_metadata_is_signed_and_schema_valid(idp: Idp, scheme: str) -> Non
     else:
         assert {"spidCode", "fiscalNumber", "ivaCode", "digitalAddress"} <= names
     assert (await idp.cert("spid")) != (await idp.cert("cie"))
+
+
+async def test_registry_is_signed_by_the_sandbox_agid_key(idp: Idp) -> None:
+    """The sandbox's stand-in for AgID's spid-entities-idps.xml: the SPID IdP with its own
+    certificate, the whole document signed by the federation key (and by nothing else)."""
+    from sportello.connectors.spid.errors import SamlConfigError
+    from sportello.connectors.spid.idps import parse_signed_idp_metadata
+    from sportello.sandbox.idp.keys import generate
+
+    async with idp.session.get(idp.url("/registry/spid-entities-idps.xml")) as resp:
+        assert resp.status == 200
+        body = await resp.read()
+    assert_schema_valid(body, "saml-schema-metadata-2.0.xsd")
+    listed = parse_signed_idp_metadata(body, [FEDERATION_CERT_PEM])
+    assert [i.entity_id for i in listed] == [idp.url("/spid")]
+    assert listed[0].certs == (await idp.cert("spid"),)
+    with pytest.raises(SamlConfigError, match="does not verify"):
+        parse_signed_idp_metadata(body, [generate("other").cert_pem])
 
 
 async def test_keys_persist_in_key_dir(make_idp: MakeIdp, tmp_path: Path) -> None:

@@ -187,6 +187,40 @@ async def test_one_bad_row_queues_nothing(io_hub) -> None:  # type: ignore[no-un
     assert r.status == 400 and "Idempotency-Key" in (await r.json())["detail"]
 
 
+async def test_header_only_duplicates_and_wrong_check_letters_are_422(io_hub) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12, item 16: a CSV with only a header is the documented 422 (not a 500); a
+    repeated row and a fiscal code with a wrong check letter are named; nothing is queued."""
+    client, _, _, key, _ = io_hub
+    header = "fiscal_code;expedition_date;due_date;notice_number;amount;nome\n"
+    wrong = CF_ALLOWED[:15] + ("A" if CF_ALLOWED[15] != "A" else "B")
+    cases = {
+        header: ["csv: no rows to send"],
+        header + "\n\n": ["csv: no rows to send"],
+        header + f"{CF_ALLOWED};;;;;Anna\n{CF_ALLOWED};;;;;Anna\n": [
+            "csv: row 3: fiscal_code: duplicate of row 2 (the same message to the same person)"
+        ],
+        header + f"{wrong};;;;;Anna\n": [
+            "csv: row 2: fiscal_code: is not a valid fiscal code: "
+            "the check character of the fiscal code is wrong"
+        ],
+    }
+    for n, (csv, errors) in enumerate(cases.items()):
+        body = {
+            "service_id": DEMO_SERVICE_ID,
+            "name": "x",
+            "subject": "Aggiornamento sulla sua pratica",
+            "markdown": MARKDOWN,
+            "csv": csv,
+        }
+        headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": f"edge-{n}"}
+        r = await client.post("/api/v1/tenants/demo/io/campaigns", json=body, headers=headers)
+        assert r.status == 422, await r.text()
+        assert r.content_type == "application/problem+json"
+        assert (await r.json())["errors"] == errors
+    async with reading(client.app[ENGINE]) as conn:
+        assert await campaigns.report(conn, 1) is None
+
+
 async def test_status_changes_reach_the_tenant_as_signed_webhooks(io_hub) -> None:  # type: ignore[no-untyped-def]
     import json
     import time

@@ -37,6 +37,7 @@ from sportello.login_keys import write_keys
 from sportello.logs import JsonFormatter
 from sportello.sandbox.idp.app import create_app as idp_sandbox
 from sportello.sandbox.idp.identities import DEFAULT_IDENTITIES
+from sportello.sandbox.idp.keys import FEDERATION_CERT_PEM
 from sportello.sandbox.io.app import DEMO_SERVICE_ID, SandboxService
 from sportello.sandbox.io.app import create_app as io_sandbox
 from sportello.sandbox.io.population import default_population
@@ -182,6 +183,7 @@ async def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sink: Any) -> Asy
             "server": {"public_url": url},
             "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'hub.sqlite'}"},
             "outbox": {"poll_interval": 0.02, "backoff_base": 0.05},
+            "idps": {"signing_certs": [FEDERATION_CERT_PEM.decode()]},
             "tenants": [tenant],
         },
         source=str(tmp_path / "hub.toml"),

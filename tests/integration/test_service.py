@@ -50,7 +50,11 @@ async def test_health_readiness_and_metrics(client: TestClient) -> None:
     assert len(r.headers["X-Request-ID"]) == 32
     r = await client.get("/readyz", headers={"X-Request-ID": "abc"})
     assert r.status == 200 and r.headers["X-Request-ID"] == "abc"
-    assert await r.json() == {"status": "ready", "checks": {"database": "ok", "migrations": "ok"}}
+    assert await r.json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "migrations": "ok", "platforms": "ok"},
+        "problems": [],
+    }
     r = await client.get("/metrics")
     text = await r.text()
     assert r.status == 200 and r.content_type == "text/plain"
@@ -136,3 +140,74 @@ async def test_a_second_replica_on_sqlite_is_refused(tmp_path) -> None:  # type:
         # without workers (an HTTP-only replica) it may start
         async with TestClient(TestServer(create_app(config, run_workers=False))) as c:
             assert (await c.get("/readyz")).status == 200
+
+
+async def test_readiness_lists_what_stops_each_configured_platform(  # type: ignore[no-untyped-def]
+    db_url: str, tmp_path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Ready means ready: SPID keys missing, no IdP list, a secret unset, ANPR without its
+    purposes, an adapter file that cannot be read: 503 with one problem each; the SUAP poller
+    that fails on the unreadable file says so once, not with a traceback every round."""
+    monkeypatch.delenv("READY_PDND_KEY", raising=False)
+    config = parse_config(
+        {
+            "server": {"public_url": "https://sportello.example.it"},
+            "database": {"url": db_url},
+            "tenants": [
+                {
+                    **TENANT,
+                    "spid": {"keys_dir": "keys/spid", "contact_email": "urp@example.it"},
+                    "pdnd": {
+                        "client_id": "5c0c53b4-7a51-4f7e-9c43-0d6f2b7d2a10",
+                        "key": {"env": "READY_PDND_KEY"},
+                        "token_url": "https://auth.uat.interop.pagopa.it/token.oauth2",
+                    },
+                    "anpr": {"base_url": "https://anpr.example.it/MinInternoPortaANPR-PDND"},
+                    "adapters": {
+                        "registry": {"plugin": "csv", "options": {"path": "anagrafe.csv"}},
+                        "suap": {"plugin": "json", "options": {"path": "suap.json"}},
+                    },
+                    "suap": {"poll_seconds": 0.05},
+                }
+            ],
+        },
+        source=str(tmp_path / "hub.toml"),
+        base_dir=tmp_path,
+    )
+    app = create_app(config, apply_migrations=True)
+    async with TestClient(TestServer(app)) as c:
+        r = await c.get("/readyz")
+        body = await r.json()
+        assert r.status == 503 and body["status"] == "not ready"
+        assert body["checks"]["platforms"] == "6 problem(s)"
+        found = {(p["tenant"], p["platform"]): p["problem"] for p in body["problems"]}
+        assert found.keys() == {
+            ("demo", "spid"),  # keys, and no IdP (two problems, one key: see below)
+            ("demo", "pdnd"),
+            ("demo", "anpr"),
+            ("demo", "adapters.registry"),
+            ("demo", "adapters.suap"),
+        }
+        spid = [p["problem"] for p in body["problems"] if p["platform"] == "spid"]
+        assert spid[0].startswith("keys_dir: ") and "sportello keys spid" in spid[0]
+        assert spid[1].startswith("no IdP is known")
+        assert found[("demo", "pdnd")] == (
+            "key: secret environment variable READY_PDND_KEY is not set"
+        )
+        assert "C030, C020, C021" in found[("demo", "anpr")]
+        assert found[("demo", "adapters.registry")].endswith("anagrafe.csv does not exist")
+        assert found[("demo", "adapters.suap")].endswith("suap.json does not exist")
+
+        await asyncio.sleep(0.5)  # the SUAP poller runs ~10 rounds on the missing file
+        from sportello.app import PERIODIC
+
+        assert app[PERIODIC].rounds["suap.notify:demo"] >= 3
+        said = [r for r in caplog.records if "round of suap.notify:demo failed" in r.getMessage()]
+        assert len(said) == 1 and not said[0].exc_info  # once, one line
+
+        (tmp_path / "anagrafe.csv").write_text("fiscal_code;family_name\n")
+        from sportello.connectors.pdnd.keys import generate_key
+
+        monkeypatch.setenv("READY_PDND_KEY", generate_key()[0].decode())
+        body = await (await c.get("/readyz")).json()
+        assert {p["platform"] for p in body["problems"]} == {"spid", "anpr", "adapters.suap"}

@@ -11,14 +11,18 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 from lxml import etree
 from pytest_httpserver import HTTPServer
 
+from sportello.cli import main
 from sportello.config import load_config
 from sportello.connectors.spid.keys import certificate_problems
 from sportello.connectors.spid.metadata import build_metadata
 from sportello.login_idps import refresh_registry
 from sportello.login_keys import build_sp, read_keys
+from sportello.sandbox.idp.keys import FEDERATION, FEDERATION_CERT_PEM, KeyPair, generate
+from sportello.sandbox.idp.metadata import registry_metadata
 
 SPORTELLO = str(Path(sys.executable).with_name("sportello"))
 MD = "urn:oasis:names:tc:SAML:2.0:metadata"
@@ -91,16 +95,127 @@ IDP_MD = b"""<?xml version="1.0"?>
  Location="https://idp.example.it/sso"/>
 </md:IDPSSODescriptor></md:EntityDescriptor></md:EntitiesDescriptor>"""
 
+ROGUE = "https://rogue-idp.example"
+
+
+def cli(*args: str) -> Result:
+    """The command in-process (a subprocess costs seconds): exit code, stdout, stderr."""
+    return CliRunner().invoke(main, list(args), env={"SPORTELLO_CONFIG": None})
+
+
+def _registry(signer: KeyPair | None, entity_id: str = "https://idp.example.it") -> bytes:
+    """An AgID-style registry listing one IdP, signed by ``signer`` (None: unsigned)."""
+    idp_keys = generate("IdP")
+    if signer is None:
+        return IDP_MD.replace(b"https://idp.example.it", entity_id.encode())
+    return registry_metadata([("spid", entity_id, idp_keys)], signer)
+
 
 def test_idps_refresh_keeps_the_last_good_copy(tmp_path: Path, httpserver: HTTPServer) -> None:
     cache = tmp_path / "idps.xml"
-    httpserver.expect_oneshot_request("/md.xml").respond_with_data(IDP_MD)
-    assert asyncio.run(refresh_registry(httpserver.url_for("/md.xml"), cache)) == 1
+    certs = [FEDERATION_CERT_PEM]
+    httpserver.expect_oneshot_request("/md.xml").respond_with_data(_registry(FEDERATION))
+    assert asyncio.run(refresh_registry(httpserver.url_for("/md.xml"), cache, certs)) == 1
     good = cache.read_bytes()
     httpserver.expect_oneshot_request("/md.xml").respond_with_data(b"<html>maintenance</html>")
     with pytest.raises(Exception):  # noqa: B017 - any parse failure will do
-        asyncio.run(refresh_registry(httpserver.url_for("/md.xml"), cache))
+        asyncio.run(refresh_registry(httpserver.url_for("/md.xml"), cache, certs))
     httpserver.expect_oneshot_request("/md.xml").respond_with_data(b"", status=503)
     with pytest.raises(Exception):  # noqa: B017
-        asyncio.run(refresh_registry(httpserver.url_for("/md.xml"), cache))
+        asyncio.run(refresh_registry(httpserver.url_for("/md.xml"), cache, certs))
     assert cache.read_bytes() == good
+
+
+@pytest.mark.parametrize(
+    ("signer", "why"),
+    [(None, "is not signed"), (generate("not AgID"), "does not verify")],
+    ids=["unsigned", "signed-by-another-key"],
+)
+def test_idps_refresh_refuses_a_registry_agid_did_not_sign(
+    tmp_path: Path, httpserver: HTTPServer, signer: KeyPair | None, why: str
+) -> None:
+    """A rogue IdP slipped into the registry (on the wire, or by a hijacked host) is never
+    cached: exit 1 with the reason, and the last good copy stays byte for byte."""
+    cache = tmp_path / "idps.xml"
+    cert = tmp_path / "agid.pem"
+    cert.write_bytes(FEDERATION_CERT_PEM)
+    url = httpserver.url_for("/spid-entities-idps.xml")
+    httpserver.expect_oneshot_request("/spid-entities-idps.xml").respond_with_data(
+        _registry(FEDERATION)
+    )
+    ok = cli("idps", "refresh", "--url", url, "--cache", str(cache), "--cert", str(cert))
+    assert ok.exit_code == 0, ok.stderr
+    good = cache.read_bytes()
+    httpserver.expect_oneshot_request("/spid-entities-idps.xml").respond_with_data(
+        _registry(signer, ROGUE)
+    )
+    bad = cli("idps", "refresh", "--url", url, "--cache", str(cache), "--cert", str(cert))
+    assert bad.exit_code == 1
+    assert why in bad.stderr and "last good copy" in bad.stderr
+    assert cache.read_bytes() == good and ROGUE.encode() not in cache.read_bytes()
+
+
+def test_idps_refresh_needs_a_certificate(tmp_path: Path, httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/md.xml").respond_with_data(_registry(FEDERATION))
+    cache = tmp_path / "idps.xml"
+    out = cli("idps", "refresh", "--url", httpserver.url_for("/md.xml"), "--cache", str(cache))
+    assert out.exit_code == 2 and "signing_certs" in out.stderr
+    assert not cache.exists()
+
+
+def test_idps_refresh_reads_the_certificate_from_the_configuration(
+    tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/md.xml").respond_with_data(_registry(FEDERATION))
+    cfg = tmp_path / "hub.toml"
+    (tmp_path / "agid.pem").write_bytes(FEDERATION_CERT_PEM)
+    cfg.write_text('[idps]\nsigning_certs = ["agid.pem"]\n')
+    cache = tmp_path / "idps.xml"
+    url = httpserver.url_for("/md.xml")
+    out = cli("idps", "refresh", "--url", url, "--cache", str(cache), "--config", str(cfg))
+    assert out.exit_code == 0, out.stderr
+    assert b"https://idp.example.it" in cache.read_bytes()
+
+
+async def test_the_hub_trusts_no_unsigned_idp_metadata_url(
+    tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    """IdP metadata fetched over the network counts only when a configured certificate
+    signed it; a rogue document next to a good one is dropped, and a cached registry copy
+    that was tampered with is not used either."""
+    from sportello.config import parse_config
+    from sportello.login_idps import IdpDirectory
+
+    httpserver.expect_request("/good.xml").respond_with_data(_registry(FEDERATION))
+    httpserver.expect_request("/rogue.xml").respond_with_data(_registry(None, ROGUE))
+    httpserver.expect_request("/forged.xml").respond_with_data(
+        _registry(generate("x"), ROGUE + "/2")
+    )
+    cache = tmp_path / "registry.xml"
+    cache.write_bytes(_registry(None, ROGUE + "/cached"))
+    config = parse_config(
+        {
+            "idps": {"signing_certs": [FEDERATION_CERT_PEM.decode()]},
+            "tenants": [
+                {
+                    "id": "comune",
+                    "name": "Comune",
+                    "ipa_code": "c_z999",
+                    "fiscal_code": "00000000999",
+                    "cadastral_code": "Z999",
+                    "spid": {
+                        "keys_dir": str(tmp_path),
+                        "contact_email": "a@b.it",
+                        "use_registry": True,
+                        "idp_metadata": [
+                            httpserver.url_for(f"/{n}.xml") for n in ("good", "rogue", "forged")
+                        ],
+                    },
+                }
+            ],
+        }
+    )
+    directory = IdpDirectory(config, registry_cache=cache)
+    await directory.load_all()
+    tenant = config.tenants[0]
+    assert [i.entity_id for i in directory.all(tenant, "spid")] == ["https://idp.example.it"]

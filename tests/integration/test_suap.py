@@ -17,7 +17,7 @@ from sportello.clock import FakeClock
 from sportello.config import parse_config
 from sportello.schema import io_messages, outbox
 
-ANNA = "RSSNNA80A41H501X"
+ANNA = "RSSNNA80A41H501L"
 SRL = "01234567890"
 EXPORT = {
     "practices": [

@@ -17,7 +17,7 @@ from sportello.adapters.suap.rest_adapter import RestSuapAdapter
 from sportello.plugins import Plugins
 
 ROME = timezone(timedelta(hours=1))
-MARIO = "RSSMRA80A01Z999X"
+MARIO = "RSSMRA80A01Z999Y"
 COMPANY = "01234567890"
 
 EXPORT: dict[str, Any] = {
@@ -45,7 +45,7 @@ EXPORT: dict[str, Any] = {
         },
         {
             "id": "SUAP-2024-002",
-            "applicant_fiscal_code": "rssmra80a01z999x",  # lower case in the export
+            "applicant_fiscal_code": "rssmra80a01z999y",  # lower case in the export
             "applicant_name": "Mario Rossi",
             "title": "Insegna luminosa",
             "kind": "comunicazione",

@@ -27,9 +27,9 @@ HEADER = (
 GOOD = [
     f"T-1;F;RSSMRA80A01H501U;Mario Rossi;;TARI 2026;;2026-12-31;126,00;120,00;{IBAN};"
     f"9/0101101IM/;6,00;80000000001;{IBAN};9/0201102IM/",
-    f"T-2;F;VRDLGU70B02F205X;Luigi Verdi;luigi@example.org;TARI 2026 rata 1;1;31/10/2026;;50;"
+    f"T-2;F;VRDLGU70B02F205V;Luigi Verdi;luigi@example.org;TARI 2026 rata 1;1;31/10/2026;;50;"
     f"{IBAN};9/0101101IM/;;;;",
-    f"T-2;F;VRDLGU70B02F205X;Luigi Verdi;;TARI 2026 rata 2;2;31/12/2026;;50.5;{IBAN};"
+    f"T-2;F;VRDLGU70B02F205V;Luigi Verdi;;TARI 2026 rata 2;2;31/12/2026;;50.5;{IBAN};"
     "9/0101101IM/;;;;",
 ]
 
@@ -78,6 +78,10 @@ async def test_a_bad_row_names_file_row_and_column_and_the_rest_goes_on(tmp_path
         GOOD[0].replace("T-1;", "B-4;").replace(f"6,00;80000000001;{IBAN}", "6,00;;x"),
         GOOD[0].replace("T-1;", "B-5;").replace(f"120,00;{IBAN}", "120,00;IT00X1"),
         GOOD[0].replace("T-1;", "B-6;").replace("120,00", "dieci"),
+        # a character XML cannot carry (paGetPaymentV2) and a wrong check letter
+        GOOD[0].replace("T-1;", "B-7;").replace("Mario Rossi", "Mario\x07Rossi"),
+        GOOD[0].replace("T-1;", "B-8;").replace("RSSMRA80A01H501U", "RSSMRA80A01H501A"),
+        GOOD[0].replace("T-1;", "B-9;").replace("TARI 2026", "TARI\x00"),
         *GOOD,
     ]
     items = await pulled(adapter(tmp_path, bad))
@@ -90,7 +94,11 @@ async def test_a_bad_row_names_file_row_and_column_and_the_rest_goes_on(tmp_path
         (5, "transfer2_fiscal_code"),
         (6, "transfer1_iban"),
         (7, "transfer1_amount"),
+        (8, "debtor_name"),
+        (9, "debtor_fiscal_code"),
+        (10, "description"),
     ]
+    assert "XML 1.0" in str(errors[6]) and "check character" in str(errors[7])
     assert str(errors[0]).startswith(f"{tmp_path / 'positions.csv'}: row 2: amount:")
     assert "NOTACF" not in " ".join(str(e) for e in errors)  # values are not echoed
     assert [i.iupd for i in items if isinstance(i, PositionRow)] == ["T-1", "T-2"]
@@ -235,3 +243,70 @@ mode = "station"
         actions = [r[0] for r in conn.execute("SELECT action FROM audit_log")]
     assert actions == ["pagopa.notice.pdf", "pagopa.notice.pdf"]
     assert not out.with_name("avvisi.zip.part").exists()
+
+
+def test_cli_notices_carry_the_postal_slip_for_positions_with_a_postal_iban(
+    tmp_path: Path,
+) -> None:
+    """``sportello pagopa notices`` uses [tenants.pagopa.postal] for the positions whose
+    transfer names the tenant's postal account (transfer1_postal_iban), and only those."""
+    import io
+    import zipfile
+
+    from click.testing import CliRunner
+    from pypdf import PdfReader
+
+    from sportello.cli import main
+
+    account = "1234567"
+    bban = "X07601" + "01600" + account.zfill(12)
+    postal_iban = f"IT{98 - int(''.join(str(int(c, 36)) for c in bban + 'IT00')) % 97:02d}{bban}"
+    db = tmp_path / "hub.sqlite"
+    config = tmp_path / "hub.toml"
+    config.write_text(
+        f"""
+[database]
+url = "sqlite+aiosqlite:///{db}"
+
+[[tenants]]
+id = "prova"
+name = "Comune di Prova"
+ipa_code = "c_prova"
+fiscal_code = "{EC}"
+cadastral_code = "Z999"
+
+[tenants.pagopa]
+ec_fiscal_code = "{EC}"
+broker_id = "{EC}"
+station_id = "{EC}_01"
+mode = "station"
+
+[tenants.pagopa.postal]
+account = "{account}"
+holder = "Comune di Prova - Tesoreria"
+authorization = "AUT/2026/77"
+""",
+        encoding="utf-8",
+    )
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade", "--config", str(config)]).exit_code == 0
+    csv_file = tmp_path / "positions.csv"
+    rows = [GOOD[0] + f";{postal_iban}", *(r + ";" for r in GOOD[1:])]
+    csv_file.write_text(
+        "\n".join([HEADER + ";transfer1_postal_iban", *rows]) + "\n", encoding="utf-8"
+    )
+    base = ["--config", str(config), "--tenant", "prova"]
+    imported = runner.invoke(main, ["pagopa", "import", *base, str(csv_file)])
+    assert imported.exit_code == 0, imported.output
+    out = tmp_path / "avvisi.zip"
+    result = runner.invoke(main, ["pagopa", "notices", *base, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    with zipfile.ZipFile(out) as zf:
+        texts = [
+            "".join(p.extract_text() for p in PdfReader(io.BytesIO(zf.read(n))).pages)
+            for n in zf.namelist()
+        ]
+    slips = [t for t in texts if "BOLLETTINO POSTALE PA" in t]
+    assert len(texts) == 2 and len(slips) == 1
+    assert account in slips[0] and "Comune di Prova - Tesoreria" in slips[0]
+    assert "AUT/2026/77" in slips[0] and "Mario Rossi" in slips[0]

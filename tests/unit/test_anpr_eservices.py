@@ -125,7 +125,7 @@ def test_refusals_validate_against_the_official_specs(code: str) -> None:
         request(code, person, motivoRichiesta=""),
         {**request(code, person), "criteriRicerca": {"idANPR": "ZZ00000ZZ"}}
         if code != "C030"
-        else {**request(code, person), "criteriRicerca": {"codiceFiscale": "ZZZZZZ00A01H501Z"}},
+        else {**request(code, person), "criteriRicerca": {"codiceFiscale": "ZZZZZZ00A01H501K"}},
     ]
     for body in cases:
         status, answered = answer(code, body, population())

@@ -9,7 +9,7 @@ from sportello.campaigns import CHUNK_SIZE, SEND_BATCH_KIND, Template, _chunk_jo
 from sportello.connectors.io.models import notice_number_check_digits
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
-CF1, CF2 = "RSSMRA80A01H501U", "BNCLRA82B42F205W"
+CF1, CF2 = "RSSMRA80A01H501U", "BNCLRA82B42F205M"
 
 
 def nav(base16: str = "3020000000000001") -> str:
@@ -146,3 +146,38 @@ def test_campaign_jobs_are_chunks_of_messages_due_together() -> None:
     assert [j.not_before for j in jobs] == [monday, monday, tuesday]
     assert {j.kind for j in jobs} == {SEND_BATCH_KIND} and all(j.payload["resend"] for j in jobs)
     assert _chunk_jobs("demo", []) == []
+
+
+def test_duplicate_rows_are_flagged_with_the_first_row() -> None:
+    out = prepare(
+        csv_text(
+            f"{CF1};;;{nav()};123,45;Mario",
+            f"{CF2};;;;;Laura",
+            f"{CF1};;;{nav()};123,45;Mario",  # the same notice again
+            f"{CF2};;;;;Laura",  # the same message to the same person again
+            f"{CF2};;;;;Laura Bianchi",  # another text: not a duplicate
+            f"{CF2};;;{nav()};123,45;Laura",  # the same notice for someone else
+        ),
+        TEMPLATE,
+        source="tari.csv",
+        now=NOW,
+    )
+    assert out.problems == [
+        "tari.csv: row 4: notice_number: duplicate of row 2 (the same notice)",
+        "tari.csv: row 5: fiscal_code: duplicate of row 3 (the same message to the same person)",
+        "tari.csv: row 7: notice_number: duplicate of row 2 (the same notice)",
+    ]
+
+
+def test_a_file_with_only_a_header_has_no_rows_to_send() -> None:
+    for text in (csv_text(), csv_text() + "\n", csv_text(";;;;;", "")):
+        out = prepare(text, TEMPLATE, source="tari.csv", now=NOW)
+        assert out.problems == ["tari.csv: no rows to send"] and out.messages == []
+
+
+def test_fiscal_codes_are_checked_with_their_check_letter() -> None:
+    wrong = CF1[:15] + "A"  # CF1's check letter is U
+    out = prepare(csv_text(f"{wrong};;;;;Mario", f"{CF1};;;;;Mario"), TEMPLATE, source="t", now=NOW)
+    assert len(out.problems) == 1 and out.problems[0].startswith("t: row 2: fiscal_code: ")
+    assert "check character" in out.problems[0] and wrong not in out.problems[0]
+    assert [m.fiscal_code for m in out.messages] == [CF1]

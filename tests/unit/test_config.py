@@ -147,3 +147,82 @@ def test_database_url_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_secret_ref_repr() -> None:
     ref = SecretRef(env="X")
     assert repr(ref) == "SecretRef(env:X)" and str(ref) == "SecretRef(env:X)"
+
+
+TENANT_BASE = {
+    "id": "demo",
+    "name": "Comune",
+    "ipa_code": "c_z999",
+    "fiscal_code": "00000000999",
+    "cadastral_code": "Z999",
+}
+SPID = {"keys_dir": "keys", "contact_email": "urp@example.it"}
+PDND = {"client_id": "c", "key": {"env": "K"}, "token_url": "https://auth.example.it/token.oauth2"}
+PAGOPA = {
+    "ec_fiscal_code": "00000000999",
+    "broker_id": "00000000999",
+    "station_id": "00000000999_01",
+}
+URL_FIELDS = [
+    ({"server": {"public_url": "{u}"}}, "server.public_url"),
+    (
+        {"tenants": [{**TENANT_BASE, "spid": {**SPID, "entity_id": "{u}"}}]},
+        "tenants[0].spid.entity_id",
+    ),
+    (
+        {"tenants": [{**TENANT_BASE, "cie": {**SPID, "return_urls": ["{u}"]}}]},
+        "tenants[0].cie.return_urls[0]",
+    ),
+    (
+        {"tenants": [{**TENANT_BASE, "spid": {**SPID, "organization_url": "{u}"}}]},
+        "tenants[0].spid.organization_url",
+    ),
+    (
+        {"tenants": [{**TENANT_BASE, "pdnd": {**PDND, "token_url": "{u}"}}]},
+        "tenants[0].pdnd.token_url",
+    ),
+    ({"tenants": [{**TENANT_BASE, "anpr": {"base_url": "{u}"}}]}, "tenants[0].anpr.base_url"),
+    ({"tenants": [{**TENANT_BASE, "io": {"base_url": "{u}"}}]}, "tenants[0].io.base_url"),
+    (
+        {"tenants": [{**TENANT_BASE, "pagopa": {**PAGOPA, "base_url": "{u}"}}]},
+        "tenants[0].pagopa.base_url",
+    ),
+    (
+        {"tenants": [{**TENANT_BASE, "pagopa": {**PAGOPA, "fdr_base_url": "{u}"}}]},
+        "tenants[0].pagopa.fdr_base_url",
+    ),
+    (
+        {"tenants": [{**TENANT_BASE, "pagopa": {**PAGOPA, "checkout_url": "{u}"}}]},
+        "tenants[0].pagopa.checkout_url",
+    ),
+    ({"tenants": [{**TENANT_BASE, "webhooks": [{"url": "{u}"}]}]}, "tenants[0].webhooks[0].url"),
+]
+BAD_URLS = [
+    "sportello.example.it",
+    "htps//sportello.example.it",
+    "https://",
+    "ftp://x.it",
+    "https://x.it:port",
+    "https://a b.it",
+]
+
+
+def _fill(value: object, url: str) -> object:
+    if value == "{u}":
+        return url
+    if isinstance(value, dict):
+        return {k: _fill(v, url) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, url) for v in value]
+    return value
+
+
+@pytest.mark.parametrize(("data", "field"), URL_FIELDS, ids=[f for _, f in URL_FIELDS])
+def test_every_url_needs_an_http_scheme_and_a_host(data: dict, field: str) -> None:  # type: ignore[type-arg]
+    for bad in BAD_URLS:
+        with pytest.raises(ConfigError) as caught:
+            parse_config(_fill(data, bad))  # type: ignore[arg-type]
+        assert caught.value.problems[0].startswith(
+            f"{field}: expected an absolute http:// or https:// URL with a host"
+        ), (bad, caught.value.problems)
+    parse_config(_fill(data, "https://sportello.example.it:8443/base"))  # type: ignore[arg-type]

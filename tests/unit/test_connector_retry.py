@@ -318,3 +318,19 @@ def test_error_pickles_with_its_attributes() -> None:
     assert (copy.message, copy.platform, copy.status, copy.retry_after) == ("slow", "io", 429, 3.0)
     assert (copy.request_id, copy.body, copy.attempts, copy.retryable) == ("r", "b", 2, True)
     assert str(copy) == str(error)
+
+
+async def test_an_error_whose_retries_are_spent_is_not_retried_again() -> None:
+    # A PDND 500 that PdndClient already retried, met again while signing an ANPR attempt:
+    # retrying the ANPR call would run PDND's whole retry loop once more (issue 12 item 13).
+    spent = ServerError("pdnd down", platform="pdnd", status=500)
+    spent.retries_spent = True
+    sleep = SleepRecorder()
+    fn = Flaky(spent)
+    with pytest.raises(ServerError) as info:
+        await build_retrying(RetryPolicy(max_attempts=4), sleep=sleep)(fn)
+    assert info.value is spent and fn.calls == 1 and sleep.delays == []
+    assert spent.retryable  # later (the outbox) it is still worth another try
+    assert RetryPolicy().should_retry(ServerError("fresh", status=500))
+    copy = pickle.loads(pickle.dumps(spent))
+    assert copy.retries_spent is True

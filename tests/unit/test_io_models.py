@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from sportello.connectors.fiscal_code import person_check_char
 from sportello.connectors.io.models import (
     FISCAL_CODE_PATTERN,
     EncodedMessage,
@@ -183,14 +184,24 @@ def test_payee_is_an_organization_fiscal_code() -> None:
 
 
 @pytest.mark.parametrize(
-    "fiscal_code", [CF, "AAAAAA00A00A000A", "RSSMRALPTMLAMNPA", "PRVLWD80A01X00MG"]
+    "fiscal_code", [CF, "AAAAAA00A00A000A", "RSSMRALPTMLAMNPL", "PRVLWD80A01X00MY"]
 )
 def test_fiscal_code_pattern_accepts_omocodia(fiscal_code: str) -> None:
     assert NewMessage.model_validate(message(fiscal_code=fiscal_code)).fiscal_code == fiscal_code
 
 
 @pytest.mark.parametrize(
-    "fiscal_code", ["prvlwd80a01x001g", "PRVLWD80A01X001", "PRVLWD80Z01X001G", "12345678901"]
+    "fiscal_code",
+    [
+        "prvlwd80a01x001g",
+        "PRVLWD80A01X001",
+        "PRVLWD80Z01X001G",
+        "12345678901",
+        "RSSMRA80A01H501A",  # check letter U
+        "RSSMRA80A01H5LMU",  # omocodia letters change the check letter (X)
+        "RSSMRA80A32H501U",  # day 32
+        "RSSMRA80A00H501U",  # day 00
+    ],
 )
 def test_fiscal_code_pattern_rejects(fiscal_code: str) -> None:
     with pytest.raises(ValidationError) as info:
@@ -202,8 +213,20 @@ def test_fiscal_code_pattern_rejects(fiscal_code: str) -> None:
 
 
 @given(st.from_regex(FISCAL_CODE_PATTERN, fullmatch=True))
-def test_any_fiscal_code_matching_the_spec_pattern_is_accepted(fiscal_code: str) -> None:
-    assert NewMessage.model_validate(message(fiscal_code=fiscal_code)).fiscal_code == fiscal_code
+def test_a_fiscal_code_matching_the_spec_pattern_is_accepted_with_its_check_letter(
+    code: str,
+) -> None:
+    """Any code of App IO's pattern (day of birth 01-31 or 41-71) with the right check
+    letter is accepted; with any other check letter it is refused, without the value."""
+    day = int(code[9:11].translate(str.maketrans("LMNPQRSTUV", "0123456789")))
+    assume(1 <= day <= 31 or 41 <= day <= 71)
+    right = code[:15] + person_check_char(code[:15])
+    assert NewMessage.model_validate(message(fiscal_code=right)).fiscal_code == right
+    wrong = code[:15] + ("A" if right[15] != "A" else "B")
+    with pytest.raises(ValidationError) as info:
+        NewMessage.model_validate(message(fiscal_code=wrong))
+    assert "check character" in errors_of(info.value)
+    assert wrong not in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -333,6 +356,22 @@ payments = st.builds(
     st.booleans(),
     st.one_of(st.none(), st.from_regex(r"^[0-9]{11}$", fullmatch=True)),
 )
+
+
+def _with_check_letter(code: str) -> str:
+    return code[:15] + person_check_char(code[:15])
+
+
+def _real_day(code: str) -> bool:
+    day = int(code[9:11].translate(str.maketrans("LMNPQRSTUV", "0123456789")))
+    return 1 <= day <= 31 or 41 <= day <= 71
+
+
+#: App IO's pattern, a real day of birth and the right check letter.
+valid_fiscal_codes = (
+    st.from_regex(FISCAL_CODE_PATTERN, fullmatch=True).filter(_real_day).map(_with_check_letter)
+)
+
 new_messages = st.builds(
     lambda cf, subject, markdown, ttl, level, payment, due: {
         "fiscal_code": cf,
@@ -345,7 +384,7 @@ new_messages = st.builds(
         **({"time_to_live": ttl} if ttl else {}),
         "feature_level_type": level,
     },
-    st.from_regex(FISCAL_CODE_PATTERN, fullmatch=True),
+    valid_fiscal_codes,
     subjects,
     markdowns,
     st.one_of(st.none(), st.integers(3_600, 604_800)),

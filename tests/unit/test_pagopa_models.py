@@ -112,7 +112,7 @@ def full_example() -> DebtPosition:
     tari, tefa = 28_500, 1_500
     return build(
         type="G",
-        fiscal_code="01234567890",
+        fiscal_code="01234567897",
         full_name="Rossi S.r.l.",
         street_name="Via Roma",
         civic_number="1",
@@ -259,7 +259,7 @@ def test_the_schema_check_does_catch_a_broken_body() -> None:
 def test_to_gpd_field_names_and_values() -> None:
     body = full_example().to_gpd()
     assert body["type"] == "G"
-    assert body["fiscalCode"] == "01234567890"
+    assert body["fiscalCode"] == "01234567897"
     assert body["fullName"] == "Rossi S.r.l."
     assert body["companyName"] == "Comune di Palermo"
     assert body["officeName"] == "Ufficio Tributi"
@@ -539,10 +539,14 @@ def test_largest_amount() -> None:
     [
         ("F", CF, True),
         ("F", "ANONIMO", True),
-        ("F", "RSSMRA80A01H5LMU", True),  # omocodia
+        ("F", "RSSMRA80A01H5LMX", True),  # omocodia
         ("F", "rssmra80a01h501u", False),
         ("F", "01234567890", False),
-        ("G", "01234567890", True),
+        ("G", "01234567897", True),
+        ("G", "01234567890", False),  # check digit 7
+        ("F", "RSSMRA80A01H501A", False),  # check letter U
+        ("G", "RSSMRA80A01H501A", False),
+        ("F", "RSSMRA80A01H5LMU", False),  # omocodia letters change the check letter
         ("G", CF, True),
         ("G", "0123456789", False),
         ("G", "ANONIMO", False),
@@ -617,7 +621,7 @@ def test_errors_and_repr_do_not_leak_personal_data() -> None:
     message = errors(full_name=secret_name, fiscal_code="BADCODE", email="nope")
     assert "BADCODE" not in message and "nope" not in message and secret_name not in message
     shown = repr(full_example()) + repr(build(email="mario.rossi@example.it"))
-    for personal in ("01234567890", CF, "Rossi S.r.l.", "Mario Rossi", "mario.rossi@", "Via Roma"):
+    for personal in ("01234567897", CF, "Rossi S.r.l.", "Mario Rossi", "mario.rossi@", "Via Roma"):
         assert personal not in shown
 
 
@@ -665,3 +669,82 @@ def test_any_split_into_transfers_validates_and_any_change_does_not(
     transfers[0] = transfer(id_transfer=1, amount=shares[0] + delta)
     with pytest.raises(ValidationError):
         build(payment_options=[option(amount=total, transfers=transfers)])
+
+
+# -- characters XML 1.0 cannot carry (paGetPaymentV2 is XML) ----------------------------
+
+_NOT_XML = [
+    "\x00",
+    "\x07",
+    "\x08",
+    "\x0b",
+    "\x0c",
+    "\x1b",
+    "\x1f",
+    "\ud800",
+    "\udfff",
+    "\ufffe",
+    "\uffff",
+]
+
+
+@pytest.mark.parametrize("bad", _NOT_XML)
+@pytest.mark.parametrize(
+    ("where", "make"),
+    [
+        ("full_name", lambda t: {"full_name": f"Mario{t}Rossi"}),
+        ("street_name", lambda t: {"street_name": f"Via{t}"}),
+        ("city", lambda t: {"city": t + "Roma"}),
+        ("company_name", lambda t: {"company_name": f"Comune{t}"}),
+        ("office_name", lambda t: {"office_name": f"Tributi{t}"}),
+        (
+            "payment_options.0.description",
+            lambda t: {"payment_options": [option(description=f"TARI{t} 2026")]},
+        ),
+        (
+            "payment_options.0.transfers.0.remittance_information",
+            lambda t: {
+                "payment_options": [option(transfers=[transfer(remittance_information=f"x{t}")])]
+            },
+        ),
+        (
+            "payment_options.0.transfers.0.company_name",
+            lambda t: {"payment_options": [option(transfers=[transfer(company_name=f"x{t}")])]},
+        ),
+        (
+            "payment_options.0.metadata",
+            lambda t: {"payment_options": [option(metadata={"k": f"v{t}"})]},
+        ),
+        (
+            "payment_options.0.metadata",
+            lambda t: {"payment_options": [option(metadata={f"k{t}": "v"})]},
+        ),
+    ],
+)
+def test_text_xml_cannot_carry_is_refused_naming_the_field(bad: str, where: str, make: Any) -> None:
+    text = errors(**make(bad))
+    if "\ud800" <= bad <= "\udfff":  # pydantic refuses lone surrogates by itself
+        assert text.startswith(f"{where}: "), text
+    else:
+        assert text.startswith(
+            f"{where}: contains a character XML 1.0 cannot carry (U+{ord(bad):04X}"
+        )
+    assert bad not in text
+
+
+@pytest.mark.parametrize(
+    "fine", ["\t", "\n", "\r", " ", "\u00e8", "\ud7ff", "\ue000", "\ufffd", "\U0001f600"]
+)
+def test_characters_xml_can_carry_are_kept(fine: str) -> None:
+    assert build(full_name=f"Mario{fine}Rossi").full_name == f"Mario{fine}Rossi"
+
+
+def test_stored_positions_load_without_the_later_checks() -> None:
+    # stored before the check character and XML checks existed: still readable
+    stored = (
+        build().model_dump_json().replace(CF, "RSSMRA80A01H501A").replace("Mario", "Ma\\u0007rio")
+    )
+    loaded = DebtPosition.from_stored(stored)
+    assert loaded.fiscal_code == "RSSMRA80A01H501A" and "\x07" in loaded.full_name
+    with pytest.raises(ValidationError):
+        DebtPosition.model_validate_json(stored)

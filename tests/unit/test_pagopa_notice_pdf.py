@@ -507,3 +507,57 @@ def test_bulk_is_deterministic_and_refuses_duplicates() -> None:
     assert first.getvalue() == second.getvalue()
     with pytest.raises(ValueError, match="notice number"):
         render_bulk([make_position(1), make_position(1)], CREDITOR, out=io.BytesIO())
+
+
+# -- the postal slip only for positions payable to the postal account -------------------
+
+
+def postal_iban(account: str) -> str:
+    """A valid Poste Italiane IBAN (ABI 07601) for c/c ``account``."""
+    bban = "X" + "07601" + "01600" + account.zfill(12)
+    digits = "".join(str(int(ch, 36)) for ch in bban + "IT00")
+    return f"IT{98 - int(digits) % 97:02d}{bban}"
+
+
+def with_transfers(position: DebtPosition, **changes: Any) -> DebtPosition:
+    data = position.model_dump()
+    for option in data["payment_options"]:
+        option["transfers"] = [{**t, **changes} for t in option["transfers"]]
+    return DebtPosition.model_validate(data)
+
+
+def test_postal_slip_only_for_a_postal_iban_of_the_creditors_account() -> None:
+    plain = make_position()
+    assert POSTAL.for_position(plain) == Creditor(
+        name=POSTAL.name, fiscal_code=COMUNE_CF, cbill="A0EDT", online_payment=True
+    )
+    payable = with_transfers(plain, postal_iban=postal_iban("12345678"))
+    assert POSTAL.for_position(payable) is POSTAL
+    # another account, or the account of another beneficiary: no slip for ours
+    other = with_transfers(plain, postal_iban=postal_iban("87654321"))
+    assert not POSTAL.for_position(other).has_postal
+    province = with_transfers(
+        plain, postal_iban=postal_iban("12345678"), organization_fiscal_code="15376371009"
+    )
+    assert not POSTAL.for_position(province).has_postal
+    assert CREDITOR.for_position(payable) is CREDITOR  # no account configured
+
+
+def test_postal_holder_is_printed_and_bulk_decides_per_position() -> None:
+    holder = Creditor(
+        name="Comune di Roccasecca dei Volsci",
+        fiscal_code=COMUNE_CF,
+        postal_account="12345678",
+        postal_authorization="AUT/2026/123",
+        postal_holder="Comune di Roccasecca - Servizio Tesoreria",
+    )
+    payable = with_transfers(make_position(1), postal_iban=postal_iban("12345678"))
+    text = pdf_text(render_notice(payable, creditor=holder.for_position(payable)))[0]
+    assert "Comune di Roccasecca - Servizio Tesoreria" in text and "BOLLETTINO POSTALE PA" in text
+    out = io.BytesIO()
+    count = render_bulk([payable, make_position(2)], holder.for_position, out=out)
+    assert count == 2
+    with zipfile.ZipFile(out) as archive:
+        names = sorted(archive.namelist())
+        texts = {n: pdf_text(archive.read(n))[0] for n in names}
+    assert ["BOLLETTINO POSTALE PA" in t for t in texts.values()] == [True, False]

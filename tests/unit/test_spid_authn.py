@@ -204,3 +204,20 @@ def test_relay_state_is_escaped_in_form() -> None:
     out = build(binding="post", relay_state='a"><script>')
     assert '"><script>' not in (out.form_html or "")
     assert post_parts(out)[1].inputs["RelayState"] == 'a"><script>'
+
+
+def test_the_post_form_runs_only_the_script_its_csp_allows() -> None:
+    """The POST-binding page is served with AUTOSUBMIT_CSP: its one inline script must match
+    the hash there, and no event-handler attribute (which a hash CSP would block) remains."""
+    import base64
+    import hashlib
+    import re
+
+    from sportello.connectors.spid.authn import AUTOSUBMIT_CSP, post_form
+
+    page = post_form("https://idp.example/sso", "SAMLRequest", b"<x/>", "relay")
+    scripts = re.findall(r"<script>(.*?)</script>", page)
+    assert len(scripts) == 1 and "onload" not in page
+    digest = base64.b64encode(hashlib.sha256(scripts[0].encode()).digest()).decode()
+    assert f"script-src 'sha256-{digest}'" in AUTOSUBMIT_CSP
+    assert "default-src 'none'" in AUTOSUBMIT_CSP
