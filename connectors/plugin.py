@@ -20,14 +20,14 @@ def hub_connectors() -> list[type[Any]]:
 
 @hookimpl
 def hub_outbox_handlers() -> dict[str, HandlerFactory]:
-    from sportello.io_delivery import (
+    from sportello.platforms.io.delivery import (
         io_message_handler,
         io_messages_handler,
         io_status_handler,
     )
-    from sportello.pagopa_fdr import reconciliation_forward_handler
-    from sportello.pagopa_gpd_bulk import gpd_bulk_handler
-    from sportello.pagopa_jobs import (
+    from sportello.platforms.pagopa.fdr import reconciliation_forward_handler
+    from sportello.platforms.pagopa.gpd_bulk import gpd_bulk_handler
+    from sportello.platforms.pagopa.jobs import (
         gpd_create_handler,
         gpd_invalidate_handler,
         gpd_publish_handler,
@@ -52,13 +52,13 @@ def hub_outbox_handlers() -> dict[str, HandlerFactory]:
 
 @hookimpl
 def hub_web_routes() -> list[Any]:
-    from sportello.pagopa_station import station_routes
+    from sportello.platforms.pagopa.station import station_routes
 
     return [*station_routes()]
 
 
 @hookimpl
 def hub_cli_commands() -> list[Any]:
-    from sportello.pagopa_cli import pagopa_group
+    from sportello.platforms.pagopa.cli import pagopa_group
 
     return [pagopa_group]

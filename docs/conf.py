@@ -23,7 +23,7 @@ exclude_patterns = ["_build"]
 
 myst_enable_extensions = ["colon_fence", "deflist"]
 # Anchors for headings down to level 3, so pages can link to [text](page.md#section).
-myst_heading_anchors = 3
+myst_heading_anchors = 4
 
 html_theme = "furo"
 html_title = "Sportello"

@@ -15,9 +15,14 @@ from aiohttp import web
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sportello import __version__, migrate, readiness
+from sportello.api import core as api
 from sportello.connectors.http1 import LeanHttpClient
+from sportello.platforms.login import demo_app as login_demo_app
+from sportello.platforms.login import routes as login
+from sportello.platforms.residents.lookup import ResidentLookup
+from sportello.platforms.suap.service import SuapService
 
-from . import __version__, api, login, login_demo_app, migrate, readiness
 from .appkeys import (
     CLOCK,
     CONFIG,
@@ -39,10 +44,8 @@ from .outbox import store
 from .outbox.worker import OutboxWorker, handlers_from
 from .periodic import PeriodicRunner, PeriodicTask
 from .plugins import Plugins
-from .residents import ResidentLookup
 from .schema import STATUSES, tenants
 from .services import HubServices
-from .suap import SuapService
 
 log = logging.getLogger("sportello.app")
 
@@ -129,7 +132,7 @@ def create_app(
     """Build the hub's web app. Resources open on startup and close on cleanup, in order."""
     app = web.Application(
         middlewares=[_observe, api.authenticate],
-        client_max_size=config.server.max_body_bytes,  # sportello.bodies.read_body's cap
+        client_max_size=config.server.max_body_bytes,  # sportello.api.bodies.read_body's cap
     )
     app[CONFIG] = config
     app[CLOCK] = clock or SystemClock()
@@ -256,7 +259,7 @@ def _suap_round(app: web.Application, tenant_id: str) -> Callable[[], Awaitable[
 
 
 def _receipts_round(app: web.Application, tenant_id: str) -> Callable[[], Awaitable[None]]:
-    from .pagopa_receipts import ReceiptSync
+    from sportello.platforms.pagopa.receipts import ReceiptSync
 
     async def round_() -> None:
         sync = ReceiptSync(app[ENGINE], app[CONFIG], app[CLOCK], app[SESSION])

@@ -6,15 +6,16 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sportello.platforms.residents.lookup import ResidentLookup
+from sportello.platforms.suap.service import SuapService
+
 from .clock import Clock
 from .config import HubConfig
 from .metrics import HubMetrics
 from .outbox.worker import OutboxWorker
 from .periodic import PeriodicRunner
 from .plugins import Plugins
-from .residents import ResidentLookup
 from .services import HubServices
-from .suap import SuapService
 
 CONFIG = web.AppKey("config", HubConfig)
 CLOCK = web.AppKey("clock", Clock)

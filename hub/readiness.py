@@ -75,8 +75,8 @@ def _login_problems(
     settings: LoginSettings,
     idp_count: Callable[[TenantConfig, str], int | None] | None,
 ) -> Iterator[str]:
-    from .login_idps import REGISTRY_CACHE
-    from .login_keys import LoginConfigError, read_keys
+    from sportello.platforms.login.idps import REGISTRY_CACHE
+    from sportello.platforms.login.keys import LoginConfigError, read_keys
 
     if config.server.public_url is None:
         yield (

@@ -305,4 +305,6 @@ login_codes = Table(
 )
 
 # pagoPA tables live in their own module; importing it registers them in `metadata`.
-from . import pagopa_fdr_tables, pagopa_receipts_tables, pagopa_tables  # noqa: E402, F401
+from sportello.platforms.pagopa import fdr_tables as pagopa_fdr_tables  # noqa: E402, F401
+from sportello.platforms.pagopa import receipts_tables as pagopa_receipts_tables  # noqa: E402, F401
+from sportello.platforms.pagopa import tables as pagopa_tables  # noqa: E402, F401

@@ -40,7 +40,7 @@ import aiohttp
 import asyncpg
 import sqlalchemy
 
-from sportello import campaigns, migrate
+from sportello import migrate
 from sportello.clock import SystemClock
 from sportello.config import parse_config
 from sportello.connectors.http1 import LeanHttpClient
@@ -48,6 +48,7 @@ from sportello.db import create_engine
 from sportello.metrics import HubMetrics
 from sportello.outbox import OutboxWorker
 from sportello.outbox.worker import handlers_from
+from sportello.platforms.io import campaigns
 from sportello.plugins import Plugins
 from sportello.runner import run_service_loop
 from sportello.sandbox.io.app import DEMO_PRIMARY_KEY, DEMO_SERVICE_ID

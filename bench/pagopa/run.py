@@ -141,7 +141,7 @@ async def serve_hub(db_url: str, positions: int, port: int, navs_file: Path) -> 
     from sportello.app import create_app
     from sportello.clock import SystemClock
     from sportello.db import create_engine
-    from sportello.pagopa_store import PagopaStore
+    from sportello.platforms.pagopa.store import PagopaStore
 
     config = hub_config(db_url)
     engine = create_engine(config.database)

@@ -10,7 +10,7 @@
   receipt GPD stored, the XML of the ``paSendRT[V2]`` request; 404 when there is none.
 
 The hub reads the list to find new receipts and fetches each one's XML, which it parses
-and stores as if the Node had sent it (``sportello.pagopa_receipts``).
+and stores as if the Node had sent it (``sportello.platforms.pagopa.receipts``).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """``sportello adapter new NAME``: the scaffold on the command line (added to ``sportello``'s
-main group by ``hub/cli.py``)."""
+main group by ``hub/cli/main.py``)."""
 
 from __future__ import annotations
 

@@ -23,10 +23,10 @@ from sportello.config import HubConfig, load_config
 from sportello.db import create_engine
 from sportello.metrics import HubMetrics
 from sportello.periodic import PeriodicRunner, PeriodicTask
+from sportello.platforms.suap.service import SuapService
 from sportello.plugins import Plugins
 from sportello.schema import io_messages, outbox
 from sportello.services import HubServices
-from sportello.suap import SuapService
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 TASK = "suap.notify:demo"

@@ -13,8 +13,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from sportello import apikeys
+from sportello.api.bodies import MAX_JSON_DEPTH, loads_json
 from sportello.app import CLOCK, ENGINE, create_app
-from sportello.bodies import MAX_JSON_DEPTH, loads_json
 from sportello.config import parse_config
 from sportello.sandbox.pagopa.app import create_app as create_sandbox
 

@@ -18,7 +18,7 @@ from sportello import apikeys
 from sportello.app import CLOCK, ENGINE, create_app
 from sportello.clock import SystemClock
 from sportello.config import parse_config
-from sportello.pagopa_store import PagopaStore
+from sportello.platforms.pagopa.store import PagopaStore
 from sportello.schema import audit_log, io_messages
 
 SERVICE = "01TESTSERVICE000000000000A"

@@ -30,7 +30,7 @@ from sportello.connectors.pagopa.checkout import (
     CheckoutNotice,
     ReturnUrls,
 )
-from sportello.pagopa_station import XSD_DIR as XSD_KEY
+from sportello.platforms.pagopa.station import XSD_DIR as XSD_KEY
 from sportello.sandbox.pagopa.app import create_app as create_sandbox
 from sportello.sandbox.pagopa.checkout import DEFAULT_CHECKOUT_API_KEY
 

@@ -24,9 +24,7 @@ from aiohttp.test_utils import TestServer
 from pagopa_node import XSD_DIR
 
 from sportello.app import create_app
-from sportello.cli import demo_config_path
-from sportello.config import HubConfig, load_config
-from sportello.demo_setup import (
+from sportello.cli.demo_setup import (
     demo_api_key,
     prepare_demo_logins,
     prepare_demo_secrets,
@@ -34,8 +32,10 @@ from sportello.demo_setup import (
     register_demo_pdnd_client,
     seed_demo_fdr,
 )
+from sportello.cli.main import demo_config_path
+from sportello.config import HubConfig, load_config
 from sportello.hookspecs import SandboxApp
-from sportello.pagopa_cli import _reconcile
+from sportello.platforms.pagopa.cli import _reconcile
 from sportello.plugins import Plugins
 from sportello.sandbox.idp.identities import DEFAULT_IDENTITIES
 from sportello.sandbox.pagopa.fdr import Ledger

@@ -12,13 +12,14 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
-from sportello import apikeys, campaigns
+from sportello import apikeys
 from sportello.app import CLOCK, ENGINE, create_app
 from sportello.appkeys import SERVICES, WORKER
 from sportello.config import parse_config
 from sportello.connectors.http1 import LeanHttpClient
 from sportello.db import reading
 from sportello.logs import emitted_by_hub
+from sportello.platforms.io import campaigns
 from sportello.ratelimit import DbRateLimiter
 from sportello.sandbox.io.app import DEMO_PRIMARY_KEY, DEMO_SERVICE_ID
 from sportello.sandbox.io.app import create_app as io_sandbox
@@ -310,7 +311,7 @@ async def test_a_slow_chunk_hands_its_unstarted_messages_to_a_new_job(  # type: 
     """With no time budget left after its first message (a paced service with many chunks
     waiting), a chunk moves one message on and queues the rest as a new job: nothing is
     lost, nothing sent twice, and no attempt is spent on it."""
-    from sportello import io_delivery
+    from sportello.platforms.io import delivery as io_delivery
 
     client, sandbox, population, key, _ = io_hub
     monkeypatch.setattr(io_delivery, "CHUNK_START_BUDGET", 0.0)

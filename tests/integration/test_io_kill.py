@@ -19,8 +19,8 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sportello import campaigns
 from sportello.db import reading
+from sportello.platforms.io import campaigns
 from sportello.sandbox.io.app import DEMO_PRIMARY_KEY, DEMO_SERVICE_ID, STATE
 from sportello.sandbox.io.app import create_app as io_sandbox
 from sportello.sandbox.io.population import Population

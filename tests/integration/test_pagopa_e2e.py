@@ -37,12 +37,12 @@ from sportello.connectors.pagopa.notice_layout import Creditor
 from sportello.connectors.pagopa.notice_pdf import render_notice
 from sportello.outbox import OutboxWorker, store
 from sportello.outbox.worker import handlers_from
-from sportello.pagopa_cli import _import, _reconcile
-from sportello.pagopa_fdr import MATCHED, MISSING_RECEIPT, FdrReconciler
-from sportello.pagopa_fdr_tables import fdr_flows, fdr_results
-from sportello.pagopa_station import XSD_DIR as XSD_KEY
-from sportello.pagopa_store import PagopaStore
-from sportello.pagopa_tables import payment_options, receipts
+from sportello.platforms.pagopa.cli import _import, _reconcile
+from sportello.platforms.pagopa.fdr import MATCHED, MISSING_RECEIPT, FdrReconciler
+from sportello.platforms.pagopa.fdr_tables import fdr_flows, fdr_results
+from sportello.platforms.pagopa.station import XSD_DIR as XSD_KEY
+from sportello.platforms.pagopa.store import PagopaStore
+from sportello.platforms.pagopa.tables import payment_options, receipts
 from sportello.plugins import Plugins
 from sportello.sandbox.pagopa.app import DEFAULT_FDR_API_KEY
 from sportello.sandbox.pagopa.app import create_app as create_sandbox

@@ -42,13 +42,13 @@ from test_pagopa_e2e import (
 from sportello.app import CLOCK, ENGINE, create_app
 from sportello.clock import FakeClock
 from sportello.config import HubConfig, parse_config
-from sportello.pagopa_cli import _import, _receipts_sync, _reconcile, _recover
-from sportello.pagopa_fdr import MATCHED, FdrReconciler
-from sportello.pagopa_fdr_tables import fdr_results
-from sportello.pagopa_gpd_bulk import GPD_BULK_KIND
-from sportello.pagopa_receipts import ReceiptSync
-from sportello.pagopa_store import PagopaStore
-from sportello.pagopa_tables import payment_options, receipts
+from sportello.platforms.pagopa.cli import _import, _receipts_sync, _reconcile, _recover
+from sportello.platforms.pagopa.fdr import MATCHED, FdrReconciler
+from sportello.platforms.pagopa.fdr_tables import fdr_results
+from sportello.platforms.pagopa.gpd_bulk import GPD_BULK_KIND
+from sportello.platforms.pagopa.receipts import ReceiptSync
+from sportello.platforms.pagopa.store import PagopaStore
+from sportello.platforms.pagopa.tables import payment_options, receipts
 from sportello.sandbox.pagopa.app import DEFAULT_FDR_API_KEY, DEFAULT_GPD_API_KEY
 from sportello.sandbox.pagopa.app import create_app as create_sandbox
 from sportello.sandbox.pagopa.fdr_routes import FDR_PREFIX

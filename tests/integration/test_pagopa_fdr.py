@@ -19,8 +19,8 @@ from sportello.clock import SystemClock
 from sportello.config import HubConfig, parse_config
 from sportello.connectors.pagopa.fdr import FdrClient
 from sportello.db import create_engine
-from sportello.pagopa_fdr import MISSING_RECEIPT, REVOKED, FdrReconciler
-from sportello.pagopa_fdr_tables import fdr_flows, fdr_results
+from sportello.platforms.pagopa.fdr import MISSING_RECEIPT, REVOKED, FdrReconciler
+from sportello.platforms.pagopa.fdr_tables import fdr_flows, fdr_results
 
 EC = "77777777777"
 

@@ -14,9 +14,9 @@ from test_pagopa_e2e import EC, TENANT, count, write_positions
 from test_pagopa_e2e_gpd import gpd_config, sandbox  # noqa: F401  (the sandbox fixture)
 
 from sportello.app import CLOCK, ENGINE, create_app
-from sportello.pagopa_cli import _import
-from sportello.pagopa_store import PagopaStore
-from sportello.pagopa_tables import receipts
+from sportello.platforms.pagopa.cli import _import
+from sportello.platforms.pagopa.store import PagopaStore
+from sportello.platforms.pagopa.tables import receipts
 from sportello.sandbox.pagopa.app import DEFAULT_FDR_API_KEY, DEFAULT_GPD_API_KEY
 
 

@@ -32,9 +32,9 @@ from sportello.config import HubConfig, parse_config
 from sportello.outbox import OutboxWorker
 from sportello.outbox import store as outbox_store
 from sportello.outbox.worker import handlers_from
-from sportello.pagopa_cli import _change
-from sportello.pagopa_station import XSD_DIR as XSD_KEY
-from sportello.pagopa_store import PagopaStore, change_key
+from sportello.platforms.pagopa.cli import _change
+from sportello.platforms.pagopa.station import XSD_DIR as XSD_KEY
+from sportello.platforms.pagopa.store import PagopaStore, change_key
 from sportello.plugins import Plugins
 from sportello.sandbox.pagopa.app import DEFAULT_GPD_API_KEY
 from sportello.sandbox.pagopa.app import create_app as create_sandbox

@@ -20,8 +20,8 @@ from pagopa_node import EC, RT, outcome, send_rt
 from test_pagopa_station import HAVE_XSD, IBAN, Hub, make_config, spec
 
 from sportello.app import create_app
-from sportello.pagopa_station import XSD_DIR as XSD_KEY
-from sportello.pagopa_store import RECEIPT_FORWARD_KIND
+from sportello.platforms.pagopa.station import XSD_DIR as XSD_KEY
+from sportello.platforms.pagopa.store import RECEIPT_FORWARD_KIND
 from sportello.schema import outbox
 
 OTHER_EC = "80016350821"  # another creditor (a Regione) that collects for both

@@ -32,14 +32,14 @@ from sportello.app import CLOCK, ENGINE, SERVICES, create_app
 from sportello.config import HubConfig, parse_config
 from sportello.outbox import OutboxWorker, store
 from sportello.outbox.worker import handlers_from
-from sportello.pagopa_station import XSD_DIR as XSD_KEY
-from sportello.pagopa_store import (
+from sportello.platforms.pagopa.station import XSD_DIR as XSD_KEY
+from sportello.platforms.pagopa.store import (
     GPD_CREATE_KIND,
     RECEIPT_FORWARD_KIND,
     PagopaStore,
     PositionConflict,
 )
-from sportello.pagopa_tables import payment_options, positions, receipts
+from sportello.platforms.pagopa.tables import payment_options, positions, receipts
 from sportello.plugins import Plugins
 from sportello.schema import outbox
 

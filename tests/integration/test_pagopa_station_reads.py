@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sportello.clock import SystemClock
 from sportello.config import HubConfig, parse_config
 from sportello.connectors.pagopa.identifiers import iuv_for
-from sportello.pagopa_store import OptionReader, PagopaStore, position_from_json
-from sportello.pagopa_tables import PAID, payment_options
+from sportello.platforms.pagopa.store import OptionReader, PagopaStore, position_from_json
+from sportello.platforms.pagopa.tables import PAID, payment_options
 
 EC = "77777777777"
 IBAN = "IT60X0542811101000000123456"

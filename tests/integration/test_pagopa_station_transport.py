@@ -33,9 +33,9 @@ from sqlalchemy import func, select
 from sportello.app import CLOCK, ENGINE, create_app
 from sportello.clock import FakeClock
 from sportello.config import HubConfig, parse_config
-from sportello.pagopa_station import XSD_DIR as XSD_KEY
-from sportello.pagopa_store import PagopaStore
-from sportello.pagopa_tables import receipts
+from sportello.platforms.pagopa.station import XSD_DIR as XSD_KEY
+from sportello.platforms.pagopa.store import PagopaStore
+from sportello.platforms.pagopa.tables import receipts
 from sportello.sandbox.pagopa.app import create_app as create_sandbox
 
 HAVE_XSD = (XSD_DIR / "paForNode.xsd").is_file()
@@ -478,7 +478,7 @@ async def test_sandbox_node_sends_the_station_key(
     hub: Hub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The demo's wiring: the sandbox Node, registered with the tenant's key, pays."""
-    from sportello.demo_setup import register_demo_pagopa_station
+    from sportello.cli.demo_setup import register_demo_pagopa_station
 
     sandbox = TestServer(
         create_sandbox(processing_delay=0, clock=FakeClock(datetime.now(UTC)), xsd_dir=XSD_DIR),

@@ -26,13 +26,13 @@ from sqlalchemy import select
 
 from sportello import migrate
 from sportello.app import PERIODIC, SUAP, create_app, periodic_tasks
-from sportello.cli import main
+from sportello.cli.main import main
 from sportello.clock import FakeClock
 from sportello.config import load_config, parse_config
 from sportello.db import create_engine
-from sportello.pagopa_receipts import ReceiptSync
-from sportello.pagopa_receipts_tables import receipt_cursors
 from sportello.periodic import PeriodicRunner, PeriodicTask, leases, take
+from sportello.platforms.pagopa.receipts import ReceiptSync
+from sportello.platforms.pagopa.receipts_tables import receipt_cursors
 
 CHILD = Path(__file__).with_name("periodic_child.py")
 

@@ -12,7 +12,7 @@ import pytest
 
 from sportello.config import DatabaseSettings, IoServiceSettings, IoTenantSettings, SecretRef
 from sportello.db import create_engine
-from sportello.io_delivery import IoClients
+from sportello.platforms.io.delivery import IoClients
 from sportello.ratelimit import DEFAULT_MARGIN, DbRateLimiter
 
 

@@ -15,12 +15,12 @@ from click.testing import CliRunner, Result
 from lxml import etree
 from pytest_httpserver import HTTPServer
 
-from sportello.cli import main
+from sportello.cli.main import main
 from sportello.config import load_config
 from sportello.connectors.spid.keys import certificate_problems
 from sportello.connectors.spid.metadata import build_metadata
-from sportello.login_idps import refresh_registry
-from sportello.login_keys import build_sp, read_keys
+from sportello.platforms.login.idps import refresh_registry
+from sportello.platforms.login.keys import build_sp, read_keys
 from sportello.sandbox.idp.keys import FEDERATION, FEDERATION_CERT_PEM, KeyPair, generate
 from sportello.sandbox.idp.metadata import registry_metadata
 
@@ -184,7 +184,7 @@ async def test_the_hub_trusts_no_unsigned_idp_metadata_url(
     signed it; a rogue document next to a good one is dropped, and a cached registry copy
     that was tampered with is not used either."""
     from sportello.config import parse_config
-    from sportello.login_idps import IdpDirectory
+    from sportello.platforms.login.idps import IdpDirectory
 
     httpserver.expect_request("/good.xml").respond_with_data(_registry(FEDERATION))
     httpserver.expect_request("/rogue.xml").respond_with_data(_registry(None, ROGUE))

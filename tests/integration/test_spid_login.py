@@ -24,7 +24,7 @@ from sportello import apikeys
 from sportello.app import CLOCK, CONFIG, ENGINE, create_app
 from sportello.config import parse_config
 from sportello.connectors.spid.keys import make_sp_certificate
-from sportello.login_keys import write_keys
+from sportello.platforms.login.keys import write_keys
 from sportello.sandbox.idp.app import create_app as idp_sandbox
 from sportello.sandbox.idp.identities import DEFAULT_IDENTITIES
 from sportello.sandbox.idp.keys import FEDERATION_CERT_PEM

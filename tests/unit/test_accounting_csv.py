@@ -157,7 +157,7 @@ def test_registered_as_the_csv_accounting_adapter() -> None:
 def test_cli_imports_positions_once(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from sportello.cli import main
+    from sportello.cli.main import main
 
     db = tmp_path / "hub.sqlite"
     config = tmp_path / "hub.toml"
@@ -201,7 +201,7 @@ def test_cli_writes_every_notice_into_one_zip_and_audits_each(tmp_path: Path) ->
 
     from click.testing import CliRunner
 
-    from sportello.cli import main
+    from sportello.cli.main import main
 
     db = tmp_path / "hub.sqlite"
     config = tmp_path / "hub.toml"
@@ -256,7 +256,7 @@ def test_cli_notices_carry_the_postal_slip_for_positions_with_a_postal_iban(
     from click.testing import CliRunner
     from pypdf import PdfReader
 
-    from sportello.cli import main
+    from sportello.cli.main import main
 
     account = "1234567"
     bban = "X07601" + "01600" + account.zfill(12)

@@ -5,8 +5,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sportello.campaigns import CHUNK_SIZE, SEND_BATCH_KIND, Template, _chunk_jobs, prepare
 from sportello.connectors.io.models import notice_number_check_digits
+from sportello.platforms.io.campaigns import (
+    CHUNK_SIZE,
+    SEND_BATCH_KIND,
+    Template,
+    _chunk_jobs,
+    prepare,
+)
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 CF1, CF2 = "RSSMRA80A01H501U", "BNCLRA82B42F205M"
@@ -103,7 +109,7 @@ def test_header_is_required() -> None:
 
 
 def test_a_notice_the_hub_keeps_carries_its_payment_data_by_itself() -> None:
-    from sportello.campaigns import KnownNotice, notice_numbers
+    from sportello.platforms.io.campaigns import KnownNotice, notice_numbers
 
     due = datetime(2027, 3, 31, 21, 59, 59, tzinfo=UTC)
     known = {

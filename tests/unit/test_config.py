@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sportello.cli import demo_config_path
+from sportello.cli.main import demo_config_path
 from sportello.config import ConfigError, SecretRef, load_config, parse_config
 
 GOOD = """

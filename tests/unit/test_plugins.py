@@ -115,7 +115,7 @@ def test_plugin_commands_load_only_when_asked_for(monkeypatch: pytest.MonkeyPatc
     import click
     from click.testing import CliRunner
 
-    from sportello import cli
+    from sportello.cli import main as cli
 
     @click.command("acme-sync")
     def acme_sync() -> None:

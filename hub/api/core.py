@@ -1,0 +1,349 @@
+"""The REST API for software houses under ``/api/v1``: API-key auth scoped to tenants and
+permissions, problem+json errors, cursor pagination. The OpenAPI document is in
+``sportello.api.openapi`` and a test keeps the two in step.
+
+Tenant isolation: a key bound to one tenant gets 404 for every resource of another tenant,
+exactly as if it did not exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sportello import apikeys, audit
+from sportello.api.bodies import BodyTooLarge, too_large_problem
+from sportello.appkeys import CLOCK, CONFIG, ENGINE
+from sportello.db import reading
+from sportello.outbox import store
+from sportello.schema import idempotency_keys
+
+PREFIX = "/api/v1"
+PRINCIPAL = web.RequestKey("principal", apikeys.Principal)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def problem(status: int, title: str, detail: str, **extra: Any) -> web.Response:
+    """An RFC 9457 problem document."""
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    return web.json_response(body, status=status, content_type="application/problem+json")
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    path = request.path
+    if not path.startswith(PREFIX + "/") or path == f"{PREFIX}/openapi.json":
+        return await handler(request)
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        return problem(
+            401,
+            "Unauthorized",
+            "send an API key as 'Authorization: Bearer sk_...' "
+            "(create one with `sportello apikeys create`)",
+        )
+
+    async with reading(request.app[ENGINE]) as conn:
+        principal = await apikeys.authenticate(
+            conn, header[len("Bearer ") :].strip(), now=request.app[CLOCK].now()
+        )
+    if principal is None:
+        return problem(401, "Unauthorized", "the API key is unknown or revoked")
+    now = request.app[CLOCK].now()
+    if apikeys.due_for_mark(principal, now):
+        async with request.app[ENGINE].begin() as conn:
+            await apikeys.mark_used(conn, principal, now=now)
+    request[PRINCIPAL] = principal
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        return problem(404, "Not Found", f"no resource at {request.method} {path}")
+
+
+def principal_of(request: web.Request) -> apikeys.Principal:
+    return request[PRINCIPAL]
+
+
+def require(request: web.Request, scope: str) -> apikeys.Principal:
+    p = principal_of(request)
+    if scope not in p.scopes and "admin" not in p.scopes:
+        raise _Problem(403, "Forbidden", f"this API key lacks the '{scope}' scope")
+    return p
+
+
+class _Problem(Exception):
+    def __init__(self, status: int, title: str, detail: str) -> None:
+        self.response = problem(status, title, detail)
+
+
+def tenant_of(request: web.Request) -> str:
+    """The tenant in the path, if it exists and the key may see it; else 404."""
+
+    tenant_id = request.match_info["tenant"]
+    p = principal_of(request)
+    if not p.may_see(tenant_id) or request.app[CONFIG].tenant(tenant_id) is None:
+        raise _Problem(404, "Not Found", f"tenant {tenant_id!r} not found")
+    return tenant_id
+
+
+def page_params(request: web.Request) -> tuple[int, int]:
+    try:
+        limit = int(request.query.get("limit", "50"))
+        after = int(request.query.get("after", "0"))
+    except ValueError:
+        raise _Problem(400, "Bad Request", "limit and after must be integers") from None
+    if not 1 <= limit <= 500:
+        raise _Problem(400, "Bad Request", "limit must be between 1 and 500")
+    if not 0 <= after <= MAX_ID:
+        raise _Problem(400, "Bad Request", f"after must be between 0 and {MAX_ID}")
+    return limit, after
+
+
+MAX_ID = 2**63 - 1  # the largest id any backend stores
+
+
+def path_id(request: web.Request, name: str, what: str) -> int:
+    """An integer id from the path; anything else (or out of range) is simply not found."""
+    raw = request.match_info[name]
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_ID:
+        raise _Problem(404, "Not Found", f"{what} {raw!r} not found")
+    return value
+
+
+def page(items: list[dict[str, Any]], limit: int) -> dict[str, Any]:
+    nxt = str(items[-1]["id"]) if len(items) == limit else None
+    return {"items": items, "next": nxt}
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _clean(row: dict[str, Any], drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {k: _iso(v) for k, v in row.items() if k not in drop}
+
+
+def handles_problems(fn: Handler) -> Handler:
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        try:
+            return await fn(request)
+        except _Problem as exc:
+            return exc.response
+        except BodyTooLarge as exc:
+            return too_large_problem(exc)
+        except web.HTTPRequestEntityTooLarge:  # a body read without read_body
+            return too_large_problem(BodyTooLarge(request.client_max_size))
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+def _tenant_view(t: Any) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "name": t.name,
+        "ipa_code": t.ipa_code,
+        "fiscal_code": t.fiscal_code,
+        "cadastral_code": t.cadastral_code,
+        "platforms": [p for p in ("spid", "pagopa", "io", "pdnd") if getattr(t, p) is not None],
+    }
+
+
+@handles_problems
+async def list_tenants(request: web.Request) -> web.StreamResponse:
+
+    p = require(request, "read")
+    visible = [t for t in request.app[CONFIG].tenants if p.may_see(t.id)]
+    return web.json_response({"items": [_tenant_view(t) for t in visible], "next": None})
+
+
+@handles_problems
+async def get_tenant(request: web.Request) -> web.StreamResponse:
+
+    tenant = request.app[CONFIG].tenant(tenant_of(request))
+    require(request, "read")
+    return web.json_response(_tenant_view(tenant))
+
+
+OUTBOX_STATUSES = ("pending", "running", "done", "failed", "cancelled")
+
+
+@handles_problems
+async def list_outbox(request: web.Request) -> web.StreamResponse:
+
+    tenant_id = tenant_of(request)
+    require(request, "read")
+    limit, after = page_params(request)
+    status = request.query.get("status")
+    if status is not None and status not in OUTBOX_STATUSES:
+        raise _Problem(400, "Bad Request", f"status must be one of {', '.join(OUTBOX_STATUSES)}")
+    async with reading(request.app[ENGINE]) as conn:
+        rows = await store.list_rows(
+            conn,
+            status=status,
+            tenant_id=tenant_id,
+            kind=request.query.get("kind"),
+            limit=limit,
+            after_id=after,
+        )
+    return web.json_response(page([_clean(r, ("payload",)) for r in rows], limit))
+
+
+@handles_problems
+async def get_outbox_job(request: web.Request) -> web.StreamResponse:
+
+    tenant_id = tenant_of(request)
+    require(request, "read")
+    job_id = path_id(request, "job_id", "outbox job")
+    async with reading(request.app[ENGINE]) as conn:
+        job = await store.inspect(conn, job_id)
+    if job is None or job["tenant_id"] != tenant_id:
+        raise _Problem(404, "Not Found", f"outbox job {job_id} not found")
+    job["ledger"] = [_clean(h) for h in job["ledger"]]
+    return web.json_response(_clean(job, ("payload",)))
+
+
+def _parse_time(request: web.Request, name: str) -> datetime | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise _Problem(400, "Bad Request", f"{name} must be an ISO 8601 date-time") from None
+    if value.tzinfo is None:
+        raise _Problem(400, "Bad Request", f"{name} needs a timezone (e.g. 2026-01-31T00:00:00Z)")
+    return value
+
+
+@handles_problems
+async def list_audit(request: web.Request) -> web.StreamResponse:
+
+    tenant_id = tenant_of(request)
+    require(request, "personal_data")
+    limit, after = page_params(request)
+    async with reading(request.app[ENGINE]) as conn:
+        rows = await audit.query(
+            conn,
+            tenant_id=tenant_id,
+            subject=request.query.get("subject"),
+            actor=request.query.get("actor"),
+            since=_parse_time(request, "since"),
+            until=_parse_time(request, "until"),
+            after_id=after,
+            limit=limit,
+        )
+    return web.json_response(page([_clean(r) for r in rows], limit))
+
+
+def idempotency_key(request: web.Request) -> str:
+    """The request's Idempotency-Key, or a 400 saying it is needed."""
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if not key or len(key) > 200:
+        raise _Problem(
+            400, "Bad Request", "every POST needs an Idempotency-Key header (1-200 characters)"
+        )
+    return key
+
+
+async def idempotent(
+    request: web.Request,
+    tenant_id: str,
+    raw_body: bytes,
+    produce: Callable[[AsyncConnection], Awaitable[tuple[int, dict[str, Any]]]],
+) -> web.Response:
+    """Run ``produce`` once per ``Idempotency-Key``: a repeat gets the stored answer.
+
+    The business change, its outbox rows and the stored answer commit together.
+    """
+    key = idempotency_key(request)
+    digest = hashlib.sha256(request.method.encode() + request.path.encode() + raw_body).hexdigest()
+    engine = request.app[ENGINE]
+    for _ in range(2):
+        try:
+            async with engine.begin() as conn:
+                row = (
+                    await conn.execute(
+                        select(idempotency_keys).where(
+                            idempotency_keys.c.tenant_id == tenant_id,
+                            idempotency_keys.c.key == key,
+                        )
+                    )
+                ).first()
+                if row is not None:
+                    if row.request_sha256 != digest:
+                        raise _Problem(
+                            422,
+                            "Unprocessable Content",
+                            "this Idempotency-Key was used for a different request",
+                        )
+                    return web.json_response(
+                        json.loads(row.body),
+                        status=row.status,
+                        headers={"Idempotent-Replay": "true"},
+                    )
+                status, body = await produce(conn)
+                await conn.execute(
+                    insert(idempotency_keys).values(
+                        tenant_id=tenant_id,
+                        key=key,
+                        request_sha256=digest,
+                        status=status,
+                        body=json.dumps(body),
+                        created_at=request.app[CLOCK].now(),
+                    )
+                )
+                return web.json_response(body, status=status)
+        except IntegrityError:
+            continue  # a concurrent request with the same key won: read its answer
+    raise _Problem(409, "Conflict", "a request with this Idempotency-Key is in progress")
+
+
+async def openapi_json(request: web.Request) -> web.StreamResponse:
+    from sportello.api.openapi import document
+
+    return web.json_response(document())
+
+
+def routes() -> list[web.RouteDef]:
+    """The API's routes (plugins add theirs through ``hub_web_routes``)."""
+    t = PREFIX + "/tenants/{tenant}"
+    return [
+        web.get(f"{PREFIX}/openapi.json", openapi_json),
+        web.get(f"{PREFIX}/tenants", list_tenants),
+        web.get(t, get_tenant),
+        web.get(f"{t}/outbox", list_outbox),
+        web.get(t + "/outbox/{job_id}", get_outbox_job),
+        web.get(f"{t}/audit", list_audit),
+    ]
+
+
+def all_routes() -> list[web.RouteDef]:
+    from sportello.platforms.io import api as api_io
+    from sportello.platforms.login import api as api_login
+    from sportello.platforms.pagopa import api as api_pagopa
+    from sportello.platforms.residents import api as api_residents
+    from sportello.platforms.suap import api as api_suap
+
+    return [
+        *routes(),
+        *api_io.routes(),
+        *api_residents.routes(),
+        *api_suap.routes(),
+        *api_login.routes(),
+        *api_pagopa.routes(),
+    ]

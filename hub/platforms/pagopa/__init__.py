@@ -1,0 +1,1 @@
+"""platforms.pagopa."""
