@@ -11,10 +11,10 @@ SRCLIST := $(VENV)/.sources
 PG_URL  ?= postgresql://postgres@127.0.0.1:5432/test
 # setuptools reports every strict editable install with an "Editable installation" notice sent
 # as a warning (it has no other channel to pip); the install is silent otherwise, and any real
-# packaging warning still shows (tests/unit/test_packaging.py builds a wheel and fails on one).
+# packaging warning still shows (tests/kernel/test_packaging.py builds a wheel and fails on one).
 EDITABLE := PYTHONWARNINGS='ignore:Editable installation' $(BIN)/pip install -q
 
-.PHONY: fmt run test lint typecheck docs bench sysdeps install clean pg-check spid-compliance
+.PHONY: fmt run test test-fast lint typecheck docs bench sysdeps install clean pg-check spid-compliance
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -72,9 +72,16 @@ typecheck: install
 
 test: install sysdeps pg-check lint typecheck
 	$(BIN)/python tests/compliance/spid_compliance.py --install-only
-	SPORTELLO_TEST_PG_URL='$(PG_URL)' $(BIN)/pytest -q
+	SPORTELLO_TEST_PG_URL='$(PG_URL)' $(BIN)/pytest -q --durations=15
 	$(MAKE) spid-compliance
 	$(MAKE) docs
+
+# The developer's fast loop: the whole suite but the tests marked `slow` (the browser login,
+# the kill tests, the 1,000-position end-to-end runs, schemathesis); no lint, types or docs.
+# One area: `make test-fast T=tests/pagopa`.
+T ?= tests
+test-fast: install pg-check
+	SPORTELLO_TEST_PG_URL='$(PG_URL)' $(BIN)/pytest -q -m "not slow" --durations=15 $(T)
 
 # AgID's spid-sp-test 1.2.18 (own venv .venv-spt) against the demo hub: metadata, AuthnRequest
 # and the 111 responses for four profiles; JSON reports land in var/compliance/.

@@ -11,7 +11,10 @@ The upstream body is kept (truncated) on ``.body`` for diagnosis but is left out
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
 __all__ = [
@@ -33,6 +36,7 @@ __all__ = [
     "Unprocessable",
     "UpstreamError",
     "error_from_response",
+    "parse_retry_after",
     "request_id_from_headers",
 ]
 
@@ -231,18 +235,70 @@ def _problem_detail(text: str) -> str | None:
     return None
 
 
+_EPOCH_THRESHOLD = 1e9
+
+
+def _seconds(value: str) -> float | None:
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) else None
+
+
+def _http_date_delta(value: str, now: datetime) -> float | None:
+    try:
+        when = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # asctime format carries no zone; RFC 9110 says GMT
+        when = when.replace(tzinfo=UTC)
+    return (when - now).total_seconds()
+
+
+def parse_retry_after(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
+    """Seconds the server asks us to wait, or ``None`` when it does not say.
+
+    Looks, in order, at ``Retry-After`` (delta-seconds or HTTP-date, RFC 9110 §10.2.3),
+    ``x-rate-limit-retry-after`` (App IO, seconds), ``RateLimit-Reset`` and
+    ``X-RateLimit-Reset`` (seconds, or a Unix epoch when larger than 10^9). Header names
+    are case-insensitive; an unparseable value is skipped; a past time gives 0.
+    """
+    lowered: dict[str, str] = {}
+    for key, value in headers.items():
+        lowered.setdefault(key.lower(), value)
+    current = now if now is not None else datetime.now(UTC)
+    if current.tzinfo is None:
+        current = current.replace(tzinfo=UTC)
+
+    delay: float | None = None
+    if "retry-after" in lowered:
+        raw = lowered["retry-after"]
+        delay = _seconds(raw)
+        if delay is None:
+            delay = _http_date_delta(raw, current)
+    if delay is None and "x-rate-limit-retry-after" in lowered:
+        delay = _seconds(lowered["x-rate-limit-retry-after"])
+    for name in ("ratelimit-reset", "x-ratelimit-reset"):
+        if delay is None and name in lowered:
+            delay = _seconds(lowered[name])
+            if delay is not None and delay > _EPOCH_THRESHOLD:
+                delay -= current.timestamp()
+    if delay is None:
+        return None
+    return max(0.0, delay)
+
+
 def error_from_response(
     platform: str, status: int, headers: Mapping[str, str], body: bytes
 ) -> UpstreamError:
     """Build the error for an unexpected HTTP answer.
 
     Status picks the class; ``retry_after`` comes from ``Retry-After`` and the rate-limit
-    headers (see ``retry.parse_retry_after``), ``request_id`` from ``REQUEST_ID_HEADERS``.
+    headers (see ``parse_retry_after``), ``request_id`` from ``REQUEST_ID_HEADERS``.
     A status that is not an error (an unexpected 2xx or 3xx) gives a plain, non-retryable
     ``UpstreamError``.
     """
-    from .retry import parse_retry_after  # retry imports this module
-
     cls: type[UpstreamError]
     if status in _BY_STATUS:
         cls = _BY_STATUS[status]

@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 import tenacity
 from tenacity import RetryCallState
 from tenacity.stop import stop_after_attempt, stop_base, stop_before_delay
 from tenacity.wait import wait_base
 
-from .errors import ConnectorError
+# parse_retry_after lives with the errors it fills in (errors.py imports nothing from here)
+from .errors import ConnectorError, parse_retry_after
 
 __all__ = ["RetryPolicy", "Sleep", "build_retrying", "parse_retry_after"]
 
@@ -29,61 +27,9 @@ log = logging.getLogger("sportello.connectors")
 
 Sleep = Callable[[float], Awaitable[None]]
 
-_EPOCH_THRESHOLD = 1e9
 # 2**62 times any sane base delay already exceeds every max_delay: cap the exponent so a
 # large attempt number cannot overflow a float.
 _MAX_EXPONENT = 62
-
-
-def _seconds(value: str) -> float | None:
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) else None
-
-
-def _http_date_delta(value: str, now: datetime) -> float | None:
-    try:
-        when = parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:  # asctime format carries no zone; RFC 9110 says GMT
-        when = when.replace(tzinfo=UTC)
-    return (when - now).total_seconds()
-
-
-def parse_retry_after(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
-    """Seconds the server asks us to wait, or ``None`` when it does not say.
-
-    Looks, in order, at ``Retry-After`` (delta-seconds or HTTP-date, RFC 9110 §10.2.3),
-    ``x-rate-limit-retry-after`` (App IO, seconds), ``RateLimit-Reset`` and
-    ``X-RateLimit-Reset`` (seconds, or a Unix epoch when larger than 10^9). Header names
-    are case-insensitive; an unparseable value is skipped; a past time gives 0.
-    """
-    lowered: dict[str, str] = {}
-    for key, value in headers.items():
-        lowered.setdefault(key.lower(), value)
-    current = now if now is not None else datetime.now(UTC)
-    if current.tzinfo is None:
-        current = current.replace(tzinfo=UTC)
-
-    delay: float | None = None
-    if "retry-after" in lowered:
-        raw = lowered["retry-after"]
-        delay = _seconds(raw)
-        if delay is None:
-            delay = _http_date_delta(raw, current)
-    if delay is None and "x-rate-limit-retry-after" in lowered:
-        delay = _seconds(lowered["x-rate-limit-retry-after"])
-    for name in ("ratelimit-reset", "x-ratelimit-reset"):
-        if delay is None and name in lowered:
-            delay = _seconds(lowered[name])
-            if delay is not None and delay > _EPOCH_THRESHOLD:
-                delay -= current.timestamp()
-    if delay is None:
-        return None
-    return max(0.0, delay)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Webhook delivery: a JSON POST to a tenant's system, carrying the outbox idempotency key
 and, when the tenant has a secret, an HMAC-SHA256 signature over timestamp and body.
 
-The outbox kind ``webhook`` delivers a payload ``{"url": ..., "event": ..., "data": {...},
-"secret": {"env": ...} | null}``. One attempt per outbox claim: the outbox owns retries.
+The hub's ``webhook`` outbox kind (``sportello.events.webhook_handler``) delivers through
+:class:`WebhookConnector`, one attempt per outbox claim: the outbox owns retries. Like every
+connector, this module imports nothing from the hub.
 """
 
 from __future__ import annotations
@@ -14,10 +15,6 @@ import time
 from typing import Any
 
 import aiohttp
-
-from sportello.config import SecretRef
-from sportello.outbox import Delivery, Handler, Job
-from sportello.services import HubServices
 
 from .errors import ConnectorTimeout, PermanentError, TransportError, error_from_response
 
@@ -60,7 +57,8 @@ class WebhookConnector:
         idempotency_key: str,
         secret: bytes | None = None,
         now: float | None = None,
-    ) -> Delivery:
+    ) -> str | None:
+        """POST ``body``; the receiver's ``X-Request-ID`` (None when it sends none)."""
         raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json", "Idempotency-Key": idempotency_key}
         if secret:
@@ -74,7 +72,7 @@ class WebhookConnector:
                 payload = await resp.read()
                 if resp.status >= 300:
                     raise error_from_response(self.platform, resp.status, resp.headers, payload)
-                return Delivery(remote_id=resp.headers.get("X-Request-ID"))
+                return resp.headers.get("X-Request-ID")
         except TimeoutError as exc:
             raise ConnectorTimeout(
                 f"no answer from {url} within {self.timeout}s", platform=self.platform
@@ -85,23 +83,3 @@ class WebhookConnector:
             raise TransportError(
                 f"{type(exc).__name__} while posting to {url}", platform=self.platform
             ) from exc
-
-
-def webhook_handler(services: HubServices) -> Handler:
-    connector = WebhookConnector(services.session, timeout=services.config.outbox.http_timeout)
-
-    async def handle(job: Job) -> Delivery:
-        payload = job.payload
-        secret = None
-        if payload.get("secret"):
-            secret = SecretRef.model_validate(payload["secret"]).reveal().encode()
-        body = {
-            "event": payload.get("event"),
-            "data": payload.get("data"),
-            "id": job.idempotency_key,
-        }
-        return await connector.deliver(
-            payload["url"], body, idempotency_key=job.idempotency_key, secret=secret
-        )
-
-    return handle

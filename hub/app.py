@@ -4,6 +4,7 @@ service routes ``/healthz``, ``/readyz`` and ``/metrics``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -18,10 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sportello import __version__, migrate, readiness
 from sportello.api import core as api
 from sportello.connectors.http1 import LeanHttpClient
-from sportello.platforms.login import demo_app as login_demo_app
-from sportello.platforms.login import routes as login
-from sportello.platforms.residents.lookup import ResidentLookup
-from sportello.platforms.suap.service import SuapService
 
 from .appkeys import (
     CLOCK,
@@ -30,14 +27,12 @@ from .appkeys import (
     METRICS,
     PERIODIC,
     PLUGINS,
-    RESIDENTS,
     SERVICES,
     SESSION,
-    SUAP,
     WORKER,
 )
 from .clock import Clock, SystemClock
-from .config import HubConfig, TenantConfig
+from .config import HubConfig
 from .db import ReplicaLock, check_reachable, create_engine, reading, sqlite_path
 from .metrics import HubMetrics
 from .outbox import store
@@ -57,7 +52,6 @@ __all__ = [
     "METRICS",
     "PERIODIC",
     "PLUGINS",
-    "RESIDENTS",
     "SERVICES",
     "SESSION",
     "WORKER",
@@ -175,13 +169,19 @@ def create_app(
                 clock=app[CLOCK],
                 metrics=app[METRICS],
                 http=http,
+                plugins=app[PLUGINS],
             )
-            app[RESIDENTS] = ResidentLookup(app[SERVICES], app[PLUGINS])
-            app[SUAP] = SuapService(app[SERVICES], app[PLUGINS])
             yield
-            await app[RESIDENTS].close()
-            await app[SUAP].close()
+            await app[SERVICES].adapters.aclose()  # the tenants' adapters, built on demand
             await http.close()
+
+    async def platforms_ctx(app: web.Application) -> AsyncIterator[None]:
+        """Each plugin's ``hub_platform_setup`` context: entered in plugin order, exited
+        in reverse at shutdown (after the workers and periodic tasks have stopped)."""
+        async with contextlib.AsyncExitStack() as stack:
+            for setup in app[PLUGINS].platform_setups(app[SERVICES], app):
+                await stack.enter_async_context(setup)
+            yield
 
     async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
         if not workers:
@@ -211,71 +211,25 @@ def create_app(
         stop.set()  # a round in progress finishes, then the leases are released
         await task
 
-    app.cleanup_ctx.extend([database_ctx, session_ctx, worker_ctx])
-    login.setup(app)
-    app.cleanup_ctx.append(periodic_ctx)  # last: the IdP refresh needs the login service
-    app.router.add_routes(login_demo_app.routes())
+    # periodic last: a round may use what a platform set up (the IdP refresh, the login
+    # service); the workers and the periodic tasks stop before the platforms close
+    app.cleanup_ctx.extend([database_ctx, session_ctx, platforms_ctx, worker_ctx, periodic_ctx])
+    app[PLUGINS].web_app(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
-    app.router.add_routes(api.all_routes())
+    app.router.add_routes(api.routes())
+    app.router.add_routes(app[PLUGINS].api_routes())
     app.router.add_routes(app[PLUGINS].web_routes())
     return app
 
 
 def periodic_tasks(app: web.Application, *, leased: bool = True) -> list[PeriodicTask]:
-    """The hub's periodic tasks. ``leased``: also those that run once across replicas (under
-    a database lease, see ``sportello.periodic``), which run where the outbox workers run."""
-    config = app[CONFIG]
-    tasks: list[PeriodicTask] = []
-    if leased:
-        for t in config.tenants:
-            if t.suap is not None and "suap" in t.adapters:
-                tasks.append(
-                    PeriodicTask(f"suap.notify:{t.id}", t.suap.poll_seconds, _suap_round(app, t.id))
-                )
-            if t.pagopa is not None and t.pagopa.mode == "gpd" and t.pagopa.base_url:
-                tasks.append(
-                    PeriodicTask(
-                        f"pagopa.receipts:{t.id}",
-                        t.pagopa.receipts_poll_seconds,
-                        _receipts_round(app, t.id),
-                    )
-                )  # GPD mode: receipts are read back from the GPD receipts API
-    every = config.periodic.idp_registry_refresh_seconds
-    if every is not None:
-        # every replica refreshes its own copy (the cache is a local file): no lease
-        tasks.append(PeriodicTask("idps.registry", every, _idps_round(app), exclusive=False))
-    return tasks
-
-
-def _suap_round(app: web.Application, tenant_id: str) -> Callable[[], Awaitable[None]]:
-    async def round_() -> None:
-        result = await app[SUAP].notify(tenant_id)
-        if result["changes"]:
-            log.info("suap: changes announced", extra={"tenant": tenant_id, **result})
-
-    return round_
-
-
-def _receipts_round(app: web.Application, tenant_id: str) -> Callable[[], Awaitable[None]]:
-    from sportello.platforms.pagopa.receipts import ReceiptSync
-
-    async def round_() -> None:
-        sync = ReceiptSync(app[ENGINE], app[CONFIG], app[CLOCK], app[SESSION])
-        report = await sync.sync(tenant_id)
-        if report.stored:
-            log.info("pagopa: receipts read", extra={"tenant": tenant_id, "stored": report.stored})
-
-    return round_
-
-
-def _idps_round(app: web.Application) -> Callable[[], Awaitable[None]]:
-    async def round_() -> None:
-        count = await app[login.LOGIN].idps.refresh_registry(app[CONFIG].periodic.idp_registry_url)
-        log.info("login: IdP registry refreshed", extra={"idps": count})
-
-    return round_
+    """The plugins' periodic tasks (``hub_periodic_tasks``). ``leased``: also those that run
+    once across replicas (under a database lease, see ``sportello.periodic``), which run
+    where the outbox workers run."""
+    tasks = app[PLUGINS].periodic_tasks(app[CONFIG], app)
+    return [t for t in tasks if leased or not t.exclusive]
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -311,12 +265,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def _config_problems(app: web.Application) -> list[readiness.Problem]:
-    service = app.get(login.LOGIN)
-
-    def idp_count(tenant: TenantConfig, kind: str) -> int | None:
-        return len(service.idps.all(tenant, kind)) if service is not None else None  # type: ignore[arg-type]
-
-    return readiness.config_problems(app[CONFIG], plugins=app[PLUGINS], idp_count=idp_count)
+    return readiness.config_problems(app[CONFIG], plugins=app[PLUGINS], app=app)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -1,13 +1,12 @@
-"""Typed keys of the shared state hung off the aiohttp app (no module-level state)."""
+"""Typed keys of the kernel's shared state hung off the aiohttp app (no module-level state).
+A platform keeps its own objects under keys it defines (``sportello.platforms.suap.service.
+SUAP``...), set by its ``hub_platform_setup``."""
 
 from __future__ import annotations
 
 import aiohttp
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
-
-from sportello.platforms.residents.lookup import ResidentLookup
-from sportello.platforms.suap.service import SuapService
 
 from .clock import Clock
 from .config import HubConfig
@@ -26,5 +25,3 @@ SESSION = web.AppKey("session", aiohttp.ClientSession)
 SERVICES = web.AppKey("services", HubServices)
 WORKER = web.AppKey("worker", OutboxWorker)
 PERIODIC = web.AppKey("periodic", PeriodicRunner)
-RESIDENTS = web.AppKey("residents", ResidentLookup)
-SUAP = web.AppKey("suap", SuapService)

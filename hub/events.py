@@ -9,12 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .config import HubConfig
+from sportello.connectors.webhook import WebhookConnector
+
+from .config import HubConfig, SecretRef
+from .outbox import Delivery, Handler, Job
 from .outbox.store import NewJob, enqueue_many
+
+if TYPE_CHECKING:
+    from .services import HubServices
 
 WEBHOOK_KIND = "webhook"
 
@@ -57,3 +63,26 @@ async def emit(
     if jobs:
         await enqueue_many(conn, jobs, now=now, default_max_attempts=12)
     return len(jobs)
+
+
+def webhook_handler(services: HubServices) -> Handler:
+    """The ``webhook`` outbox kind: payload ``{"url": ..., "event": ..., "data": {...},
+    "secret": {"env": ...} | null}``, one attempt per claim (the outbox owns retries)."""
+    connector = WebhookConnector(services.session, timeout=services.config.outbox.http_timeout)
+
+    async def handle(job: Job) -> Delivery:
+        payload = job.payload
+        secret = None
+        if payload.get("secret"):
+            secret = SecretRef.model_validate(payload["secret"]).reveal().encode()
+        body = {
+            "event": payload.get("event"),
+            "data": payload.get("data"),
+            "id": job.idempotency_key,
+        }
+        remote_id = await connector.deliver(
+            payload["url"], body, idempotency_key=job.idempotency_key, secret=secret
+        )
+        return Delivery(remote_id=remote_id)
+
+    return handle

@@ -1,10 +1,17 @@
 """Every plugin hook of Sportello, in one file.
 
 Hooks are synchronous, typed and prefixed ``hub_``. They return classes or factories; the
-things they return do their I/O in ``async`` methods. Built-in connectors, adapters and
-sandboxes register through these same hooks (entry-point group ``sportello``), exactly as a
-third-party plugin does. Every hook here must be documented in ``docs/plugins.md`` with its
-exact signature (a test checks it).
+things they return do their I/O in ``async`` methods. Built-in connectors, adapters,
+sandboxes and platforms (``sportello.platforms.<p>``) register through these same hooks
+(entry-point group ``sportello``), exactly as a third-party plugin does: the kernel imports
+no platform. Every hook here must be documented in ``docs/plugins.md`` with its exact
+signature (a test checks it).
+
+Lifecycle, in the order the web app runs it: ``hub_tables`` (when the schema is needed),
+``hub_web_app`` and the route hooks while the app is built; at start-up, once the database
+and the HTTP sessions are open, each ``hub_platform_setup`` context is entered (and exited
+in reverse order at shutdown, after the outbox workers and periodic tasks have stopped);
+then the outbox workers (``hub_outbox_handlers``) and ``hub_periodic_tasks`` run.
 """
 
 from __future__ import annotations
@@ -16,10 +23,15 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
     import click
     from aiohttp import web
+    from sqlalchemy import Table
 
+    from .config import HubConfig, TenantConfig
     from .outbox import Handler
+    from .periodic import PeriodicTask
     from .services import HubServices
 
 PROJECT = "sportello"
@@ -102,3 +114,72 @@ def hub_web_routes() -> list[web.AbstractRouteDef]:
 @hookspec
 def hub_cli_commands() -> list[click.Command]:
     """Extra ``sportello`` sub-commands."""
+
+
+@hookspec
+def hub_plugins() -> dict[str, object]:
+    """Further plugins this plugin brings, as ``{name: module or object}``.
+
+    Each is registered under its name, like an entry point (``SPORTELLO_DISABLE_PLUGINS``
+    and ``[plugins] disabled`` block it by that name). ``sportello.platforms`` lists the
+    built-in platforms this way.
+    """
+
+
+@hookspec
+def hub_platform_setup(
+    services: HubServices, app: web.Application
+) -> AbstractAsyncContextManager[None] | None:
+    """Start what this plugin needs in the web app; return an async context manager.
+
+    Called at start-up, once the database and the HTTP sessions are open (``services``:
+    engine, config, clock, sessions, plugins, tenant adapters). The kernel enters the
+    context then and exits it at shutdown, in reverse order of entry, after the outbox
+    workers and the periodic tasks have stopped: close there what you opened. Keep the
+    objects you build under your own ``web.AppKey`` on ``app``. None: nothing to start.
+    """
+
+
+@hookspec
+def hub_web_app(app: web.Application) -> None:
+    """Adjust the web app while it is built, before it is frozen: response signals
+    (``app.on_response_prepare``), sub-apps. Not for routes (``hub_web_routes``,
+    ``hub_api_routes``) nor for resources (``hub_platform_setup``)."""
+
+
+@hookspec
+def hub_api_routes() -> list[web.AbstractRouteDef]:
+    """REST API routes under ``/api/v1`` (API-key authentication applies to them, and the
+    OpenAPI document must describe each one)."""
+
+
+@hookspec
+def hub_tables() -> list[Table]:
+    """SQLAlchemy tables this plugin keeps, defined on ``sportello.schema.metadata``.
+
+    The migrations and the schema-against-migrations test load every plugin's tables
+    through this hook; the plugin still ships the Alembic migration that creates them.
+    """
+
+
+@hookspec
+def hub_periodic_tasks(config: HubConfig, app: web.Application) -> list[PeriodicTask]:
+    """Periodic tasks to run in the web app (``sportello.periodic.PeriodicTask``).
+
+    Called while the app starts, before any ``hub_platform_setup`` has run: a task's round
+    reaches what it needs through ``app`` when it runs. An exclusive task (the default)
+    runs once across replicas under a database lease, and only where the outbox workers run;
+    ``exclusive=False`` runs in every replica.
+    """
+
+
+@hookspec
+def hub_config_problems(
+    config: HubConfig, tenant: TenantConfig, app: web.Application | None
+) -> list[tuple[str, str]]:
+    """What stops one of this plugin's platforms from working for ``tenant``, as
+    ``(platform, problem)`` pairs (``sportello config check`` and ``/readyz``).
+
+    Cheap checks only (files, environment variables, no network): ``/readyz`` runs them
+    on every probe. ``app`` is the running web app (None in the CLI).
+    """

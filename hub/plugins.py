@@ -14,8 +14,15 @@ from . import hookspecs
 from .hookspecs import PROJECT, HandlerFactory, SandboxApp
 
 if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
     import click
     from aiohttp import web
+    from sqlalchemy import Table
+
+    from .config import HubConfig, TenantConfig
+    from .periodic import PeriodicTask
+    from .services import HubServices
 
 ENTRY_POINT_GROUP = "sportello"
 DISABLE_ENV = "SPORTELLO_DISABLE_PLUGINS"
@@ -26,6 +33,7 @@ BUILTIN_PLUGINS = {
     "connectors": "sportello.connectors.plugin",
     "sandbox": "sportello.sandbox.plugin",
     "adapters": "sportello.adapters.plugin",
+    "platforms": "sportello.platforms",
 }
 
 
@@ -51,7 +59,20 @@ class Plugins:
         for name, module in BUILTIN_PLUGINS.items():
             if not self.pm.has_plugin(name) and not self.pm.is_blocked(name):
                 self.pm.register(importlib.import_module(module), name=name)
+        #: plugins brought by another (``hub_plugins``): name -> the bringer's name
+        self.brought: dict[str, str] = {}
+        self._register_brought()
         self.pm.check_pending()
+
+    def _register_brought(self) -> None:
+        for bringer, plugin in list(self.pm.list_name_plugin()):
+            if plugin is None or not hasattr(plugin, "hub_plugins"):
+                continue
+            for name, brought in (plugin.hub_plugins() or {}).items():
+                if self.pm.has_plugin(name) or self.pm.is_blocked(name):
+                    continue
+                self.pm.register(brought, name=name)
+                self.brought[name] = bringer
 
     def register(self, plugin: object, name: str | None = None) -> None:
         self.pm.register(plugin, name=name)
@@ -65,6 +86,8 @@ class Plugins:
             if plugin is None:
                 continue
             dist = dists.get(id(plugin))
+            if dist is None and name in self.brought:
+                dist = dists.get(id(self.pm.get_plugin(self.brought[name])))
             hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
             out.append(
                 {
@@ -114,3 +137,29 @@ class Plugins:
 
     def cli_commands(self) -> list[click.Command]:
         return [c for group in self.pm.hook.hub_cli_commands() for c in group]
+
+    def platform_setups(
+        self, services: HubServices, app: web.Application
+    ) -> list[AbstractAsyncContextManager[None]]:
+        """The start-up contexts, in the order to enter them (plugins registered first,
+        first: pluggy calls the last registered first)."""
+        return [c for c in reversed(self.pm.hook.hub_platform_setup(services=services, app=app))]
+
+    def web_app(self, app: web.Application) -> None:
+        self.pm.hook.hub_web_app(app=app)
+
+    def api_routes(self) -> list[web.AbstractRouteDef]:
+        return [r for group in self.pm.hook.hub_api_routes() for r in group]
+
+    def tables(self) -> list[Table]:
+        return [t for group in self.pm.hook.hub_tables() for t in group]
+
+    def periodic_tasks(self, config: HubConfig, app: web.Application) -> list[PeriodicTask]:
+        groups = reversed(self.pm.hook.hub_periodic_tasks(config=config, app=app))
+        return [t for group in groups for t in group]
+
+    def config_problems(
+        self, config: HubConfig, tenant: TenantConfig, app: web.Application | None
+    ) -> list[tuple[str, str]]:
+        groups = reversed(self.pm.hook.hub_config_problems(config=config, tenant=tenant, app=app))
+        return [p for group in groups for p in group]

@@ -1,5 +1,9 @@
-"""The hub's own tables (SQLAlchemy Core). Alembic migrations in ``sportello.migrations``
-create exactly this schema; ``tests/integration/test_migrations.py`` checks they agree."""
+"""The kernel's tables (SQLAlchemy Core) and the shared ``metadata``.
+
+Platforms define their tables on this ``metadata`` in their own ``tables.py`` and list them
+in their ``hub_tables`` hook; this module imports no platform. :func:`all_tables` loads every
+plugin's tables. Alembic migrations in ``sportello.migrations`` create exactly the schema of
+the kernel plus every platform (``tests/kernel/test_storage.py`` checks they agree)."""
 
 from __future__ import annotations
 
@@ -91,9 +95,23 @@ outbox = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("finished_at", UTCDateTime(), nullable=True),
+    # The job's lock key (the first when it holds several), NULL for most jobs: the claim
+    # consults ``outbox_locks`` (indexed by key) only for rows that have one.
+    Column("lock", String(200), nullable=True),
     UniqueConstraint("idempotency_key"),
     Index("ix_outbox_claim", "status", "next_attempt_at"),
     Index("ix_outbox_tenant_status", "tenant_id", "status"),
+)
+
+# Every lock key of every job that has one (a bulk job holds one per position it covers).
+# The claim never takes a job while a job of one of its keys is running, or an earlier one
+# (by id) is pending: the jobs of one key run one at a time, in the order they were queued.
+outbox_locks = Table(
+    "outbox_locks",
+    metadata,
+    Column("lock_key", String(200), primary_key=True),
+    Column("outbox_id", Id, primary_key=True, autoincrement=False),
+    Index("ix_outbox_locks_outbox", "outbox_id"),
 )
 
 # The ledger is append-only: one row per attempt outcome, kept after the outbox row is done.
@@ -169,49 +187,6 @@ rate_limit_events = Table(
     Index("ix_rate_limit_events_key_at", "key", "at"),
 )
 
-# App IO: campaigns (many messages from one CSV and one template) and every message sent.
-io_campaigns = Table(
-    "io_campaigns",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
-    Column("tenant_id", String(40), nullable=False),
-    Column("service_id", String(64), nullable=False),
-    Column("name", String(200), nullable=False),
-    Column("subject_template", Text(), nullable=False),
-    Column("markdown_template", Text(), nullable=False),
-    Column("source", String(300), nullable=False),
-    Column("rows_total", Integer(), nullable=False),
-    Column("created_by", String(120), nullable=False),
-    Column("created_at", UTCDateTime(), nullable=False),
-    Index("ix_io_campaigns_tenant", "tenant_id"),
-)
-
-# Message statuses: queued -> sending -> sent -> processed | rejected, or a final
-# not_on_io, sender_not_allowed, failed, or unknown (the call may have reached IO and its
-# answer was lost: IO has no idempotency key, so it is never resent without an operator).
-io_messages = Table(
-    "io_messages",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
-    Column("tenant_id", String(40), nullable=False),
-    Column("service_id", String(64), nullable=False),
-    Column("campaign_id", Id, nullable=True),
-    Column("row_number", Integer(), nullable=True),
-    Column("fiscal_code", String(16), nullable=False),
-    Column("content", Text(), nullable=False),
-    Column("feature_level_type", String(12), nullable=False),
-    Column("expedition_at", UTCDateTime(), nullable=False),
-    Column("status", String(20), nullable=False),
-    Column("io_message_id", String(40), nullable=True),
-    Column("error", Text(), nullable=True),
-    Column("attempts", Integer(), nullable=False),
-    Column("created_at", UTCDateTime(), nullable=False),
-    Column("updated_at", UTCDateTime(), nullable=False),
-    Column("sent_at", UTCDateTime(), nullable=True),
-    Index("ix_io_messages_campaign_status", "campaign_id", "status"),
-    Index("ix_io_messages_tenant_status", "tenant_id", "status"),
-)
-
 # Answers to POST requests by Idempotency-Key, so a repeated request gets the same answer.
 idempotency_keys = Table(
     "idempotency_keys",
@@ -222,14 +197,6 @@ idempotency_keys = Table(
     Column("status", Integer(), nullable=False),
     Column("body", Text(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
-)
-
-# Where each tenant's SUAP change feed was last read (notifications resume from here).
-suap_cursors = Table(
-    "suap_cursors",
-    metadata,
-    Column("tenant_id", String(40), primary_key=True),
-    Column("last_seen", UTCDateTime(), nullable=False),
 )
 
 # Leases of the periodic tasks (``sportello.periodic``): one row per task, held by at most
@@ -244,67 +211,15 @@ periodic_leases = Table(
     Column("last_run_at", UTCDateTime(), nullable=True),
 )
 
-# SPID/CIE: AuthnRequests waiting for their Response, bound to one browser (cookie hash).
-saml_requests = Table(
-    "saml_requests",
-    metadata,
-    Column("request_id", String(64), primary_key=True),
-    Column("tenant_id", String(40), nullable=False),
-    Column("kind", String(8), nullable=False),
-    Column("browser_hash", String(64), nullable=False),
-    Column("idp_entity_id", String(1024), nullable=False),
-    Column("level", Integer(), nullable=False),
-    Column("comparison", String(10), nullable=False),
-    Column("issue_instant", UTCDateTime(), nullable=False),
-    Column("expires_at", UTCDateTime(), nullable=False),
-    Column("return_to", Text(), nullable=True),
-    Column("client_state", String(200), nullable=True),
-    Column("consumed_at", UTCDateTime(), nullable=True),
-    Index(None, "expires_at"),
-)
 
-# Assertion IDs already accepted, kept until the assertion's NotOnOrAfter (replay cache).
-saml_assertions = Table(
-    "saml_assertions",
-    metadata,
-    Column("idp_entity_id", String(1024), primary_key=True),
-    Column("assertion_id", String(128), primary_key=True),
-    Column("expires_at", UTCDateTime(), nullable=False),
-    Index(None, "expires_at"),
-)
+def all_tables(plugins: Any = None) -> MetaData:
+    """``metadata`` with every plugin's tables on it (``hub_tables``): what the migrations
+    must create. ``plugins``: a ``sportello.plugins.Plugins`` (default: all installed)."""
+    if plugins is None:
+        from .plugins import Plugins
 
-# Logged-in browsers (what SLO ends): no attributes, only what a LogoutRequest needs.
-login_sessions = Table(
-    "login_sessions",
-    metadata,
-    Column("session_id", String(64), primary_key=True),
-    Column("tenant_id", String(40), nullable=False),
-    Column("kind", String(8), nullable=False),
-    Column("idp_entity_id", String(1024), nullable=False),
-    Column("name_id", String(256), nullable=False),
-    Column("name_qualifier", String(1024), nullable=False),
-    Column("session_index", String(256), nullable=True),
-    Column("level", Integer(), nullable=False),
-    Column("created_at", UTCDateTime(), nullable=False),
-    Column("expires_at", UTCDateTime(), nullable=False),
-    Column("ended_at", UTCDateTime(), nullable=True),
-    Index(None, "tenant_id", "name_id"),
-)
-
-# One-time authorization codes handing an identity to the tenant's application.
-login_codes = Table(
-    "login_codes",
-    metadata,
-    Column("code_hash", String(64), primary_key=True),
-    Column("tenant_id", String(40), nullable=False),
-    Column("session_id", String(64), nullable=False),
-    Column("identity", Text(), nullable=False),
-    Column("created_at", UTCDateTime(), nullable=False),
-    Column("expires_at", UTCDateTime(), nullable=False),
-    Column("used_at", UTCDateTime(), nullable=True),
-)
-
-# pagoPA tables live in their own module; importing it registers them in `metadata`.
-from sportello.platforms.pagopa import fdr_tables as pagopa_fdr_tables  # noqa: E402, F401
-from sportello.platforms.pagopa import receipts_tables as pagopa_receipts_tables  # noqa: E402, F401
-from sportello.platforms.pagopa import tables as pagopa_tables  # noqa: E402, F401
+        plugins = Plugins()
+    for table in plugins.tables():
+        if table.metadata is not metadata:
+            raise ValueError(f"table {table.name!r} is not on sportello.schema.metadata")
+    return metadata

@@ -11,9 +11,12 @@ from sportello.hookspecs import SandboxApp, hookimpl
 
 from .anpr.app import create_app as anpr_app
 from .idp.app import create_app as idp_app
+from .inad.app import create_app as inad_app
 from .io.app import create_app as io_app
+from .oidc.app import create_app as oidc_app
 from .pagopa.app import create_app as pagopa_app
 from .pdnd.app import create_app as pdnd_app
+from .send.app import create_app as send_app
 
 
 def _pagopa() -> web.Application:
@@ -28,6 +31,21 @@ def _pagopa() -> web.Application:
 def _anpr_with_peers(*, peers: dict[str, str]) -> web.Application:
     """The ANPR gateway, checking vouchers against the PDND sandbox wherever it runs."""
     return anpr_app(pdnd_url=peers["pdnd"]) if "pdnd" in peers else anpr_app()
+
+
+def _oidc_with_peers(*, peers: dict[str, str]) -> web.Application:
+    """The OIDC federation twin: its entity IDs are URLs, so it needs its own base URL."""
+    return oidc_app(base_url=peers["oidc"]) if "oidc" in peers else oidc_app()
+
+
+def _send_with_peers(*, peers: dict[str, str]) -> web.Application:
+    """The SEND twin, checking vouchers against the PDND sandbox wherever it runs."""
+    return send_app(pdnd_url=peers["pdnd"]) if "pdnd" in peers else send_app()
+
+
+def _inad_with_peers(*, peers: dict[str, str]) -> web.Application:
+    """The INAD twin, checking vouchers against the PDND sandbox wherever it runs."""
+    return inad_app(pdnd_url=peers["pdnd"]) if "pdnd" in peers else inad_app()
 
 
 @hookimpl
@@ -52,6 +70,27 @@ def hub_sandbox_apps() -> list[SandboxApp]:
             5,
             _anpr_with_peers,
             "ANPR gateway: GovWay front door + E002 e-services",
+            wants_peers=True,
+        ),
+        SandboxApp(
+            "oidc",
+            6,
+            _oidc_with_peers,
+            "SPID/CIE OpenID Connect Federation: trust anchor, CIE and SPID OPs",
+            wants_peers=True,
+        ),
+        SandboxApp(
+            "send",
+            7,
+            _send_with_peers,
+            "SEND (notifiche digitali): B2B API for senders, presigned uploads, streams",
+            wants_peers=True,
+        ),
+        SandboxApp(
+            "inad",
+            8,
+            _inad_with_peers,
+            "INAD: digital domiciles (extract, verify, bulk lists) behind PDND",
             wants_peers=True,
         ),
     ]

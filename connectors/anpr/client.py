@@ -21,14 +21,12 @@ import json
 import logging
 import re
 from collections.abc import Mapping
-from datetime import date, datetime
-from typing import Any, Literal
+from datetime import UTC, date, datetime
+from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
 import aiohttp
 from pydantic import ValidationError
-
-from sportello.clock import Clock, SystemClock
 
 from ..base import BaseConnector, Response
 from ..errors import ProtocolError, UpstreamError, error_from_response, request_id_from_headers
@@ -74,6 +72,21 @@ from .services import SERVICES, AnprService
 __all__ = ["ITALY", "AnprClient"]
 
 log = logging.getLogger("sportello.connectors.anpr")
+
+
+class Clock(Protocol):
+    """What the client needs of a clock (the hub's ``sportello.clock.Clock`` is one; a
+    connector imports nothing from the hub)."""
+
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    """The real time, timezone-aware UTC."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
 
 #: ``dataRiferimentoRichiesta`` is a date in Italy, whatever the hub's clock zone.
 ITALY = ZoneInfo("Europe/Rome")

@@ -1,6 +1,7 @@
 """The REST API for software houses under ``/api/v1``: API-key auth scoped to tenants and
-permissions, problem+json errors, cursor pagination. The OpenAPI document is in
-``sportello.api.openapi`` and a test keeps the two in step.
+permissions, problem+json errors, cursor pagination. The OpenAPI document is generated
+by ``sportello.api.openapi`` from the ``@operation`` metadata of each handler and the models
+of ``sportello.api.models``.
 
 Tenant isolation: a key bound to one tenant gets 404 for every resource of another tenant,
 exactly as if it did not exist.
@@ -12,15 +13,18 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, get_args
 
 from aiohttp import web
+from pydantic import Field
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sportello import apikeys, audit
+from sportello.api import models
 from sportello.api.bodies import BodyTooLarge, too_large_problem
+from sportello.api.openapi import Query, document, operation, undocumented
 from sportello.appkeys import CLOCK, CONFIG, ENGINE
 from sportello.db import reading
 from sportello.outbox import store
@@ -110,6 +114,12 @@ def page_params(request: web.Request) -> tuple[int, int]:
 
 MAX_ID = 2**63 - 1  # the largest id any backend stores
 
+#: The query parameters of :func:`page_params`, for ``@operation(query=...)``.
+PAGING = (
+    Query("limit", Annotated[int, Field(ge=1, le=500)]),
+    Query("after", Annotated[int, Field(ge=0, le=MAX_ID)]),
+)
+
 
 def path_id(request: web.Request, name: str, what: str) -> int:
     """An integer id from the path; anything else (or out of range) is simply not found."""
@@ -163,6 +173,12 @@ def _tenant_view(t: Any) -> dict[str, Any]:
     }
 
 
+@operation(
+    "listTenants",
+    "Tenants this key may see (all of them for an admin key)",
+    responses={200: models.page_of(models.Tenant)},
+    scope="read",
+)
 @handles_problems
 async def list_tenants(request: web.Request) -> web.StreamResponse:
 
@@ -171,6 +187,7 @@ async def list_tenants(request: web.Request) -> web.StreamResponse:
     return web.json_response({"items": [_tenant_view(t) for t in visible], "next": None})
 
 
+@operation("getTenant", "One tenant", responses={200: models.Tenant}, scope="read")
 @handles_problems
 async def get_tenant(request: web.Request) -> web.StreamResponse:
 
@@ -179,9 +196,16 @@ async def get_tenant(request: web.Request) -> web.StreamResponse:
     return web.json_response(_tenant_view(tenant))
 
 
-OUTBOX_STATUSES = ("pending", "running", "done", "failed", "cancelled")
+OUTBOX_STATUSES: tuple[str, ...] = get_args(models.OutboxStatus)
 
 
+@operation(
+    "listOutboxJobs",
+    "Outbound work of the tenant, oldest first (scope read)",
+    query=(*PAGING, Query("status", models.OutboxStatus), Query("kind")),
+    responses={200: models.page_of(models.OutboxJob)},
+    scope="read",
+)
 @handles_problems
 async def list_outbox(request: web.Request) -> web.StreamResponse:
 
@@ -203,6 +227,13 @@ async def list_outbox(request: web.Request) -> web.StreamResponse:
     return web.json_response(page([_clean(r, ("payload",)) for r in rows], limit))
 
 
+@operation(
+    "getOutboxJob",
+    "One outbox job with its ledger of attempts (scope read)",
+    path={"job_id": int},
+    responses={200: models.OutboxJob},
+    scope="read",
+)
 @handles_problems
 async def get_outbox_job(request: web.Request) -> web.StreamResponse:
 
@@ -230,6 +261,19 @@ def _parse_time(request: web.Request, name: str) -> datetime | None:
     return value
 
 
+@operation(
+    "listAuditEntries",
+    "Personal-data reads of the tenant (scope personal_data)",
+    query=(
+        *PAGING,
+        Query("subject"),
+        Query("actor"),
+        Query("since", datetime),
+        Query("until", datetime),
+    ),
+    responses={200: models.page_of(models.AuditEntry)},
+    scope="personal_data",
+)
 @handles_problems
 async def list_audit(request: web.Request) -> web.StreamResponse:
 
@@ -313,14 +357,15 @@ async def idempotent(
     raise _Problem(409, "Conflict", "a request with this Idempotency-Key is in progress")
 
 
+@undocumented
 async def openapi_json(request: web.Request) -> web.StreamResponse:
-    from sportello.api.openapi import document
-
-    return web.json_response(document())
+    """The OpenAPI document of the routes this app serves (generated, see
+    ``sportello.api.openapi``)."""
+    return web.json_response(document(request.app.router.routes()))
 
 
 def routes() -> list[web.RouteDef]:
-    """The API's routes (plugins add theirs through ``hub_web_routes``)."""
+    """The API kernel's routes (platforms add theirs through ``hub_api_routes``)."""
     t = PREFIX + "/tenants/{tenant}"
     return [
         web.get(f"{PREFIX}/openapi.json", openapi_json),
@@ -332,18 +377,11 @@ def routes() -> list[web.RouteDef]:
     ]
 
 
-def all_routes() -> list[web.RouteDef]:
-    from sportello.platforms.io import api as api_io
-    from sportello.platforms.login import api as api_login
-    from sportello.platforms.pagopa import api as api_pagopa
-    from sportello.platforms.residents import api as api_residents
-    from sportello.platforms.suap import api as api_suap
+def all_routes(plugins: Any = None) -> list[web.AbstractRouteDef]:
+    """The kernel's API routes and every plugin's (``hub_api_routes``); ``plugins``: a
+    ``sportello.plugins.Plugins`` (default: all installed)."""
+    if plugins is None:
+        from sportello.plugins import Plugins
 
-    return [
-        *routes(),
-        *api_io.routes(),
-        *api_residents.routes(),
-        *api_suap.routes(),
-        *api_login.routes(),
-        *api_pagopa.routes(),
-    ]
+        plugins = Plugins()
+    return [*routes(), *plugins.api_routes()]

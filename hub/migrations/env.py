@@ -10,7 +10,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from sportello.schema import metadata
+from sportello.schema import all_tables
 
 config = context.config
 
@@ -18,7 +18,7 @@ config = context.config
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
-        target_metadata=metadata,
+        target_metadata=all_tables(),
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )

@@ -2,6 +2,11 @@
 
 Every function takes an ``AsyncConnection`` that is already inside a transaction, so the
 caller decides what commits together: a business change and its outbox row always do.
+
+A job may hold lock keys (``NewJob.lock``): the claim never takes it while another job of
+one of its keys is running, or an earlier one (by id) is pending, due or not (waiting for
+its next attempt). So the jobs of one key run one at a time, in the order they were
+queued; a job that ended (done, failed, cancelled) blocks nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -26,7 +31,11 @@ from ..schema import (
     RUNNING,
     ledger,
     outbox,
+    outbox_locks,
 )
+
+#: The longest lock key (the column's width).
+LOCK_KEY_MAX = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +49,8 @@ class Job:
     idempotency_key: str
     attempt: int
     max_attempts: int
+    #: The job's lock key (the first when it holds several), or None.
+    lock: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +61,16 @@ class NewJob:
     idempotency_key: str | None = None
     max_attempts: int | None = None
     not_before: datetime | None = None
+    #: A lock key, or several (a job that covers several keys, as one upload of many
+    #: positions): the jobs of one key run one at a time, in the order they were queued.
+    lock: str | Sequence[str] | None = None
+
+    def lock_keys(self) -> tuple[str, ...]:
+        keys = (self.lock,) if isinstance(self.lock, str) else tuple(self.lock or ())
+        for key in keys:
+            if not key or len(key) > LOCK_KEY_MAX:
+                raise ValueError(f"an outbox lock key is 1 to {LOCK_KEY_MAX} characters")
+        return tuple(dict.fromkeys(keys))
 
 
 def new_idempotency_key() -> str:
@@ -72,9 +93,13 @@ async def enqueue_many(
     """
     rows = []
     keys = []
+    locks: dict[str, tuple[str, ...]] = {}
     for job in jobs:
         key = job.idempotency_key or new_idempotency_key()
         keys.append(key)
+        job_locks = job.lock_keys()
+        if job_locks:
+            locks[key] = job_locks
         rows.append(
             {
                 "tenant_id": job.tenant_id,
@@ -87,11 +112,49 @@ async def enqueue_many(
                 "next_attempt_at": job.not_before or now,
                 "created_at": now,
                 "updated_at": now,
+                "lock": job_locks[0] if job_locks else None,
             }
         )
-    if rows:
+    if rows and not locks:
         await conn.execute(_insert_ignore(conn), rows)
+    elif rows:
+        # the rows inserted now (a key already queued is the same job: its locks stay)
+        stmt = _insert_ignore(conn).returning(outbox.c.id, outbox.c.idempotency_key)
+        inserted = (await conn.execute(stmt, rows)).all()
+        lock_rows = [
+            {"lock_key": lock, "outbox_id": r.id}
+            for r in inserted
+            for lock in locks.get(r.idempotency_key, ())
+        ]
+        if lock_rows:
+            await conn.execute(insert(outbox_locks), lock_rows)
     return keys
+
+
+def _lock_free() -> ColumnElement[bool]:
+    """The row holds no lock, or none of its keys is held by a running job or by an
+    earlier pending one (due or waiting for its next attempt)."""
+    mine = outbox_locks.alias("mine")
+    other = outbox_locks.alias("other")
+    blocker = outbox.alias("blocker")
+    held = (
+        select(1)
+        .select_from(
+            mine.join(other, other.c.lock_key == mine.c.lock_key).join(
+                blocker, blocker.c.id == other.c.outbox_id
+            )
+        )
+        .where(
+            mine.c.outbox_id == outbox.c.id,
+            blocker.c.id != outbox.c.id,
+            or_(
+                blocker.c.status == RUNNING,
+                and_(blocker.c.status == PENDING, blocker.c.id < outbox.c.id),
+            ),
+        )
+        .correlate(outbox)
+    )
+    return or_(outbox.c.lock.is_(None), ~held.exists())
 
 
 async def claim(
@@ -101,6 +164,13 @@ async def claim(
 
     On PostgreSQL the candidate rows are locked ``FOR UPDATE SKIP LOCKED`` so replicas never
     claim the same row; on SQLite the surrounding ``BEGIN IMMEDIATE`` serialises claims.
+    A pending row with a lock key is taken only when no job of its keys is running and no
+    earlier one is pending (:func:`_lock_free`). Two replicas claiming two jobs of one key
+    at the same moment cannot both win: the later job is blocked by the earlier one in any
+    snapshot (pending, or running once claimed), and it stops blocking only when it ends.
+    A row whose lease expired already holds its keys: it is taken back whatever waits
+    behind it (else an earlier job retried by an operator meanwhile would wait for it,
+    and it for that job, for ever).
     """
     # Two index-friendly queries rather than one OR (which scans the table): rows whose
     # lease expired (a crashed worker) first, then pending rows that are due.
@@ -111,7 +181,7 @@ async def claim(
         outbox.c.lease_expires_at < now,
         outbox.c.lease_owner != worker,
     )
-    due = and_(outbox.c.status == PENDING, outbox.c.next_attempt_at <= now)
+    due = and_(outbox.c.status == PENDING, outbox.c.next_attempt_at <= now, _lock_free())
     rows: list[Any] = []
     for predicate in (expired, due):
         if len(rows) >= limit:
@@ -126,6 +196,7 @@ async def claim(
             idempotency_key=r.idempotency_key,
             attempt=r.attempts,
             max_attempts=r.max_attempts,
+            lock=r.lock,
         )
         for r in rows
     ]
@@ -163,6 +234,7 @@ async def _claim_where(
             outbox.c.idempotency_key,
             outbox.c.attempts,
             outbox.c.max_attempts,
+            outbox.c.lock,
         )
     )
     return list(await conn.execute(stmt))
@@ -318,6 +390,7 @@ __all__ = [
     "CANCELLED",
     "DONE",
     "FAILED",
+    "LOCK_KEY_MAX",
     "PENDING",
     "RUNNING",
     "Job",

@@ -343,6 +343,8 @@ class OutboxWorker:
                     released,
                 )
             await conn.execute(insert(ledger), ledger_rows)
+        if any(o.job.lock is not None for o in batch):
+            self._wakeup.set()  # the next job of a lock may be claimable now
         for o in batch:
             self.stats.in_flight.discard(o.job.id)
             kind = o.outcome if o.job.id in owned else LEASE_LOST

@@ -12,8 +12,9 @@ of the production servers), with the ``Ocp-Apim-Subscription-Key`` header (or th
 - GPD's checks in GPD's order: the request schema (400 ``BAD REQUEST``, ``detail`` naming
   each field), then dates, transfers and amounts (400 "Dates congruence error: ..."),
   then uniqueness: 409 for an IUPD or an IUV already used in the organization;
-- the debt-position state machine of ``connectors/pagopa/states.py``: create DRAFT /
-  PUBLISHED / VALID, publish, invalidate, update and delete only where GPD allows them
+- the debt-position state machine (its own, ``gpd_states.py``, never the connector's):
+  create DRAFT / PUBLISHED / VALID, publish, invalidate, update and delete only where GPD
+  allows them
   (409 with GPD's titles otherwise), PUBLISHED → VALID when the validity date is reached
   and VALID → EXPIRED after the last due date with ``switchToExpired``, both computed
   from ``clock`` on every read;
@@ -42,18 +43,11 @@ from typing import Any
 from aiohttp import BodyPartReader, MultipartReader, web
 
 from sportello.clock import Clock, SystemClock
-from sportello.connectors.pagopa.errors import IllegalTransition
-from sportello.connectors.pagopa.states import (
-    DELETABLE,
-    UPDATABLE,
-    DebtPositionStatus,
-    Event,
-    initial_state,
-    next_state,
-)
 
 from ..common import platform_app
+from . import gpd_states
 from .gpd_spec import GpdSpecChecker, SpecViolation
+from .gpd_states import DELETABLE, UPDATABLE, Refused
 from .gpd_validation import check_position, format_datetime, parse_datetime, semantic_problem
 
 __all__ = [
@@ -71,7 +65,7 @@ UPLOAD_PREFIX = "/upload/gpd/debt-positions-service/v2"
 SUBSCRIPTION_KEY_HEADER = "Ocp-Apim-Subscription-Key"
 DEFAULT_API_KEY = "sandbox-gpd-key"
 
-S = DebtPositionStatus
+S = gpd_states.Status
 PROBLEM_JSON = "application/json"  # GPD sends its ProblemJson as application/json
 _MISSING_KEY = (
     "Access denied due to missing subscription key. "
@@ -118,7 +112,7 @@ class _Position:
     org: str
     body: dict[str, Any]  # the accepted request, without read-only fields and options
     options: list[_Option]
-    status: DebtPositionStatus
+    status: gpd_states.Status
     inserted: datetime
     last_updated: datetime
     validity_date: datetime | None
@@ -215,7 +209,7 @@ class _State:
             and position.validity_date is not None
             and position.validity_date <= now
         ):
-            position.status = next_state(position.status, Event.VALIDITY_REACHED)
+            position.status = gpd_states.validity_reached(position.status)
             position.last_updated = position.validity_date
         dues = position.due_dates()
         if (
@@ -224,7 +218,7 @@ class _State:
             and dues
             and max(dues) < now
         ):
-            position.status = next_state(position.status, Event.EXPIRE)
+            position.status = gpd_states.expired(position.status)
             position.last_updated = max(dues)
         return position
 
@@ -508,7 +502,7 @@ def _create(state: _State, org: str, body: Any, *, to_publish: bool) -> _Positio
         raise _unique_violation(org)
     _check_unique_iuvs(state, org, options, iupd)
     validity = parse_datetime(position_body.pop("validityDate", None))
-    status = initial_state(to_publish=to_publish, validity_date=validity)
+    status = gpd_states.created(to_publish=to_publish, validity_date=validity)
     position = _Position(
         org=org,
         body=position_body,
@@ -540,11 +534,7 @@ def _update(state: _State, org: str, iupd: str, body: Any, *, to_publish: bool) 
     position_body, options = _split(clean, now)
     _check_unique_iuvs(state, org, options, iupd)
     validity = parse_datetime(position_body.pop("validityDate", None))
-    if not to_publish:
-        event = Event.UPDATE_TO_DRAFT
-    else:
-        event = Event.UPDATE_PUBLISHED if validity is not None else Event.UPDATE_VALID
-    status = next_state(position.status, event)
+    status = gpd_states.updated(position.status, to_publish=to_publish, validity_date=validity)
     state.unindex(position)
     for option in options:
         option.inserted = position.inserted
@@ -620,8 +610,8 @@ async def publish_position(request: web.Request) -> web.Response:
     if position is None:
         raise _not_found(org, iupd)
     try:
-        status = next_state(position.status, Event.PUBLISH)
-    except IllegalTransition:
+        status = gpd_states.published(position.status)
+    except Refused:
         raise _state_conflict("publishable", org, iupd) from None
     now = state.now()
     _publish_dates(position, now)
@@ -638,8 +628,8 @@ async def invalidate_position(request: web.Request) -> web.Response:
     if position is None:
         raise _not_found(org, iupd)
     try:
-        position.status = next_state(position.status, Event.INVALIDATE)
-    except IllegalTransition:
+        position.status = gpd_states.invalidated(position.status)
+    except Refused:
         raise _state_conflict("invalidable", org, iupd) from None
     position.last_updated = state.now()
     return _json(_model(position))
@@ -1254,19 +1244,14 @@ async def pay_option(request: web.Request) -> web.Response:
             "A payment transaction has already been carried out for the Organization Fiscal "
             f"Code {org} and NAV {nav}",
         )
-    if option.body.get("isPartialPayment") is True:
-        others = [
-            o
-            for o in position.options
-            if o is not option and o.body.get("isPartialPayment") is True
-        ]
-        last = all(o.status != "PO_UNPAID" for o in others)
-        event = Event.PAY_LAST_INSTALLMENT if last else Event.PAY_INSTALLMENT
-    else:
-        event = Event.PAY_FULL
+    instalment = option.body.get("isPartialPayment") is True
+    others = [
+        o for o in position.options if o is not option and o.body.get("isPartialPayment") is True
+    ]
+    last = all(o.status != "PO_UNPAID" for o in others)
     try:
-        status = next_state(position.status, event)
-    except IllegalTransition:
+        status = gpd_states.paid(position.status, instalment=instalment, last=last)
+    except Refused:
         return _problem(
             422,
             "Not in payable state",

@@ -15,7 +15,6 @@ from __future__ import annotations
 import html
 import re
 import shutil
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +23,11 @@ from urllib.parse import quote_plus
 
 import pytest
 from aiohttp.test_utils import TestServer
+from factories import free_port, spid_tenant
 
 from sportello.app import create_app
 from sportello.config import parse_config
 from sportello.connectors.spid.errors import SpidAnomaly
-from sportello.connectors.spid.keys import make_sp_certificate
-from sportello.platforms.login.keys import write_keys
 from sportello.sandbox.idp.app import create_app as idp_sandbox
 from sportello.sandbox.idp.identities import DEFAULT_IDENTITIES
 from sportello.sandbox.idp.keys import FEDERATION_CERT_PEM
@@ -40,6 +38,7 @@ TIMEOUT_MS = 8_000
 TENANT = "comune"
 
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.skipif(
         CHROMIUM is None,
         reason="chromium is not on PATH (apt-get install chromium); browsers are never downloaded",
@@ -48,12 +47,6 @@ pytestmark = [
 ]
 
 playwright_api = pytest.importorskip("playwright.async_api", reason="playwright not installed")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -73,35 +66,11 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     idp_server = TestServer(idp_sandbox(), host="127.0.0.1")
     await idp_server.start_server()
     idp = str(idp_server.make_url("")).rstrip("/")
-    port = _free_port()
+    port = free_port()
     hub = f"http://127.0.0.1:{port}"
-    tenant: dict[str, Any] = {
-        "id": TENANT,
-        "name": "Comune di Prova",
-        "ipa_code": "c_z999",
-        "fiscal_code": "00000000999",
-        "cadastral_code": "Z999",
-    }
-    for kind in ("spid", "cie"):
-        keys_dir = tmp_path / "keys" / kind
-        key, cert = make_sp_certificate(
-            entity_id=f"{hub}/t/{TENANT}/{kind}/metadata",
-            organization_name="Comune di Prova",
-            common_name="Comune di Prova",
-            locality="Z999",
-            ipa_code="c_z999",
-            key_size=2048,
-        )
-        write_keys(keys_dir, key, cert, rotate=False)
-        tenant[kind] = {
-            "keys_dir": str(keys_dir),
-            "contact_email": "protocollo@comune.prova.it",
-            "contact_phone": "+390612345678",
-            "idp_metadata": [f"{idp}/{kind}/metadata"],
-            "return_urls": [f"{hub}/t/{TENANT}/app/callback"],
-            "level": 2 if kind == "spid" else 3,
-            "province": "RM",
-        }
+    tenant = spid_tenant(
+        tmp_path, hub_url=hub, idps=[idp], return_urls=[f"{hub}/t/{TENANT}/app/callback"]
+    )
     config = parse_config(
         {
             "server": {"public_url": hub},

@@ -1,1 +1,56 @@
-"""platforms.io."""
+"""App IO: the platform's hook implementations (a built-in plugin, named ``io``,
+registered like an outside one through ``sportello.platforms``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from sportello.hookspecs import HandlerFactory, hookimpl
+
+if TYPE_CHECKING:
+    from sqlalchemy import Table
+
+    from sportello.config import HubConfig, TenantConfig
+
+
+@hookimpl
+def hub_tables() -> list[Table]:
+    from .tables import io_campaigns, io_messages
+
+    return [io_campaigns, io_messages]
+
+
+@hookimpl
+def hub_outbox_handlers() -> dict[str, HandlerFactory]:
+    from .delivery import io_message_handler, io_messages_handler, io_status_handler
+
+    return {
+        "io.message": io_message_handler,
+        "io.messages": io_messages_handler,
+        "io.status": io_status_handler,
+    }
+
+
+@hookimpl
+def hub_api_routes() -> list[web.AbstractRouteDef]:
+    from . import api
+
+    return [*api.routes()]
+
+
+@hookimpl
+def hub_config_problems(
+    config: HubConfig, tenant: TenantConfig, app: web.Application | None
+) -> list[tuple[str, str]]:
+    if tenant.io is not None and not tenant.io.services:
+        return [("io", "no App IO service: add [[tenants.io.services]] with its key")]
+    return []
+
+
+@hookimpl
+def hub_cli_commands() -> list[Any]:
+    from .cli import io_group
+
+    return [io_group]

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from sportello import audit
+from sportello.api import models
 from sportello.api.bodies import read_body
 from sportello.api.core import (
+    PAGING,
     PREFIX,
     _clean,
     _Problem,
@@ -24,25 +26,20 @@ from sportello.api.core import (
     require,
     tenant_of,
 )
+from sportello.api.openapi import Answer, operation
 from sportello.appkeys import CLOCK, CONFIG, ENGINE
 from sportello.db import reading
 from sportello.platforms.io import campaigns
-from sportello.schema import io_campaigns, io_messages
-
-
-class CampaignRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    service_id: str
-    name: str = Field(min_length=1, max_length=200)
-    subject: str = Field(min_length=1, description="Jinja2 template")
-    markdown: str = Field(min_length=1, description="Jinja2 template")
-    csv: str = Field(
-        min_length=1,
-        description="fiscal_code;expedition_date;due_date;notice_number;amount;<template fields>",
-    )
-    feature_level_type: str = Field(default="STANDARD", pattern="^(STANDARD|ADVANCED)$")
-
+from sportello.platforms.io.api_models import (
+    CampaignCreated,
+    CampaignReport,
+    CampaignRequest,
+    CampaignSummary,
+    MessageQueued,
+    MessageRequest,
+    MessageStatus,
+)
+from sportello.platforms.io.tables import io_campaigns, io_messages
 
 B = TypeVar("B", "CampaignRequest", "MessageRequest")
 
@@ -61,6 +58,18 @@ def _body(request: web.Request, tenant_id: str, model: type[B], raw: bytes) -> B
     return body
 
 
+@operation(
+    "createIoCampaign",
+    "Queue an App IO campaign from CSV rows and a template (scope write)",
+    body=CampaignRequest,
+    idempotent=True,
+    responses={
+        201: Answer(CampaignCreated, "Queued"),
+        422: "Rows that cannot be sent (listed in errors), or an Idempotency-Key reused "
+        "for another request; nothing queued",
+    },
+    scope="write",
+)
 @handles_problems
 async def create_campaign(request: web.Request) -> web.StreamResponse:
     tenant_id = tenant_of(request)
@@ -101,6 +110,13 @@ async def create_campaign(request: web.Request) -> web.StreamResponse:
     return await idempotent(request, tenant_id, raw, produce)
 
 
+@operation(
+    "getIoCampaign",
+    "Delivery report of a campaign (scope read; recipients with personal_data)",
+    path={"campaign_id": int},
+    responses={200: CampaignReport},
+    scope="read",
+)
 @handles_problems
 async def get_campaign(request: web.Request) -> web.StreamResponse:
     tenant_id = tenant_of(request)
@@ -134,26 +150,23 @@ async def get_campaign(request: web.Request) -> web.StreamResponse:
     return web.json_response(_clean(data))
 
 
-class MessageRequest(BaseModel):
-    """One App IO message (literal texts, not templates)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    service_id: str
-    fiscal_code: str = Field(pattern=r"^[A-Za-z0-9]{16}$")
-    subject: str = Field(min_length=1)
-    markdown: str = Field(min_length=1)
-    due_date: str = Field(default="", description="YYYY-MM-DD or an ISO date-time")
-    notice_number: str = Field(default="", description="pagoPA NAV (18 digits)")
-    amount: str = Field(default="", description="euro, e.g. 123,45 (omit for a hub position)")
-    expedition_date: str = Field(default="", description="when to send (default: now)")
-    feature_level_type: str = Field(default="STANDARD", pattern="^(STANDARD|ADVANCED)$")
-
-
 # The texts go through the campaign pipeline as data, never as template source.
 _LITERAL = ("{{ subject }}", "{{ markdown }}")
 
 
+@operation(
+    "createIoMessage",
+    "Queue one App IO message (scope write); a notice of a position the hub keeps carries "
+    "its payment data by itself",
+    body=MessageRequest,
+    idempotent=True,
+    responses={
+        201: Answer(MessageQueued, "Queued"),
+        422: "The message cannot be sent (errors say why), or an Idempotency-Key reused "
+        "for another request; nothing queued",
+    },
+    scope="write",
+)
 @handles_problems
 async def create_message(request: web.Request) -> web.StreamResponse:
     """Queue one message; a notice of a position the hub keeps carries its payment data."""
@@ -198,6 +211,13 @@ async def create_message(request: web.Request) -> web.StreamResponse:
     return await idempotent(request, tenant_id, raw, produce)
 
 
+@operation(
+    "getIoMessage",
+    "A message's delivery status (scope read; the recipient with personal_data, audited)",
+    path={"message_id": int},
+    responses={200: MessageStatus},
+    scope="read",
+)
 @handles_problems
 async def get_message(request: web.Request) -> web.StreamResponse:
     tenant_id = tenant_of(request)
@@ -248,6 +268,13 @@ async def get_message(request: web.Request) -> web.StreamResponse:
     return web.json_response(_clean(view))
 
 
+@operation(
+    "listIoCampaigns",
+    "The tenant's App IO campaigns, oldest first (scope read)",
+    query=PAGING,
+    responses={200: models.page_of(CampaignSummary)},
+    scope="read",
+)
 @handles_problems
 async def list_campaigns(request: web.Request) -> web.StreamResponse:
     tenant_id = tenant_of(request)

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sportello.connectors.io.models import MessageContent, NewMessage, describe_validation_error
 from sportello.outbox.store import NewJob, enqueue_many
-from sportello.schema import io_campaigns, io_messages
+from sportello.platforms.io.tables import io_campaigns, io_messages
 
 ROME = ZoneInfo("Europe/Rome")
 FIXED_COLUMNS = ("fiscal_code", "expedition_date", "due_date", "notice_number", "amount")

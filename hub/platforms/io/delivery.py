@@ -32,8 +32,8 @@ from sportello.platforms.io.campaigns import (
     STATUS_KIND,
     UNKNOWN,
 )
+from sportello.platforms.io.tables import io_messages
 from sportello.ratelimit import DbRateLimiter
-from sportello.schema import io_messages
 from sportello.services import HubServices
 
 

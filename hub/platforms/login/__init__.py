@@ -1,1 +1,150 @@
-"""platforms.login."""
+"""SPID and CIE login: the platform's hook implementations (a built-in plugin, named
+``login``, registered like an outside one through ``sportello.platforms``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from sportello.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from sqlalchemy import Table
+
+    from sportello.config import HubConfig, LoginSettings, TenantConfig
+    from sportello.periodic import PeriodicTask
+    from sportello.services import HubServices
+
+log = logging.getLogger("sportello.platforms.login")
+
+
+@hookimpl
+def hub_tables() -> list[Table]:
+    from .tables import login_codes, login_sessions, saml_assertions, saml_requests
+
+    return [saml_requests, saml_assertions, login_sessions, login_codes]
+
+
+@hookimpl
+def hub_web_app(app: web.Application) -> None:
+    from .routes import web_app
+
+    web_app(app)
+
+
+@hookimpl
+def hub_web_routes() -> list[web.AbstractRouteDef]:
+    from . import demo_app, routes
+
+    return [*routes.routes(), *demo_app.routes()]
+
+
+@hookimpl
+def hub_api_routes() -> list[web.AbstractRouteDef]:
+    from . import api
+
+    return [*api.routes()]
+
+
+@hookimpl
+def hub_platform_setup(
+    services: HubServices, app: web.Application
+) -> AbstractAsyncContextManager[None]:
+    from .routes import login_ctx
+
+    return login_ctx(app)
+
+
+@hookimpl
+def hub_periodic_tasks(config: HubConfig, app: web.Application) -> list[PeriodicTask]:
+    from sportello.periodic import PeriodicTask
+
+    every = config.periodic.idp_registry_refresh_seconds
+    if every is None:
+        return []
+
+    async def round_() -> None:
+        from .routes import LOGIN
+
+        count = await app[LOGIN].idps.refresh_registry(config.periodic.idp_registry_url)
+        log.info("login: IdP registry refreshed", extra={"idps": count})
+
+    # every replica refreshes its own copy (the cache is a local file): no lease
+    return [PeriodicTask("idps.registry", every, round_, exclusive=False)]
+
+
+@hookimpl
+def hub_config_problems(
+    config: HubConfig, tenant: TenantConfig, app: web.Application | None
+) -> list[tuple[str, str]]:
+    service = None
+    if app is not None:
+        from .routes import LOGIN
+
+        service = app.get(LOGIN)
+    out: list[tuple[str, str]] = []
+    for kind in ("spid", "cie"):
+        settings = getattr(tenant, kind)
+        if settings is None:
+            continue
+        known = len(service.idps.all(tenant, kind)) if service is not None else None
+        out += [(kind, p) for p in _login_problems(config, kind, settings, known)]
+    return out
+
+
+def _login_problems(
+    config: HubConfig, kind: str, settings: LoginSettings, known: int | None
+) -> Iterator[str]:
+    """``known``: how many IdPs the running app trusts for the tenant (None: not running)."""
+    from sportello.readiness import readable
+
+    from .idps import REGISTRY_CACHE
+    from .keys import LoginConfigError, read_keys
+
+    if config.server.public_url is None:
+        yield (
+            "server.public_url is not set: the metadata and return URLs would name "
+            f"http://{config.server.host}:{config.server.port}, which IdPs cannot reach"
+        )
+    dirs = [("keys_dir", settings.keys_dir)]
+    if settings.aggregator is not None:
+        dirs.append(("aggregator.keys_dir", settings.aggregator.keys_dir))
+    for name, keys_dir in dirs:
+        try:
+            read_keys(keys_dir)
+        except LoginConfigError as exc:
+            yield f"{name}: {exc}"
+        except (OSError, ValueError) as exc:
+            yield f"{name}: {keys_dir}: unusable keys ({type(exc).__name__})"
+    if known == 0:
+        yield (
+            "no IdP is known: list IdP metadata in idp_metadata, or set use_registry = true "
+            "and run `sportello idps refresh`"
+        )
+    elif known is None:
+        sources = list(settings.idp_metadata)
+        uses_registry = settings.use_registry and kind == "spid"
+        if not sources and not uses_registry:
+            yield "no IdP list: set idp_metadata (files or URLs) or use_registry = true"
+        if uses_registry and not sources and not REGISTRY_CACHE.exists():
+            yield (
+                f"use_registry: no cached IdP list at {REGISTRY_CACHE}: "
+                "run `sportello idps refresh`"
+            )
+        for source in sources:
+            if not source.startswith(("http://", "https://")):
+                why = readable(Path(source))
+                if why is not None:
+                    yield f"idp_metadata: {why}"
+
+
+@hookimpl
+def hub_cli_commands() -> list[Any]:
+    from .cli import idps_group, keys_group
+
+    return [keys_group, idps_group]

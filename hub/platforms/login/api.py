@@ -25,10 +25,24 @@ from sportello.api.core import (
     require,
     tenant_of,
 )
+from sportello.api.openapi import operation
 from sportello.appkeys import CLOCK
+from sportello.platforms.login.api_models import LoginExchange, LoginIdentity
 from sportello.platforms.login.routes import LOGIN
 
 
+@operation(
+    "exchangeLoginCode",
+    "The identity behind a SPID/CIE login code, once (scope personal_data; audited). A "
+    "repeat answers 404: the identity is never stored for replay.",
+    body=LoginExchange,
+    idempotent=True,
+    responses={
+        200: LoginIdentity,
+        404: "Unknown, expired or already exchanged code, or no such tenant",
+    },
+    scope="personal_data",
+)
 @handles_problems
 async def exchange_code(request: web.Request) -> web.StreamResponse:
     tenant_id = tenant_of(request)

@@ -30,6 +30,7 @@ import hmac
 import logging
 import secrets
 import zlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -597,19 +598,22 @@ def routes() -> list[web.RouteDef]:
     ]
 
 
-def setup(app: web.Application) -> None:
-    """Attach the login service (after CONFIG, CLOCK and ENGINE are known)."""
-
-    async def ctx(app: web.Application) -> Any:
-        config = app[CONFIG]
-        app[LOGIN] = LoginService(config, LoginStore(app[ENGINE]), IdpDirectory(config))
-        await app[LOGIN].idps.load_all()
-        purger = asyncio.create_task(_purge_forever(app), name="login-purge")
+@contextlib.asynccontextmanager
+async def login_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The login service on ``app`` (login's ``hub_platform_setup``), with the purger of
+    expired rows; both go at shutdown."""
+    config = app[CONFIG]
+    app[LOGIN] = LoginService(config, LoginStore(app[ENGINE]), IdpDirectory(config))
+    await app[LOGIN].idps.load_all()
+    purger = asyncio.create_task(_purge_forever(app), name="login-purge")
+    try:
         yield
+    finally:
         purger.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await purger
 
-    app.cleanup_ctx.append(ctx)
+
+def web_app(app: web.Application) -> None:
+    """Every HTML answer of the app gets the page CSP (login's ``hub_web_app``)."""
     app.on_response_prepare.append(_html_policy)
-    app.router.add_routes(routes())

@@ -23,7 +23,12 @@ from sportello.config import HubConfig
 from sportello.connectors.spid.models import Identity, Kind, PendingRequest
 from sportello.db import reading
 from sportello.events import emit
-from sportello.schema import login_codes, login_sessions, saml_assertions, saml_requests
+from sportello.platforms.login.tables import (
+    login_codes,
+    login_sessions,
+    saml_assertions,
+    saml_requests,
+)
 
 PENDING_TTL = timedelta(minutes=15)
 CODE_TTL = timedelta(seconds=120)

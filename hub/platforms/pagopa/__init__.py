@@ -1,1 +1,130 @@
-"""platforms.pagopa."""
+"""pagoPA: the platform's hook implementations (a built-in plugin, named ``pagopa``,
+registered like an outside one through ``sportello.platforms``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from sportello.hookspecs import HandlerFactory, hookimpl
+
+if TYPE_CHECKING:
+    from sqlalchemy import Table
+
+    from sportello.config import HubConfig, TenantConfig
+    from sportello.periodic import PeriodicTask
+    from sportello.services import HubServices
+
+log = logging.getLogger("sportello.platforms.pagopa")
+
+
+@hookimpl
+def hub_tables() -> list[Table]:
+    from . import fdr_tables, receipts_tables, tables
+
+    return [
+        tables.iuv_counters,
+        tables.positions,
+        tables.payment_options,
+        tables.receipts,
+        fdr_tables.fdr_flows,
+        fdr_tables.fdr_results,
+        receipts_tables.receipt_cursors,
+    ]
+
+
+@hookimpl
+def hub_outbox_handlers() -> dict[str, HandlerFactory]:
+    from .fdr import reconciliation_forward_handler
+    from .gpd_bulk import gpd_bulk_handler
+    from .jobs import (
+        gpd_create_handler,
+        gpd_invalidate_handler,
+        gpd_publish_handler,
+        gpd_update_handler,
+        receipt_forward_handler,
+    )
+
+    return {
+        "pagopa.receipt.forward": receipt_forward_handler,
+        "pagopa.gpd.create": gpd_create_handler,
+        "pagopa.gpd.bulk": gpd_bulk_handler,
+        "pagopa.gpd.update": gpd_update_handler,
+        "pagopa.gpd.publish": gpd_publish_handler,
+        "pagopa.gpd.invalidate": gpd_invalidate_handler,
+        "pagopa.reconciliation.forward": reconciliation_forward_handler,
+    }
+
+
+@hookimpl
+def hub_web_routes() -> list[web.AbstractRouteDef]:
+    from .station import station_routes
+
+    return [*station_routes()]
+
+
+@hookimpl
+def hub_api_routes() -> list[web.AbstractRouteDef]:
+    from . import api
+
+    return [*api.routes()]
+
+
+@hookimpl
+def hub_platform_setup(
+    services: HubServices, app: web.Application
+) -> AbstractAsyncContextManager[None]:
+    from .station import station_ctx
+
+    return station_ctx(app)
+
+
+@hookimpl
+def hub_periodic_tasks(config: HubConfig, app: web.Application) -> list[PeriodicTask]:
+    from sportello.periodic import PeriodicTask
+
+    tasks = []
+    for t in config.tenants:
+        if t.pagopa is not None and t.pagopa.mode == "gpd" and t.pagopa.base_url:
+            # GPD mode: receipts are read back from the GPD receipts API
+            tasks.append(
+                PeriodicTask(
+                    f"pagopa.receipts:{t.id}", t.pagopa.receipts_poll_seconds, _receipts(app, t.id)
+                )
+            )
+    return tasks
+
+
+def _receipts(app: web.Application, tenant_id: str) -> Callable[[], Awaitable[None]]:
+    async def round_() -> None:
+        from sportello.appkeys import SERVICES
+
+        from .receipts import ReceiptSync
+
+        services = app[SERVICES]
+        sync = ReceiptSync(services.engine, services.config, services.clock, services.session)
+        report = await sync.sync(tenant_id)
+        if report.stored:
+            log.info("pagopa: receipts read", extra={"tenant": tenant_id, "stored": report.stored})
+
+    return round_
+
+
+@hookimpl
+def hub_config_problems(
+    config: HubConfig, tenant: TenantConfig, app: web.Application | None
+) -> list[tuple[str, str]]:
+    if tenant.pagopa is not None and tenant.pagopa.mode == "gpd" and tenant.pagopa.api_key is None:
+        return [("pagopa", "mode gpd needs api_key (the GPD subscription key)")]
+    return []
+
+
+@hookimpl
+def hub_cli_commands() -> list[Any]:
+    from .cli import pagopa_group
+
+    return [pagopa_group]

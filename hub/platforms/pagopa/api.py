@@ -34,13 +34,14 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sportello import audit
 from sportello.api.bodies import loads_json, read_body
 from sportello.api.core import (
+    PAGING,
     PREFIX,
     _iso,
     _parse_time,
@@ -55,6 +56,8 @@ from sportello.api.core import (
     require,
     tenant_of,
 )
+from sportello.api.models import page_of
+from sportello.api.openapi import Answer, Query, failure, operation
 from sportello.appkeys import CLOCK, CONFIG, ENGINE, SESSION
 from sportello.config import PagopaTenantSettings, TenantConfig
 from sportello.connectors import fiscal_code
@@ -79,6 +82,14 @@ from sportello.connectors.pagopa.notice_layout import Creditor
 from sportello.connectors.pagopa.notice_pdf import render_notice
 from sportello.connectors.pagopa.states import DebtPositionStatus
 from sportello.db import reading
+from sportello.platforms.pagopa.api_models import (
+    PagopaCart,
+    PagopaCartRequest,
+    PagopaPosition,
+    PagopaPositionRequest,
+    PagopaPositionUpdate,
+    PagopaReceipt,
+)
 from sportello.platforms.pagopa.station import fault_for
 from sportello.platforms.pagopa.store import (
     IllegalPositionChange,
@@ -112,6 +123,23 @@ _DEBTOR_FIELDS = (
     "country",
     "email",
 )
+
+
+# -- the contract (OpenAPI metadata shared by the handlers) -----------------------------
+
+_PURPOSE = Query(
+    "purpose",
+    Annotated[str, Field(max_length=200)],
+    "why the personal data is read (goes to the audit log)",
+)
+_NOT_CONFIGURED = failure("The tenant has no pagoPA settings ([tenants.pagopa])")
+_INVALID = failure("What is wrong, field by field (errors: 'path: reason'); nothing stored")
+_NO_POSITION = failure("No debt position with this IUPD, or no such tenant")
+_ILLEGAL = failure(
+    "GPD's state machine does not allow it in the position's state (the detail names the "
+    "state; nothing stored or queued), or no pagoPA settings"
+)
+_KEY_REUSED = failure("An Idempotency-Key already used for another request")
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -330,6 +358,20 @@ def _prepare_position(
     return raw, model
 
 
+@operation(
+    "createPagopaPosition",
+    "Store a debt position, IUVs and notice numbers allocated by the hub (scope write). The "
+    "same IUPD with the same content answers 200 with the stored one.",
+    body=PagopaPositionRequest,
+    idempotent=True,
+    responses={
+        201: Answer(PagopaPosition, "Stored"),
+        200: Answer(PagopaPosition, "Already stored"),
+        409: "The IUPD is stored with other content, or no pagoPA settings",
+        422: _INVALID,
+    },
+    scope="write",
+)
 @handles_problems
 async def create_position(request: web.Request) -> web.StreamResponse:
     tenant_id = tenant_of(request)
@@ -364,6 +406,19 @@ async def create_position(request: web.Request) -> web.StreamResponse:
         raise _unprocessable(str(exc).split("; "), "the debt position") from None
 
 
+@operation(
+    "listPagopaPositions",
+    "Debt positions, oldest first, without the debtor (scope read; filtering by debtor "
+    "needs personal_data and is audited)",
+    query=(
+        *PAGING,
+        Query("status", DebtPositionStatus, "the stored status"),
+        Query("debtor", Annotated[str, Field(pattern=r"^([A-Za-z0-9]{16}|[0-9]{11})$")]),
+        _PURPOSE,
+    ),
+    responses={200: page_of(PagopaPosition), 409: _NOT_CONFIGURED},
+    scope="read",
+)
 @handles_problems
 async def list_positions(request: web.Request) -> web.StreamResponse:
     tenant_id = tenant_of(request)
@@ -392,6 +447,13 @@ async def list_positions(request: web.Request) -> web.StreamResponse:
     return web.json_response(page(items, limit))
 
 
+@operation(
+    "getPagopaPosition",
+    "One debt position with its debtor (scope personal_data; audited)",
+    query=[_PURPOSE],
+    responses={200: PagopaPosition, 409: _NOT_CONFIGURED},
+    scope="personal_data",
+)
 @handles_problems
 async def get_position(request: web.Request) -> web.StreamResponse:
     tenant_id = tenant_of(request)
@@ -434,6 +496,21 @@ async def _change(
         raise _unprocessable(str(exc).split("; "), "the debt position") from None
 
 
+@operation(
+    "updatePagopaPosition",
+    "Replace a position's content, in DRAFT, PUBLISHED, VALID or EXPIRED and before any "
+    "payment (scope write). It keeps its publication; in GPD mode the update goes to GPD "
+    "through the outbox. The same content again changes nothing.",
+    body=PagopaPositionUpdate,
+    idempotent=True,
+    responses={
+        200: Answer(PagopaPosition, "Updated"),
+        404: _NO_POSITION,
+        409: _ILLEGAL,
+        422: _INVALID,
+    },
+    scope="write",
+)
 @handles_problems
 async def update_position(request: web.Request) -> web.StreamResponse:
     tenant_id = tenant_of(request)
@@ -456,6 +533,20 @@ async def update_position(request: web.Request) -> web.StreamResponse:
     return await _change(request, tenant_id, raw_body, change)
 
 
+@operation(
+    "publishPagopaPosition",
+    "Publish a DRAFT position: PUBLISHED, or VALID at once without a validity date (scope "
+    "write; already published: 200, nothing queued). In GPD mode it goes to GPD through "
+    "the outbox.",
+    idempotent=True,
+    responses={
+        200: Answer(PagopaPosition, "Published"),
+        404: _NO_POSITION,
+        409: _ILLEGAL,
+        422: _KEY_REUSED,
+    },
+    scope="write",
+)
 @handles_problems
 async def publish_position(request: web.Request) -> web.StreamResponse:
     tenant_id = tenant_of(request)
@@ -470,6 +561,20 @@ async def publish_position(request: web.Request) -> web.StreamResponse:
     return await _change(request, tenant_id, await read_body(request), change)
 
 
+@operation(
+    "invalidatePagopaPosition",
+    "Cancel a PUBLISHED or VALID position: INVALID, final; its notices are refused "
+    "(PAA_PAGAMENTO_ANNULLATO). Scope write; already INVALID: 200, nothing queued. In GPD "
+    "mode it goes to GPD through the outbox.",
+    idempotent=True,
+    responses={
+        200: Answer(PagopaPosition, "Invalidated"),
+        404: _NO_POSITION,
+        409: _ILLEGAL,
+        422: _KEY_REUSED,
+    },
+    scope="write",
+)
 @handles_problems
 async def invalidate_position(request: web.Request) -> web.StreamResponse:
     tenant_id = tenant_of(request)
@@ -484,6 +589,14 @@ async def invalidate_position(request: web.Request) -> web.StreamResponse:
     return await _change(request, tenant_id, await read_body(request), change)
 
 
+@operation(
+    "getPagopaNoticePdf",
+    "The payment notice (avviso) of the position holding this notice number, as a PDF: "
+    "single payment and instalments (scope personal_data; audited)",
+    query=[_PURPOSE],
+    responses={200: Answer(bytes, "The notice", "application/pdf"), 409: _NOT_CONFIGURED},
+    scope="personal_data",
+)
 @handles_problems
 async def get_notice_pdf(request: web.Request) -> web.StreamResponse:
     tenant_id = tenant_of(request)
@@ -511,26 +624,6 @@ async def get_notice_pdf(request: web.Request) -> web.StreamResponse:
 # -- carts ------------------------------------------------------------------------------
 
 
-class _ReturnUrlsBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
-
-    ok: Annotated[str, Field(pattern=r"^https?://[^\s/]+\S*$", max_length=2000)]
-    cancel: Annotated[str, Field(pattern=r"^https?://[^\s/]+\S*$", max_length=2000)]
-    error: Annotated[str, Field(pattern=r"^https?://[^\s/]+\S*$", max_length=2000)]
-
-
-class _CartBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
-
-    notice_numbers: Annotated[
-        list[Annotated[str, Field(pattern=r"^[0-9]{18}$")]], Field(min_length=1, max_length=5)
-    ]
-    return_urls: _ReturnUrlsBody
-    email_notice: (
-        Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=256)] | None
-    ) = None
-
-
 async def _replay_only(conn: AsyncConnection) -> tuple[int, dict[str, Any]]:
     raise AssertionError("the stored answer is replayed")  # pragma: no cover
 
@@ -547,6 +640,21 @@ async def _already_answered(request: web.Request, tenant_id: str, key: str) -> b
     return row is not None
 
 
+@operation(
+    "createPagopaCart",
+    "A pagoPA Checkout cart for 1 to 5 notices of the tenant: send the payer to "
+    "redirect_url (scope write). Nothing is paid here: only receipts change a payment.",
+    body=PagopaCartRequest,
+    idempotent=True,
+    responses={
+        201: Answer(PagopaCart, "Cart created"),
+        409: "No pagoPA settings or no checkout_api_key for the tenant",
+        422: "Notices unknown, not payable or refused by Checkout (errors), or an "
+        "Idempotency-Key reused for another request",
+        502: "Checkout failed or refused the tenant's subscription key",
+    },
+    scope="write",
+)
 @handles_problems
 async def create_cart(request: web.Request) -> web.StreamResponse:
     tenant_id = tenant_of(request)
@@ -558,7 +666,7 @@ async def create_cart(request: web.Request) -> web.StreamResponse:
         # The same key again: the stored answer (or 422 for another body), no new cart.
         return await idempotent(request, tenant_id, raw, _replay_only)
     try:
-        body = _CartBody.model_validate(_json_body(raw))
+        body = PagopaCartRequest.model_validate(_json_body(raw))
     except ValidationError as exc:
         raise _unprocessable(_validation_errors(exc), "the cart") from None
     if len(set(body.notice_numbers)) != len(body.notice_numbers):
@@ -632,6 +740,17 @@ async def create_cart(request: web.Request) -> web.StreamResponse:
 # -- receipts ---------------------------------------------------------------------------
 
 
+@operation(
+    "listPagopaReceipts",
+    "Receipts in arrival order, without debtor and payer (scope read)",
+    query=(
+        *PAGING,
+        Query("since", datetime, "received at or after"),
+        Query("until", datetime, "received before"),
+    ),
+    responses={200: page_of(PagopaReceipt), 409: _NOT_CONFIGURED},
+    scope="read",
+)
 @handles_problems
 async def list_receipts(request: web.Request) -> web.StreamResponse:
     tenant_id = tenant_of(request)
@@ -655,6 +774,14 @@ async def list_receipts(request: web.Request) -> web.StreamResponse:
     return web.json_response(page([_receipt_view(r, full=False) for r in found], limit))
 
 
+@operation(
+    "getPagopaReceipt",
+    "One receipt (scope read); with personal_data also the whole receipt (data), and that "
+    "read is audited",
+    query=[_PURPOSE],
+    responses={200: PagopaReceipt, 409: _NOT_CONFIGURED},
+    scope="read",
+)
 @handles_problems
 async def get_receipt(request: web.Request) -> web.StreamResponse:
     tenant_id = tenant_of(request)

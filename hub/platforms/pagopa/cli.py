@@ -14,19 +14,23 @@ tenant's ``pagopa.bulk_threshold`` positions are new, they go to GPD as bulk upl
 
 ``receipts-sync`` reads a GPD-mode tenant's new receipts back from GPD's receipts API;
 ``recover`` fetches the receipts of payments that started but never got one
-(``pagopa_receipts``); ``reconcile`` matches the FdR flows.
+(``pagopa_receipts``); ``reconcile`` matches the FdR flows. ``notices --out FILE.zip``
+writes the payment notices (PDF) of many positions into one ZIP.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime
+import getpass
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from sportello.config import HubConfig, load_config
+from sportello.platforms.pagopa import operations
 
 __all__ = ["pagopa_group"]
 
@@ -54,109 +58,14 @@ def pagopa_group() -> None:
 def import_positions(config_path: Path, tenant: str, draft: bool, file: Path) -> None:
     """Create the debt positions of FILE (CSV) for TENANT."""
     config = load_config(config_path)
-    created, existing, errors = asyncio.run(_import(config, tenant, file, not draft))
+    created, existing, errors = asyncio.run(
+        operations.import_positions_file(config, tenant, file, not draft)
+    )
     click.echo(f"{created} created, {existing} already present, {len(errors)} rejected")
     for error in errors:
         click.echo(f"  {error}", err=True)
     if errors:
         raise SystemExit(1)
-
-
-def _options(config: HubConfig, tenant_id: str) -> dict[str, Any]:
-    tenant = config.tenant(tenant_id)
-    if tenant is None or tenant.pagopa is None:
-        raise click.ClickException(f"tenant {tenant_id!r} has no pagopa settings")
-    options: dict[str, Any] = {
-        "company_name": tenant.name,
-        "fiscal_code": tenant.pagopa.ec_fiscal_code,
-    }
-    ref = tenant.adapters.get("accounting")
-    if ref is not None and ref.plugin == "csv":
-        options.update({k: v for k, v in ref.options.items() if k not in ("path",)})
-    return options
-
-
-async def _import(
-    config: HubConfig, tenant_id: str, file: Path, to_publish: bool
-) -> tuple[int, int, list[str]]:
-    from sportello.adapters.accounting.base import RowError
-    from sportello.adapters.accounting.csv_adapter import CsvAccountingAdapter
-    from sportello.app import open_database
-    from sportello.clock import SystemClock
-    from sportello.platforms.pagopa.store import PagopaStore, PagopaStoreError
-
-    adapter = CsvAccountingAdapter(_options(config, tenant_id), base_dir=file.parent)
-    clock = SystemClock()
-    engine = await open_database(config, apply_migrations=False, clock=clock)
-    created = existing = 0
-    errors: list[str] = []
-    try:
-        pagopa = PagopaStore(engine, config, clock)
-        rows = []
-        for item in await asyncio.to_thread(lambda: list(adapter.read_positions(file))):
-            if isinstance(item, RowError):
-                errors.append(str(item))
-            else:
-                rows.append(item)
-        settings = pagopa.settings(tenant_id)
-        if settings.mode == "gpd" and to_publish:
-            new = await _new_count(engine, tenant_id, [r.iupd for r in rows])
-            if new > settings.bulk_threshold:
-                # one GPD bulk upload per batch instead of one call per position
-                return await _import_bulk(pagopa, tenant_id, rows, errors)
-        for item in rows:
-            try:
-                stored = await pagopa.create_position(
-                    tenant_id, item.position, to_publish=to_publish
-                )
-            except PagopaStoreError as exc:
-                errors.append(f"{item.source}: row {item.row}: iupd: {exc}")
-                continue
-            if stored.created:
-                created += 1
-            else:
-                existing += 1
-    finally:
-        await engine.dispose()
-    return created, existing, errors
-
-
-async def _new_count(engine: Any, tenant_id: str, iupds: list[str]) -> int:
-    from sqlalchemy import func, select
-
-    from sportello.platforms.pagopa.tables import positions
-
-    held = 0
-    async with engine.connect() as conn:
-        for start in range(0, len(iupds), 500):
-            held += (
-                await conn.execute(
-                    select(func.count()).where(
-                        positions.c.tenant_id == tenant_id,
-                        positions.c.iupd.in_(iupds[start : start + 500]),
-                    )
-                )
-            ).scalar_one()
-    return len(set(iupds)) - held
-
-
-async def _import_bulk(
-    pagopa: Any, tenant_id: str, rows: list[Any], errors: list[str]
-) -> tuple[int, int, list[str]]:
-    from sportello.platforms.pagopa.gpd_bulk import BULK_BATCH, create_positions_bulk
-    from sportello.platforms.pagopa.store import StoredPosition
-
-    created = existing = 0
-    for start in range(0, len(rows), BULK_BATCH):
-        batch = [(r, r.position) for r in rows[start : start + BULK_BATCH]]
-        for item, result in await create_positions_bulk(pagopa, tenant_id, batch):
-            if not isinstance(result, StoredPosition):
-                errors.append(f"{item.source}: row {item.row}: iupd: {result}")
-            elif result.created:
-                created += 1
-            else:
-                existing += 1
-    return created, existing, errors
 
 
 def _change_command(operation: str, help_text: str) -> None:
@@ -173,7 +82,7 @@ def _change_command(operation: str, help_text: str) -> None:
     @click.argument("iupd")
     def command(config_path: Path, tenant: str, iupd: str) -> None:
         config = load_config(config_path)
-        click.echo(asyncio.run(_change(config, tenant, iupd, operation)))
+        click.echo(asyncio.run(operations.change_position(config, tenant, iupd, operation)))
 
 
 _change_command(
@@ -186,28 +95,6 @@ _change_command(
     "Cancel TENANT's PUBLISHED or VALID position IUPD: INVALID, for good; the station "
     "refuses its notices (GPD mode: sent to GPD through the outbox).",
 )
-
-
-async def _change(config: HubConfig, tenant_id: str, iupd: str, operation: str) -> str:
-    from sportello.app import open_database
-    from sportello.clock import SystemClock
-    from sportello.platforms.pagopa.store import PagopaStore, PagopaStoreError
-
-    clock = SystemClock()
-    engine = await open_database(config, apply_migrations=False, clock=clock)
-    try:
-        store = PagopaStore(engine, config, clock)
-        change = store.publish_position if operation == "publish" else store.invalidate_position
-        try:
-            stored = await change(tenant_id, iupd)
-        except PagopaStoreError as exc:
-            raise click.ClickException(str(exc)) from None
-    finally:
-        await engine.dispose()
-    if not stored.changed:
-        return f"{iupd}: already {stored.status}, nothing to do"
-    sent = "; queued for GPD (outbox)" if stored.mode == "gpd" else ""
-    return f"{iupd}: {stored.status}{sent}"
 
 
 @pagopa_group.command("reconcile")
@@ -225,60 +112,13 @@ async def _change(config: HubConfig, tenant_id: str, iupd: str, operation: str) 
 def reconcile(config_path: Path, tenant: str, day: datetime | None, show: bool) -> None:
     """Read TENANT's reporting flows (FdR) and match them to positions and receipts."""
     config = load_config(config_path)
-    lines, failed = asyncio.run(_reconcile(config, tenant, day.date() if day else None, show))
+    lines, failed = asyncio.run(
+        operations.reconcile_flows(config, tenant, day.date() if day else None, show)
+    )
     for line in lines:
         click.echo(line)
     if failed:
         raise SystemExit(1)
-
-
-async def _reconcile(
-    config: HubConfig, tenant_id: str, day: date | None, show: bool
-) -> tuple[list[str], bool]:
-    from sportello.cli.main import _services
-    from sportello.platforms.pagopa.fdr import (
-        AMOUNT_MISMATCH,
-        MATCHED,
-        MISSING_RECEIPT,
-        REVOKED,
-        FdrNotConfigured,
-        FdrReconciler,
-        day_bounds,
-    )
-
-    async with _services(config) as services:
-        reconciler = FdrReconciler(services.engine, config, services.clock, services.session)
-        try:
-            since = day_bounds(day)[0] if day is not None else None
-            report = await reconciler.reconcile(tenant_id, published_after=since)
-        except FdrNotConfigured as exc:
-            raise click.ClickException(str(exc)) from None
-        days = {day} if day is not None else report.days
-        summary = await reconciler.summary(tenant_id, days)
-    lines = [
-        f"flows: {report.listed} listed, {report.reconciled} reconciled, "
-        f"{report.already} already reconciled, {len(report.failed)} failed",
-    ]
-    for fdr, psp, revision, reason in report.failed:
-        lines.append(f"  failed: {fdr} (PSP {psp}, revision {revision}): {reason}")
-    shown = ", ".join(d.isoformat() for d in summary.days) or "none"
-    s = summary.statuses
-    lines += [
-        f"payment days: {shown}",
-        f"matched: {s[MATCHED]}",
-        f"unmatched: {s[MISSING_RECEIPT]} payments without receipt (missing receipt), "
-        f"{summary.receipts_without_payment} receipts without payment, "
-        f"{s[AMOUNT_MISMATCH]} amount mismatches",
-        f"revoked: {s[REVOKED]}",
-    ]
-    if show:
-        for u in summary.unmatched:
-            euro = f"{u.amount // 100}.{u.amount % 100:02d}"
-            lines.append(
-                f"  {u.kind}: IUV {u.iuv} receipt {u.receipt_id or '-'} {euro} EUR"
-                + (f": {u.detail}" if u.detail else "")
-            )
-    return lines, bool(report.failed)
 
 
 @pagopa_group.command("receipts-sync")
@@ -294,39 +134,13 @@ async def _reconcile(
 def receipts_sync(config_path: Path, tenant: str, since: datetime | None) -> None:
     """Read TENANT's new receipts from GPD's receipts API and store them (GPD mode)."""
     config = load_config(config_path)
-    lines, failed = asyncio.run(_receipts_sync(config, tenant, since.date() if since else None))
+    lines, failed = asyncio.run(
+        operations.sync_receipts(config, tenant, since.date() if since else None)
+    )
     for line in lines:
         click.echo(line)
     if failed:
         raise SystemExit(1)
-
-
-def _sync_lines(report: Any) -> list[str]:
-    shown = report.from_day.isoformat() if report.from_day else "the beginning"
-    lines = [
-        f"receipts listed since {shown}: {report.listed}; {report.stored} stored, "
-        f"{report.duplicates} duplicates, {report.known} already held, "
-        f"{len(report.failed)} failed",
-        f"next read from: {report.next_day.isoformat() if report.next_day else '-'}",
-    ]
-    lines += [f"  failed: IUV {iuv}: {why}" for iuv, why in report.failed]
-    return lines
-
-
-async def _receipts_sync(
-    config: HubConfig, tenant_id: str, since: date | None
-) -> tuple[list[str], bool]:
-    from sportello.cli.main import _services
-    from sportello.platforms.pagopa.receipts import ReceiptsUnavailable, ReceiptSync
-    from sportello.platforms.pagopa.store import PagopaNotConfigured
-
-    async with _services(config) as services:
-        sync = ReceiptSync(services.engine, config, services.clock, services.session)
-        try:
-            report = await sync.sync(tenant_id, since=since)
-        except (ReceiptsUnavailable, PagopaNotConfigured) as exc:
-            raise click.ClickException(str(exc)) from None
-    return _sync_lines(report), bool(report.failed)
 
 
 @pagopa_group.command("recover")
@@ -349,43 +163,120 @@ def recover(config_path: Path, tenant: str, minutes: int, since: datetime | None
     """Find TENANT's payments that started but have no receipt and fetch their receipts
     (GPD mode: from GPD's receipts API); print what was recovered and what is missing."""
     config = load_config(config_path)
-    lines, missing = asyncio.run(_recover(config, tenant, minutes, since.date() if since else None))
+    lines, missing = asyncio.run(
+        operations.recover_receipts(config, tenant, minutes, since.date() if since else None)
+    )
     for line in lines:
         click.echo(line)
     if missing:
         raise SystemExit(1)
 
 
-async def _recover(
-    config: HubConfig, tenant_id: str, minutes: int, since: date | None
-) -> tuple[list[str], bool]:
-    from datetime import timedelta
-
-    from sportello.cli.main import _services
-    from sportello.platforms.pagopa.receipts import ReceiptSync
-    from sportello.platforms.pagopa.store import PagopaNotConfigured
-
-    async with _services(config) as services:
-        sync = ReceiptSync(services.engine, config, services.clock, services.session)
-        try:
-            report = await sync.recover(
-                tenant_id, older_than=timedelta(minutes=minutes), since=since
-            )
-        except PagopaNotConfigured as exc:
-            raise click.ClickException(str(exc)) from None
-    lines = [
-        f"payments started without receipt: {len(report.candidates)}; "
-        f"recovered: {len(report.recovered)}; still missing: {len(report.missing)}"
-    ]
-    lines += [f"  recovered: IUV {iuv} receipt {rid}" for iuv, rid in report.recovered]
-    lines += [
-        f"  missing: IUV {m.option.iuv} NAV {m.option.nav} (position {m.iupd}): {why}"
-        for m, why in report.missing
-    ]
-    if report.sync is not None:
-        lines += _sync_lines(report.sync)
-    failed = bool(report.missing) or bool(report.sync and report.sync.failed)
-    return lines, failed
+# `sportello pagopa notices --tenant T --out FILE.zip`: one PDF per position ("avviso di
+# pagamento", single payment and instalments), streamed into a ZIP with a progress bar;
+# positions are read page by page, so memory stays flat. Every notice holds the debtor's data,
+# so each one written is an audit-log entry (actor ``cli:<user>``).
+NOTICES_PAGE = 200
 
 
-from sportello.platforms.pagopa import notices_cli as pagopa_notices_cli  # noqa: E402, F401  (registers `pagopa notices`)
+@pagopa_group.command("notices")
+@config_option
+@click.option("--tenant", required=True, help="tenant id")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="ZIP to write"
+)
+@click.option("--status", default=None, help="only positions in this state (e.g. VALID)")
+def notices(config_path: Path, tenant: str, out: Path, status: str | None) -> None:
+    """Write the payment notices (PDF) of the tenant's positions into one ZIP."""
+    config = load_config(config_path)
+    found = config.tenant(tenant)
+    if found is None or found.pagopa is None:
+        raise click.ClickException(f"tenant {tenant!r} has no [tenants.pagopa] section")
+    written = asyncio.run(_write_notices(config, tenant, out, status))
+    click.echo(f"{written} notices written to {out}")
+
+
+async def _write_notices(config: HubConfig, tenant_id: str, out: Path, status: str | None) -> int:
+    from rich.progress import Progress
+    from sqlalchemy import func, select
+
+    from sportello import audit
+    from sportello.app import open_database
+    from sportello.clock import SystemClock
+    from sportello.connectors.pagopa.notice_pdf import render_bulk
+    from sportello.db import reading
+    from sportello.platforms.pagopa.api import notice_creditor
+    from sportello.platforms.pagopa.store import PagopaStore
+    from sportello.platforms.pagopa.tables import positions as table
+
+    tenant = config.tenant(tenant_id)
+    assert tenant is not None and tenant.pagopa is not None
+    clock = SystemClock()
+    engine = await open_database(config, apply_migrations=False, clock=clock)
+    store = PagopaStore(engine, config, clock)
+
+    def creditor(position: Any) -> Any:
+        # the postal slip only for positions with a postal IBAN of the tenant's account
+        return notice_creditor(tenant, position)
+
+    actor = f"cli:{getpass.getuser()}"
+    loop = asyncio.get_running_loop()
+
+    async def page_after(after: int) -> list[Any]:
+        """The next page of positions, its reads audited before anything is rendered."""
+        page: list[Any] = await store.list_positions(
+            tenant_id, status=status, after=after, limit=NOTICES_PAGE
+        )
+        async with engine.begin() as conn:
+            for stored in page:
+                await audit.record(
+                    conn,
+                    audit.AuditEntry(
+                        tenant_id=tenant_id,
+                        actor=actor,
+                        action="pagopa.notice.pdf",
+                        subject=stored.position.fiscal_code,
+                        purpose="bulk payment notices",
+                        sources="hub",
+                        outcome="ok",
+                        detail=f"iupd {stored.iupd}",
+                    ),
+                    at=clock.now(),
+                )
+        return page
+
+    def positions() -> Iterator[Any]:
+        # runs in the rendering thread; pages come from the event loop one at a time
+        after = 0
+        while True:
+            page = asyncio.run_coroutine_threadsafe(page_after(after), loop).result()
+            if not page:
+                return
+            for stored in page:
+                yield stored.position
+            after = page[-1].id
+
+    try:
+        stmt = select(func.count()).select_from(table).where(table.c.tenant_id == tenant_id)
+        if status:
+            stmt = stmt.where(table.c.status == status)
+        async with reading(engine) as conn:
+            total = int((await conn.execute(stmt)).scalar_one())
+        tmp = out.with_name(out.name + ".part")
+        with Progress(transient=True) as progress:
+            task = progress.add_task("rendering notices", total=total)
+
+            def render() -> int:
+                with tmp.open("wb") as fh:
+                    return render_bulk(
+                        positions(),
+                        creditor,
+                        out=fh,
+                        progress=lambda n: progress.update(task, completed=n),
+                    )
+
+            written = await asyncio.to_thread(render)
+        tmp.replace(out)  # never a half-written ZIP under the final name
+        return written
+    finally:
+        await engine.dispose()

@@ -4,7 +4,9 @@
   savepoint per position: a bad one is reported and skipped) and replaces the
   ``pagopa.gpd.create`` job each new position queued with ONE ``pagopa.gpd.bulk`` job
   (payload ``{"iupds", "to_publish"}``), whose idempotency key is derived from the tenant
-  and the batch's IUPDs: the same batch never queues two uploads.
+  and the batch's IUPDs: the same batch never queues two uploads. The upload holds
+  the outbox lock of each of its positions (``gpd_lock``), so a change of one of them,
+  queued while the upload is pending or running, waits for it.
 - ``pagopa.gpd.bulk`` (:func:`gpd_bulk_handler`) sends the batch with
   ``GpdClient.bulk_upload`` (a ZIP of ``{"paymentPositions": [...]}``), polls its status
   until done and reads the report. A position GPD reports as a 409 (already there: the
@@ -38,9 +40,10 @@ from sportello.platforms.pagopa.store import (
     PagopaStoreError,
     StoredPosition,
     _gpd_key,
+    gpd_lock,
 )
 from sportello.platforms.pagopa.tables import positions
-from sportello.schema import outbox
+from sportello.schema import outbox, outbox_locks
 from sportello.services import HubServices
 
 __all__ = ["BULK_BATCH", "GPD_BULK_KIND", "bulk_key", "create_positions_bulk", "gpd_bulk_handler"]
@@ -85,13 +88,15 @@ async def create_positions_bulk(
         if new and settings.mode == "gpd":
             keys = [_gpd_key(tenant_id, iupd) for iupd in new]
             for start in range(0, len(keys), 500):
-                await conn.execute(
-                    delete(outbox).where(
-                        outbox.c.kind == GPD_CREATE_KIND,
-                        outbox.c.status == "pending",
-                        outbox.c.idempotency_key.in_(keys[start : start + 500]),
-                    )
+                replaced = select(outbox.c.id).where(
+                    outbox.c.kind == GPD_CREATE_KIND,
+                    outbox.c.status == "pending",
+                    outbox.c.idempotency_key.in_(keys[start : start + 500]),
                 )
+                await conn.execute(
+                    delete(outbox_locks).where(outbox_locks.c.outbox_id.in_(replaced))
+                )
+                await conn.execute(delete(outbox).where(outbox.c.id.in_(replaced)))
             await enqueue_many(
                 conn,
                 [
@@ -100,6 +105,8 @@ async def create_positions_bulk(
                         GPD_BULK_KIND,
                         {"iupds": new, "to_publish": to_publish},
                         idempotency_key=bulk_key(tenant_id, new),
+                        # each position's lock: its changes wait for the upload
+                        lock=[gpd_lock(tenant_id, iupd) for iupd in new],
                     )
                 ],
                 now=store.clock.now(),

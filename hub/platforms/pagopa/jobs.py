@@ -11,11 +11,10 @@
   and ``pagopa.gpd.invalidate`` (payload ``{"iupd", "seq"}``): change number ``seq`` of the
   position, queued by ``PagopaStore.update_position`` / ``publish_position`` /
   ``invalidate_position``. An update sends the position as stored now (a later update
-  only makes it newer). Order: the job first waits for the job of change ``seq - 1`` (the
-  create or bulk job for the first change) to leave pending/running: up to
-  ``WAIT_SECONDS`` in place, then it is retried when that job's next attempt is due
-  (:class:`WaitingForEarlierJob`, retryable: waiting uses up attempts like any retry). A
-  failed or cancelled earlier job does not block later ones.
+  only makes it newer). Order: every GPD job of a position holds its outbox lock
+  (``store.gpd_lock``), so the outbox claims a change only once the create or bulk job
+  and the earlier changes of that IUPD have ended; no handler waits. A failed or cancelled
+  earlier job does not block later ones.
   Already done counts as done: on a 409, or an answer lost after GPD's retries, the
   position is read back; PUBLISHED/VALID (or later) for publish, INVALID for invalidate,
   the same content in the right publication state for update is success. Anything else
@@ -25,10 +24,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from sportello.adapters.accounting.base import (
@@ -44,14 +41,10 @@ from sportello.connectors.pagopa.states import DebtPositionStatus
 from sportello.outbox import Delivery, Handler, Job
 from sportello.platforms.pagopa.store import PagopaStore, StoredReceipt
 from sportello.platforms.pagopa.tables import FORWARDED, NO_ADAPTER, ROLE_BENEFICIARY
-from sportello.plugins import Plugins
-from sportello.schema import PENDING
 from sportello.services import HubServices
+from sportello.tenant_adapters import AdapterNotInstalled
 
 NO_ADAPTER_NOTE = "no accounting adapter"
-#: How long a change job waits in place for the earlier job of its IUPD (running or due).
-WAIT_SECONDS = 5.0
-_POLL_SECONDS = 0.05
 
 log = logging.getLogger("sportello.pagopa.jobs")
 S = DebtPositionStatus
@@ -99,31 +92,18 @@ def accounting_receipt(stored: StoredReceipt, ec_fiscal_code: str) -> Accounting
 
 
 class AccountingAdapters:
-    """One adapter per tenant, built on first use from ``tenant.adapters["accounting"]``."""
+    """The tenants' accounting adapters, from the hub's one per-tenant factory
+    (``services.adapters``: built once per tenant, closed with the services)."""
 
-    def __init__(self, services: HubServices, plugins: Plugins | None = None) -> None:
+    def __init__(self, services: HubServices) -> None:
         self.services = services
-        self._plugins = plugins
-        self._adapters: dict[str, AccountingAdapter] = {}
 
     def get(self, tenant_id: str) -> AccountingAdapter | None:
-        tenant = self.services.config.tenant(tenant_id)
-        ref = tenant.adapters.get("accounting") if tenant else None
-        if ref is None:
-            return None
-        if tenant_id not in self._adapters:
-            if self._plugins is None:
-                self._plugins = Plugins(self.services.config.plugins.disabled)
-            classes = self._plugins.accounting_adapters()
-            if ref.plugin not in classes:
-                raise PermanentError(
-                    f"accounting adapter {ref.plugin!r} is not installed "
-                    f"(installed: {', '.join(sorted(classes)) or 'none'})",
-                    platform="accounting",
-                )
-            base = Path(self.services.config.source).resolve().parent
-            self._adapters[tenant_id] = classes[ref.plugin](ref.options, base_dir=base)
-        return self._adapters[tenant_id]
+        try:
+            adapter: AccountingAdapter | None = self.services.adapters.get(tenant_id, "accounting")
+        except AdapterNotInstalled as exc:
+            raise PermanentError(str(exc), platform="accounting") from None
+        return adapter
 
 
 def receipt_forward_handler(services: HubServices) -> Handler:
@@ -174,37 +154,6 @@ def gpd_create_handler(services: HubServices) -> Handler:
     return handle
 
 
-class WaitingForEarlierJob(Exception):
-    """An earlier job of the same IUPD is still pending or running: try again later."""
-
-    retryable = True
-
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-async def wait_for_earlier(store: PagopaStore, tenant_id: str, iupd: str, seq: int) -> None:
-    """Return once no earlier job of change ``seq`` is pending or running (see the module
-    docstring); raise :class:`WaitingForEarlierJob` instead of waiting long."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT_SECONDS
-    while True:
-        earlier = await store.earlier_gpd_job(tenant_id, iupd, seq)
-        if earlier is None:
-            return
-        due_in = 0.0
-        if earlier.status == PENDING:
-            due_in = (earlier.next_attempt_at - store.clock.now()).total_seconds()
-        if due_in > deadline - loop.time() or loop.time() >= deadline:
-            raise WaitingForEarlierJob(
-                f"waiting for outbox job {earlier.id} ({earlier.kind}, {earlier.status}), "
-                f"an earlier change of position {iupd}",
-                retry_after=max(1.0, due_in + 0.5),
-            )
-        await asyncio.sleep(_POLL_SECONDS)
-
-
 def _already_done(
     operation: str, gpd: dict[str, Any], position: DebtPosition, to_publish: bool
 ) -> bool:
@@ -231,9 +180,8 @@ def gpd_change_handler(operation: str) -> Callable[[HubServices], Handler]:
                 raise PermanentError(
                     "the tenant's pagopa.api_key is not configured", platform="gpd"
                 )
-            iupd, seq = str(job.payload["iupd"]), int(job.payload["seq"])
+            iupd = str(job.payload["iupd"])
             to_publish = bool(job.payload.get("to_publish", True))
-            await wait_for_earlier(store, job.tenant_id, iupd, seq)
             stored = await store.get_position(job.tenant_id, iupd)
             if stored is None:
                 raise PermanentError(f"the position to {operation} is not stored", platform="gpd")

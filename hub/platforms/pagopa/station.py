@@ -25,10 +25,11 @@ No personal data in logs: notices, receipt ids and fault codes only.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from weakref import WeakKeyDictionary
 
 from aiohttp import web
 from lxml import etree
@@ -66,10 +67,10 @@ def station_routes() -> list[web.RouteDef]:
 
 @dataclass(frozen=True, slots=True)
 class _Station:
-    """What every request of one app shares, made by its first request (the station comes
-    as a plugin route, so it has no start-up hook): the XSD resolved once (not two ``stat``
-    calls per request), the store, the one-round-trip option reader, and the group commit
-    of ``activated_at`` (concurrent paGetPayment calls wait for ONE transaction)."""
+    """What every request of one app shares, made once at start-up (:func:`station_ctx`,
+    pagoPA's ``hub_platform_setup``): the XSD resolved once (not two ``stat`` calls per
+    request), the store, the one-round-trip option reader, and the group commit of
+    ``activated_at`` (concurrent paGetPayment calls wait for ONE transaction)."""
 
     schema: etree.XMLSchema | None
     store: PagopaStore
@@ -77,26 +78,34 @@ class _Station:
     activations: Batcher[tuple[str, str], None]
 
 
-_stations: WeakKeyDictionary[web.Application, _Station] = WeakKeyDictionary()
+STATION = web.AppKey("pagopa_station", _Station)
+
+
+@contextlib.asynccontextmanager
+async def station_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Build the station's shared state on ``app`` (read ``XSD_DIR`` if a test set it),
+    when a tenant has pagoPA (the station answers no other)."""
+    if not any(t.pagopa is not None for t in app[CONFIG].tenants):
+        yield
+        return
+    for tenant in app[CONFIG].tenants:
+        if tenant.pagopa and tenant.pagopa.mode == "station" and not tenant.pagopa.station_auth:
+            log.warning(
+                "pagopa station: no station_auth, anyone reaching the hub is answered",
+                extra={"tenant": tenant.id},
+            )
+    store = PagopaStore(app[ENGINE], app[CONFIG], app[CLOCK])
+    app[STATION] = _Station(
+        schema=schema_for(app.get(XSD_DIR) or default_xsd_dir()),
+        store=store,
+        reader=OptionReader(app[ENGINE]),
+        activations=Batcher(store.mark_activated_many),
+    )
+    yield
 
 
 def _station(app: web.Application) -> _Station:
-    station = _stations.get(app)
-    if station is None:
-        for tenant in app[CONFIG].tenants:
-            if tenant.pagopa and tenant.pagopa.mode == "station" and not tenant.pagopa.station_auth:
-                log.warning(
-                    "pagopa station: no station_auth, anyone reaching the hub is answered",
-                    extra={"tenant": tenant.id},
-                )
-        store = PagopaStore(app[ENGINE], app[CONFIG], app[CLOCK])
-        station = _stations[app] = _Station(
-            schema=schema_for(app.get(XSD_DIR) or default_xsd_dir()),
-            store=store,
-            reader=OptionReader(app[ENGINE]),
-            activations=Batcher(store.mark_activated_many),
-        )
-    return station
+    return app[STATION]
 
 
 def _xml(body: bytes, status: int = 200) -> web.Response:

@@ -8,11 +8,13 @@
   position where GPD's state machine allows it (else :class:`IllegalPositionChange`), in
   one transaction with (GPD mode) a ``pagopa.gpd.update`` / ``.publish`` / ``.invalidate``
   job. Each change bumps the position's ``gpd_seq``; the job's idempotency key is derived
-  from (tenant, IUPD, operation, sequence) and its handler waits until the job of the
-  previous sequence (the create job for the first change) is no longer pending or running,
-  so the changes of one IUPD reach GPD in the order they were made
-  (:meth:`PagopaStore.earlier_gpd_job`, ``pagopa_jobs``). Station mode: only the local
-  state changes, and the station answers from it (INVALID → PAA_PAGAMENTO_ANNULLATO).
+  from (tenant, IUPD, operation, sequence). Every GPD job of a position (its create, or the
+  bulk upload holding it, and each change) holds the outbox lock :func:`gpd_lock`, so the
+  outbox runs them one at a time in the order they were queued: the changes of one IUPD
+  reach GPD in the order they were made (a failed or cancelled job does not hold back the
+  later ones). The position's row lock (``_change`` updates it) orders the enqueues.
+  Station mode: only the local state changes, and the station answers from it
+  (INVALID → PAA_PAGAMENTO_ANNULLATO).
 - ``store_receipt`` is the one place a receipt enters the hub: in ONE transaction it inserts
   the receipt (a receipt id already stored is a no-op reported as a duplicate), marks the
   option paid, moves the position along GPD's state machine, queues
@@ -44,12 +46,11 @@ from typing import Any
 from urllib.parse import quote
 
 from pydantic import ValidationError
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.sql.elements import ColumnElement
 
 from sportello.batching import Batcher
 from sportello.clock import Clock
@@ -67,7 +68,7 @@ from sportello.connectors.pagopa.states import (
 from sportello.connectors.pagopa.station import Receipt
 from sportello.db import reading
 from sportello.events import emit
-from sportello.outbox.store import NewJob, enqueue_many
+from sportello.outbox.store import LOCK_KEY_MAX, NewJob, enqueue_many
 from sportello.platforms.pagopa.tables import (
     FORWARD_PENDING,
     NOT_OURS,
@@ -81,7 +82,6 @@ from sportello.platforms.pagopa.tables import (
     positions,
     receipts,
 )
-from sportello.schema import PENDING, RUNNING, outbox
 
 __all__ = [
     "GPD_CHANGE_KINDS",
@@ -91,7 +91,6 @@ __all__ = [
     "GPD_UPDATE_KIND",
     "RECEIPT_EVENT",
     "RECEIPT_FORWARD_KIND",
-    "EarlierJob",
     "IllegalPositionChange",
     "InvalidPosition",
     "IuvInUse",
@@ -109,6 +108,7 @@ __all__ = [
     "change_key",
     "effective_status",
     "forward_key",
+    "gpd_lock",
     "position_from_json",
     "receipt_role",
 ]
@@ -124,7 +124,8 @@ GPD_CHANGE_KINDS: Mapping[str, str] = {
     "publish": GPD_PUBLISH_KIND,
     "invalidate": GPD_INVALIDATE_KIND,
 }
-_GPD_BULK_KIND = "pagopa.gpd.bulk"  # pagopa_gpd_bulk.GPD_BULK_KIND (which imports this module)
+#: The outbox lock of a position's GPD jobs is ``pagopa.gpd:<tenant>:<iupd>`` (:func:`gpd_lock`).
+GPD_LOCK_PREFIX = "pagopa.gpd"
 RECEIPT_EVENT = "pagopa.receipt"
 
 S = DebtPositionStatus
@@ -165,17 +166,6 @@ class IllegalPositionChange(PagopaStoreError):
     def __init__(self, iupd: str, operation: str, status: str, reason: str) -> None:
         self.iupd, self.operation, self.status, self.reason = iupd, operation, status, reason
         super().__init__(f"cannot {operation} position {iupd}, which is {status}: {reason}")
-
-
-@dataclass(frozen=True, slots=True)
-class EarlierJob:
-    """An outbox job of the same IUPD that must apply before a change (see
-    :meth:`PagopaStore.earlier_gpd_job`)."""
-
-    id: int
-    kind: str
-    status: str
-    next_attempt_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,15 +274,20 @@ def _gpd_key(tenant_id: str, iupd: str) -> str:
     return f"{GPD_CREATE_KIND}:{digest}"
 
 
+def gpd_lock(tenant_id: str, iupd: str) -> str:
+    """The outbox lock key of every GPD job of one position (readable; an IUPD too long
+    for the column is hashed)."""
+    key = f"{GPD_LOCK_PREFIX}:{tenant_id}:{iupd}"
+    if len(key) <= LOCK_KEY_MAX:
+        return key
+    return f"{GPD_LOCK_PREFIX}:{tenant_id}:sha256:{hashlib.sha256(iupd.encode()).hexdigest()}"
+
+
 def change_key(tenant_id: str, iupd: str, operation: str, seq: int) -> str:
     """The outbox idempotency key of change number ``seq`` of a position (at most 86
     characters): the same change retried is the same job."""
     digest = hashlib.sha256(f"{tenant_id}\0{iupd}\0{operation}\0{seq}".encode()).hexdigest()
     return f"{GPD_CHANGE_KINDS[operation]}:{digest}"
-
-
-def _like_literal(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def update_date_problems(position: DebtPosition, now: datetime) -> list[str]:
@@ -510,6 +505,7 @@ class PagopaStore:
                         GPD_CREATE_KIND,
                         {"iupd": model.iupd, "to_publish": to_publish},
                         idempotency_key=_gpd_key(tenant_id, model.iupd),
+                        lock=gpd_lock(tenant_id, model.iupd),
                     )
                 ],
                 now=now,
@@ -801,6 +797,7 @@ class PagopaStore:
                         GPD_CHANGE_KINDS[operation],
                         {"iupd": row.iupd, "seq": seq, **(payload or {})},
                         idempotency_key=change_key(row.tenant_id, row.iupd, operation, seq),
+                        lock=gpd_lock(row.tenant_id, row.iupd),
                     )
                 ],
                 now=now,
@@ -808,39 +805,6 @@ class PagopaStore:
             )
         fresh = (await conn.execute(select(positions).where(positions.c.id == row.id))).one()
         return await self._load(conn, fresh, created=False, changed=True)
-
-    async def earlier_gpd_job(self, tenant_id: str, iupd: str, seq: int) -> EarlierJob | None:
-        """The outbox job that must reach GPD before change ``seq`` of ``iupd``, while it is
-        pending or running: the job of change ``seq - 1``, or for the first change the
-        position's ``pagopa.gpd.create`` job or a ``pagopa.gpd.bulk`` upload holding it.
-        None when the change may go (a failed or cancelled earlier job does not block)."""
-        previous = seq - 1
-        if previous <= 0:
-            keys = [_gpd_key(tenant_id, iupd)]
-        else:
-            keys = [change_key(tenant_id, iupd, op, previous) for op in GPD_CHANGE_KINDS]
-        which: ColumnElement[bool] = outbox.c.idempotency_key.in_(keys)
-        if previous <= 0:
-            # the bulk payload is {"iupds": [...], ...} as compact JSON
-            which = or_(
-                which,
-                and_(
-                    outbox.c.tenant_id == tenant_id,
-                    outbox.c.kind == _GPD_BULK_KIND,
-                    outbox.c.payload.like(f'%"{_like_literal(iupd)}"%', escape="\\"),
-                ),
-            )
-        stmt = (
-            select(outbox.c.id, outbox.c.kind, outbox.c.status, outbox.c.next_attempt_at)
-            .where(which, outbox.c.status.in_((PENDING, RUNNING)))
-            .order_by(outbox.c.id)
-            .limit(1)
-        )
-        async with reading(self.engine) as conn:
-            found = (await conn.execute(stmt)).first()
-        if found is None:
-            return None
-        return EarlierJob(int(found.id), found.kind, found.status, found.next_attempt_at)
 
     async def list_positions(
         self,

@@ -1,1 +1,82 @@
-"""platforms.residents."""
+"""Residents (ANPR through PDND, and the comune's registry): the platform's hook
+implementations (a built-in plugin, named ``residents``, registered like an outside one
+through ``sportello.platforms``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from sportello.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from sportello.config import HubConfig, TenantConfig
+    from sportello.services import HubServices
+
+#: The ANPR e-services a resident look-up calls (each needs a PDND purpose).
+LOOKUP_SERVICES = ("C030", "C020", "C021")
+
+
+@hookimpl
+def hub_api_routes() -> list[web.AbstractRouteDef]:
+    from . import api
+
+    return [*api.routes()]
+
+
+@hookimpl
+def hub_platform_setup(
+    services: HubServices, app: web.Application
+) -> AbstractAsyncContextManager[None]:
+    return _lookup_ctx(services, app)
+
+
+@asynccontextmanager
+async def _lookup_ctx(services: HubServices, app: web.Application) -> AsyncIterator[None]:
+    from .lookup import RESIDENTS, ResidentLookup
+
+    app[RESIDENTS] = lookup = ResidentLookup(services)
+    try:
+        yield
+    finally:
+        await lookup.close()
+
+
+@hookimpl
+def hub_config_problems(
+    config: HubConfig, tenant: TenantConfig, app: web.Application | None
+) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    if tenant.pdnd is not None:
+        from sportello.connectors.pdnd.keys import load_private_key
+
+        try:
+            load_private_key(tenant.pdnd.key.reveal().encode())
+        except LookupError:
+            pass  # the kernel reports a missing secret
+        except Exception as exc:
+            out.append(("pdnd", f"key: not a usable RSA private key ({type(exc).__name__})"))
+    if tenant.anpr is not None:
+        if tenant.pdnd is None:
+            out.append(("anpr", "ANPR is reached through PDND: add [tenants.pdnd]"))
+        else:
+            missing = [c for c in LOOKUP_SERVICES if not tenant.pdnd.purposes.get(c)]
+            if missing:
+                out.append(
+                    (
+                        "anpr",
+                        f"pdnd.purposes has no purposeId for {', '.join(missing)} "
+                        "(resident look-ups call them)",
+                    )
+                )
+    return out
+
+
+@hookimpl
+def hub_cli_commands() -> list[Any]:
+    from .cli import keys_group, residents_group
+
+    return [residents_group, keys_group]

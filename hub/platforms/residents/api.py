@@ -3,15 +3,48 @@
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 from aiohttp import web
+from pydantic import Field
 
 from sportello.api.core import PREFIX, _Problem, handles_problems, problem, require, tenant_of
-from sportello.appkeys import RESIDENTS
+from sportello.api.models import Problem
+from sportello.api.openapi import Answer, Query, operation
 from sportello.connectors import fiscal_code as fiscal_codes
-from sportello.platforms.residents.lookup import LookupFailed, LookupRefused, Requester
+from sportello.platforms.residents.api_models import Resident
+from sportello.platforms.residents.lookup import RESIDENTS, LookupFailed, LookupRefused, Requester
 
 
+@operation(
+    "lookupResident",
+    "A resident from ANPR and the comune's registry (scope personal_data; audited)",
+    query=[
+        Query(
+            "purpose",
+            Annotated[str, Field(min_length=1)],
+            "file or protocol reference (ANPR motivoRichiesta)",
+            required=True,
+        ),
+        Query("operator", str, "the person at the counter (ModI userID); default: key name"),
+        Query("household", bool),
+    ],
+    responses={
+        200: Resident,
+        404: Answer(
+            Resident,
+            "Found in no source (a Resident), or no such tenant (a Problem)",
+            also={"application/problem+json": Problem},
+        ),
+        409: "The tenant has neither ANPR nor a registry adapter configured",
+        502: "A platform (PDND, ANPR or the registry) failed and no source found the person: "
+        "`platform` names it, `support_id` is in the hub's logs, `answered` lists the "
+        "sources that did answer",
+        503: "As 502, but the failed platform is rate limiting or unavailable: try later "
+        "(Retry-After when the platform said when)",
+    },
+    scope="personal_data",
+)
 @handles_problems
 async def lookup_resident(request: web.Request) -> web.StreamResponse:
     tenant_id = tenant_of(request)

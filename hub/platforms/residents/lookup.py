@@ -25,8 +25,9 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+
+from aiohttp import web
 
 from sportello import audit
 from sportello.adapters.registry.base import RegistryAdapter, RegistryDataError, RegistryRecord
@@ -41,6 +42,7 @@ from sportello.connectors.pdnd.keys import kid_for_private_key
 from sportello.connectors.pdnd.modi import AuditContext
 from sportello.plugins import Plugins
 from sportello.services import HubServices
+from sportello.tenant_adapters import AdapterNotInstalled
 
 ANPR, REGISTRY = "anpr", "registry"
 FISCAL_CODE = re.compile(r"[A-Z0-9]{16}|\d{11}")
@@ -161,11 +163,10 @@ def _iso(value: Any) -> Any:
 class ResidentLookup:
     """Built once per app; builds each tenant's clients and adapters on first use."""
 
-    def __init__(self, services: HubServices, plugins: Plugins) -> None:
+    def __init__(self, services: HubServices, plugins: Plugins | None = None) -> None:
         self.services = services
-        self.plugins = plugins
+        self.plugins = plugins if plugins is not None else services.plugins
         self._anpr: dict[str, AnprClient] = {}
-        self._registry: dict[str, RegistryAdapter] = {}
 
     def anpr_for(self, tenant: TenantConfig) -> AnprClient | None:
         if tenant.anpr is None or tenant.pdnd is None:
@@ -196,23 +197,16 @@ class ResidentLookup:
         return self._anpr[tenant.id]
 
     def registry_for(self, tenant: TenantConfig) -> RegistryAdapter | None:
-        ref = tenant.adapters.get("registry")
-        if ref is None:
-            return None
-        if tenant.id not in self._registry:
-            classes = self.plugins.registry_adapters()
-            if ref.plugin not in classes:
-                raise LookupRefused(
-                    f"registry adapter {ref.plugin!r} is not installed "
-                    f"(installed: {', '.join(sorted(classes)) or 'none'})"
-                )
-            base = Path(self.services.config.source).resolve().parent
-            self._registry[tenant.id] = classes[ref.plugin](ref.options, base_dir=base)
-        return self._registry[tenant.id]
+        """The tenant's registry adapter (``services.adapters``: built once, closed with
+        the services)."""
+        try:
+            adapter: RegistryAdapter | None = self.services.adapters.get(tenant, "registry")
+        except AdapterNotInstalled as exc:
+            raise LookupRefused(str(exc)) from None
+        return adapter
 
     async def close(self) -> None:
-        for adapter in self._registry.values():
-            await adapter.close()
+        """Nothing of its own to release: the adapters belong to ``services.adapters``."""
 
     async def lookup(
         self, tenant_id: str, fiscal_code: str, who: Requester, *, household: bool = True
@@ -426,3 +420,7 @@ class ResidentLookup:
         for name, value in mapping.items():
             if fields.get(name) is None and value is not None:
                 fields[name] = _field(value, REGISTRY)
+
+
+#: The app's ResidentLookup, made by the platform's ``hub_platform_setup``.
+RESIDENTS = web.AppKey("residents", ResidentLookup)

@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
 from aiohttp import web
+from pydantic import Field
 
 from sportello.api.core import PREFIX, _Problem, handles_problems, principal_of, require, tenant_of
-from sportello.appkeys import CONFIG, SUAP
-from sportello.platforms.suap.service import SuapUnavailable, practice_view
+from sportello.api.models import page_of
+from sportello.api.openapi import Query, operation
+from sportello.appkeys import CONFIG
+from sportello.platforms.suap.api_models import Practice, PracticeDetail
+from sportello.platforms.suap.service import SUAP, SuapUnavailable, practice_view
 
 APPLICANT = re.compile(r"[A-Za-z0-9]{16}|\d{11}")
+_NO_ADAPTER = "The tenant has no SUAP adapter configured"
 
 
+@operation(
+    "listSuapPractices",
+    "An applicant's SUAP practices, newest first (scope personal_data; audited)",
+    query=[
+        Query("applicant", Annotated[str, Field(pattern=f"^({APPLICANT.pattern})$")], required=True)
+    ],
+    responses={200: page_of(Practice), 409: _NO_ADAPTER},
+    scope="personal_data",
+)
 @handles_problems
 async def list_practices(request: web.Request) -> web.StreamResponse:
     tenant_id = tenant_of(request)
@@ -33,6 +48,12 @@ async def list_practices(request: web.Request) -> web.StreamResponse:
     return web.json_response({"items": [practice_view(p) for p in found], "next": None})
 
 
+@operation(
+    "getSuapPractice",
+    "One practice with its status timeline and documents (personal_data)",
+    responses={200: PracticeDetail, 409: _NO_ADAPTER},
+    scope="personal_data",
+)
 @handles_problems
 async def get_practice(request: web.Request) -> web.StreamResponse:
     tenant_id = tenant_of(request)

@@ -10,9 +10,9 @@ two rounds that read the same cursor at once (two replicas, or a replica and
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
+from aiohttp import web
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import ValidationError
@@ -25,9 +25,10 @@ from sportello.config import TenantConfig
 from sportello.connectors.io.models import MessageContent, NewMessage
 from sportello.events import emit
 from sportello.platforms.io import campaigns
+from sportello.platforms.suap.tables import suap_cursors
 from sportello.plugins import Plugins
-from sportello.schema import suap_cursors
 from sportello.services import HubServices
+from sportello.tenant_adapters import AdapterNotInstalled
 
 log = logging.getLogger("sportello.platforms.suap.service")
 
@@ -41,30 +42,27 @@ def practice_view(p: Practice) -> dict[str, Any]:
 
 
 class SuapService:
-    def __init__(self, services: HubServices, plugins: Plugins) -> None:
+    def __init__(self, services: HubServices, plugins: Plugins | None = None) -> None:
         self.services = services
-        self.plugins = plugins
-        self._adapters: dict[str, SuapAdapter] = {}
+        self.plugins = plugins if plugins is not None else services.plugins
         self._env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 
     def adapter_for(self, tenant: TenantConfig) -> SuapAdapter:
-        ref = tenant.adapters.get("suap")
-        if ref is None:
+        """The tenant's SUAP adapter (``services.adapters``: built once, closed with the
+        services)."""
+        try:
+            adapter: SuapAdapter | None = self.services.adapters.get(tenant, "suap")
+        except AdapterNotInstalled as exc:
+            raise SuapUnavailable(
+                f"SUAP adapter {exc.plugin!r} is not installed "
+                f"(installed: {', '.join(exc.installed) or 'none'})"
+            ) from None
+        if adapter is None:
             raise SuapUnavailable(f"tenant {tenant.id!r} has no SUAP adapter configured")
-        if tenant.id not in self._adapters:
-            classes = self.plugins.suap_adapters()
-            if ref.plugin not in classes:
-                raise SuapUnavailable(
-                    f"SUAP adapter {ref.plugin!r} is not installed "
-                    f"(installed: {', '.join(sorted(classes)) or 'none'})"
-                )
-            base = Path(self.services.config.source).resolve().parent
-            self._adapters[tenant.id] = classes[ref.plugin](ref.options, base_dir=base)
-        return self._adapters[tenant.id]
+        return adapter
 
     async def close(self) -> None:
-        for adapter in self._adapters.values():
-            await adapter.close()
+        """Nothing of its own to release: the adapters belong to ``services.adapters``."""
 
     async def _audit(self, tenant_id: str, actor: str, action: str, subject: str, n: int) -> None:
         async with self.services.engine.begin() as conn:
@@ -197,3 +195,7 @@ class SuapService:
                 )
             events = await emit(conn, self.services.config, payloads, now=now)
         return {"changes": len(changes), "messages": len(planned), "events": events}
+
+
+#: The app's SuapService, made by the platform's ``hub_platform_setup``.
+SUAP = web.AppKey("suap", SuapService)

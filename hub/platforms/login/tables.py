@@ -1,0 +1,71 @@
+"""SPID/CIE login tables (migration 0006): pending requests, replay guard, sessions, codes.
+
+Defined on the shared ``sportello.schema.metadata``; the platform lists them in its
+``hub_tables`` hook (migrations and the schema test load every platform's tables that way).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Index, Integer, String, Table, Text
+
+from sportello.schema import UTCDateTime, metadata
+
+# SPID/CIE: AuthnRequests waiting for their Response, bound to one browser (cookie hash).
+saml_requests = Table(
+    "saml_requests",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("tenant_id", String(40), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("browser_hash", String(64), nullable=False),
+    Column("idp_entity_id", String(1024), nullable=False),
+    Column("level", Integer(), nullable=False),
+    Column("comparison", String(10), nullable=False),
+    Column("issue_instant", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("return_to", Text(), nullable=True),
+    Column("client_state", String(200), nullable=True),
+    Column("consumed_at", UTCDateTime(), nullable=True),
+    Index(None, "expires_at"),
+)
+
+# Assertion IDs already accepted, kept until the assertion's NotOnOrAfter (replay cache).
+saml_assertions = Table(
+    "saml_assertions",
+    metadata,
+    Column("idp_entity_id", String(1024), primary_key=True),
+    Column("assertion_id", String(128), primary_key=True),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Index(None, "expires_at"),
+)
+
+# Logged-in browsers (what SLO ends): no attributes, only what a LogoutRequest needs.
+login_sessions = Table(
+    "login_sessions",
+    metadata,
+    Column("session_id", String(64), primary_key=True),
+    Column("tenant_id", String(40), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("idp_entity_id", String(1024), nullable=False),
+    Column("name_id", String(256), nullable=False),
+    Column("name_qualifier", String(1024), nullable=False),
+    Column("session_index", String(256), nullable=True),
+    Column("level", Integer(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("ended_at", UTCDateTime(), nullable=True),
+    Index(None, "tenant_id", "name_id"),
+)
+
+# One-time authorization codes handing an identity to the tenant's application.
+login_codes = Table(
+    "login_codes",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("tenant_id", String(40), nullable=False),
+    Column("session_id", String(64), nullable=False),
+    Column("identity", Text(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("used_at", UTCDateTime(), nullable=True),
+)

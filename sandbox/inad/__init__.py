@@ -1,0 +1,1 @@
+"""Sandbox twin of INAD (the national index of digital domiciles)."""

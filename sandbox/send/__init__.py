@@ -1,0 +1,1 @@
+"""Sandbox twin of SEND (Piattaforma Notifiche Digitali)."""

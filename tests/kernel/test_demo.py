@@ -1,0 +1,205 @@
+"""The demo shows what is built: the bundled demo configuration (``hub/demo/demo.toml``), the
+hub and the sandboxes wired as ``sportello demo`` wires them (same setup functions, on free
+ports), then what a newcomer tries: FdR reconciliation on the tenant ``demo``, a resident
+known to both ANPR and the comune's registry, a company's SPID login, the IdP page on a
+phone."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yarl
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from factories import free_port
+from pagopa_node import XSD_DIR
+
+from sportello.app import create_app
+from sportello.cli.demo_setup import (
+    demo_api_key,
+    prepare_demo_logins,
+    prepare_demo_secrets,
+    register_demo_pagopa_station,
+    register_demo_pdnd_client,
+    seed_demo_fdr,
+)
+from sportello.cli.main import demo_config_path
+from sportello.config import HubConfig, load_config
+from sportello.hookspecs import SandboxApp
+from sportello.platforms.pagopa.operations import reconcile_flows
+from sportello.plugins import Plugins
+from sportello.sandbox.idp.identities import DEFAULT_IDENTITIES
+from sportello.sandbox.pagopa.fdr import Ledger
+
+COMPANY = next(i for i in DEFAULT_IDENTITIES if i.code[0].isdigit())  # a legal person
+# In the ANPR sandbox's population (household F000002) and in hub/demo/anagrafe.csv.
+BOTH = "CNTVCN80A23L781G"
+DEMO_PORTS = {
+    "hub": 8000,
+    "idp": 8101,
+    "pagopa": 8102,
+    "io": 8103,
+    "pdnd": 8104,
+    "anpr": 8105,
+    "oidc": 8106,
+    "send": 8107,
+    "inad": 8108,
+}
+
+
+@dataclass
+class Demo:
+    config: HubConfig
+    app: web.Application
+    urls: dict[str, str]
+    api_key: str
+
+    def browser(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+
+@pytest.fixture(scope="session")
+def demo_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One data folder for the SAML keys (made once: RSA keys take time)."""
+    return tmp_path_factory.mktemp("demo-data")
+
+
+@pytest.fixture
+async def demo(
+    tmp_path: Path, demo_keys: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Demo]:
+    for name in list(os.environ):
+        if name.startswith("SPORTELLO_DEMO_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("SPORTELLO_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'demo.sqlite'}")
+    prepare_demo_secrets(demo_keys)
+    ports = {name: free_port() for name in DEMO_PORTS}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    config = load_config(
+        demo_config_path(),
+        replace={f":{DEMO_PORTS[n]}": f":{ports[n]}" for n in DEMO_PORTS},
+    )
+    config = prepare_demo_logins(config, demo_keys)
+    specs: list[SandboxApp] = Plugins().sandbox_apps()
+    servers = []
+    for spec in specs:  # as `sportello demo` builds them
+        server = TestServer(spec.build(urls), host="127.0.0.1", port=ports[spec.name])
+        await server.start_server()
+        servers.append(server)
+    app = create_app(config, apply_migrations=True)
+    hub = TestServer(app, host="127.0.0.1", port=ports["hub"])
+    await hub.start_server()
+    await register_demo_pdnd_client(config, demo_keys)
+    await register_demo_pagopa_station(config, urls["hub"])
+    key_file = tmp_path / "demo-api-key.txt"
+    await demo_api_key(app, key_file)
+    try:
+        yield Demo(config, app, urls, key_file.read_text())
+    finally:
+        await hub.close()
+        for server in reversed(servers):
+            await server.close()
+
+
+@pytest.mark.skipif(
+    not (XSD_DIR / "paForNode.xsd").is_file(), reason="pagoPA specs (shared/specs) not found"
+)
+async def test_fdr_reconciliation_works_on_the_demo_tenant(demo: Demo) -> None:
+    nav = await seed_demo_fdr(demo.app)
+    assert nav is not None and len(nav) == 18
+    async with aiohttp.ClientSession() as s:
+        async with s.get(demo.urls["pagopa"] + "/__sandbox/fdr") as resp:
+            flows = (await resp.json())["flows"]
+    assert [f["receiver"]["organizationId"] for f in flows] == ["00000000999"]
+    lines, failed = await reconcile_flows(demo.config, "demo", None, True)
+    assert not failed, lines
+    assert lines[0] == "flows: 1 listed, 1 reconciled, 0 already reconciled, 0 failed"
+    assert "matched: 1" in lines
+    assert lines[3].startswith("unmatched: 0 payments without receipt")
+    # the next run has nothing new to read
+    again, _ = await reconcile_flows(demo.config, "demo", None, False)
+    assert again[0] == "flows: 1 listed, 0 reconciled, 1 already reconciled, 0 failed"
+
+
+def test_a_restarted_fdr_sandbox_does_not_reuse_flow_ids() -> None:
+    """A hub keeps what it reconciled; a sandbox started later numbers its flows after the
+    ones an earlier run published, so the new flow is not taken for one already read."""
+    from sportello.clock import FakeClock
+
+    clock = FakeClock(datetime(2026, 3, 10, 9, 0, tzinfo=UTC))
+    first = Ledger(clock, first_number=1)
+    later = Ledger(clock, first_number=3601)
+    assert first._next_id(_psp(), clock.now().date())[0].endswith("-00001")
+    assert later._next_id(_psp(), clock.now().date())[0].endswith("-03601")
+
+
+def _psp() -> Any:
+    from sportello.sandbox.pagopa.node_model import DEFAULT_PSPS
+
+    return DEFAULT_PSPS[0]
+
+
+async def test_demo_registry_and_anpr_share_people(demo: Demo) -> None:
+    url = f"{demo.urls['hub']}/api/v1/tenants/demo/residents/{BOTH}"
+    headers = {"Authorization": f"Bearer {demo.api_key}"}
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(url, params={"purpose": "PROT.2026/1"}, headers=headers) as resp,
+    ):
+        body = await resp.json()
+        assert resp.status == 200, body
+    assert body["found"] and body["sources"] == ["anpr", "registry"]
+    assert body["warnings"] == [], body["warnings"]
+    fields = body["fields"]
+    assert fields["family_name"] == {"value": "CONTE", "source": "anpr"}
+    assert fields["id_anpr"]["source"] == "anpr"
+    assert fields["email"] == {"value": "vincenzo.conte@example.org", "source": "registry"}
+    assert fields["family_id"] == {"value": "F-DEMO-2", "source": "registry"}
+    assert {f["source"] for f in fields.values() if f} == {"anpr", "registry"}
+
+
+async def _idp_page(browser: aiohttp.ClientSession, demo: Demo) -> tuple[str, str]:
+    """From the demo application's home to the sandbox IdP's login page: (txn, page)."""
+    async with browser.get(f"{demo.urls['hub']}/t/demo/app") as resp:
+        assert resp.status == 200
+        page = await resp.text()
+    link = html.unescape(re.findall(r'href="([^"]*/spid/login[^"]*)"', page)[0])
+    login = yarl.URL(demo.urls["hub"] + link).update_query(idp=f"{demo.urls['idp']}/spid")
+    async with browser.get(login, allow_redirects=False) as resp:
+        assert resp.status == 302, await resp.text()
+        location = resp.headers["Location"]
+    async with browser.get(yarl.URL(location, encoded=True)) as resp:
+        assert resp.status == 200, resp.headers.get("X-Sandbox-Error")
+        return resp.headers["X-Sandbox-Txn"], await resp.text()
+
+
+async def test_company_login_greets_the_company_by_name(demo: Demo) -> None:
+    async with demo.browser() as browser:
+        txn, _ = await _idp_page(browser, demo)
+        data = {"txn": txn, "format": "json", "identity": COMPANY.code}
+        async with browser.post(f"{demo.urls['idp']}/spid/sso/answer", data=data) as resp:
+            assert resp.status == 200, await resp.text()
+            answer = await resp.json()
+        form = {"SAMLResponse": answer["SAMLResponse"], "RelayState": answer["RelayState"]}
+        async with browser.post(answer["acs_url"], data=form) as resp:
+            assert resp.status == 200, await resp.text()
+            assert resp.url.path == "/t/demo/app/callback"
+            page = await resp.text()
+    greeting = re.search(r'<p id="who">(.*?)</p>', page, re.S)
+    assert greeting is not None, page
+    assert "Benvenuto, <strong>Sandbox Servizi di Collaudo S.r.l.</strong>" in greeting.group(1)
+
+
+async def test_idp_login_page_fits_a_phone(demo: Demo) -> None:
+    async with demo.browser() as browser:
+        _, page = await _idp_page(browser, demo)
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
