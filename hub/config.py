@@ -327,6 +327,57 @@ class LoginSettings(_Model):
 
 SpidTenantSettings = LoginSettings
 
+
+class OidcTenantSettings(_Model):
+    """One tenant's SPID/CIE OpenID Connect relying party (``[tenants.oidc]``).
+
+    Its entity ID is ``<public_url>/t/<tenant>/oidc``. Keys live in ``keys_dir``
+    (``keys.json``: federation, signing and encryption rings, made by ``sportello keys
+    oidc``); ``trust_marks.json`` there holds the trust marks the trust anchor issued at
+    onboarding (published in the entity configuration).
+    """
+
+    keys_dir: Path = Field(description="directory holding keys.json (and trust_marks.json)")
+    trust_anchor: HttpUrl = Field(description="the trust anchor's entity ID")
+    trust_anchor_jwks: Path = Field(
+        description="JSON file with the trust anchor's federation JWKS, copied out of band"
+    )
+    authority_hints: list[HttpUrl] = Field(
+        default_factory=list, description="superiors of the RP (default: the trust anchor)"
+    )
+    providers: dict[Literal["spid", "cie"], list[HttpUrl]] = Field(
+        default_factory=dict, description="trusted OP entity IDs per scheme"
+    )
+    provider_trust_marks: list[str] = Field(
+        default_factory=list, description="trust mark ids an OP must show (any of them)"
+    )
+    level: Annotated[int, Field(ge=1, le=3)] = 2
+    claims: list[str] = Field(
+        default_factory=lambda: [
+            "given_name",
+            "family_name",
+            "https://attributes.eid.gov.it/fiscal_number",
+            "email",
+        ],
+        description="userinfo claims asked for (the fiscal number is essential)",
+    )
+    ui_locales: list[str] = Field(default_factory=lambda: ["it", "en"])
+    contacts: list[str] = Field(min_length=1, description="the RP's contacts (e-mail, PEC)")
+    organization_url: HttpUrl | None = Field(
+        default=None, description="the comune's site, linked from error pages"
+    )
+    return_urls: list[HttpUrl] = Field(
+        default_factory=list,
+        description="where the tenant's application may receive login codes (exact match)",
+    )
+    allow_http: bool = Field(default=False, description="plain-http federation (sandbox only)")
+
+    @field_validator("keys_dir", "trust_anchor_jwks")
+    @classmethod
+    def _relative(cls, value: Path, info: ValidationInfo) -> Path:
+        return _relative_to_base(value, info)
+
+
 _PEM_CERT = "-----BEGIN CERTIFICATE-----"
 
 
@@ -555,6 +606,26 @@ class AnprTenantSettings(_Model):
     loa: str = Field(default="LoA2", description="TrackingEvidence LoA of the operator's login")
 
 
+class SendTenantSettings(_Model):
+    """SEND (notifications with legal value): the sender's API key, its PDND purpose for
+    SEND's e-service (the voucher comes from ``[tenants.pdnd]``) and how often to poll."""
+
+    base_url: HttpUrl = Field(description="SEND B2B API base URL (the sandbox's in the demo)")
+    api_key: SecretRef = Field(description="the sender's x-api-key from SEND's back office")
+    purpose_id: Annotated[str, Field(min_length=1)] = Field(
+        description="PDND purposeId for SEND's e-service"
+    )
+    sender_tax_id: Annotated[str, Field(pattern=r"^\d{11}$")] | None = Field(
+        default=None, description="senderTaxId (default: the tenant's fiscal_code)"
+    )
+    sender_denomination: str | None = Field(
+        default=None, description="senderDenomination (default: the tenant's name)"
+    )
+    acceptance_poll_seconds: Annotated[float, Field(gt=0)] = 10.0
+    acceptance_poll_attempts: Annotated[int, Field(ge=1)] = 200
+    stream_poll_seconds: Annotated[float, Field(gt=0)] = 60.0
+
+
 class SuapTenantSettings(_Model):
     """Telling citizens and businesses that their SUAP practice moved on."""
 
@@ -602,6 +673,7 @@ class TenantConfig(_Model):
     cadastral_code: Annotated[str, Field(pattern=r"^[A-Z]\d{3}$")]
     spid: LoginSettings | None = None
     cie: LoginSettings | None = None
+    oidc: OidcTenantSettings | None = None
     pagopa: PagopaTenantSettings | None = None
     io: IoTenantSettings | None = None
     pdnd: PdndTenantSettings | None = None
@@ -609,6 +681,7 @@ class TenantConfig(_Model):
     adapters: dict[str, AdapterRef] = Field(default_factory=dict)
     webhooks: list[WebhookSettings] = Field(default_factory=list)
     suap: SuapTenantSettings | None = None
+    send: SendTenantSettings | None = None
 
     @field_validator("id")
     @classmethod

@@ -3,6 +3,8 @@
 ``emit`` runs inside the transaction of the change it reports, so an event exists exactly
 when its change does; the ``webhook`` outbox kind delivers it with retries and an HMAC
 signature (``Sportello-Signature: t=<unix>,v1=<hex>``), and every attempt is in the ledger.
+This module is the kernel's own plugin (named ``kernel``, registered by
+``sportello.plugins.Plugins``): it registers the ``webhook`` outbox kind.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sportello.connectors.webhook import WebhookConnector
 
 from .config import HubConfig, SecretRef
+from .hookspecs import HandlerFactory, hookimpl
 from .outbox import Delivery, Handler, Job
 from .outbox.store import NewJob, enqueue_many
 
@@ -86,3 +89,8 @@ def webhook_handler(services: HubServices) -> Handler:
         return Delivery(remote_id=remote_id)
 
     return handle
+
+
+@hookimpl
+def hub_outbox_handlers() -> dict[str, HandlerFactory]:
+    return {"webhook": webhook_handler}

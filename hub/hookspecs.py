@@ -16,7 +16,7 @@ then the outbox workers (``hub_outbox_handlers``) and ``hub_periodic_tasks`` run
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,10 +24,15 @@ import pluggy
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
+    from datetime import datetime
+    from pathlib import Path
 
     import click
     from aiohttp import web
     from sqlalchemy import Table
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from sportello.connectors.io.models import NewMessage
 
     from .config import HubConfig, TenantConfig
     from .outbox import Handler
@@ -183,3 +188,57 @@ def hub_config_problems(
     Cheap checks only (files, environment variables, no network): ``/readyz`` runs them
     on every probe. ``app`` is the running web app (None in the CLI).
     """
+
+
+# --- platforms meeting through the kernel ---------------------------------------------------
+# A platform never imports another (docs/architecture.md "Layers and import rules"): what one
+# offers the others goes through these hooks. Each returns an awaitable (write the hook
+# implementation as ``async def``); ``sportello.plugins.Plugins`` awaits it.
+
+
+@dataclass(frozen=True, slots=True)
+class KnownNotice:
+    """A notice of a debt position the hub keeps: what a message about it carries."""
+
+    amount: int  # cents
+    due: datetime | None
+    debtor: str  # the debtor's fiscal code
+    payable: bool  # still payable (not paid, expired or cancelled)
+
+
+@hookspec
+def hub_known_notices(
+    services: HubServices, tenant_id: str, notice_numbers: frozenset[str]
+) -> Awaitable[dict[str, KnownNotice]] | None:
+    """The notices among ``notice_numbers`` whose debt positions this plugin keeps for the
+    tenant, by notice number (App IO campaigns take their payment data from them). None or
+    an empty mapping: none."""
+
+
+@hookspec(firstresult=True)
+def hub_queue_message(
+    conn: AsyncConnection,
+    tenant_id: str,
+    service_id: str,
+    message: NewMessage,
+    now: datetime,
+    expedition_at: datetime | None,
+) -> Awaitable[int] | None:
+    """Queue one App IO message in the caller's transaction ``conn``, from the tenant's
+    service ``service_id``, to go at ``expedition_at`` (None: now); the awaitable gives the
+    message's id. The first plugin that returns an awaitable queues it (built-in: ``io``)."""
+
+
+@hookspec
+def hub_demo_prepare(
+    config: HubConfig, data_dir: Path, trust_idps: tuple[Path, ...]
+) -> HubConfig | None:
+    """``sportello demo``, before the web app is built: the demo configuration with what
+    this plugin needs made under ``data_dir`` (keys made on the first run), or None to keep
+    it. Each plugin receives the configuration the previous one returned."""
+
+
+@hookspec
+def hub_demo_seed(app: web.Application) -> Awaitable[object] | None:
+    """``sportello demo``, once the hub and every sandbox listen: seed this plugin's demo
+    data (``app`` is the running web app). Failures are logged, never raised."""

@@ -6,19 +6,24 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import pluggy
 
 from . import hookspecs
-from .hookspecs import PROJECT, HandlerFactory, SandboxApp
+from .hookspecs import PROJECT, HandlerFactory, KnownNotice, SandboxApp
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
+    from datetime import datetime
 
     import click
     from aiohttp import web
     from sqlalchemy import Table
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from sportello.connectors.io.models import NewMessage
 
     from .config import HubConfig, TenantConfig
     from .periodic import PeriodicTask
@@ -35,6 +40,9 @@ BUILTIN_PLUGINS = {
     "adapters": "sportello.adapters.plugin",
     "platforms": "sportello.platforms",
 }
+# The kernel's own hook implementations (the ``webhook`` outbox kind), registered after the
+# built-ins under the name ``kernel`` (disabling it turns the webhook deliveries off).
+KERNEL_PLUGINS = {"kernel": "sportello.events"}
 
 
 class PluginConflict(Exception):
@@ -57,6 +65,9 @@ class Plugins:
         if entry_points:
             self.pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
         for name, module in BUILTIN_PLUGINS.items():
+            if not self.pm.has_plugin(name) and not self.pm.is_blocked(name):
+                self.pm.register(importlib.import_module(module), name=name)
+        for name, module in KERNEL_PLUGINS.items():
             if not self.pm.has_plugin(name) and not self.pm.is_blocked(name):
                 self.pm.register(importlib.import_module(module), name=name)
         #: plugins brought by another (``hub_plugins``): name -> the bringer's name
@@ -163,3 +174,64 @@ class Plugins:
     ) -> list[tuple[str, str]]:
         groups = reversed(self.pm.hook.hub_config_problems(config=config, tenant=tenant, app=app))
         return [p for group in groups for p in group]
+
+    async def known_notices(
+        self, services: HubServices, tenant_id: str, notice_numbers: Iterable[str]
+    ) -> dict[str, KnownNotice]:
+        """The notices the plugins keep among ``notice_numbers`` (``hub_known_notices``)."""
+        wanted = frozenset(notice_numbers)
+        found: dict[str, KnownNotice] = {}
+        if not wanted:
+            return found
+        hook = self.pm.hook.hub_known_notices
+        for pending in hook(services=services, tenant_id=tenant_id, notice_numbers=wanted):
+            if pending is not None:
+                found.update(await pending)
+        return found
+
+    def queues_messages(self) -> bool:
+        """Whether a plugin queues App IO messages (``hub_queue_message``)."""
+        return bool(self.pm.hook.hub_queue_message.get_hookimpls())
+
+    async def queue_message(
+        self,
+        conn: AsyncConnection,
+        *,
+        tenant_id: str,
+        service_id: str,
+        message: NewMessage,
+        now: datetime,
+        expedition_at: datetime | None = None,
+    ) -> int:
+        """Queue one App IO message in ``conn``'s transaction; its id (``hub_queue_message``).
+        Raises LookupError when no plugin queues messages (see :meth:`queues_messages`)."""
+        pending = self.pm.hook.hub_queue_message(
+            conn=conn,
+            tenant_id=tenant_id,
+            service_id=service_id,
+            message=message,
+            now=now,
+            expedition_at=expedition_at,
+        )
+        if pending is None:
+            raise LookupError("no plugin queues App IO messages (is the io platform disabled?)")
+        return int(await pending)
+
+    def demo_prepare(
+        self, config: HubConfig, data_dir: Path, trust_idps: tuple[Path, ...] = ()
+    ) -> HubConfig:
+        """The demo configuration, passed through every ``hub_demo_prepare`` in plugin order."""
+        for impl in self.pm.hook.hub_demo_prepare.get_hookimpls():  # registration order
+            # one at a time (pluggy calls them all with the same arguments): each sees the
+            # configuration the previous one returned
+            given = {"config": config, "data_dir": data_dir, "trust_idps": trust_idps}
+            changed = impl.function(*(given[a] for a in impl.argnames))
+            if changed is not None:
+                config = cast("HubConfig", changed)
+        return config
+
+    async def demo_seed(self, app: web.Application) -> None:
+        """Run every plugin's ``hub_demo_seed``, in plugin order."""
+        for pending in reversed(self.pm.hook.hub_demo_seed(app=app)):
+            if pending is not None:
+                await pending

@@ -74,7 +74,12 @@ def generate_key(bits: int = MIN_RSA_BITS) -> tuple[bytes, bytes]:
 
 
 def _as_bytes(pem: bytes | str) -> bytes:
-    return pem.encode("ascii") if isinstance(pem, str) else pem
+    if not isinstance(pem, str):
+        return pem
+    try:
+        return pem.encode("ascii")
+    except UnicodeEncodeError:
+        raise InvalidKeyError("a PEM is ASCII text: this one holds other characters") from None
 
 
 def load_private_key(pem: bytes | str) -> rsa.RSAPrivateKey:
@@ -182,6 +187,9 @@ def jwk_public_key(jwk: Mapping[str, Any]) -> rsa.RSAPublicKey:
         e = int.from_bytes(_b64url_decode(str(jwk["e"])), "big")
     except (KeyError, binascii.Error, ValueError) as exc:
         raise InvalidKeyError("malformed RSA JWK") from exc
-    key = rsa.RSAPublicNumbers(e, n).public_key()
+    try:
+        key = rsa.RSAPublicNumbers(e, n).public_key()
+    except ValueError as exc:  # cryptography refuses e < 3, even e, e >= n, ...
+        raise InvalidKeyError(f"not a valid RSA public key ({exc})") from exc
     _check_size(key)
     return key

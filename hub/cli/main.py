@@ -229,11 +229,11 @@ def demo_cmd(
     """Hub + every sandbox + the demo tenant, on an embedded SQLite file under var/."""
     from sportello.cli.demo_setup import (
         demo_api_key,
-        prepare_demo_logins,
+        prepare_demo_platforms,
         prepare_demo_secrets,
         register_demo_pagopa_station,
         register_demo_pdnd_client,
-        seed_demo_fdr,
+        seed_demo,
     )
 
     path = config_path or demo_config_path()
@@ -247,7 +247,7 @@ def demo_cmd(
     if port is not None and config.server.public_url:
         # the demo's URLs (SAML entityIDs, return URLs) follow the port it really listens on
         config = load_config(path, replace={":8000": f":{port}"})
-    config = prepare_demo_logins(config, data_dir, trust_idps)
+    config = prepare_demo_platforms(config, data_dir, trust_idps)
     setup_logging(config.logging.level, json_format=config.logging.json_format)
     app = create_app(config, apply_migrations=True)
     hub = Served("hub", app, config.server.host, port or config.server.port)
@@ -265,7 +265,7 @@ def demo_cmd(
         await register_demo_pdnd_client(config, data_dir)
         await register_demo_pagopa_station(config, hub.url)
         await demo_api_key(app, key_file)
-        await seed_demo_fdr(app)
+        await seed_demo(app)
 
     def banner() -> None:
         click.echo(f"Sportello demo ready: hub {hub.url} (tenant 'demo')", err=True)

@@ -19,6 +19,7 @@ BUILTINS = {
     "login": "sportello.platforms.login",
     "pagopa": "sportello.platforms.pagopa",
     "residents": "sportello.platforms.residents",
+    "send": "sportello.platforms.send",
     "suap": "sportello.platforms.suap",
 }
 

@@ -40,9 +40,8 @@ from typing import Any
 
 from aiohttp import web
 
-from sportello.connectors.pdnd.environments import SANDBOX_ISSUER
-
 from ..common import platform_app
+from ..pdnd.hosts import SANDBOX_ISSUER
 from .eservices import SERVICE_CODES, answer, ko_body
 from .govway import ClientKeys, FrontDoor, Refusal, VoucherKey, now_from, spellings
 from .population import Population, generate

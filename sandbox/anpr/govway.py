@@ -44,9 +44,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from sportello.connectors.pdnd.errors import InvalidKeyError
-from sportello.connectors.pdnd.keys import jwk_public_key, load_public_key
-
+from ..pdnd.keys import InvalidKeyError, jwk_public_key, load_public_key
 from ..pdnd.verify import VoucherInvalid, verify_voucher
 
 __all__ = [

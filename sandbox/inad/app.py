@@ -37,10 +37,10 @@ from typing import Any
 from aiohttp import web
 
 from sportello.clock import Clock, SystemClock
-from sportello.connectors.fiscal_code import person_check_char
-from sportello.connectors.pdnd.environments import SANDBOX_ISSUER
 
+from ..anpr.population import fiscal_code_check_char
 from ..common import platform_app
+from ..pdnd.hosts import SANDBOX_ISSUER
 from ..voucher import VoucherChecker, VoucherInvalid
 
 __all__ = [
@@ -126,7 +126,7 @@ def generate_population(size: int = 200, seed: int = 15) -> list[Person]:
             f"{_code3(surname)}{_code3(name, True)}{year:02d}{rng.choice(_MONTHS)}"
             f"{day:02d}{rng.choice(_PLACES)}"
         )
-        code = first15 + person_check_char(first15)
+        code = first15 + fiscal_code_check_char(first15)
         if code in seen:
             continue
         seen.add(code)

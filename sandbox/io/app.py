@@ -37,12 +37,17 @@ from aiohttp import web
 from ulid import ULID
 
 from sportello.clock import Clock, SystemClock
-from sportello.connectors.io.models import format_timestamp
 
 from ..common import platform_app
 from .population import SANDBOX_FISCAL_CODE, Citizen, Population, default_population
 from .spec import SpecChecker, SpecViolation
-from .validation import check_fiscal_code_payload, check_new_message, is_fiscal_code, problem_line
+from .validation import (
+    check_fiscal_code_payload,
+    check_new_message,
+    is_fiscal_code,
+    js_timestamp,
+    problem_line,
+)
 
 __all__ = [
     "API_PREFIX",
@@ -425,7 +430,7 @@ async def submit_message(request: web.Request) -> web.Response:
         content=content,
         time_to_live=body.get("time_to_live", _DEFAULT_TTL),
         feature_level_type=feature_level,
-        created_at=format_timestamp(now),
+        created_at=js_timestamp(now),
         accepted_at=state.clock.monotonic(),
         key=slot,
     )

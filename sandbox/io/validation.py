@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "is_organization_fiscal_code",
     "is_timestamp",
     "is_ulid",
+    "js_timestamp",
     "problem_line",
     "utf16_length",
 ]
@@ -76,6 +77,14 @@ def is_timestamp(value: object) -> bool:
     except ValueError:
         return False
     return True
+
+
+def js_timestamp(value: datetime) -> str:
+    """How App IO writes a ``Timestamp`` (``created_at``): JavaScript's
+    ``Date.prototype.toISOString``, UTC with milliseconds, ``2018-10-13T00:00:00.000Z``
+    (the twin's own; ``tests/sandbox/test_io_twin_timestamp.py`` compares it with the
+    connector's ``format_timestamp``)."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _show(value: Any) -> str:

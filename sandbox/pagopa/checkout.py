@@ -31,12 +31,10 @@ from typing import Any
 
 from aiohttp import web
 
-from sportello.connectors.pagopa.errors import InvalidNoticeNumber
-from sportello.connectors.pagopa.identifiers import parse_notice_number
-
 from .apim import json_response, read_json, subscription_refusal
 from .node import Node, PayRequest, PayResult, Prepared
 from .node_routes import NODE
+from .notices import BadNotice, read_notice
 
 __all__ = [
     "CARTS_PATH",
@@ -160,8 +158,8 @@ def _position_ok(node: Node, notice: dict[str, Any]) -> bool:
     if notice["fiscalCode"] not in node.stations or key in node.paid or key in node.in_progress:
         return False
     try:
-        parse_notice_number(notice["noticeNumber"])
-    except InvalidNoticeNumber:
+        read_notice(notice["noticeNumber"])
+    except BadNotice:
         return False
     return True
 

@@ -43,8 +43,6 @@ import aiohttp
 from lxml import etree
 
 from sportello.clock import Clock
-from sportello.connectors.pagopa.errors import InvalidNoticeNumber
-from sportello.connectors.pagopa.identifiers import parse_notice_number
 
 from .node_model import (
     DEFAULT_PSPS,
@@ -78,6 +76,7 @@ from .node_soap import (
     verify_request,
     xsd_problems,
 )
+from .notices import BadNotice, read_notice
 
 __all__ = [
     "DEFAULT_PSPS",
@@ -228,8 +227,8 @@ class Node:
             )
         else:
             try:
-                iuv = parse_notice_number(request.notice_number).iuv
-            except InvalidNoticeNumber as exc:
+                iuv = read_notice(request.notice_number).iuv
+            except BadNotice as exc:
                 fault = node_fault("verifyPaymentNotice", "PPT_SINTASSI_EXTRAXSD", str(exc))
         if fault is not None or station is None or psp is None:
             return PayResult(request, "KO", [], fault=fault)

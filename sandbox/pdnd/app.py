@@ -35,9 +35,10 @@ import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from sportello.connectors.pdnd.environments import SANDBOX_ASSERTION_AUDIENCE, SANDBOX_ISSUER
-from sportello.connectors.pdnd.errors import InvalidKeyError
-from sportello.connectors.pdnd.keys import (
+from ..common import platform_app
+from .hosts import SANDBOX_ASSERTION_AUDIENCE, SANDBOX_ISSUER
+from .keys import (
+    InvalidKeyError,
     generate_key,
     jwk_thumbprint,
     load_private_key,
@@ -45,8 +46,6 @@ from sportello.connectors.pdnd.keys import (
     public_jwk,
     public_pem_from_upload,
 )
-
-from ..common import platform_app
 
 __all__ = [
     "BAD_REQUEST_BODY",

@@ -16,8 +16,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from sportello.connectors.pdnd.errors import InvalidKeyError
-from sportello.connectors.pdnd.keys import jwk_public_key, load_public_key
+from .keys import InvalidKeyError, jwk_public_key, load_public_key
 
 __all__ = ["VOUCHER_CLAIMS", "VoucherInvalid", "verify_voucher"]
 

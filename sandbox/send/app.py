@@ -58,9 +58,9 @@ from typing import Any
 from aiohttp import web
 
 from sportello.clock import Clock, SystemClock
-from sportello.connectors.pdnd.environments import SANDBOX_ISSUER
 
 from ..common import platform_app
+from ..pdnd.hosts import SANDBOX_ISSUER
 from ..voucher import VoucherChecker, VoucherInvalid
 from .validation import NEW_NOTIFICATION, PRELOAD, STREAM_REQUEST, check
 

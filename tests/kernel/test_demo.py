@@ -26,11 +26,11 @@ from pagopa_node import XSD_DIR
 from sportello.app import create_app
 from sportello.cli.demo_setup import (
     demo_api_key,
-    prepare_demo_logins,
+    prepare_demo_platforms,
     prepare_demo_secrets,
     register_demo_pagopa_station,
     register_demo_pdnd_client,
-    seed_demo_fdr,
+    seed_demo,
 )
 from sportello.cli.main import demo_config_path
 from sportello.config import HubConfig, load_config
@@ -88,7 +88,7 @@ async def demo(
         demo_config_path(),
         replace={f":{DEMO_PORTS[n]}": f":{ports[n]}" for n in DEMO_PORTS},
     )
-    config = prepare_demo_logins(config, demo_keys)
+    config = prepare_demo_platforms(config, demo_keys)
     specs: list[SandboxApp] = Plugins().sandbox_apps()
     servers = []
     for spec in specs:  # as `sportello demo` builds them
@@ -114,8 +114,7 @@ async def demo(
     not (XSD_DIR / "paForNode.xsd").is_file(), reason="pagoPA specs (shared/specs) not found"
 )
 async def test_fdr_reconciliation_works_on_the_demo_tenant(demo: Demo) -> None:
-    nav = await seed_demo_fdr(demo.app)
-    assert nav is not None and len(nav) == 18
+    await seed_demo(demo.app)  # as `sportello demo` does: pagoPA's hub_demo_seed
     async with aiohttp.ClientSession() as s:
         async with s.get(demo.urls["pagopa"] + "/__sandbox/fdr") as resp:
             flows = (await resp.json())["flows"]

@@ -41,7 +41,10 @@ def test_builtins_come_from_the_entry_point_group() -> None:
     listing = {p["name"]: p for p in Plugins().listing()}
     assert listing["connectors"]["distribution"].startswith("sportello ")
     assert listing["sandbox"]["distribution"].startswith("sportello ")
-    assert "hub_outbox_handlers" in listing["connectors"]["hooks"]
+    assert "hub_connectors" in listing["connectors"]["hooks"]
+    # the kernel registers its own outbox kind (connectors import nothing of the hub)
+    assert "hub_outbox_handlers" in listing["kernel"]["hooks"]
+    assert "hub_outbox_handlers" not in listing["connectors"]["hooks"]
     plugins = Plugins()
     assert "webhook" in plugins.outbox_handlers()
     assert [a.name for a in plugins.sandbox_apps()] == [
@@ -62,7 +65,8 @@ def test_a_plugin_can_be_disabled_by_environment(monkeypatch: pytest.MonkeyPatch
     assert plugins.sandbox_apps() == []
     listing = {p["name"]: p["distribution"] for p in plugins.listing()}
     assert listing["sandbox"] == "DISABLED" and "connectors" in listing
-    assert "webhook" not in Plugins(["connectors"]).outbox_handlers()
+    assert "webhook" in Plugins(["connectors"]).outbox_handlers()
+    assert "webhook" not in Plugins(["kernel"]).outbox_handlers()
 
 
 class ThirdParty:
@@ -155,3 +159,76 @@ def test_plugin_commands_load_only_when_asked_for(monkeypatch: pytest.MonkeyPatc
     assert made == [1]
     assert "acme-sync" in runner.invoke(group, ["--help"]).output
     assert made == [1]  # loaded once
+
+
+# --- platforms meet through the kernel (issue 13: no platform imports another) ------------
+
+
+class Ledger:
+    """An outside plugin that keeps debt positions of its own (as pagoPA does)."""
+
+    @hookimpl
+    async def hub_known_notices(
+        self, services: Any, tenant_id: str, notice_numbers: frozenset[str]
+    ) -> dict[str, hookspecs.KnownNotice]:
+        mine = {"302000000000000001": hookspecs.KnownNotice(1500, None, "RSSMRA80A01H501U", True)}
+        return {n: k for n, k in mine.items() if n in notice_numbers and tenant_id == "demo"}
+
+
+async def test_notices_of_every_plugin_are_merged_and_none_without_pagopa() -> None:
+    plugins = Plugins(["pagopa"])
+    plugins.register(Ledger(), name="ledger")
+    found = await plugins.known_notices(None, "demo", ["302000000000000001", "302000000000000002"])  # type: ignore[arg-type]
+    assert found == {
+        "302000000000000001": hookspecs.KnownNotice(1500, None, "RSSMRA80A01H501U", True)
+    }
+    assert await plugins.known_notices(None, "other", ["302000000000000001"]) == {}  # type: ignore[arg-type]
+    assert await Plugins(["pagopa"]).known_notices(None, "demo", ["302000000000000001"]) == {}  # type: ignore[arg-type]
+
+
+async def test_messages_cannot_be_queued_without_the_io_platform() -> None:
+    assert Plugins().queues_messages()
+    plugins = Plugins(["io"])
+    assert not plugins.queues_messages()
+    with pytest.raises(LookupError, match="io platform disabled"):
+        await plugins.queue_message(
+            None,  # type: ignore[arg-type]
+            tenant_id="demo",
+            service_id="S",
+            message=None,  # type: ignore[arg-type]
+            now=None,  # type: ignore[arg-type]
+        )
+
+
+def test_demo_configuration_passes_through_each_plugin_in_turn(tmp_path: Path) -> None:
+    from sportello.config import parse_config
+
+    class First:
+        @hookimpl
+        def hub_demo_prepare(self, config: Any) -> Any:  # a subset of the arguments
+            return config.model_copy(
+                update={"plugins": config.plugins.model_copy(update={"disabled": ["a"]})}
+            )
+
+    class Second:
+        @hookimpl
+        def hub_demo_prepare(self, config: Any, data_dir: Path) -> Any:
+            assert config.plugins.disabled == ["a"]  # sees what First returned
+            return config.model_copy(
+                update={
+                    "plugins": config.plugins.model_copy(update={"disabled": ["a", data_dir.name]})
+                }
+            )
+
+    class Keeps:
+        @hookimpl
+        def hub_demo_prepare(self, config: Any, data_dir: Path, trust_idps: Any) -> None:
+            return None
+
+    plugins = Plugins(["login"], entry_points=False)
+    for n, p in enumerate((First(), Keeps(), Second())):
+        plugins.register(p, name=f"demo{n}")
+    config = parse_config(
+        {"database": {"url": "sqlite:///x.sqlite"}}, source="x", base_dir=tmp_path
+    )
+    assert plugins.demo_prepare(config, tmp_path / "var").plugins.disabled == ["a", "var"]

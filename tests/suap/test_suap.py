@@ -13,10 +13,12 @@ from sqlalchemy import select
 
 from sportello import apikeys
 from sportello.app import CLOCK, ENGINE, create_app
+from sportello.appkeys import SERVICES
 from sportello.clock import FakeClock
 from sportello.config import parse_config
 from sportello.platforms.io.tables import io_messages
-from sportello.platforms.suap.service import SUAP
+from sportello.platforms.suap.service import SUAP, SuapService
+from sportello.plugins import Plugins
 from sportello.schema import outbox
 
 ANNA = "RSSNNA80A41H501L"
@@ -151,3 +153,17 @@ async def test_a_new_export_is_read_without_a_restart(hub, tmp_path: Path) -> No
     )
     (tmp_path / "suap.json").write_text(json.dumps(export))
     assert await suap.notify("demo") == {"changes": 1, "messages": 0, "events": 1}
+
+
+async def test_without_the_io_platform_changes_are_announced_by_webhook_only(hub, sink) -> None:  # type: ignore[no-untyped-def]
+    """SUAP reaches App IO only through the kernel (``hub_queue_message``): with the io
+    platform disabled, nothing lands in its tables and the webhook says ``"io": false``."""
+    client, _ = hub
+    suap = SuapService(client.app[SERVICES], Plugins(["io"]))
+    assert await suap.notify("demo") == {"changes": 0, "messages": 0, "events": 0}
+    assert await suap.notify("demo") == {"changes": 2, "messages": 0, "events": 2}
+    async with client.app[ENGINE].connect() as conn:
+        assert (await conn.execute(select(io_messages))).all() == []
+        jobs = (await conn.execute(select(outbox.c.kind, outbox.c.payload))).all()
+    assert sorted(kind for kind, _ in jobs) == ["webhook", "webhook"]
+    assert [json.loads(p)["data"]["io"] for _, p in jobs] == [False, False]

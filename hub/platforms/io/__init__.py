@@ -10,9 +10,13 @@ from aiohttp import web
 from sportello.hookspecs import HandlerFactory, hookimpl
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from sqlalchemy import Table
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
     from sportello.config import HubConfig, TenantConfig
+    from sportello.connectors.io.models import NewMessage
 
 
 @hookimpl
@@ -54,3 +58,25 @@ def hub_cli_commands() -> list[Any]:
     from .cli import io_group
 
     return [io_group]
+
+
+@hookimpl
+async def hub_queue_message(
+    conn: AsyncConnection,
+    tenant_id: str,
+    service_id: str,
+    message: NewMessage,
+    now: datetime,
+    expedition_at: datetime | None,
+) -> int:
+    """Other platforms' App IO messages (SUAP's practice changes) join the io outbox."""
+    from .campaigns import enqueue_message
+
+    return await enqueue_message(
+        conn,
+        tenant_id=tenant_id,
+        service_id=service_id,
+        message=message,
+        now=now,
+        expedition_at=expedition_at,
+    )

@@ -27,7 +27,7 @@ from sportello.api.core import (
     tenant_of,
 )
 from sportello.api.openapi import Answer, operation
-from sportello.appkeys import CLOCK, CONFIG, ENGINE
+from sportello.appkeys import CLOCK, CONFIG, ENGINE, SERVICES
 from sportello.db import reading
 from sportello.platforms.io import campaigns
 from sportello.platforms.io.api_models import (
@@ -82,7 +82,7 @@ async def create_campaign(request: web.Request) -> web.StreamResponse:
     )
     now = request.app[CLOCK].now()
     notices = await campaigns.notice_lookup(
-        request.app[ENGINE], request.app[CONFIG], tenant_id, campaigns.notice_numbers(body.csv)
+        request.app[SERVICES], tenant_id, campaigns.notice_numbers(body.csv)
     )
     prepared = campaigns.prepare(body.csv, template, source="csv", now=now, notices=notices)
     if prepared.problems:
@@ -179,9 +179,7 @@ async def create_message(request: web.Request) -> web.StreamResponse:
     now = request.app[CLOCK].now()
     row = body.model_dump(exclude={"service_id", "feature_level_type"})
     navs = {body.notice_number} if body.notice_number else set()
-    notices = await campaigns.notice_lookup(
-        request.app[ENGINE], request.app[CONFIG], tenant_id, navs
-    )
+    notices = await campaigns.notice_lookup(request.app[SERVICES], tenant_id, navs)
     prepared = campaigns.prepare_rows([row], template, source="message", now=now, notices=notices)
     if prepared.problems:
         return problem(

@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from itertools import groupby
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from jinja2 import StrictUndefined, TemplateError
@@ -33,8 +33,12 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sportello.connectors.io.models import MessageContent, NewMessage, describe_validation_error
+from sportello.hookspecs import KnownNotice
 from sportello.outbox.store import NewJob, enqueue_many
 from sportello.platforms.io.tables import io_campaigns, io_messages
+
+if TYPE_CHECKING:
+    from sportello.services import HubServices
 
 ROME = ZoneInfo("Europe/Rome")
 FIXED_COLUMNS = ("fiscal_code", "expedition_date", "due_date", "notice_number", "amount")
@@ -138,32 +142,14 @@ def _compile(template: Template, source: str, out: Prepared) -> tuple[Any, Any] 
         return None
 
 
-@dataclass(frozen=True, slots=True)
-class KnownNotice:
-    """A notice of a debt position the hub keeps (pagoPA): what a message about it carries."""
-
-    amount: int  # cents
-    due: datetime | None
-    debtor: str
-    payable: bool
-
-
 NoticeLookup = Callable[[str], KnownNotice | None]
 
 
-async def notice_lookup(
-    engine: Any, config: Any, tenant_id: str, navs: Iterable[str]
-) -> NoticeLookup:
-    """A :data:`NoticeLookup` over the tenant's stored positions (empty without pagoPA)."""
-    tenant = config.tenant(tenant_id)
-    if tenant is None or tenant.pagopa is None:
-        return lambda nav: None
-    from sportello.clock import SystemClock
-    from sportello.platforms.pagopa.store import PagopaStore
-
-    found = await PagopaStore(engine, config, SystemClock()).known_notices(tenant_id, navs)
-    table = {nav: KnownNotice(a, due, debtor, ok) for nav, (a, due, debtor, ok) in found.items()}
-    return table.get
+async def notice_lookup(services: HubServices, tenant_id: str, navs: Iterable[str]) -> NoticeLookup:
+    """A :data:`NoticeLookup` over the debt positions the hub keeps for the tenant (the
+    ``hub_known_notices`` hook: the pagoPA platform's; empty without it)."""
+    plugins = services.plugins or services.adapters.plugins
+    return (await plugins.known_notices(services, tenant_id, navs)).get
 
 
 def notice_numbers(rows_text: str) -> set[str]:

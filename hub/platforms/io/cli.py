@@ -147,7 +147,7 @@ async def _notices(config: HubConfig, tenant: str, navs: set[str]) -> Any:
     from sportello.platforms.io import campaigns
 
     async with hub_services(config) as services:
-        return await campaigns.notice_lookup(services.engine, config, tenant, navs)
+        return await campaigns.notice_lookup(services, tenant, navs)
 
 
 async def _source_rows(

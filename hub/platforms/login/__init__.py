@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,9 +26,9 @@ log = logging.getLogger("sportello.platforms.login")
 
 @hookimpl
 def hub_tables() -> list[Table]:
-    from .tables import login_codes, login_sessions, saml_assertions, saml_requests
+    from .tables import login_codes, login_sessions, oidc_requests, saml_assertions, saml_requests
 
-    return [saml_requests, saml_assertions, login_sessions, login_codes]
+    return [saml_requests, saml_assertions, login_sessions, login_codes, oidc_requests]
 
 
 @hookimpl
@@ -39,9 +40,10 @@ def hub_web_app(app: web.Application) -> None:
 
 @hookimpl
 def hub_web_routes() -> list[web.AbstractRouteDef]:
-    from . import demo_app, routes
+    from . import demo_app, oidc_routes, routes
 
-    return [*routes.routes(), *demo_app.routes()]
+    # the OIDC routes first: /t/{tenant}/oidc/login must not match /t/{tenant}/{kind}/login
+    return [*oidc_routes.routes(), *routes.routes(), *demo_app.routes()]
 
 
 @hookimpl
@@ -55,9 +57,17 @@ def hub_api_routes() -> list[web.AbstractRouteDef]:
 def hub_platform_setup(
     services: HubServices, app: web.Application
 ) -> AbstractAsyncContextManager[None]:
+    return _setup(services, app)
+
+
+@contextlib.asynccontextmanager
+async def _setup(services: HubServices, app: web.Application) -> AsyncIterator[None]:
+    """SAML logins (``login_ctx``) and the OpenID Connect relying parties (``oidc_ctx``)."""
+    from .oidc_routes import oidc_ctx
     from .routes import login_ctx
 
-    return login_ctx(app)
+    async with login_ctx(app), oidc_ctx(app, services.session):
+        yield
 
 
 @hookimpl
@@ -94,7 +104,29 @@ def hub_config_problems(
             continue
         known = len(service.idps.all(tenant, kind)) if service is not None else None
         out += [(kind, p) for p in _login_problems(config, kind, settings, known)]
+    if tenant.oidc is not None:
+        out += [("oidc", p) for p in _oidc_problems(config, tenant)]
     return out
+
+
+def _oidc_problems(config: HubConfig, tenant: TenantConfig) -> Iterator[str]:
+    from .oidc_keys import OidcConfigError, read_keys, read_trust_marks, trust_anchor
+
+    settings = tenant.oidc
+    assert settings is not None
+    if config.server.public_url is None:
+        yield "server.public_url is not set: the RP's entity ID would not be reachable"
+    for check in (
+        lambda: read_keys(settings.keys_dir),
+        lambda: trust_anchor(settings),
+        lambda: read_trust_marks(settings.keys_dir),
+    ):
+        try:
+            check()
+        except OidcConfigError as exc:
+            yield str(exc)
+    if not any(settings.providers.values()):
+        yield "providers: no OpenID provider is listed for spid or cie"
 
 
 def _login_problems(
@@ -145,6 +177,14 @@ def _login_problems(
 
 @hookimpl
 def hub_cli_commands() -> list[Any]:
-    from .cli import idps_group, keys_group
+    from .cli import idps_group, keys_group  # keys_group has `keys spid` and `keys oidc`
 
     return [keys_group, idps_group]
+
+
+@hookimpl
+def hub_demo_prepare(config: HubConfig, data_dir: Path, trust_idps: tuple[Path, ...]) -> HubConfig:
+    """``sportello demo``: SPID/CIE keys for the demo tenants, the extra IdPs trusted."""
+    from .keys import prepare_demo_logins
+
+    return prepare_demo_logins(config, data_dir, trust_idps)

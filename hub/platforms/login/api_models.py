@@ -14,6 +14,7 @@ class LoginExchange(BaseModel):
 
 class LoginIdentity(BaseModel):
     scheme: Literal["spid", "cie"]
+    protocol: Literal["saml", "oidc"] = Field(description="how the login reached the hub")
     session_id: str
     idp: str
     level: int = Field(ge=1, le=3)

@@ -1,5 +1,5 @@
-"""``sportello keys spid`` and ``sportello idps refresh``: the login platform's commands
-(``hub_cli_commands``), thin over ``keys`` and ``idps``."""
+"""``sportello keys spid``, ``sportello keys oidc`` and ``sportello idps refresh``: the
+login platform's commands (``hub_cli_commands``), thin over ``keys`` and ``idps``."""
 
 from __future__ import annotations
 
@@ -96,6 +96,46 @@ def keys_spid(
     if kept is not None:
         click.echo(f"previous certificate kept in the metadata: {kept.name} (--retire drops it)")
     click.echo("publish the new metadata to AgID / the CIE federation before the old one expires")
+
+
+@keys_group.command("oidc")
+@config_option
+@click.option("--tenant", required=True)
+@click.option(
+    "--rotate",
+    is_flag=True,
+    help="new federation, signing and encryption keys; the old public keys stay published "
+    "for --overlap-hours",
+)
+@click.option("--overlap-hours", type=int, default=48, show_default=True)
+@friendly
+def keys_oidc(config_path: Path, tenant: str, rotate: bool, overlap_hours: int) -> None:
+    """Make (or rotate) a tenant's OpenID Connect keys: federation, signing, encryption."""
+    from datetime import UTC, datetime, timedelta
+
+    from sportello.platforms.login.oidc_keys import OidcConfigError, make_or_rotate
+
+    config = load_config(config_path)
+    t = config.tenant(tenant)
+    if t is None or t.oidc is None:
+        fail(f"tenant {tenant!r} has no [tenants.oidc] section in {config_path}", 2)
+    assert t is not None and t.oidc is not None
+    if overlap_hours < 24:
+        fail("--overlap-hours must be at least 24 (a trust chain's lifetime)", 2)
+    keys_dir = t.oidc.keys_dir
+    try:
+        keys = make_or_rotate(
+            keys_dir,
+            rotate=rotate,
+            now=datetime.now(UTC),
+            overlap=timedelta(hours=overlap_hours),
+        )
+    except OidcConfigError as exc:
+        fail(str(exc), 1)
+    kids = ", ".join(str(r.active.kid) for r in (keys.federation, keys.signing, keys.encryption))
+    click.echo(f"OIDC keys written to {keys_dir / 'keys.json'} (active kids: {kids})")
+    if rotate:
+        click.echo(f"the previous public keys stay published for {overlap_hours} hours")
 
 
 @click.group("idps")

@@ -192,3 +192,56 @@ def build_sp(config: HubConfig, tenant: TenantConfig, kind: Kind) -> SpSettings:
         technical_contact=technical,
         clock_skew=settings.clock_skew,
     )
+
+
+def prepare_demo_logins(
+    config: HubConfig, data_dir: Path, trust_idps: tuple[Path, ...] = ()
+) -> HubConfig:
+    """Give every demo tenant with SPID/CIE its keys under ``data_dir`` (made on first run)
+    and trust the extra IdP metadata files (``sportello demo --trust-idp``)."""
+    from sportello.connectors.spid.keys import make_sp_certificate
+
+    tenants = []
+    for tenant in config.tenants:
+        updates: dict[str, object] = {}
+        for kind in ("spid", "cie"):
+            settings = getattr(tenant, kind)
+            if settings is None:
+                continue
+            keys_dir = data_dir / "keys" / tenant.id / kind
+            change: dict[str, object] = {
+                "keys_dir": keys_dir,
+                "idp_metadata": [*settings.idp_metadata, *(str(p.resolve()) for p in trust_idps)],
+            }
+            private = settings.profile == "private"
+            if not (keys_dir / CURRENT_CERT).exists():
+                key_pem, cert_pem = make_sp_certificate(
+                    entity_id=entity_id(config, tenant, kind),
+                    organization_name=tenant.name,
+                    common_name=tenant.name,
+                    locality=tenant.cadastral_code,
+                    ipa_code=None if private else tenant.ipa_code,
+                    vat_number=settings.billing.vat_number if settings.billing else None,
+                    private=private,
+                    key_size=2048,
+                )
+                write_keys(keys_dir, key_pem, cert_pem, rotate=False)
+            if settings.aggregator is not None:
+                agg_dir = data_dir / "keys" / tenant.id / f"{kind}-aggregator"
+                agg = settings.aggregator
+                if not (agg_dir / CURRENT_CERT).exists():
+                    key_pem, cert_pem = make_sp_certificate(
+                        entity_id=entity_id(config, tenant, kind),
+                        organization_name=agg.company,
+                        common_name=agg.company,
+                        locality=tenant.cadastral_code,
+                        vat_number=agg.vat_number,
+                        fiscal_code=agg.fiscal_code,
+                        private=True,
+                        key_size=2048,
+                    )
+                    write_keys(agg_dir, key_pem, cert_pem, rotate=False)
+                change["aggregator"] = agg.model_copy(update={"keys_dir": agg_dir})
+            updates[kind] = settings.model_copy(update=change)
+        tenants.append(tenant.model_copy(update=updates) if updates else tenant)
+    return config.model_copy(update={"tenants": tenants})

@@ -58,13 +58,19 @@ def chooser(
     )
 
 
-def refused(kind: str, reason: str, *, status: int = 403) -> web.Response:
-    """A refused login: what went wrong in words a citizen can act on (no personal data)."""
+def refused(kind: str, reason: str, *, status: int = 403, back: str | None = None) -> web.Response:
+    """A refused login: what went wrong in words a citizen can act on (no personal data);
+    ``back``: the comune's site, linked."""
+    again = (
+        f'<p><a class="btn" id="back" href="{escape(back)}">Torna al sito del comune</a> '
+        "e riprova.</p>"
+        if back
+        else "<p>Torna al sito del comune e riprova.</p>"
+    )
     return page(
         "Accesso non riuscito",
         f'<div class="err"><p>Non è stato possibile completare l\'accesso con '
-        f"{escape(SCHEME.get(kind, kind))}.</p><p>Motivo: {escape(reason)}</p></div>"
-        "<p>Torna al sito del comune e riprova.</p>",
+        f"{escape(SCHEME.get(kind, kind))}.</p><p>Motivo: {escape(reason)}</p></div>{again}",
         status=status,
     )
 

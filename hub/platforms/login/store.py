@@ -26,6 +26,7 @@ from sportello.events import emit
 from sportello.platforms.login.tables import (
     login_codes,
     login_sessions,
+    oidc_requests,
     saml_assertions,
     saml_requests,
 )
@@ -160,19 +161,53 @@ class LoginStore:
         With ``config``, a ``<kind>.login`` webhook event (no personal data: session, IdP,
         level) is queued in the same transaction.
         """
-        session_id, code = new_token(), new_token()
+        session_id = new_token()
         view = identity_view(identity, kind=kind, session_id=session_id)
+        code = await self.open_session(
+            session_id=session_id,
+            tenant_id=tenant_id,
+            kind=kind,
+            idp_entity_id=identity.idp_entity_id,
+            name_id=identity.name_id,
+            name_qualifier=identity.name_qualifier,
+            session_index=identity.session_index,
+            level=identity.level,
+            view=view,
+            now=now,
+            config=config,
+        )
+        return session_id, code
+
+    async def open_session(
+        self,
+        *,
+        session_id: str,
+        tenant_id: str,
+        kind: Kind,
+        idp_entity_id: str,
+        name_id: str,
+        name_qualifier: str,
+        session_index: str | None,
+        level: int,
+        view: dict[str, Any],
+        now: datetime,
+        config: HubConfig | None = None,
+    ) -> str:
+        """Store a login session and its one-time handoff code (returned), whatever the
+        protocol (SAML or OpenID Connect: ``view`` is the identity handed over); with
+        ``config``, the ``<kind>.login`` webhook event in the same transaction."""
+        code = new_token()
         async with self.engine.begin() as conn:
             await conn.execute(
                 insert(login_sessions).values(
                     session_id=session_id,
                     tenant_id=tenant_id,
                     kind=kind,
-                    idp_entity_id=identity.idp_entity_id,
-                    name_id=identity.name_id,
-                    name_qualifier=identity.name_qualifier,
-                    session_index=identity.session_index,
-                    level=identity.level,
+                    idp_entity_id=idp_entity_id,
+                    name_id=name_id,
+                    name_qualifier=name_qualifier,
+                    session_index=session_index,
+                    level=level,
                     created_at=now,
                     expires_at=now + SESSION_TTL,
                 )
@@ -188,10 +223,11 @@ class LoginStore:
                 )
             )
             if config is not None:
-                event = {"session_id": session_id, "idp": identity.idp_entity_id}
-                event["level"] = str(identity.level)
+                event = {"session_id": session_id, "idp": idp_entity_id}
+                event["level"] = str(level)
+                event["protocol"] = str(view.get("protocol", "saml"))
                 await emit(conn, config, [(tenant_id, f"{kind}.login", event)], now=now)
-        return session_id, code
+        return code
 
     async def exchange(self, *, tenant_id: str, code: str, now: datetime) -> dict[str, Any] | None:
         """The identity behind a code, once; the stored copy is wiped when it is handed out."""
@@ -281,6 +317,7 @@ class LoginStore:
             n = 0
             for table, column in (
                 (saml_requests, saml_requests.c.expires_at),
+                (oidc_requests, oidc_requests.c.expires_at),
                 (saml_assertions, saml_assertions.c.expires_at),
                 (login_codes, login_codes.c.expires_at),
                 (login_sessions, login_sessions.c.expires_at),
@@ -295,6 +332,7 @@ def identity_view(identity: Identity, *, kind: Kind, session_id: str) -> dict[st
     fiscal = identity.attributes.get("fiscalNumber", "")
     return {
         "scheme": kind,
+        "protocol": "saml",
         "session_id": session_id,
         "idp": identity.idp_entity_id,
         "level": identity.level,

@@ -69,3 +69,22 @@ login_codes = Table(
     Column("expires_at", UTCDateTime(), nullable=False),
     Column("used_at", UTCDateTime(), nullable=True),
 )
+
+# SPID/CIE OpenID Connect: authorization requests waiting for their callback (migration 0014),
+# keyed by the sha256 of ``state``, bound to one browser (cookie hash), used once. ``pending``
+# is the connector's PendingAuthorization (nonce, PKCE verifier) as JSON.
+oidc_requests = Table(
+    "oidc_requests",
+    metadata,
+    Column("state_hash", String(64), primary_key=True),
+    Column("tenant_id", String(40), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("browser_hash", String(64), nullable=False),
+    Column("provider", String(1024), nullable=False),
+    Column("pending", Text(), nullable=False),
+    Column("return_to", Text(), nullable=True),
+    Column("client_state", String(200), nullable=True),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("consumed_at", UTCDateTime(), nullable=True),
+    Index(None, "expires_at"),
+)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from sportello.hookspecs import HandlerFactory, hookimpl
+from sportello.hookspecs import HandlerFactory, KnownNotice, hookimpl
 
 if TYPE_CHECKING:
     from sqlalchemy import Table
@@ -128,3 +128,26 @@ def hub_cli_commands() -> list[Any]:
     from .cli import pagopa_group
 
     return [pagopa_group]
+
+
+@hookimpl
+async def hub_known_notices(
+    services: HubServices, tenant_id: str, notice_numbers: frozenset[str]
+) -> dict[str, KnownNotice]:
+    """The notices of the positions the hub keeps, for App IO messages' payment data."""
+    tenant = services.config.tenant(tenant_id)
+    if tenant is None or tenant.pagopa is None:
+        return {}
+    from .store import PagopaStore
+
+    store = PagopaStore(services.engine, services.config, services.clock)
+    found = await store.known_notices(tenant_id, notice_numbers)
+    return {nav: KnownNotice(*fields) for nav, fields in found.items()}
+
+
+@hookimpl
+async def hub_demo_seed(app: web.Application) -> None:
+    """``sportello demo``: give the FdR sandbox a flow to reconcile (station mode)."""
+    from .operations import seed_demo_fdr
+
+    await seed_demo_fdr(app)

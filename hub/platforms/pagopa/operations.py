@@ -10,18 +10,24 @@ and prints the lines it returns; tests call them directly.
 - ``reconcile_flows``: read the FdR flows and match them to positions and receipts.
 - ``sync_receipts``: read a GPD-mode tenant's new receipts from GPD's receipts API.
 - ``recover_receipts``: fetch the receipts of payments that started but never got one.
+- ``seed_demo_fdr``: ``sportello demo``'s flow to reconcile (the ``hub_demo_seed`` hook).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import click
 
 from sportello.config import HubConfig
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 __all__ = [
     "OperationError",
@@ -29,8 +35,14 @@ __all__ = [
     "import_positions_file",
     "reconcile_flows",
     "recover_receipts",
+    "seed_demo_fdr",
     "sync_receipts",
 ]
+
+log = logging.getLogger("sportello.demo")
+#: The demo creditor's account (the ISO 13616 example of an Italian IBAN, not a real one).
+DEMO_IBAN = "IT60X0542811101000000123456"
+ROME = ZoneInfo("Europe/Rome")
 
 
 class OperationError(click.ClickException):
@@ -161,7 +173,7 @@ async def change_position(config: HubConfig, tenant_id: str, iupd: str, operatio
 async def reconcile_flows(
     config: HubConfig, tenant_id: str, day: date | None, show: bool
 ) -> tuple[list[str], bool]:
-    from sportello.cli.main import _services
+    from sportello.cli.common import hub_services
     from sportello.platforms.pagopa.fdr import (
         AMOUNT_MISMATCH,
         MATCHED,
@@ -172,7 +184,7 @@ async def reconcile_flows(
         day_bounds,
     )
 
-    async with _services(config) as services:
+    async with hub_services(config) as services:
         reconciler = FdrReconciler(services.engine, config, services.clock, services.session)
         try:
             since = day_bounds(day)[0] if day is not None else None
@@ -222,11 +234,11 @@ def _sync_lines(report: Any) -> list[str]:
 async def sync_receipts(
     config: HubConfig, tenant_id: str, since: date | None
 ) -> tuple[list[str], bool]:
-    from sportello.cli.main import _services
+    from sportello.cli.common import hub_services
     from sportello.platforms.pagopa.receipts import ReceiptsUnavailable, ReceiptSync
     from sportello.platforms.pagopa.store import PagopaNotConfigured
 
-    async with _services(config) as services:
+    async with hub_services(config) as services:
         sync = ReceiptSync(services.engine, config, services.clock, services.session)
         try:
             report = await sync.sync(tenant_id, since=since)
@@ -240,11 +252,11 @@ async def recover_receipts(
 ) -> tuple[list[str], bool]:
     from datetime import timedelta
 
-    from sportello.cli.main import _services
+    from sportello.cli.common import hub_services
     from sportello.platforms.pagopa.receipts import ReceiptSync
     from sportello.platforms.pagopa.store import PagopaNotConfigured
 
-    async with _services(config) as services:
+    async with hub_services(config) as services:
         sync = ReceiptSync(services.engine, config, services.clock, services.session)
         try:
             report = await sync.recover(
@@ -265,3 +277,76 @@ async def recover_receipts(
         lines += _sync_lines(report.sync)
     failed = bool(report.missing) or bool(report.sync and report.sync.failed)
     return lines, failed
+
+
+async def seed_demo_fdr(app: web.Application) -> str | None:
+    """Give the FdR sandbox a flow to reconcile: one notice of the demo tenant (station mode)
+    is created, paid through the sandbox Node (which calls the hub's station) and its flow
+    published. Done at every start, because the sandbox keeps no state; the sandbox numbers
+    its flows so that a restart does not reuse an id. Returns the notice number paid."""
+    from datetime import timedelta
+
+    import aiohttp
+
+    from sportello.appkeys import CLOCK, CONFIG, ENGINE
+    from sportello.platforms.pagopa.store import PagopaStore, PagopaStoreError
+
+    config = app[CONFIG]
+    tenant = config.tenant("demo")
+    p = tenant.pagopa if tenant is not None else None
+    if p is None or p.mode != "station" or p.fdr_base_url is None:
+        return None
+    sandbox = p.fdr_base_url.split("/fdr-org/", 1)[0]
+    if not sandbox.startswith("http"):
+        return None
+    now = app[CLOCK].now()
+    text = "Diritti di segreteria (demo)"
+    position = {
+        "iupd": f"DEMO-FDR-{now:%Y%m%d%H%M%S%f}",
+        "type": "F",
+        "fiscal_code": "VRDGNN70D04H501W",  # Giovanni Verdi, in the demo registry
+        "full_name": "Giovanni Verdi",
+        "company_name": tenant.name if tenant is not None else "Comune di Esempio",
+        "payment_options": [
+            {
+                "amount": 1600,
+                "description": text,
+                "due_date": now + timedelta(days=30),
+                "transfers": [
+                    {
+                        "id_transfer": 1,
+                        "amount": 1600,
+                        "organization_fiscal_code": p.ec_fiscal_code,
+                        "remittance_information": text,
+                        "category": "9/0301109AP/",
+                        "iban": DEMO_IBAN,
+                    }
+                ],
+            }
+        ],
+    }
+    try:
+        stored = await PagopaStore(app[ENGINE], config, app[CLOCK]).create_position(
+            "demo", position
+        )
+    except PagopaStoreError as exc:
+        log.warning("demo: no notice for the FdR sandbox (%s)", exc)
+        return None
+    nav = stored.options[0].nav
+    day = now.astimezone(ROME).date().isoformat()
+    try:
+        async with aiohttp.ClientSession() as session:
+            pay = {"fiscalCode": p.ec_fiscal_code, "noticeNumber": nav}
+            async with session.post(sandbox + "/psp/pay", json=pay) as response:
+                result = await response.json(content_type=None)
+            if response.status >= 300 or result.get("outcome") != "OK":
+                log.warning("demo: the sandbox Node did not pay notice %s: %s", nav, result)
+                return None
+            async with session.post(f"{sandbox}/__sandbox/fdr/publish?date={day}") as response:
+                if response.status >= 300:
+                    log.warning("demo: the FdR sandbox did not publish: %s", await response.text())
+                    return None
+    except (aiohttp.ClientError, ValueError) as exc:
+        log.warning("demo: pagoPA sandbox not reachable (%s); no FdR flow to reconcile", exc)
+        return None
+    return nav

@@ -24,7 +24,6 @@ from sportello.adapters.suap.base import Practice, PracticeEvent, SuapAdapter
 from sportello.config import TenantConfig
 from sportello.connectors.io.models import MessageContent, NewMessage
 from sportello.events import emit
-from sportello.platforms.io import campaigns
 from sportello.platforms.suap.tables import suap_cursors
 from sportello.plugins import Plugins
 from sportello.services import HubServices
@@ -44,7 +43,8 @@ def practice_view(p: Practice) -> dict[str, Any]:
 class SuapService:
     def __init__(self, services: HubServices, plugins: Plugins | None = None) -> None:
         self.services = services
-        self.plugins = plugins if plugins is not None else services.plugins
+        # a command's services have no plugins of their own: those their adapters load
+        self.plugins: Plugins = plugins or services.plugins or services.adapters.plugins
         self._env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 
     def adapter_for(self, tenant: TenantConfig) -> SuapAdapter:
@@ -106,6 +106,8 @@ class SuapService:
         settings = tenant.suap
         if settings is None or settings.io_service is None:
             return None
+        if not self.plugins.queues_messages():
+            return None  # no App IO platform (disabled): reported as "io": false
         if len(practice.applicant_fiscal_code) != 16:
             return None  # a company (11 digits) has no App IO inbox
         context = {"practice": practice, "event": event}
@@ -190,7 +192,7 @@ class SuapService:
                 return {"changes": 0, "messages": 0, "events": 0}
             for message in planned:  # only planned when the tenant has an io_service
                 assert service_id is not None
-                await campaigns.enqueue_message(
+                await self.plugins.queue_message(
                     conn, tenant_id=tenant_id, service_id=service_id, message=message, now=now
                 )
             events = await emit(conn, self.services.config, payloads, now=now)

@@ -1,0 +1,369 @@
+"""REST API routes for SEND notifications (``/api/v1/tenants/{tenant}/send/...``)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from sportello import audit
+from sportello.api import models
+from sportello.api.bodies import read_body
+from sportello.api.core import (
+    PAGING,
+    PREFIX,
+    _clean,
+    _Problem,
+    handles_problems,
+    idempotency_key,
+    idempotent,
+    page,
+    page_params,
+    path_id,
+    require,
+    tenant_of,
+)
+from sportello.api.openapi import Answer, operation
+from sportello.appkeys import CLOCK, CONFIG, ENGINE
+from sportello.connectors.send import (
+    NewNotificationRequest,
+    NotificationDocument,
+    UploadedFile,
+    sha256_b64,
+)
+from sportello.db import reading
+from sportello.outbox.store import NewJob, enqueue_many
+from sportello.platforms.send.api_models import (
+    CancelQueued,
+    NotificationDetail,
+    NotificationIn,
+    NotificationQueued,
+    NotificationSummary,
+)
+from sportello.platforms.send.service import (
+    ACCEPTED,
+    CANCEL_KIND,
+    CANCELLING,
+    QUEUED,
+    UPLOAD_KIND,
+)
+from sportello.platforms.send.tables import send_documents, send_events, send_notifications
+
+
+def _where(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(x) for x in first["loc"]) or "body"
+    return f"{where}: {first['msg']}"
+
+
+def _prepare(
+    request: web.Request, tenant_id: str, raw: bytes
+) -> tuple[NotificationIn, dict[str, Any], list[bytes]]:
+    """The body checked as SEND would check it (before anything is queued), the request to
+    store (without documents) and the documents' bytes; else a 400 naming the field."""
+    tenant = request.app[CONFIG].tenant(tenant_id)
+    if tenant is None or tenant.send is None:
+        raise _Problem(404, "Not Found", "SEND is not configured for this tenant")
+    try:
+        body = NotificationIn.model_validate_json(raw)
+    except ValidationError as exc:
+        raise _Problem(400, "Bad Request", _where(exc)) from None
+    contents: list[bytes] = []
+    for i, doc in enumerate(body.documents):
+        try:
+            contents.append(base64.b64decode(doc.content_base64, validate=True))
+        except (binascii.Error, ValueError):
+            raise _Problem(
+                400, "Bad Request", f"documents.{i}.content_base64: not valid base64"
+            ) from None
+    wire: dict[str, Any] = {
+        "paProtocolNumber": body.pa_protocol_number,
+        "idempotenceToken": uuid.uuid4().hex,
+        "subject": body.subject,
+        "abstract": body.abstract,
+        "recipients": [r.wire() for r in body.recipients],
+        "notificationFeePolicy": body.notification_fee_policy,
+        "physicalCommunicationType": body.physical_communication_type,
+        "senderDenomination": (tenant.send.sender_denomination or tenant.name)[:88],
+        "senderTaxId": tenant.send.sender_tax_id or tenant.fiscal_code,
+        "taxonomyCode": body.taxonomy_code,
+        "paFee": body.pa_fee,
+        "vat": body.vat,
+    }
+    wire = {k: v for k, v in wire.items() if v is not None}
+    placeholders = [
+        NotificationDocument.of(
+            UploadedFile(key="pending", version_token="pending", sha256=sha256_b64(c)), d.title
+        ).wire()
+        for c, d in zip(contents, body.documents, strict=True)
+    ]
+    try:  # what SEND would refuse with a 400 is refused here, before it is queued
+        NewNotificationRequest.model_validate({**wire, "documents": placeholders})
+    except ValidationError as exc:
+        raise _Problem(400, "Bad Request", _where(exc)) from None
+    return body, wire, contents
+
+
+@operation(
+    "createSendNotification",
+    "Queue a SEND notification (scope write): documents uploaded, the request sent once "
+    "and its acceptance followed through the outbox",
+    body=NotificationIn,
+    idempotent=True,
+    responses={
+        202: Answer(NotificationQueued, "Queued"),
+        409: "A notification with this pa_protocol_number exists",
+        422: "An Idempotency-Key reused for another request; nothing queued",
+    },
+    scope="write",
+)
+@handles_problems
+async def create_notification(request: web.Request) -> web.StreamResponse:
+    tenant_id = tenant_of(request)
+    p = require(request, "write")
+    idempotency_key(request)
+    raw = await read_body(request)
+    body, wire, contents = _prepare(request, tenant_id, raw)
+    now = request.app[CLOCK].now()
+
+    async def produce(conn: Any) -> tuple[int, dict[str, Any]]:
+        taken = (
+            await conn.execute(
+                select(send_notifications.c.id).where(
+                    send_notifications.c.tenant_id == tenant_id,
+                    send_notifications.c.pa_protocol_number == body.pa_protocol_number,
+                )
+            )
+        ).first()
+        if taken is not None:
+            raise _Problem(
+                409,
+                "Conflict",
+                f"pa_protocol_number: notification {taken.id} already has "
+                f"{body.pa_protocol_number!r}",
+            )
+        result = await conn.execute(
+            send_notifications.insert().values(
+                tenant_id=tenant_id,
+                pa_protocol_number=body.pa_protocol_number,
+                idempotence_token=wire["idempotenceToken"],
+                subject=body.subject,
+                request=json.dumps(wire),
+                recipients=json.dumps(
+                    [{"tax_id": r.taxId, "denomination": r.denomination} for r in body.recipients]
+                ),
+                status=QUEUED,
+                created_by=p.actor,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        notification_id = int(result.inserted_primary_key[0])
+        await conn.execute(
+            send_documents.insert(),
+            [
+                {
+                    "notification_id": notification_id,
+                    "idx": i,
+                    "title": d.title,
+                    "content": c,
+                    "sha256": sha256_b64(c),
+                }
+                for i, (d, c) in enumerate(zip(body.documents, contents, strict=True))
+            ],
+        )
+        await enqueue_many(
+            conn,
+            [NewJob(tenant_id, UPLOAD_KIND, {"notification_id": notification_id})],
+            now=now,
+            default_max_attempts=request.app[CONFIG].outbox.max_attempts,
+        )
+        return 202, {
+            "id": notification_id,
+            "status": QUEUED,
+            "pa_protocol_number": body.pa_protocol_number,
+            "idempotence_token": wire["idempotenceToken"],
+        }
+
+    return await idempotent(request, tenant_id, raw, produce)
+
+
+_SUMMARY = (
+    send_notifications.c.id,
+    send_notifications.c.pa_protocol_number,
+    send_notifications.c.subject,
+    send_notifications.c.status,
+    send_notifications.c.iun,
+    send_notifications.c.send_status,
+    send_notifications.c.created_at,
+    send_notifications.c.updated_at,
+)
+
+
+@operation(
+    "listSendNotifications",
+    "The tenant's SEND notifications, oldest first (scope read; no personal data)",
+    query=PAGING,
+    responses={200: models.page_of(NotificationSummary)},
+    scope="read",
+)
+@handles_problems
+async def list_notifications(request: web.Request) -> web.StreamResponse:
+    tenant_id = tenant_of(request)
+    require(request, "read")
+    limit, after = page_params(request)
+    async with reading(request.app[ENGINE]) as conn:
+        rows = await conn.execute(
+            select(*_SUMMARY)
+            .where(send_notifications.c.tenant_id == tenant_id, send_notifications.c.id > after)
+            .order_by(send_notifications.c.id)
+            .limit(limit)
+        )
+        items = [_clean(dict(r._mapping)) for r in rows]
+    return web.json_response(page(items, limit))
+
+
+@operation(
+    "getSendNotification",
+    "A SEND notification with its timeline (scope read; the recipients with personal_data, "
+    "audited)",
+    path={"notification_id": int},
+    responses={200: NotificationDetail},
+    scope="read",
+)
+@handles_problems
+async def get_notification(request: web.Request) -> web.StreamResponse:
+    tenant_id = tenant_of(request)
+    p = require(request, "read")
+    notification_id = path_id(request, "notification_id", "notification")
+    engine = request.app[ENGINE]
+    async with reading(engine) as conn:
+        row = (
+            await conn.execute(
+                select(send_notifications).where(
+                    send_notifications.c.id == notification_id,
+                    send_notifications.c.tenant_id == tenant_id,
+                )
+            )
+        ).first()
+        if row is None:
+            raise _Problem(404, "Not Found", f"notification {notification_id} not found")
+        events: Sequence[Any] = []
+        if row.notification_request_id:
+            events = (
+                await conn.execute(
+                    select(send_events)
+                    .where(
+                        send_events.c.tenant_id == tenant_id,
+                        send_events.c.notification_request_id == row.notification_request_id,
+                    )
+                    .order_by(send_events.c.event_id)
+                )
+            ).all()
+    view = _clean({c.name: row._mapping[c.name] for c in _SUMMARY})
+    view.update(
+        notification_request_id=row.notification_request_id,
+        idempotence_token=row.idempotence_token,
+        accepted_at=_clean({"a": row.accepted_at})["a"],
+        errors=json.loads(row.errors) if row.errors else [],
+        timeline=[
+            _clean(
+                {
+                    "event_id": e.event_id,
+                    "category": e.category,
+                    "new_status": e.new_status,
+                    "timestamp": json.loads(e.element).get("timestamp"),
+                    "received_at": e.received_at,
+                }
+            )
+            for e in events
+        ],
+    )
+    if "personal_data" in p.scopes or "admin" in p.scopes:
+        recipients = json.loads(row.recipients)
+        async with engine.begin() as conn:
+            await audit.record(
+                conn,
+                audit.AuditEntry(
+                    tenant_id=tenant_id,
+                    actor=p.actor,
+                    action="send.notification.read",
+                    subject=",".join(r["tax_id"] for r in recipients),
+                    purpose="SEND notification status",
+                    sources="hub",
+                    outcome="ok",
+                    detail=f"notification {notification_id}",
+                ),
+                at=request.app[CLOCK].now(),
+            )
+        view["recipients"] = recipients
+    return web.json_response(view)
+
+
+@operation(
+    "cancelSendNotification",
+    "Cancel an accepted SEND notification (scope write), through the outbox",
+    path={"notification_id": int},
+    idempotent=True,
+    responses={
+        202: Answer(CancelQueued, "Cancellation queued"),
+        409: "The notification is not accepted (nothing to cancel yet, or already cancelled)",
+        422: "An Idempotency-Key reused for another request",
+    },
+    scope="write",
+)
+@handles_problems
+async def cancel_notification(request: web.Request) -> web.StreamResponse:
+    tenant_id = tenant_of(request)
+    require(request, "write")
+    idempotency_key(request)
+    notification_id = path_id(request, "notification_id", "notification")
+    raw = await read_body(request)
+    now = request.app[CLOCK].now()
+
+    async def produce(conn: Any) -> tuple[int, dict[str, Any]]:
+        row = (
+            await conn.execute(
+                select(send_notifications.c.status).where(
+                    send_notifications.c.id == notification_id,
+                    send_notifications.c.tenant_id == tenant_id,
+                )
+            )
+        ).first()
+        if row is None:
+            raise _Problem(404, "Not Found", f"notification {notification_id} not found")
+        if row.status != ACCEPTED:
+            raise _Problem(
+                409, "Conflict", f"status: the notification is {row.status}, not accepted"
+            )
+        await conn.execute(
+            send_notifications.update()
+            .where(send_notifications.c.id == notification_id)
+            .values(status=CANCELLING, updated_at=now)
+        )
+        await enqueue_many(
+            conn,
+            [NewJob(tenant_id, CANCEL_KIND, {"notification_id": notification_id})],
+            now=now,
+            default_max_attempts=request.app[CONFIG].outbox.max_attempts,
+        )
+        return 202, {"id": notification_id, "status": CANCELLING}
+
+    return await idempotent(request, tenant_id, raw, produce)
+
+
+def routes() -> list[web.RouteDef]:
+    base = PREFIX + "/tenants/{tenant}/send/notifications"
+    return [
+        web.post(base, create_notification),
+        web.get(base, list_notifications),
+        web.get(base + "/{notification_id}", get_notification),
+        web.post(base + "/{notification_id}/cancel", cancel_notification),
+    ]

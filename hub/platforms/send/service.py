@@ -1,0 +1,526 @@
+"""SEND for the hub: one client per tenant, the outbox handlers that send a notification
+(``send.upload`` → ``send.request`` → ``send.acceptance``, and ``send.cancel``), and the
+reader of the tenant's progress stream.
+
+Nothing is sent twice. The ``paProtocolNumber`` and ``idempotenceToken`` are stored when the
+notification is queued, before any call. ``send.request`` commits ``requesting`` before it
+calls SEND; an attempt that finds the row already ``requesting`` (the earlier one died, or
+its answer was lost) first asks SEND for the request by protocol number and token, and only
+when SEND has none sends it again, with the same token (SEND refuses a second request with
+that pair with 409, which the connector resolves by asking too).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sportello.config import TenantConfig
+from sportello.connectors.errors import PermanentError, ServerError
+from sportello.connectors.pdnd.client import PdndClient
+from sportello.connectors.pdnd.environments import assertion_audience_for
+from sportello.connectors.pdnd.keys import kid_for_private_key
+from sportello.connectors.send import (
+    DuplicateNotification,
+    NewNotificationRequest,
+    NotificationDocument,
+    SendClient,
+    SendNotFound,
+    StreamRequest,
+    UploadedFile,
+)
+from sportello.connectors.send.models import NotificationRequestStatus
+from sportello.events import emit
+from sportello.outbox import Delivery, Handler, Job
+from sportello.outbox.store import NewJob, enqueue_many
+from sportello.platforms.send.tables import (
+    send_documents,
+    send_events,
+    send_notifications,
+    send_streams,
+)
+from sportello.services import HubServices
+
+log = logging.getLogger("sportello.platforms.send")
+
+QUEUED, UPLOADED, REQUESTING, WAITING = "queued", "uploaded", "requesting", "waiting"
+ACCEPTED, REFUSED, FAILED = "accepted", "refused", "failed"
+CANCELLING, CANCELLED = "cancelling", "cancelled"
+
+UPLOAD_KIND, REQUEST_KIND = "send.upload", "send.request"
+ACCEPTANCE_KIND, CANCEL_KIND = "send.acceptance", "send.cancel"
+STATUS_EVENT = "send.notification.status"
+
+#: Pages read from the stream in one round at most (SEND answers retry-after 0 while more wait).
+MAX_PAGES = 50
+
+
+class SendNotConfigured(PermanentError):
+    """The tenant has no ``[tenants.send]`` (or no ``[tenants.pdnd]`` for the voucher)."""
+
+
+class StillWaiting(ServerError):
+    """SEND has not decided yet: the outbox asks again after ``retry_after`` seconds."""
+
+
+def settings(services: HubServices, tenant_id: str) -> tuple[TenantConfig, Any]:
+    tenant = services.config.tenant(tenant_id)
+    if tenant is None or tenant.send is None or tenant.pdnd is None:
+        raise SendNotConfigured(
+            f"tenant {tenant_id!r} has no [tenants.send] and [tenants.pdnd]", platform="send"
+        )
+    return tenant, tenant.send
+
+
+class SendClients:
+    """One ``SendClient`` per tenant, built on first use (the PDND client of the tenant)."""
+
+    def __init__(self, services: HubServices) -> None:
+        self.services = services
+        self._clients: dict[str, SendClient] = {}
+
+    def get(self, tenant_id: str) -> SendClient:
+        if tenant_id not in self._clients:
+            tenant, send = settings(self.services, tenant_id)
+            pdnd = tenant.pdnd
+            assert pdnd is not None
+            key_ref, api_key = pdnd.key, send.api_key
+
+            def private_key() -> bytes:
+                return key_ref.reveal().encode()
+
+            client = PdndClient(
+                self.services.session,
+                str(pdnd.token_url),
+                client_id=pdnd.client_id,
+                kid=pdnd.kid or kid_for_private_key(private_key()),
+                private_key=private_key,
+                assertion_audience=pdnd.assertion_audience
+                or assertion_audience_for(str(pdnd.token_url)),
+            )
+            self._clients[tenant_id] = SendClient(
+                self.services.session,
+                str(send.base_url).rstrip("/"),
+                api_key=lambda: api_key.reveal(),
+                pdnd=client,
+                purpose_id=send.purpose_id,
+            )
+        return self._clients[tenant_id]
+
+
+SEND_CLIENTS = web.AppKey("send_clients", SendClients)
+
+
+# -- rows ---------------------------------------------------------------------------------
+
+
+async def _row(conn: AsyncConnection, notification_id: int) -> Any:
+    return (
+        await conn.execute(
+            select(send_notifications).where(send_notifications.c.id == notification_id)
+        )
+    ).first()
+
+
+async def _set(
+    conn: AsyncConnection,
+    notification_id: int,
+    now: datetime,
+    *,
+    when: str | None = None,
+    **values: Any,
+) -> bool:
+    """Update the row (only while its status is ``when``, if given); True if it changed."""
+    stmt = update(send_notifications).where(send_notifications.c.id == notification_id)
+    if when is not None:
+        stmt = stmt.where(send_notifications.c.status == when)
+    result = await conn.execute(stmt.values(updated_at=now, **values))
+    return bool(result.rowcount)
+
+
+def status_event(row: Any, status: str, **extra: Any) -> tuple[str, str, dict[str, Any]]:
+    """The ``send.notification.status`` webhook of a notification."""
+    data = {
+        "notification_id": int(row.id),
+        "pa_protocol_number": row.pa_protocol_number,
+        "status": status,
+        "iun": extra.pop("iun", row.iun),
+        **extra,
+    }
+    return (row.tenant_id, STATUS_EVENT, data)
+
+
+# -- outbox handlers ----------------------------------------------------------------------
+
+
+def upload_handler(services: HubServices) -> Handler:
+    """``send.upload``: preload and upload the documents SEND does not have yet."""
+    clients = SendClients(services)
+    engine, clock = services.engine, services.clock
+
+    async def handle(job: Job) -> Delivery:
+        notification_id = int(job.payload["notification_id"])
+        async with engine.connect() as conn:
+            row = await _row(conn, notification_id)
+            docs = (
+                await conn.execute(
+                    select(send_documents.c.id, send_documents.c.content)
+                    .where(
+                        send_documents.c.notification_id == notification_id,
+                        send_documents.c.file_key.is_(None),
+                    )
+                    .order_by(send_documents.c.idx)
+                )
+            ).all()
+        if row is None or row.status != QUEUED:
+            return Delivery()
+        client = clients.get(row.tenant_id)
+        # Same bytes, same checksum: a retry of the whole step is safe (new slots, no notification).
+        uploaded: list[UploadedFile] = []
+        for start in range(0, len(docs), 15):
+            chunk = docs[start : start + 15]
+            uploaded += await client.upload_files([bytes(d.content) for d in chunk])
+        now = clock.now()
+        async with engine.begin() as conn:
+            for doc, file in zip(docs, uploaded, strict=True):
+                await conn.execute(
+                    update(send_documents)
+                    .where(send_documents.c.id == doc.id)
+                    .values(file_key=file.key, version_token=file.version_token)
+                )
+            if await _set(conn, notification_id, now, when=QUEUED, status=UPLOADED):
+                await enqueue_many(
+                    conn,
+                    [NewJob(row.tenant_id, REQUEST_KIND, {"notification_id": notification_id})],
+                    now=now,
+                    default_max_attempts=services.config.outbox.max_attempts,
+                )
+        return Delivery()
+
+    return handle
+
+
+async def _request_of(conn: AsyncConnection, row: Any) -> NewNotificationRequest:
+    docs = (
+        await conn.execute(
+            select(send_documents)
+            .where(send_documents.c.notification_id == row.id)
+            .order_by(send_documents.c.idx)
+        )
+    ).all()
+    body = json.loads(row.request)
+    body["documents"] = [
+        NotificationDocument.of(
+            UploadedFile(key=d.file_key, version_token=d.version_token, sha256=d.sha256),
+            d.title,
+        ).wire()
+        for d in docs
+    ]
+    return NewNotificationRequest.model_validate(body)
+
+
+def request_handler(services: HubServices) -> Handler:
+    """``send.request``: the notification request, sent once (module docstring)."""
+    clients = SendClients(services)
+    engine, clock = services.engine, services.clock
+
+    async def handle(job: Job) -> Delivery:
+        notification_id = int(job.payload["notification_id"])
+        async with engine.begin() as conn:
+            row = await _row(conn, notification_id)
+            if row is None or row.status not in (UPLOADED, REQUESTING):
+                return Delivery(remote_id=row.notification_request_id if row else None)
+            request = await _request_of(conn, row)
+            resuming = row.status == REQUESTING
+            if not resuming:  # committed before SEND is called
+                await _set(conn, notification_id, clock.now(), when=UPLOADED, status=REQUESTING)
+        client = clients.get(row.tenant_id)
+        found: NotificationRequestStatus | None = None
+        if resuming:  # an earlier attempt may have reached SEND: ask, never guess
+            found = await _find(client, row)
+        request_id = found.notificationRequestId if found else None
+        if request_id is None:
+            try:
+                answer = await client.send_notification(request)
+                request_id = answer.notificationRequestId
+            except DuplicateNotification:
+                found = await _find(client, row)
+                if found is None:
+                    raise
+                request_id = found.notificationRequestId
+            except PermanentError as exc:
+                await _fail(services, row, str(exc))
+                return Delivery()
+        now = clock.now()
+        send = services.config.tenant(row.tenant_id).send  # type: ignore[union-attr]
+        delay = send.acceptance_poll_seconds if send else 10.0
+        attempts = send.acceptance_poll_attempts if send else 200
+        async with engine.begin() as conn:
+            if await _set(
+                conn,
+                notification_id,
+                now,
+                when=REQUESTING,
+                status=WAITING,
+                notification_request_id=request_id,
+            ):
+                await enqueue_many(
+                    conn,
+                    [
+                        NewJob(
+                            row.tenant_id,
+                            ACCEPTANCE_KIND,
+                            {"notification_id": notification_id},
+                            max_attempts=attempts,
+                            not_before=now + timedelta(seconds=delay),
+                        )
+                    ],
+                    now=now,
+                    default_max_attempts=attempts,
+                )
+        return Delivery(remote_id=request_id)
+
+    return handle
+
+
+async def _find(client: SendClient, row: Any) -> NotificationRequestStatus | None:
+    try:
+        return await client.request_status(
+            pa_protocol_number=row.pa_protocol_number, idempotence_token=row.idempotence_token
+        )
+    except SendNotFound:
+        return None
+
+
+async def _fail(services: HubServices, row: Any, error: str) -> None:
+    now = services.clock.now()
+    async with services.engine.begin() as conn:
+        if await _set(conn, int(row.id), now, status=FAILED, errors=json.dumps([error])):
+            await emit(conn, services.config, [status_event(row, FAILED)], now=now)
+
+
+def acceptance_handler(services: HubServices) -> Handler:
+    """``send.acceptance``: ACCEPTED (the IUN) or REFUSED (the errors); else ask again."""
+    clients = SendClients(services)
+    engine, clock = services.engine, services.clock
+
+    async def handle(job: Job) -> Delivery:
+        notification_id = int(job.payload["notification_id"])
+        async with engine.connect() as conn:
+            row = await _row(conn, notification_id)
+        if row is None or row.status != WAITING or not row.notification_request_id:
+            return Delivery()
+        client = clients.get(row.tenant_id)
+        status = await client.request_status(row.notification_request_id)
+        now = clock.now()
+        if status.accepted:
+            async with engine.begin() as conn:
+                if await _set(
+                    conn,
+                    notification_id,
+                    now,
+                    when=WAITING,
+                    status=ACCEPTED,
+                    iun=status.iun,
+                    accepted_at=now,
+                ):
+                    await emit(
+                        conn,
+                        services.config,
+                        [status_event(row, ACCEPTED, iun=status.iun)],
+                        now=now,
+                    )
+            return Delivery(remote_id=status.iun)
+        if status.refused:
+            errors = [e.model_dump(exclude_none=True) for e in status.errors]
+            async with engine.begin() as conn:
+                if await _set(
+                    conn,
+                    notification_id,
+                    now,
+                    when=WAITING,
+                    status=REFUSED,
+                    errors=json.dumps(errors),
+                ):
+                    await emit(
+                        conn,
+                        services.config,
+                        [status_event(row, REFUSED, errors=[e["code"] for e in errors])],
+                        now=now,
+                    )
+            return Delivery()
+        send = services.config.tenant(row.tenant_id).send  # type: ignore[union-attr]
+        wait = float(status.retryAfter or 0) or (send.acceptance_poll_seconds if send else 10.0)
+        raise StillWaiting(
+            f"request {status.notificationRequestStatus}", platform="send", retry_after=wait
+        )
+
+    return handle
+
+
+def cancel_handler(services: HubServices) -> Handler:
+    """``send.cancel``: ask SEND to cancel (a second cancellation answers 'already')."""
+    clients = SendClients(services)
+    engine, clock = services.engine, services.clock
+
+    async def handle(job: Job) -> Delivery:
+        notification_id = int(job.payload["notification_id"])
+        async with engine.connect() as conn:
+            row = await _row(conn, notification_id)
+        if row is None or row.status != CANCELLING or not row.iun:
+            return Delivery()
+        await clients.get(row.tenant_id).cancel(row.iun)
+        now = clock.now()
+        async with engine.begin() as conn:
+            if await _set(conn, notification_id, now, when=CANCELLING, status=CANCELLED):
+                await emit(conn, services.config, [status_event(row, CANCELLED)], now=now)
+        return Delivery(remote_id=row.iun)
+
+    return handle
+
+
+# -- the progress stream ------------------------------------------------------------------
+
+
+class StreamReader:
+    """Reads a tenant's progress stream; every event stored once, the cursor moved by
+    compare-and-set (two rounds at once, a replica and the CLI, store nothing twice)."""
+
+    def __init__(self, services: HubServices, clients: SendClients) -> None:
+        self.services, self.clients = services, clients
+
+    async def _stream_id(self, tenant_id: str) -> str:
+        engine = self.services.engine
+        async with engine.connect() as conn:
+            found = (
+                await conn.execute(
+                    select(send_streams.c.stream_id).where(send_streams.c.tenant_id == tenant_id)
+                )
+            ).scalar()
+        if found:
+            return str(found)
+        client = self.clients.get(tenant_id)
+        stream = await client.create_stream(
+            StreamRequest(title=f"sportello {tenant_id}", eventType="TIMELINE")
+        )
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(
+                    send_streams.insert().values(
+                        tenant_id=tenant_id,
+                        stream_id=stream.streamId,
+                        last_event_id=None,
+                        updated_at=self.services.clock.now(),
+                    )
+                )
+        except Exception:  # another round created one first: keep theirs
+            await client.delete_stream(stream.streamId)
+            return await self._stream_id(tenant_id)
+        return stream.streamId
+
+    async def read(self, tenant_id: str) -> dict[str, int]:
+        """One round: the events after the cursor, page by page."""
+        stream_id = await self._stream_id(tenant_id)
+        client = self.clients.get(tenant_id)
+        engine, clock = self.services.engine, self.services.clock
+        stored = emitted = 0
+        for _ in range(MAX_PAGES):
+            async with engine.connect() as conn:
+                cursor = (
+                    await conn.execute(
+                        select(send_streams.c.last_event_id).where(
+                            send_streams.c.tenant_id == tenant_id
+                        )
+                    )
+                ).scalar()
+            page = await client.stream_events(stream_id, cursor)
+            if not page.events:
+                break
+            now = clock.now()
+            async with engine.begin() as conn:
+                moved = await conn.execute(
+                    update(send_streams)
+                    .where(
+                        send_streams.c.tenant_id == tenant_id,
+                        send_streams.c.last_event_id.is_not_distinct_from(cursor),
+                    )
+                    .values(last_event_id=page.last_event_id, updated_at=now)
+                )
+                if not moved.rowcount:
+                    break  # another round read these events
+                s, e = await self._store(conn, tenant_id, page.events, now)
+            stored, emitted = stored + s, emitted + e
+            if page.retry_after_ms:
+                break
+        return {"events": stored, "webhooks": emitted}
+
+    async def _store(
+        self, conn: AsyncConnection, tenant_id: str, events: Sequence[Any], now: datetime
+    ) -> tuple[int, int]:
+        ids = [e.eventId for e in events]
+        known = set(
+            (
+                await conn.execute(
+                    select(send_events.c.event_id).where(
+                        send_events.c.tenant_id == tenant_id, send_events.c.event_id.in_(ids)
+                    )
+                )
+            ).scalars()
+        )
+        fresh = [e for e in events if e.eventId not in known]
+        if not fresh:
+            return 0, 0
+        await conn.execute(
+            send_events.insert(),
+            [
+                {
+                    "tenant_id": tenant_id,
+                    "event_id": e.eventId,
+                    "notification_request_id": e.notificationRequestId,
+                    "iun": e.iun,
+                    "category": e.element.category,
+                    "new_status": e.newStatus,
+                    "element": e.element.model_dump_json(exclude_none=True),
+                    "received_at": now,
+                }
+                for e in fresh
+            ],
+        )
+        request_ids = {e.notificationRequestId for e in fresh if e.notificationRequestId}
+        rows = {
+            r.notification_request_id: r
+            for r in await conn.execute(
+                select(send_notifications).where(
+                    send_notifications.c.tenant_id == tenant_id,
+                    send_notifications.c.notification_request_id.in_(request_ids),
+                )
+            )
+        }
+        webhooks = []
+        for e in fresh:
+            row = rows.get(e.notificationRequestId)
+            if row is None or not e.newStatus:
+                continue
+            await _set(conn, int(row.id), now, send_status=e.newStatus)
+            webhooks.append(
+                status_event(
+                    row,
+                    row.status,
+                    iun=e.iun or row.iun,
+                    send_status=e.newStatus,
+                    category=e.element.category,
+                    event_id=e.eventId,
+                )
+            )
+        emitted = await emit(conn, self.services.config, webhooks, now=now) if webhooks else 0
+        return len(fresh), emitted
+
+
+SEND_STREAMS = web.AppKey("send_streams", StreamReader)

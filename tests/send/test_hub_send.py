@@ -1,0 +1,288 @@
+"""The SEND platform of the hub against the SEND twin over real sockets (SQLite and
+PostgreSQL): a notification from the API goes through the outbox (upload, request,
+acceptance) and reaches SEND once even when every answer to the request is dropped (the
+twin's own record says so); a refusal is visible in the API; the POST is idempotent; another
+tenant's key sees nothing; the progress stream's events are stored once and announced by
+``send.notification.status`` webhooks."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from conftest import Stack, client_key
+from sqlalchemy import func, select
+
+from sportello import apikeys
+from sportello.app import ENGINE, SERVICES, create_app
+from sportello.config import parse_config
+from sportello.connectors.pdnd.environments import SANDBOX_ASSERTION_AUDIENCE
+from sportello.outbox import OutboxWorker, store
+from sportello.outbox.worker import handlers_from
+from sportello.platforms.send.service import SEND_STREAMS
+from sportello.platforms.send.tables import send_events
+from sportello.plugins import Plugins
+from sportello.sandbox.send.app import DEMO_API_KEY
+from sportello.schema import ledger
+
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+BASE = "/api/v1/tenants/demo/send/notifications"
+
+
+def tenant(
+    tenant_id: str, fiscal_code: str, stack: Stack, tmp_path: Path, sink_url: str
+) -> dict[str, Any]:
+    (tmp_path / "pdnd.pem").write_bytes(client_key()[0])
+    (tmp_path / "send.key").write_text(DEMO_API_KEY)
+    return {
+        "id": tenant_id,
+        "name": "Comune di Esempio",
+        "ipa_code": "c_z999",
+        "fiscal_code": fiscal_code,
+        "cadastral_code": "Z999",
+        "pdnd": {
+            "client_id": stack.client_id,
+            "key": {"file": str(tmp_path / "pdnd.pem")},
+            "kid": stack.kid,
+            "token_url": stack.pdnd_url + "/token.oauth2",
+            "assertion_audience": SANDBOX_ASSERTION_AUDIENCE,
+        },
+        "send": {
+            "base_url": stack.send_url,
+            "api_key": {"file": str(tmp_path / "send.key")},
+            "purpose_id": stack.send_purpose,
+            "acceptance_poll_seconds": 0.05,
+        },
+        "webhooks": [{"url": sink_url, "events": ["send.*"]}],
+    }
+
+
+@pytest.fixture
+async def hub(
+    tmp_path: Path, db_url: str, sink: Any, stack: Stack
+) -> AsyncIterator[tuple[TestClient, dict[str, str]]]:
+    config = parse_config(
+        {
+            "database": {"url": db_url},
+            "outbox": {
+                "workers": False,
+                "poll_interval": 0.02,
+                "backoff_base": 0.05,
+                "backoff_cap": 0.2,
+            },
+            "tenants": [
+                tenant("demo", "00000000999", stack, tmp_path, sink.url),
+                tenant("other", "00000000998", stack, tmp_path, sink.url),
+            ],
+        },
+        source=str(tmp_path / "hub.toml"),
+        base_dir=tmp_path,
+    )
+    app = create_app(config, apply_migrations=True)
+    async with TestClient(TestServer(app)) as client:
+        keys = {}
+        async with app[ENGINE].begin() as conn:
+            for t in ("demo", "other"):
+                keys[t] = await apikeys.create(
+                    conn,
+                    tenant_id=t,
+                    name="send",
+                    scopes=["read", "write", "personal_data"],
+                    now=app[SERVICES].clock.now(),
+                )
+        yield client, keys
+
+
+async def drain(client: TestClient) -> None:
+    """Run one outbox worker until nothing is pending or running."""
+    app = client.app
+    engine = app[ENGINE]
+    services = app[SERVICES]
+    worker = OutboxWorker(
+        engine, handlers_from(Plugins().outbox_handlers(), services), services.config.outbox
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        async with asyncio.timeout(20):
+            while True:
+                async with engine.connect() as conn:
+                    counts = await store.counts_by_status(conn)
+                if not counts.get("pending") and not counts.get("running"):
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await task
+
+
+def body(protocol: str, *, digital: bool = True, address: bool = True) -> dict[str, Any]:
+    recipient: dict[str, Any] = {
+        "recipientType": "PF",
+        "taxId": "RSSMRA80A01H501U",
+        "denomination": "Mario Rossi",
+    }
+    if digital:
+        recipient["digitalDomicile"] = {"type": "PEC", "address": "mario.rossi@pec.example.it"}
+    if address:
+        recipient["physicalAddress"] = {
+            "address": "Via Roma 1",
+            "municipality": "Roma",
+            "zip": "00100",
+            "province": "RM",
+        }
+    return {
+        "pa_protocol_number": protocol,
+        "subject": "Verbale di accertamento violazione codice della strada",
+        "taxonomy_code": "010101P",
+        "recipients": [recipient],
+        "documents": [{"title": "Verbale", "content_base64": base64.b64encode(PDF).decode()}],
+    }
+
+
+async def post(
+    client: TestClient, key: str, payload: dict[str, Any], idem: str, tenant: str = "demo"
+) -> tuple[int, dict[str, Any]]:
+    r = await client.post(
+        f"/api/v1/tenants/{tenant}/send/notifications",
+        json=payload,
+        headers={"Authorization": f"Bearer {key}", "Idempotency-Key": idem},
+    )
+    return r.status, await r.json()
+
+
+async def twin_record(stack: Stack, protocol: str) -> list[dict[str, Any]]:
+    async with stack.session.get(stack.send_url + "/__sandbox/notifications") as response:
+        found: list[dict[str, Any]] = (await response.json())["notifications"]
+    return [n for n in found if n.get("paProtocolNumber") == protocol]
+
+
+async def test_accepted_once_through_the_outbox_with_dropped_answers(
+    hub: tuple[TestClient, dict[str, str]], stack: Stack, sink: Any
+) -> None:
+    client, keys = hub
+    auth = {"Authorization": f"Bearer {keys['demo']}"}
+    reader = client.app[SEND_STREAMS]
+    assert await reader.read("demo") == {"events": 0, "webhooks": 0}  # the stream exists
+    # SEND stores the request and every answer to it is lost (all the client's retries)
+    async with stack.session.post(
+        stack.send_url + "/__sandbox/faults",
+        json={"mode": "drop", "count": 4, "operations": ["sendNewNotificationV26"]},
+    ) as r:
+        assert r.status == 201
+    status, queued = await post(client, keys["demo"], body("VERB-2026-1"), "k-1")
+    assert status == 202 and queued["status"] == "queued"
+    await drain(client)
+    [record] = await twin_record(stack, "VERB-2026-1")  # exactly one request reached SEND
+    async with client.app[ENGINE].connect() as conn:
+        outcomes = (
+            await conn.execute(
+                select(ledger.c.outcome)
+                .where(ledger.c.kind == "send.request")
+                .order_by(ledger.c.id)
+            )
+        ).scalars()
+        # the first attempt lost every answer; the second asked SEND and sent nothing
+        assert list(outcomes) == ["retry", "ok"]
+    assert record["idempotenceToken"] == queued["idempotence_token"]
+    r = await client.get(f"{BASE}/{queued['id']}", headers=auth)
+    detail = await r.json()
+    assert detail["status"] == "accepted" and detail["iun"] == record["iun"]
+    assert detail["recipients"] == [{"tax_id": "RSSMRA80A01H501U", "denomination": "Mario Rossi"}]
+    # the stream: every event stored once, a webhook per status change
+    first = await reader.read("demo")
+    assert first["events"] > 0 and first["webhooks"] > 0
+    assert await reader.read("demo") == {"events": 0, "webhooks": 0}
+    async with client.app[ENGINE].connect() as conn:
+        stored = (await conn.execute(select(func.count()).select_from(send_events))).scalar()
+        distinct = (
+            await conn.execute(select(func.count(func.distinct(send_events.c.event_id))))
+        ).scalar()
+    assert stored == distinct == first["events"]
+    detail = await (await client.get(f"{BASE}/{queued['id']}", headers=auth)).json()
+    categories = [e["category"] for e in detail["timeline"]]
+    assert "REQUEST_ACCEPTED" in categories
+    assert detail["send_status"] in ("ACCEPTED", "DELIVERING", "DELIVERED", "EFFECTIVE_DATE")
+    await drain(client)  # the webhooks
+    events = [json.loads(r["raw"]) for r in sink.received]  # type: ignore[arg-type]
+    statuses = [e["data"] for e in events if e["event"] == "send.notification.status"]
+    assert statuses[0]["status"] == "accepted" and statuses[0]["iun"] == record["iun"]
+    assert len([s for s in statuses if s.get("send_status")]) == first["webhooks"]
+    # reading the recipients is audited
+    audit = (await (await client.get("/api/v1/tenants/demo/audit", headers=auth)).json())["items"]
+    assert [(a["action"], a["subject"]) for a in audit] == [
+        ("send.notification.read", "RSSMRA80A01H501U")
+    ] * 2
+
+
+async def test_refusal_is_visible_and_other_tenants_see_nothing(
+    hub: tuple[TestClient, dict[str, str]], stack: Stack
+) -> None:
+    client, keys = hub
+    # neither a digital domicile nor a physical address: SEND refuses NOT_VALID_ADDRESS
+    status, queued = await post(
+        client, keys["demo"], body("VERB-2026-2", digital=False, address=False), "k-2"
+    )
+    assert status == 202
+    await drain(client)
+    r = await client.get(
+        f"{BASE}/{queued['id']}", headers={"Authorization": f"Bearer {keys['demo']}"}
+    )
+    detail = await r.json()
+    assert detail["status"] == "refused" and detail["iun"] is None
+    assert [e["code"] for e in detail["errors"]] == ["NOT_VALID_ADDRESS"]
+    [record] = await twin_record(stack, "VERB-2026-2")
+    assert record["state"] == "REFUSED"
+    other = {"Authorization": f"Bearer {keys['other']}"}
+    assert (await client.get(f"{BASE}/{queued['id']}", headers=other)).status == 404
+    r = await client.get(f"/api/v1/tenants/other/send/notifications/{queued['id']}", headers=other)
+    assert r.status == 404
+    listed = await (
+        await client.get("/api/v1/tenants/other/send/notifications", headers=other)
+    ).json()
+    assert listed["items"] == []
+    # nothing to cancel in a refused notification
+    r = await client.post(
+        f"{BASE}/{queued['id']}/cancel",
+        headers={"Authorization": f"Bearer {keys['demo']}", "Idempotency-Key": "c-1"},
+    )
+    assert r.status == 409
+
+
+async def test_post_is_idempotent_and_checked(
+    hub: tuple[TestClient, dict[str, str]], stack: Stack
+) -> None:
+    client, keys = hub
+    first = await post(client, keys["demo"], body("VERB-2026-3"), "k-3")
+    again = await post(client, keys["demo"], body("VERB-2026-3"), "k-3")
+    assert first[0] == again[0] == 202 and first[1] == again[1]
+    status, problem = await post(client, keys["demo"], body("VERB-2026-4"), "k-3")
+    assert status == 422
+    # the same protocol number under another key: a conflict, nothing queued twice
+    status, problem = await post(client, keys["demo"], body("VERB-2026-3"), "k-4")
+    assert status == 409 and "pa_protocol_number" in problem["detail"]
+    # what SEND would refuse with a 400 is refused before it is queued, naming the field
+    bad = body("VERB-2026-5")
+    bad["recipients"][0]["taxId"] = "not-a-tax-id"
+    status, problem = await post(client, keys["demo"], bad, "k-5")
+    assert status == 400 and "recipients.0.taxId" in problem["detail"]
+    bad = body("VERB-2026-5")
+    bad["documents"][0]["content_base64"] = "!!!!"
+    status, problem = await post(client, keys["demo"], bad, "k-6")
+    assert status == 400 and "documents.0.content_base64" in problem["detail"]
+    r = await client.post(
+        BASE, json=body("VERB-2026-6"), headers={"Authorization": f"Bearer {keys['demo']}"}
+    )
+    assert r.status == 400  # no Idempotency-Key
+    listed = await (
+        await client.get(BASE, headers={"Authorization": f"Bearer {keys['demo']}"})
+    ).json()
+    assert [n["pa_protocol_number"] for n in listed["items"]] == ["VERB-2026-3"]
+    await drain(client)
+    assert len(await twin_record(stack, "VERB-2026-3")) == 1
