@@ -626,6 +626,22 @@ class SendTenantSettings(_Model):
     stream_poll_seconds: Annotated[float, Field(gt=0)] = 60.0
 
 
+class InadTenantSettings(_Model):
+    """INAD (digital domiciles) through PDND: the e-service's URL and the tenant's PDND
+    purpose for it (the voucher comes from ``[tenants.pdnd]``)."""
+
+    base_url: HttpUrl = Field(
+        description="…/rest/inad/v1/domiciliodigitale (the sandbox's in the demo)"
+    )
+    purpose_id: Annotated[str, Field(min_length=1)] = Field(
+        description="PDND purposeId for INAD's extraction e-service"
+    )
+    bulk_poll_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=5.0, description="how often `sportello inad bulk` asks whether the list is ready"
+    )
+    bulk_max_wait_seconds: Annotated[float, Field(gt=0)] = 3600.0
+
+
 class SuapTenantSettings(_Model):
     """Telling citizens and businesses that their SUAP practice moved on."""
 
@@ -682,6 +698,7 @@ class TenantConfig(_Model):
     webhooks: list[WebhookSettings] = Field(default_factory=list)
     suap: SuapTenantSettings | None = None
     send: SendTenantSettings | None = None
+    inad: InadTenantSettings | None = None
 
     @field_validator("id")
     @classmethod

@@ -2,7 +2,7 @@
 hub and the sandboxes wired as ``sportello demo`` wires them (same setup functions, on free
 ports), then what a newcomer tries: FdR reconciliation on the tenant ``demo``, a resident
 known to both ANPR and the comune's registry, a company's SPID login, the IdP page on a
-phone."""
+phone, a CIE login over OpenID Connect."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
@@ -35,6 +36,7 @@ from sportello.cli.demo_setup import (
 from sportello.cli.main import demo_config_path
 from sportello.config import HubConfig, load_config
 from sportello.hookspecs import SandboxApp
+from sportello.platforms.login import hub_demo_seed as onboard_demo_oidc
 from sportello.platforms.pagopa.operations import reconcile_flows
 from sportello.plugins import Plugins
 from sportello.sandbox.idp.identities import DEFAULT_IDENTITIES
@@ -102,6 +104,9 @@ async def demo(
     await register_demo_pagopa_station(config, urls["hub"])
     key_file = tmp_path / "demo-api-key.txt"
     await demo_api_key(app, key_file)
+    # login's hub_demo_seed (`sportello demo` runs every plugin's once the sandboxes listen;
+    # pagoPA's is left to the FdR test): the OIDC RP onboarded at the sandbox trust anchor
+    await onboard_demo_oidc(app)
     try:
         yield Demo(config, app, urls, key_file.read_text())
     finally:
@@ -202,3 +207,58 @@ async def test_idp_login_page_fits_a_phone(demo: Demo) -> None:
     async with demo.browser() as browser:
         _, page = await _idp_page(browser, demo)
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
+
+
+_ACTION = re.compile(r"action='([^']+)'")
+_TXN = re.compile(r"name='txn' value='([^']+)'")
+PERSON = DEFAULT_IDENTITIES[0]  # Mario Collaudo, who has a CIE
+
+
+async def test_cie_login_over_oidc_greets_the_person_by_name(demo: Demo) -> None:
+    """/t/demo/app offers CIE over OpenID Connect; the login goes through the sandbox CIE
+    OP's login and consent pages and ends on the demo application, protocol oidc."""
+    hub = demo.urls["hub"]
+    async with aiohttp.ClientSession() as s, s.get(f"{hub}/readyz") as resp:
+        assert resp.status == 200, await resp.text()  # the demo's RP is fully onboarded
+    async with demo.browser() as browser:
+        async with browser.get(f"{hub}/t/demo/app") as resp:
+            assert resp.status == 200
+            page = await resp.text()
+        found = re.search(r'href="([^"]*)">Entra con CIE \(OpenID Connect\)</a>', page)
+        assert found is not None, page
+        assert "Entra con SPID (OpenID Connect)" in page  # the SPID OP too
+        link = html.unescape(found.group(1))
+        query = parse_qs(urlsplit(link).query)
+        assert urlsplit(link).path == "/t/demo/oidc/login"
+        assert query["provider"] == [f"{demo.urls['oidc']}/cie"]
+        assert query["return_to"] == [f"{hub}/t/demo/app/callback"]
+        async with browser.get(hub + link, allow_redirects=False) as resp:
+            assert resp.status == 302, await resp.text()
+            location = resp.headers["Location"]
+        assert location.startswith(f"{demo.urls['oidc']}/cie/")
+        async with browser.get(yarl.URL(location, encoded=True)) as resp:
+            page = await resp.text()
+            assert resp.status == 200, page
+        txn, action = _TXN.search(page), _ACTION.search(page)
+        assert txn and action, page
+        form = {"txn": txn.group(1), "identity": PERSON.code}
+        async with browser.post(action.group(1), data=form) as resp:
+            page = await resp.text()
+            assert resp.status == 200 and "Acconsento" in page, page
+        action = _ACTION.search(page)
+        assert action
+        form = {"txn": txn.group(1), "decision": "accept"}
+        async with browser.post(action.group(1), data=form, allow_redirects=False) as resp:
+            assert resp.status == 302, await resp.text()
+            back = resp.headers["Location"]
+        assert back.startswith(f"{hub}/t/demo/oidc/callback?")
+        async with browser.get(yarl.URL(back, encoded=True)) as resp:
+            page = await resp.text()
+            assert resp.status == 200, page
+            assert resp.url.path == "/t/demo/app/callback"
+    greeting = re.search(r'<p id="who">(.*?)</p>', page, re.S)
+    assert greeting is not None, page
+    assert "Benvenuto, <strong>Mario Collaudo</strong>" in greeting.group(1)
+    assert '<span id="fiscal-code">CLLMRA80A01H501C</span>' in greeting.group(1)
+    assert '<span id="protocol">OpenID Connect</span>' in page
+    assert "Accesso con CIE" in page

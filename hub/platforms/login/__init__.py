@@ -186,5 +186,30 @@ def hub_cli_commands() -> list[Any]:
 def hub_demo_prepare(config: HubConfig, data_dir: Path, trust_idps: tuple[Path, ...]) -> HubConfig:
     """``sportello demo``: SPID/CIE keys for the demo tenants, the extra IdPs trusted."""
     from .keys import prepare_demo_logins
+    from .oidc_keys import prepare_demo_oidc_tenants
 
-    return prepare_demo_logins(config, data_dir, trust_idps)
+    return prepare_demo_oidc_tenants(prepare_demo_logins(config, data_dir, trust_idps), data_dir)
+
+
+@hookimpl
+async def hub_demo_seed(app: web.Application) -> None:
+    """``sportello demo``, once the sandboxes listen: each tenant's OpenID Connect RP is
+    onboarded at the oidc sandbox's trust anchor (its JWKS copied, the RP registered, the
+    trust marks written), so ``/t/demo/app`` offers CIE over OpenID Connect."""
+    import aiohttp
+
+    from sportello.appkeys import CONFIG
+
+    from .oidc_keys import OidcConfigError, onboard_demo_oidc
+    from .oidc_routes import OIDC
+
+    try:
+        async with aiohttp.ClientSession() as session:
+            done = await onboard_demo_oidc(app[CONFIG], session)
+    except (aiohttp.ClientError, OidcConfigError, OSError, ValueError) as exc:
+        log.warning("demo: OpenID Connect onboarding failed (%s); OIDC logins will fail", exc)
+        return
+    service = app.get(OIDC)
+    for tenant_id in done:  # the anchor's keys may be new: resolve chains afresh
+        if service is not None:
+            service.forget_chains(tenant_id)

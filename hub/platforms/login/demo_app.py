@@ -1,6 +1,8 @@
 """A tiny "comune application" inside the demo, to show the login handoff end to end.
 
-``/t/{tenant}/app`` offers "Entra con SPID" and "Entra con CIE"; the login comes back to
+``/t/{tenant}/app`` offers "Entra con SPID" and "Entra con CIE" (SAML) and, for a tenant with
+``[tenants.oidc]``, "Entra con CIE (OpenID Connect)" and "Entra con SPID (OpenID Connect)"
+(``/t/{tenant}/oidc/login?provider=<the OP's entity ID>``); the login comes back to
 ``/t/{tenant}/app/callback?code=...``, which exchanges the code server-side (as a real
 application does through ``POST /api/v1/tenants/{tenant}/logins/exchange``, here in-process)
 and shows who logged in. It answers only for tenants whose ``return_urls`` list that callback,
@@ -38,9 +40,22 @@ def _schemes(request: web.Request) -> tuple[TenantConfig, list[Kind]]:
     for kind, settings in (("spid", tenant.spid), ("cie", tenant.cie)):
         if settings is not None and url in settings.return_urls:
             kinds.append(cast(Kind, kind))
-    if not kinds:
+    if not kinds and not _oidc_providers(tenant, url):
         raise web.HTTPNotFound()
     return tenant, kinds
+
+
+def _oidc_providers(tenant: TenantConfig, url: str) -> list[tuple[Kind, str]]:
+    """The OpenID providers the demo offers (CIE first): the first of each scheme, when the
+    tenant's OIDC ``return_urls`` list the demo callback."""
+    settings = tenant.oidc
+    if settings is None or url not in (str(u) for u in settings.return_urls):
+        return []
+    return [
+        (kind, str(settings.providers[kind][0]).rstrip("/"))
+        for kind in cast(tuple[Kind, ...], ("cie", "spid"))
+        if settings.providers.get(kind)
+    ]
 
 
 async def home(request: web.Request) -> web.StreamResponse:
@@ -50,6 +65,12 @@ async def home(request: web.Request) -> web.StreamResponse:
     for kind in kinds:
         query = urlencode({"return_to": _callback(request, tenant.id), "state": state})
         links.append((f"Entra con {pages.SCHEME[kind]}", f"/t/{tenant.id}/{kind}/login?{query}"))
+    for kind, provider in _oidc_providers(tenant, _callback(request, tenant.id)):
+        query = urlencode(
+            {"provider": provider, "return_to": _callback(request, tenant.id), "state": state}
+        )
+        label = f"Entra con {pages.SCHEME[kind]} (OpenID Connect)"
+        links.append((label, f"/t/{tenant.id}/oidc/login?{query}"))
     resp = pages.demo_home(tenant.name, links)
     config = request.app[CONFIG]
     secure = public_url(config).startswith("https://")  # Secure (and __Host-) under https
@@ -80,7 +101,9 @@ async def callback(request: web.Request) -> web.StreamResponse:
     if identity is None:
         return pages.refused("spid", "codice di accesso scaduto o già usato", status=400)
     kind = identity["scheme"]
-    return pages.identity_page(tenant.name, identity, f"/t/{tenant.id}/{kind}/logout")
+    # OpenID Connect logout is not built yet: no "Esci" button for those sessions
+    logout = None if identity.get("protocol") == "oidc" else f"/t/{tenant.id}/{kind}/logout"
+    return pages.identity_page(tenant.name, identity, logout)
 
 
 def routes() -> list[web.RouteDef]:

@@ -197,8 +197,9 @@ def build_sp(config: HubConfig, tenant: TenantConfig, kind: Kind) -> SpSettings:
 def prepare_demo_logins(
     config: HubConfig, data_dir: Path, trust_idps: tuple[Path, ...] = ()
 ) -> HubConfig:
-    """Give every demo tenant with SPID/CIE its keys under ``data_dir`` (made on first run)
-    and trust the extra IdP metadata files (``sportello demo --trust-idp``)."""
+    """Give every demo tenant with SPID/CIE (SAML or OpenID Connect) its keys under
+    ``data_dir`` (made on first run) and trust the extra IdP metadata files
+    (``sportello demo --trust-idp``)."""
     from sportello.connectors.spid.keys import make_sp_certificate
 
     tenants = []

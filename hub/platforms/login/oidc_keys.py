@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +114,83 @@ def federation_config(config: HubConfig, tenant: TenantConfig) -> RpFederationCo
         homepage_uri=settings.organization_url or "",
         trust_marks=read_trust_marks(settings.keys_dir),
     )
+
+
+# -- `sportello demo` -----------------------------------------------------------------------
+
+DEMO_ANCHOR_JWKS = "trust-anchor-jwks.json"
+
+
+def prepare_demo_oidc(tenant: TenantConfig, data_dir: Path, now: datetime) -> OidcTenantSettings:
+    """The demo tenant's OIDC settings with its keys under ``data_dir/keys/<tenant>/oidc``
+    (made on the first run, as ``sportello keys oidc`` does) and the anchor's JWKS file
+    there too (written by :func:`onboard_demo_oidc` once the sandbox listens)."""
+    settings = oidc_settings(tenant)
+    keys_dir = data_dir / "keys" / tenant.id / "oidc"
+    if not (keys_dir / KEYS_FILE).exists():
+        make_or_rotate(keys_dir, rotate=False, now=now, overlap=DEFAULT_OVERLAP)
+    return settings.model_copy(
+        update={"keys_dir": keys_dir, "trust_anchor_jwks": keys_dir / DEMO_ANCHOR_JWKS}
+    )
+
+
+def _payload(token: str) -> dict[str, Any]:
+    """The claims of a compact JWS, unverified (the demo's trust on first use of the
+    sandbox anchor: a real deployment copies the anchor's keys out of band)."""
+    import base64
+
+    part = token.split(".")[1]
+    data = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    if not isinstance(data, dict):
+        raise ValueError("not a JWT payload")
+    return data
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(value), "utf-8")
+    os.replace(tmp, path)
+
+
+async def onboard_demo_oidc(config: HubConfig, session: Any) -> list[str]:
+    """``sportello demo``, once the hub and the oidc sandbox listen: for every tenant with
+    ``[tenants.oidc]``, copy the sandbox anchor's federation JWKS, have the anchor register
+    the RP (``POST <sandbox>/__sandbox/register``: it fetches the entity configuration) and
+    write the trust marks it issues to ``trust_marks.json``. Returns the tenants onboarded."""
+    done = []
+    for tenant in config.tenants:
+        if tenant.oidc is None:
+            continue
+        settings = tenant.oidc
+        anchor = str(settings.trust_anchor).rstrip("/")
+        async with session.get(f"{anchor}/.well-known/openid-federation") as resp:
+            resp.raise_for_status()
+            jwks = _payload(await resp.text()).get("jwks")
+        if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
+            raise OidcConfigError(f"{anchor}: the anchor's entity configuration has no jwks")
+        _write_json(settings.trust_anchor_jwks, jwks)
+        sandbox = anchor.rsplit("/", 1)[0]
+        body = {"entity_id": entity_id(config, tenant), "entity_type": "openid_relying_party"}
+        async with session.post(f"{sandbox}/__sandbox/register", json=body) as resp:
+            if resp.status != 200:
+                raise OidcConfigError(f"{sandbox}: registration refused: {await resp.text()}")
+            marks = (await resp.json()).get("trust_marks")
+        if not isinstance(marks, list):
+            raise OidcConfigError(f"{sandbox}: the registration answered no trust_marks")
+        _write_json(settings.keys_dir / TRUST_MARKS_FILE, marks)
+        done.append(tenant.id)
+    return done
+
+
+def prepare_demo_oidc_tenants(config: HubConfig, data_dir: Path) -> HubConfig:
+    """``sportello demo``: every tenant with ``[tenants.oidc]`` gets its RP keys (onboarded
+    at the sandbox's trust anchor later, by ``hub_demo_seed``)."""
+    now = datetime.now(UTC)
+    tenants = [
+        t.model_copy(update={"oidc": prepare_demo_oidc(t, data_dir, now)})
+        if t.oidc is not None
+        else t
+        for t in config.tenants
+    ]
+    return config.model_copy(update={"tenants": tenants})

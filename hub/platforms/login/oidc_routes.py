@@ -117,6 +117,10 @@ class OidcService:
             self._resolvers[tenant.id] = found
         return found
 
+    def forget_chains(self, tenant_id: str) -> None:
+        """Resolve the tenant's chains afresh (its trust anchor's keys were replaced)."""
+        self._resolvers.pop(tenant_id, None)
+
     async def provider(self, tenant: TenantConfig, entity_id: str) -> Provider:
         settings = oidc_settings(tenant)
         chain = await self.resolver(tenant).resolve(

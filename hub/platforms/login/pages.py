@@ -100,23 +100,32 @@ def logged_out(kind: str) -> web.Response:
     )
 
 
-def identity_page(tenant_name: str, identity: Mapping[str, Any], logout_url: str) -> web.Response:
-    """The demo application's page after the handoff: who logged in."""
+def identity_page(
+    tenant_name: str, identity: Mapping[str, Any], logout_url: str | None
+) -> web.Response:
+    """The demo application's page after the handoff: who logged in, and how."""
     rows = "".join(
         f"<dt>{escape(str(k))}</dt><dd>{escape(str(v))}</dd>"
         for k, v in sorted(identity.get("attributes", {}).items())
     )
     attrs = identity.get("attributes", {})
-    # a person has name and familyName; a company (legal person) has companyName
-    who = f"{attrs.get('name', '')} {attrs.get('familyName', '')}".strip()
+    # a person has name and familyName (SAML) or given_name and family_name (OpenID
+    # Connect); a company (legal person) has companyName
+    first = attrs.get("name") or attrs.get("given_name") or ""
+    last = attrs.get("familyName") or attrs.get("family_name") or ""
+    who = f"{first} {last}".strip()
     who = who or str(attrs.get("companyName") or "").strip()
     greeting = f"Benvenuto, <strong>{escape(who)}</strong>" if who else "Benvenuto"
+    scheme = SCHEME.get(str(identity.get("scheme")), str(identity.get("scheme")))
+    protocol = "OpenID Connect" if identity.get("protocol") == "oidc" else "SAML"
+    logout = f'<p><a class="btn" href="{escape(logout_url)}">Esci</a></p>' if logout_url else ""
     return page(
         f"{tenant_name}: area riservata",
         f'<p id="who">{greeting} (codice fiscale '
         f'<span id="fiscal-code">{escape(str(identity.get("fiscal_code")))}</span>, '
-        f"livello {escape(str(identity.get('level')))}).</p><dl>{rows}</dl>"
-        f'<p><a class="btn" href="{escape(logout_url)}">Esci</a></p>',
+        f"livello {escape(str(identity.get('level')))}).</p>"
+        f'<p id="how">Accesso con {escape(scheme)} '
+        f'(<span id="protocol">{escape(protocol)}</span>).</p><dl>{rows}</dl>{logout}',
     )
 
 

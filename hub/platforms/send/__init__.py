@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -57,11 +57,13 @@ def hub_platform_setup(
 
 @asynccontextmanager
 async def _setup(services: HubServices, app: web.Application) -> AsyncIterator[None]:
+    from .inad import INAD_DOMICILES, Domiciles
     from .service import SEND_CLIENTS, SEND_STREAMS, SendClients, StreamReader
 
     clients = SendClients(services)
     app[SEND_CLIENTS] = clients
     app[SEND_STREAMS] = StreamReader(services, clients)
+    app[INAD_DOMICILES] = Domiciles(services)
     yield
 
 
@@ -91,6 +93,16 @@ def _read(app: web.Application, tenant_id: str) -> Callable[[], Awaitable[None]]
 def hub_config_problems(
     config: HubConfig, tenant: TenantConfig, app: web.Application | None
 ) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
     if tenant.send is not None and tenant.pdnd is None:
-        return [("send", "SEND calls carry a PDND voucher: add [tenants.pdnd]")]
-    return []
+        out.append(("send", "SEND calls carry a PDND voucher: add [tenants.pdnd]"))
+    if tenant.inad is not None and tenant.pdnd is None:
+        out.append(("inad", "INAD calls carry a PDND voucher: add [tenants.pdnd]"))
+    return out
+
+
+@hookimpl
+def hub_cli_commands() -> list[Any]:
+    from .cli import inad_group
+
+    return [inad_group]

@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
+import re
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from datetime import date
+from typing import Annotated, Any
 
 from aiohttp import web
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 from sqlalchemy import select
 
 from sportello import audit
@@ -27,11 +30,13 @@ from sportello.api.core import (
     page,
     page_params,
     path_id,
+    problem,
     require,
     tenant_of,
 )
-from sportello.api.openapi import Answer, operation
+from sportello.api.openapi import Answer, Query, operation
 from sportello.appkeys import CLOCK, CONFIG, ENGINE
+from sportello.connectors import fiscal_code as fiscal_codes
 from sportello.connectors.send import (
     NewNotificationRequest,
     NotificationDocument,
@@ -42,10 +47,17 @@ from sportello.db import reading
 from sportello.outbox.store import NewJob, enqueue_many
 from sportello.platforms.send.api_models import (
     CancelQueued,
+    Domicile,
     NotificationDetail,
     NotificationIn,
     NotificationQueued,
     NotificationSummary,
+)
+from sportello.platforms.send.inad import (
+    INAD_DOMICILES,
+    InadFailed,
+    InadNotConfigured,
+    Requester,
 )
 from sportello.platforms.send.service import (
     ACCEPTED,
@@ -359,9 +371,102 @@ async def cancel_notification(request: web.Request) -> web.StreamResponse:
     return await idempotent(request, tenant_id, raw, produce)
 
 
+_PEC = re.compile(r"^[a-zA-Z0-9_.+-]+@[a-zA-Z0-9-]+\.[a-zA-Z0-9-.]+$")
+
+
+@operation(
+    "getDigitalDomicile",
+    "A fiscal code's digital domicile in INAD now, or with `date` and `address` whether the "
+    "address was the domicile on that day (scope personal_data; every read audited)",
+    query=[
+        Query(
+            "purpose",
+            Annotated[str, Field(min_length=1)],
+            "file or protocol reference (INAD practicalReference), on the audit log",
+            required=True,
+        ),
+        Query("operator", str, "the person at the counter; default: the API key's name"),
+        Query("date", date, "a past day (YYYY-MM-DD): ask INAD's verify instead of extract"),
+        Query("address", str, "the PEC address to verify (required with `date`)"),
+    ],
+    responses={
+        200: Answer(Domicile, "INAD's answer (with `date`: `was_domicile`)"),
+        404: Answer(
+            Domicile,
+            "INAD has no digital domicile for this code (a Domicile with found false), or no "
+            "such tenant (a Problem)",
+            also={"application/problem+json": models.Problem},
+        ),
+        409: "The tenant has no [tenants.inad] (or no [tenants.pdnd])",
+        502: "INAD (or PDND, for the voucher) failed: `platform` names it; whether the code "
+        "has a domicile is unknown",
+        503: "As 502, but INAD is rate limiting or unavailable: try later (Retry-After)",
+    },
+    scope="personal_data",
+)
+@handles_problems
+async def get_domicile(request: web.Request) -> web.StreamResponse:
+    tenant_id = tenant_of(request)
+    p = require(request, "personal_data")
+    purpose = request.query.get("purpose", "").strip()
+    if not purpose or len(purpose) > 200 or not purpose.isprintable():
+        raise _Problem(
+            400,
+            "Bad Request",
+            "purpose is required: the file or protocol reference of the request (1 to 200 "
+            "printable characters)",
+        )
+    fiscal_code = request.match_info["fiscal_code"].strip().upper()
+    reason = fiscal_codes.problem(fiscal_code)
+    if reason is not None:
+        raise _Problem(400, "Bad Request", f"fiscal_code: {reason}")
+    operator = request.query.get("operator")
+    if operator is not None:
+        operator = operator.strip()
+        if not operator or len(operator) > 200 or not operator.isprintable():
+            raise _Problem(
+                400, "Bad Request", "operator: 1 to 200 printable characters (or leave it out)"
+            )
+    day: date | None = None
+    address = request.query.get("address")
+    if "date" in request.query:
+        try:
+            day = date.fromisoformat(request.query["date"])
+        except ValueError:
+            raise _Problem(400, "Bad Request", "date: expected YYYY-MM-DD") from None
+        if day > request.app[CLOCK].now().date():
+            raise _Problem(400, "Bad Request", "date: must not be in the future")
+        if not address or not _PEC.match(address):
+            raise _Problem(
+                400, "Bad Request", "address: the PEC address to verify is required with date"
+            )
+    elif address is not None:
+        raise _Problem(400, "Bad Request", "address: only with date (INAD's verify)")
+    who = Requester(actor=p.actor, operator=operator or p.name, purpose=purpose)
+    domiciles = request.app[INAD_DOMICILES]
+    try:
+        if day is not None and address is not None:
+            return web.json_response(await domiciles.on(tenant_id, fiscal_code, address, day, who))
+        result = await domiciles.now(tenant_id, fiscal_code, who)
+    except InadNotConfigured as exc:
+        raise _Problem(409, "Conflict", str(exc)) from None
+    except InadFailed as exc:
+        response = problem(
+            exc.status,
+            "Service Unavailable" if exc.status == 503 else "Bad Gateway",
+            exc.detail,
+            platform=exc.platform,
+        )
+        if exc.status == 503 and exc.retry_after is not None:
+            response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+        return response
+    return web.json_response(result, status=200 if result["found"] else 404)
+
+
 def routes() -> list[web.RouteDef]:
     base = PREFIX + "/tenants/{tenant}/send/notifications"
     return [
+        web.get(PREFIX + "/tenants/{tenant}/inad/{fiscal_code}", get_domicile),
         web.post(base, create_notification),
         web.get(base, list_notifications),
         web.get(base + "/{notification_id}", get_notification),

@@ -80,3 +80,23 @@ class NotificationDetail(NotificationSummary):
 class CancelQueued(BaseModel):
     id: int
     status: str
+
+
+class DomicileAddress(BaseModel):
+    address: str = Field(description="the PEC address")
+    profession: str | None = Field(default=None, description="for professionals only")
+    ends_on: str | None = Field(default=None, description="INAD's dateEndValidity, if any")
+    end_reason: str | None = Field(default=None, description="INAD's motivation, if any")
+
+
+class Domicile(BaseModel):
+    """INAD's answer for one fiscal code: now (``found`` false: INAD has no domicile), or
+    with ``date`` whether ``address`` was the domicile that day (``was_domicile``)."""
+
+    fiscal_code: str
+    found: bool
+    since: str | None = Field(default=None, description="when INAD answered")
+    addresses: list[DomicileAddress]
+    date: str | None = absent("the day asked (with ?date=, INAD's verify)")
+    address: str | None = absent("the address verified (with ?date=)")
+    was_domicile: bool | None = absent("INAD's verify outcome (with ?date=)")
