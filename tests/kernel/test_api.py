@@ -137,6 +137,7 @@ async def test_a_tenant_key_gets_404_on_every_route_of_another_tenant(api) -> No
             .replace("{iupd}", "IUPD-1")
             .replace("{nav}", "301000000000000199")
             .replace("{receipt_id}", "R-1")
+            .replace("{notification_id}", "1")
         )
         for key in ("demo_pd", "demo_admin_like"):
             r = await client.request(method, foreign, headers=auth(keys[key]))
@@ -149,8 +150,10 @@ async def test_a_tenant_key_gets_404_on_every_route_of_another_tenant(api) -> No
         # answer (no campaign exists; residents and SUAP lists need a query parameter; the
         # tenant has no SUAP adapter)
         expected = 200
-        if "{campaign_id}" in template or "{message_id}" in template:
-            expected = 404
+        if any(
+            f"{{{name}}}" in template for name in ("campaign_id", "message_id", "notification_id")
+        ):
+            expected = 404  # nothing of that id exists for the tenant
         elif "{fiscal_code}" in template or template.endswith("/suap/practices"):
             expected = 400
         elif "{practice_id}" in template or "/pagopa/" in template:
