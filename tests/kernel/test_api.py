@@ -246,3 +246,16 @@ async def test_key_use_is_recorded_at_most_once_a_minute(api) -> None:  # type: 
     assert first is not None
     assert (await client.get("/api/v1/tenants", headers=auth(keys["demo"]))).status == 200
     assert await last_used() == first  # within the minute: no write
+
+
+async def test_a_platform_the_tenant_has_not_configured_is_409_not_404(api) -> None:  # type: ignore[no-untyped-def]
+    """ "Not found" is for what does not exist; a tenant without [tenants.send] is told so."""
+    client, keys = api
+    r = await client.post(
+        "/api/v1/tenants/demo/send/notifications",
+        json={},
+        headers={**auth(keys["demo_admin_like"]), "Idempotency-Key": "no-send-1"},
+    )
+    assert r.status == 409
+    problem = await r.json()
+    assert "[tenants.send]" in problem["detail"]

@@ -82,7 +82,7 @@ def _prepare(
     store (without documents) and the documents' bytes; else a 400 naming the field."""
     tenant = request.app[CONFIG].tenant(tenant_id)
     if tenant is None or tenant.send is None:
-        raise _Problem(404, "Not Found", "SEND is not configured for this tenant")
+        raise _Problem(409, "Conflict", "SEND is not configured for this tenant ([tenants.send])")
     try:
         body = NotificationIn.model_validate_json(raw)
     except ValidationError as exc:
@@ -131,7 +131,8 @@ def _prepare(
     idempotent=True,
     responses={
         202: Answer(NotificationQueued, "Queued"),
-        409: "A notification with this pa_protocol_number exists",
+        409: "A notification with this pa_protocol_number exists, or the tenant has no "
+        "[tenants.send]",
         422: "An Idempotency-Key reused for another request; nothing queued",
     },
     scope="write",
