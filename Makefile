@@ -14,7 +14,7 @@ PG_URL  ?= postgresql://postgres@127.0.0.1:5432/test
 # packaging warning still shows (tests/kernel/test_packaging.py builds a wheel and fails on one).
 EDITABLE := PYTHONWARNINGS='ignore:Editable installation' $(BIN)/pip install -q
 
-.PHONY: fmt run test test-fast lint typecheck docs bench sysdeps install clean pg-check spid-compliance
+.PHONY: fmt run test test-fast lint typecheck docs bench sysdeps install clean pg-check spid-compliance chaos oidc-interop
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -72,6 +72,7 @@ typecheck: install
 
 test: install sysdeps pg-check lint typecheck
 	$(BIN)/python tests/compliance/spid_compliance.py --install-only
+	$(BIN)/python tests/compliance/oidc_interop.py --install-only
 	SPORTELLO_TEST_PG_URL='$(PG_URL)' $(BIN)/pytest -q --durations=15
 	$(MAKE) spid-compliance
 	$(MAKE) docs
@@ -88,14 +89,31 @@ test-fast: install pg-check
 spid-compliance: install sysdeps
 	$(BIN)/python tests/compliance/spid_compliance.py
 
+# The hub's OIDC relying party against italia's spid-cie-oidc 1.6.3 (own venv .venv-oidc):
+# its trust anchor and OP (SPID and CIE profiles), direct and through the /federation
+# intermediate, logins in Chromium. `make test` runs it as tests/compliance/test_oidc_interop.py.
+oidc-interop: install sysdeps
+	$(BIN)/python tests/compliance/oidc_interop.py
+
 run: install
 	$(BIN)/sportello demo
 
 docs: install
 	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
+# Every bench/<name>/run.py with its defaults; rewrites the table in bench/README.md.
+# One or some: `make bench B=anpr,acs`.
+B ?=
 bench: install
-	$(BIN)/python bench/outbox/run.py
+	SPORTELLO_TEST_PG_URL='$(PG_URL)' $(BIN)/python bench/report.py $(if $(B),--only $(B))
+
+# A busy day while the platforms misbehave and one of two hub replicas (PostgreSQL) is
+# SIGKILLed three times; one table per platform, exit 1 if anything is lost or doubled
+# (docs/chaos.md). Its short form is tests/chaos, in `make test`. Smaller or repeatable:
+# `make chaos CHAOS_ARGS="--positions 100 --payments 30 --kills 1 --seed 7"`.
+CHAOS_ARGS ?=
+chaos: install
+	SPORTELLO_TEST_PG_URL='$(PG_URL)' $(BIN)/python tests/chaos/chaos_day.py $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) build docs/_build *.egg-info

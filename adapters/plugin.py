@@ -10,6 +10,8 @@ from .accounting.csv_adapter import CsvAccountingAdapter
 from .accounting.rest_adapter import RestAccountingAdapter
 from .accounting.sql_adapter import SqlAccountingAdapter
 from .messaging.sql_source import SqlCampaignSource
+from .notifications.csv_source import CsvNotificationSource
+from .notifications.sql_source import SqlNotificationSource
 from .registry.csv_adapter import CsvRegistryAdapter
 from .registry.rest_adapter import RestRegistryAdapter
 from .registry.sql_adapter import SqlRegistryAdapter
@@ -25,6 +27,11 @@ def hub_registry_adapters() -> dict[str, type[Any]]:
 @hookimpl
 def hub_campaign_sources() -> dict[str, type[Any]]:
     return {"sql": SqlCampaignSource}
+
+
+@hookimpl
+def hub_send_sources() -> dict[str, type[Any]]:
+    return {"csv": CsvNotificationSource, "sql": SqlNotificationSource}
 
 
 @hookimpl

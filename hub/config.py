@@ -4,18 +4,23 @@ Secrets are never written inline: a secret field holds a reference, ``{env = "NA
 ``{file = "path"}``, resolved only when a connector needs the value and never printed.
 A bad file raises :class:`ConfigError`, whose message names the file, the field path and
 what was expected, one problem per line.
+
+This module holds the kernel's sections only. Each platform declares its own in its
+``settings.py`` (``hub_tenant_settings``, ``hub_settings``): :func:`parse_config` validates
+with the model :func:`config_model` builds from the enabled plugins' sections.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from cryptography import x509
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -23,6 +28,7 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -39,8 +45,14 @@ class ConfigError(Exception):
         super().__init__("\n".join(f"{self.path}: {p}" for p in problems))
 
 
-class _Model(BaseModel):
+class ConfigModel(BaseModel):
+    """Base of every settings model, the platforms' included: unknown fields are refused
+    and the objects are frozen."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_Model = ConfigModel
 
 
 def _http_url(value: str) -> str:
@@ -227,356 +239,12 @@ class AdapterRef(_Model):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
-class BillingSettings(_Model):
-    """Who AgID invoices (private SPs only: ``fpa:CessionarioCommittente``)."""
-
-    company: str
-    vat_number: Annotated[str, Field(pattern=r"^[A-Z]{2}\w{2,28}$")]
-    address: str
-    number: str
-    postal_code: Annotated[str, Field(pattern=r"^\d{5}$")]
-    town: str
-    province: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
-    country: str = "IT"
-    email: str = ""
-
-
-class AggregatorSettings(_Model):
-    """The software house serving the tenant as a SPID aggregator (Avviso 19 v4)."""
-
-    company: str
-    vat_number: str | None = None
-    fiscal_code: str | None = None
-    email: str
-    phone: str | None = None
-    activity: Literal["pub-ag-full", "pub-ag-lite", "pri-ag-full", "pri-ag-lite"] = "pub-ag-full"
-    keys_dir: Path = Field(description="directory of the aggregator's signing key (current.key)")
-
-    @field_validator("keys_dir")
-    @classmethod
-    def _relative(cls, value: Path, info: ValidationInfo) -> Path:
-        return _relative_to_base(value, info)
-
-
-class LoginSettings(_Model):
-    """One tenant's SAML service provider for SPID (``[tenants.spid]``) or CIE (``[tenants.cie]``).
-
-    Keys live in ``keys_dir`` (``current.key``/``current.crt``, made by ``sportello keys
-    spid``; older ``previous-*.crt`` stay in the metadata during a rotation overlap).
-    """
-
-    entity_id: HttpUrl | None = Field(
-        default=None, description="default: <public_url>/t/<tenant>/<spid|cie>/metadata"
-    )
-    profile: Literal["public", "private", "aggregated"] = "public"
-    keys_dir: Path = Field(description="directory holding current.key and current.crt")
-    contact_email: str
-    contact_phone: Annotated[str, Field(pattern=r"^\+39\d{6,12}$")] | None = None
-    organization_url: HttpUrl | None = None
-    attributes: list[str] = Field(
-        default_factory=lambda: ["name", "familyName", "fiscalNumber", "email"]
-    )
-    level: Annotated[int, Field(ge=1, le=3)] = 2
-    comparison: Literal["exact", "minimum", "better", "maximum"] = "minimum"
-    binding: Literal["redirect", "post"] = "redirect"
-    idp_metadata: list[str] = Field(
-        default_factory=list,
-        description="extra trusted IdP metadata: files or http(s) URLs (test and sandbox IdPs)",
-    )
-    use_registry: bool = Field(
-        default=False,
-        description="trust the official IdP list (cached by `sportello idps refresh`)",
-    )
-    return_urls: list[HttpUrl] = Field(
-        default_factory=list,
-        description="where the tenant's application may receive login codes (exact match)",
-    )
-    return_url_levels: dict[str, Annotated[int, Field(ge=1, le=3)]] = Field(
-        default_factory=dict,
-        description="a minimum level per registered return URL, above `level` (e.g. 3)",
-    )
-    province: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
-    billing: BillingSettings | None = None
-    aggregator: AggregatorSettings | None = None
-    technical_contact_email: str | None = Field(
-        default=None, description="CIE: the software house's technical contact"
-    )
-    technical_contact_company: str | None = None
-    clock_skew: Annotated[float, Field(ge=0, le=300)] = 10.0
-
-    @field_validator("keys_dir")
-    @classmethod
-    def _relative(cls, value: Path, info: ValidationInfo) -> Path:
-        return _relative_to_base(value, info)
-
-    @model_validator(mode="after")
-    def _profile_needs(self) -> LoginSettings:
-        if self.profile == "private" and self.billing is None:
-            raise ValueError("a private SP needs [billing] (Avviso 29 v3)")
-        if self.profile == "aggregated" and self.aggregator is None:
-            raise ValueError("an aggregated SP needs [aggregator] (Avviso 19 v4)")
-        unknown = sorted(set(self.return_url_levels) - set(self.return_urls))
-        if unknown:
-            raise ValueError(f"return_url_levels names URLs not in return_urls: {unknown}")
-        return self
-
-    def minimum_level(self, return_to: str | None) -> int:
-        """The lowest level a login may ask for: ``level``, raised for ``return_to``."""
-        return max(self.level, self.return_url_levels.get(return_to or "", 1))
-
-
-SpidTenantSettings = LoginSettings
-
-
-class OidcTenantSettings(_Model):
-    """One tenant's SPID/CIE OpenID Connect relying party (``[tenants.oidc]``).
-
-    Its entity ID is ``<public_url>/t/<tenant>/oidc``. Keys live in ``keys_dir``
-    (``keys.json``: federation, signing and encryption rings, made by ``sportello keys
-    oidc``); ``trust_marks.json`` there holds the trust marks the trust anchor issued at
-    onboarding (published in the entity configuration).
-    """
-
-    keys_dir: Path = Field(description="directory holding keys.json (and trust_marks.json)")
-    trust_anchor: HttpUrl = Field(description="the trust anchor's entity ID")
-    trust_anchor_jwks: Path = Field(
-        description="JSON file with the trust anchor's federation JWKS, copied out of band"
-    )
-    authority_hints: list[HttpUrl] = Field(
-        default_factory=list, description="superiors of the RP (default: the trust anchor)"
-    )
-    providers: dict[Literal["spid", "cie"], list[HttpUrl]] = Field(
-        default_factory=dict, description="trusted OP entity IDs per scheme"
-    )
-    provider_trust_marks: list[str] = Field(
-        default_factory=list, description="trust mark ids an OP must show (any of them)"
-    )
-    level: Annotated[int, Field(ge=1, le=3)] = 2
-    claims: list[str] = Field(
-        default_factory=lambda: [
-            "given_name",
-            "family_name",
-            "https://attributes.eid.gov.it/fiscal_number",
-            "email",
-        ],
-        description="userinfo claims asked for (the fiscal number is essential)",
-    )
-    ui_locales: list[str] = Field(default_factory=lambda: ["it", "en"])
-    contacts: list[str] = Field(min_length=1, description="the RP's contacts (e-mail, PEC)")
-    organization_url: HttpUrl | None = Field(
-        default=None, description="the comune's site, linked from error pages"
-    )
-    return_urls: list[HttpUrl] = Field(
-        default_factory=list,
-        description="where the tenant's application may receive login codes (exact match)",
-    )
-    allow_http: bool = Field(default=False, description="plain-http federation (sandbox only)")
-
-    @field_validator("keys_dir", "trust_anchor_jwks")
-    @classmethod
-    def _relative(cls, value: Path, info: ValidationInfo) -> Path:
-        return _relative_to_base(value, info)
-
-
-_PEM_CERT = "-----BEGIN CERTIFICATE-----"
-
-
-class IdpTrustSettings(_Model):
-    """Who may sign the IdP metadata the hub fetches over the network (``[idps]``).
-
-    The SPID registry (``sportello idps refresh``, ``use_registry``) must be signed by AgID
-    and any ``idp_metadata`` http(s) URL by one of ``signing_certs``; unsigned or badly
-    signed documents are refused and the last good copy stays in use. Local metadata files
-    are trusted as they are (whoever can write them can write this configuration).
-    """
-
-    signing_certs: list[str] = Field(
-        default_factory=list,
-        description="PEM certificates (file paths, or the PEM text inline): AgID's for the "
-        "registry, and whoever signs each IdP metadata URL",
-    )
-
-    @field_validator("signing_certs")
-    @classmethod
-    def _paths_or_pem(cls, values: list[str], info: ValidationInfo) -> list[str]:
-        base = (info.context or {}).get("base_dir") if info.context else None
-        out = []
-        for value in values:
-            text = value.strip()
-            if text.startswith(_PEM_CERT):
-                try:
-                    x509.load_pem_x509_certificate(text.encode())
-                except ValueError:
-                    raise ValueError("an inline signing certificate is not valid PEM") from None
-                out.append(text)
-            elif base is not None and not Path(text).is_absolute():
-                out.append(str(Path(base) / text))
-            else:
-                out.append(text)
-        return out
-
-    def pems(self) -> list[bytes]:
-        """The certificates, read now; a file that is missing or not a PEM certificate
-        raises ValueError naming it."""
-        out = []
-        for value in self.signing_certs:
-            if value.startswith(_PEM_CERT):
-                out.append(value.encode())
-                continue
-            try:
-                data = Path(value).read_bytes()
-                x509.load_pem_x509_certificate(data)
-            except OSError as exc:
-                raise ValueError(f"[idps] signing_certs: cannot read {value}: {exc}") from None
-            except ValueError:
-                raise ValueError(
-                    f"[idps] signing_certs: {value} is not a PEM certificate"
-                ) from None
-            out.append(data)
-        return out
-
-
-def _relative_to_base(value: Path, info: ValidationInfo) -> Path:
+def relative_to_base(value: Path, info: ValidationInfo) -> Path:
+    """A configured path, relative to the configuration file's folder (for a validator)."""
     base = (info.context or {}).get("base_dir") if info.context else None
     if not value.is_absolute() and base is not None:
         return Path(base) / value
     return value
-
-
-_HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$"  # an HTTP field name (RFC 9110 token)
-
-
-class StationClientCertSettings(_Model):
-    """The client certificate a TLS-terminating proxy verified and forwards in headers.
-
-    Trusted only when configured, and only as the proxy sets it: the proxy must overwrite
-    (never pass through) these headers from the client."""
-
-    cert_header: Annotated[str, Field(pattern=_HEADER_NAME)] = Field(
-        default="X-SSL-Client-Cert",
-        description="header with the verified certificate: PEM (URL-escaped or not) or "
-        "base64 DER, e.g. nginx's $ssl_client_escaped_cert",
-    )
-    verify_header: Annotated[str, Field(pattern=_HEADER_NAME)] | None = Field(
-        default="X-Client-Verify",
-        description="header the proxy sets to SUCCESS when it verified the certificate "
-        "(nginx's $ssl_client_verify); none: the proxy forwards only verified certificates",
-    )
-    fingerprints: list[Annotated[str, Field(pattern=r"^([0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$")]] = (
-        Field(default_factory=list, description="SHA-256 of the accepted certificates (hex)")
-    )
-    subjects: list[Annotated[str, Field(min_length=3)]] = Field(
-        default_factory=list,
-        description="accepted subject DNs, RFC 4514 ('CN=...,O=PagoPA S.p.A.,C=IT')",
-    )
-
-    @field_validator("fingerprints")
-    @classmethod
-    def _normalised(cls, values: list[str]) -> list[str]:
-        return [v.replace(":", "").lower() for v in values]
-
-    @model_validator(mode="after")
-    def _something_to_match(self) -> StationClientCertSettings:
-        if not self.fingerprints and not self.subjects:
-            raise ValueError("give the accepted certificates: fingerprints and/or subjects")
-        return self
-
-
-class StationAuthSettings(_Model):
-    """Who may call the tenant's EC station: a shared key in a header and/or the client
-    certificate checked by a proxy. With both, both are required."""
-
-    key: SecretRef | None = Field(default=None, description="shared key the caller sends")
-    previous_key: SecretRef | None = Field(
-        default=None, description="the key being replaced, still accepted while rotating"
-    )
-    key_header: Annotated[str, Field(pattern=_HEADER_NAME)] = "Ocp-Apim-Subscription-Key"
-    client_cert: StationClientCertSettings | None = None
-
-    @model_validator(mode="after")
-    def _something_to_check(self) -> StationAuthSettings:
-        if self.key is None and self.client_cert is None:
-            raise ValueError("give a key and/or client_cert")
-        if self.previous_key is not None and self.key is None:
-            raise ValueError("previous_key needs key")
-        return self
-
-
-class PostalAccountSettings(_Model):
-    """The comune's *conto corrente postale* (``[tenants.pagopa.postal]``): its payment
-    notices then carry a *Bollettino Postale PA* with Poste Italiane's Data Matrix, for
-    every position that names this account as a postal IBAN (``postal_iban``)."""
-
-    account: Annotated[str, Field(pattern=r"^[0-9]{1,12}$")] = Field(
-        description="the c/c number (up to 12 digits), as in the postal IBAN's last 12"
-    )
-    holder: Annotated[str, Field(min_length=1, max_length=100)] | None = Field(
-        default=None,
-        description="the account holder printed after 'intestato a' (default: tenant name)",
-    )
-    authorization: Annotated[str, Field(min_length=1, max_length=60)] | None = Field(
-        default=None,
-        description="Poste Italiane's authorisation to print the bollettino in house "
-        "(printed as 'Aut. n. ...'), e.g. 'AUT/2024/0001234'",
-    )
-
-
-class PagopaTenantSettings(_Model):
-    ec_fiscal_code: Annotated[str, Field(pattern=r"^\d{11}$")]
-    broker_id: Annotated[str, Field(pattern=r"^\d{11}$")]
-    station_id: Annotated[str, Field(pattern=r"^\d{11}_\d{2}$")]
-    segregation_code: Annotated[str, Field(pattern=r"^\d{2}$")] = "01"
-    mode: Literal["gpd", "station"] = "gpd"
-    base_url: HttpUrl | None = None
-    api_key: SecretRef | None = None
-    fdr_base_url: HttpUrl | None = None  # FdR organization API, …/fdr-org/service/v1
-    fdr_api_key: SecretRef | None = None
-    checkout_url: HttpUrl | None = None  # Checkout EC API, …/checkout/ec/v1 (default: production)
-    checkout_api_key: SecretRef | None = None  # Checkout subscription: carts need it
-    # GPD mode: an import creating more positions than this sends them as bulk uploads
-    bulk_threshold: Annotated[int, Field(ge=0)] = 100
-    receipts_base_url: HttpUrl | None = None  # GPD receipts API (default: next to base_url)
-    receipts_poll_seconds: Annotated[float, Field(gt=0)] = Field(
-        default=300.0, description="GPD mode: how often `sportello serve` reads new receipts"
-    )
-    postal: PostalAccountSettings | None = Field(
-        default=None, description="the postal account for the Bollettino Postale PA on notices"
-    )
-    station_auth: StationAuthSettings | None = Field(
-        default=None, description="station mode: how the station authenticates the Node"
-    )
-
-
-class IoServiceSettings(_Model):
-    id: str
-    name: str = ""
-    key: SecretRef
-    secondary_key: SecretRef | None = None
-
-
-class IoTenantSettings(_Model):
-    base_url: HttpUrl = Field(description="App IO API base URL (the sandbox's in the demo)")
-    services: list[IoServiceSettings] = Field(default_factory=list)
-    rate_limit: Annotated[int, Field(ge=0)] = Field(
-        default=150, description="calls per key per rate_window, shared by replicas; 0 = off"
-    )
-    rate_window: Annotated[float, Field(gt=0)] = 5.0
-    rate_margin: Annotated[float, Field(ge=0, le=60)] = Field(
-        default=0.25,
-        description="seconds added to rate_window when pacing: any rate_limit + 1 consecutive "
-        "calls span at least rate_window + rate_margin, so network jitter up to this much "
-        "between the hub and App IO costs no 429 (0.25: 100 ms of jitter with room to spare)",
-    )
-    status_poll_delay: Annotated[float, Field(gt=0)] = 30.0
-    status_poll_attempts: Annotated[int, Field(ge=0)] = 5
-    http_client: Literal["lean", "aiohttp"] = Field(
-        default="lean",
-        description="lean: the hub's own HTTP/1.1 client for App IO calls (a third of the "
-        "CPU per call); aiohttp: the shared session (e.g. behind an HTTP proxy)",
-    )
-
-    def service(self, service_id: str) -> IoServiceSettings | None:
-        return next((s for s in self.services if s.id == service_id), None)
 
 
 class PdndTenantSettings(_Model):
@@ -594,68 +262,6 @@ class PdndTenantSettings(_Model):
     purposes: dict[str, str] = Field(
         default_factory=dict, description="e-service code (C030, C020...) -> purposeId"
     )
-
-
-class AnprTenantSettings(_Model):
-    """ANPR through PDND: where the GovWay door is and how calls are attributed."""
-
-    base_url: HttpUrl = Field(description="…/govway/rest/in/MinInternoPortaANPR-PDND")
-    user_location: str = Field(
-        default="Sportello", description="TrackingEvidence userLocation: the office or workstation"
-    )
-    loa: str = Field(default="LoA2", description="TrackingEvidence LoA of the operator's login")
-
-
-class SendTenantSettings(_Model):
-    """SEND (notifications with legal value): the sender's API key, its PDND purpose for
-    SEND's e-service (the voucher comes from ``[tenants.pdnd]``) and how often to poll."""
-
-    base_url: HttpUrl = Field(description="SEND B2B API base URL (the sandbox's in the demo)")
-    api_key: SecretRef = Field(description="the sender's x-api-key from SEND's back office")
-    purpose_id: Annotated[str, Field(min_length=1)] = Field(
-        description="PDND purposeId for SEND's e-service"
-    )
-    sender_tax_id: Annotated[str, Field(pattern=r"^\d{11}$")] | None = Field(
-        default=None, description="senderTaxId (default: the tenant's fiscal_code)"
-    )
-    sender_denomination: str | None = Field(
-        default=None, description="senderDenomination (default: the tenant's name)"
-    )
-    acceptance_poll_seconds: Annotated[float, Field(gt=0)] = 10.0
-    acceptance_poll_attempts: Annotated[int, Field(ge=1)] = 200
-    stream_poll_seconds: Annotated[float, Field(gt=0)] = 60.0
-
-
-class InadTenantSettings(_Model):
-    """INAD (digital domiciles) through PDND: the e-service's URL and the tenant's PDND
-    purpose for it (the voucher comes from ``[tenants.pdnd]``)."""
-
-    base_url: HttpUrl = Field(
-        description="…/rest/inad/v1/domiciliodigitale (the sandbox's in the demo)"
-    )
-    purpose_id: Annotated[str, Field(min_length=1)] = Field(
-        description="PDND purposeId for INAD's extraction e-service"
-    )
-    bulk_poll_seconds: Annotated[float, Field(gt=0)] = Field(
-        default=5.0, description="how often `sportello inad bulk` asks whether the list is ready"
-    )
-    bulk_max_wait_seconds: Annotated[float, Field(gt=0)] = 3600.0
-
-
-class SuapTenantSettings(_Model):
-    """Telling citizens and businesses that their SUAP practice moved on."""
-
-    io_service: str | None = Field(
-        default=None, description="App IO service for practice updates (none: webhooks only)"
-    )
-    subject: str = "Pratica SUAP {{ practice.id }}: {{ event.status }}"
-    markdown: str = (
-        "La pratica **{{ practice.title }}** ({{ practice.kind }}, n. {{ practice.id }}) "
-        "presentata allo Sportello Unico per le Attività Produttive è ora nello stato: "
-        "**{{ event.status }}**.{% if event.note %} {{ event.note }}{% endif %} "
-        "Può seguirne l'iter sul sito del comune."
-    )
-    poll_seconds: Annotated[float, Field(gt=0)] = 60.0
 
 
 class WebhookSettings(_Model):
@@ -680,25 +286,23 @@ _TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
 
 
 class TenantConfig(_Model):
-    """One public body (ente) served by this hub."""
+    """One public body (ente) served by this hub: the kernel's fields.
+
+    Each platform's section (``[tenants.pagopa]``, ``[tenants.spid]``...) is declared by the
+    platform (``hub_tenant_settings``); the configuration is validated by a subclass built
+    from the plugins (:func:`config_model`), so ``tenant.pagopa`` exists at run time. Typed
+    code reads a section through its platform's accessor (``pagopa_settings(tenant)``) or
+    :meth:`section`.
+    """
 
     id: Annotated[str, Field(description="short slug used in URLs: /t/{id}/...")]
     name: str
     ipa_code: Annotated[str, Field(min_length=1, max_length=20)]
     fiscal_code: Annotated[str, Field(pattern=r"^\d{11}$")]
     cadastral_code: Annotated[str, Field(pattern=r"^[A-Z]\d{3}$")]
-    spid: LoginSettings | None = None
-    cie: LoginSettings | None = None
-    oidc: OidcTenantSettings | None = None
-    pagopa: PagopaTenantSettings | None = None
-    io: IoTenantSettings | None = None
     pdnd: PdndTenantSettings | None = None
-    anpr: AnprTenantSettings | None = None
     adapters: dict[str, AdapterRef] = Field(default_factory=dict)
     webhooks: list[WebhookSettings] = Field(default_factory=list)
-    suap: SuapTenantSettings | None = None
-    send: SendTenantSettings | None = None
-    inad: InadTenantSettings | None = None
 
     @field_validator("id")
     @classmethod
@@ -708,6 +312,20 @@ class TenantConfig(_Model):
                 "expected 2-40 lowercase letters, digits or '-', starting alphanumeric"
             )
         return value
+
+    def section(self, name: str) -> Any:
+        """The tenant's ``[tenants.<name>]`` section: None when it is not configured or no
+        enabled plugin declares it."""
+        return getattr(self, name, None)
+
+    def sections(self) -> dict[str, BaseModel]:
+        """Every configured section, the kernel's (``pdnd``) and the platforms', by name."""
+        out = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, BaseModel):
+                out[name] = value
+        return out
 
 
 class HubConfig(_Model):
@@ -720,7 +338,6 @@ class HubConfig(_Model):
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     plugins: PluginSettings = Field(default_factory=PluginSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
-    idps: IdpTrustSettings = Field(default_factory=IdpTrustSettings)
     tenants: list[TenantConfig] = Field(default_factory=list)
     source: str = Field(default="<memory>", exclude=True, description="file it was read from")
 
@@ -736,6 +353,76 @@ class HubConfig(_Model):
 
     def tenant(self, tenant_id: str) -> TenantConfig | None:
         return next((t for t in self.tenants if t.id == tenant_id), None)
+
+    def section(self, name: str) -> Any:
+        """A hub-level section a plugin declares (``hub_settings``, e.g. login's ``[idps]``)."""
+        return getattr(self, name, None)
+
+
+SectionModels = tuple[tuple[str, type[BaseModel]], ...]
+
+
+@functools.lru_cache(maxsize=32)
+def _build_model(tenant_sections: SectionModels, hub_sections: SectionModels) -> type[HubConfig]:
+    kernel_tenant = set(TenantConfig.model_fields)
+    kernel_hub = set(HubConfig.model_fields)
+    for name, _ in tenant_sections:
+        if name in kernel_tenant:
+            raise ValueError(f"a plugin declares the tenant section {name!r} the kernel keeps")
+    for name, _ in hub_sections:
+        if name in kernel_hub:
+            raise ValueError(f"a plugin declares the hub section {name!r} the kernel keeps")
+    tenant_fields: dict[str, Any] = {name: (model | None, None) for name, model in tenant_sections}
+    tenant_model = create_model(
+        "TenantConfig", __base__=TenantConfig, __module__=__name__, **tenant_fields
+    )
+    hub_fields: dict[str, Any] = {
+        "tenants": (list[tenant_model], Field(default_factory=list)),  # type: ignore[valid-type]
+    }
+    for name, model in hub_sections:
+        optional = all(not f.is_required() for f in model.model_fields.values())
+        hub_fields[name] = (
+            (model, Field(default_factory=model)) if optional else (model | None, None)
+        )
+    built: type[HubConfig] = create_model(
+        "HubConfig", __base__=HubConfig, __module__=__name__, **hub_fields
+    )
+    return built
+
+
+def config_model(
+    tenant_sections: Mapping[str, type[BaseModel]] | None = None,
+    hub_sections: Mapping[str, type[BaseModel]] | None = None,
+) -> type[HubConfig]:
+    """The configuration model with the given sections: ``[tenants.<name>]`` tables
+    (``tenant_sections``) and top-level tables (``hub_sections``), each an optional pydantic
+    model (a top-level one whose fields all have defaults is always present). Built once per
+    set of sections; any other section is refused as an unknown field."""
+    return _build_model(
+        tuple(sorted((tenant_sections or {}).items())),
+        tuple(sorted((hub_sections or {}).items())),
+    )
+
+
+def _disabled_in(data: Mapping[str, Any]) -> frozenset[str]:
+    section = data.get("plugins")
+    listed = section.get("disabled") if isinstance(section, Mapping) else None
+    if not isinstance(listed, list):
+        return frozenset()
+    return frozenset(p for p in listed if isinstance(p, str))
+
+
+@functools.lru_cache(maxsize=8)
+def _default_model(disabled: frozenset[str], env: str) -> type[HubConfig]:
+    from .plugins import Plugins
+
+    return plugins_model(Plugins(disabled))
+
+
+def plugins_model(plugins: Any) -> type[HubConfig]:
+    """The configuration model with the sections ``plugins`` (a
+    :class:`sportello.plugins.Plugins`) declare (built once per set of sections)."""
+    return config_model(plugins.tenant_settings(), plugins.hub_settings())
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:
@@ -771,22 +458,35 @@ def format_validation_error(exc: ValidationError) -> list[str]:
 
 
 def parse_config(
-    data: dict[str, Any], *, source: str = "<memory>", base_dir: Path | None = None
+    data: dict[str, Any],
+    *,
+    source: str = "<memory>",
+    base_dir: Path | None = None,
+    plugins: Any = None,
 ) -> HubConfig:
-    """Validate an already-parsed mapping; relative paths resolve against ``base_dir``."""
+    """Validate an already-parsed mapping; relative paths resolve against ``base_dir``.
+
+    The sections are those the plugins declare (``plugins``, a
+    :class:`sportello.plugins.Plugins`; default: the installed plugins less those disabled by
+    ``[plugins] disabled`` and ``SPORTELLO_DISABLE_PLUGINS``)."""
+    if plugins is not None:
+        model = plugins_model(plugins)
+    else:
+        model = _default_model(_disabled_in(data), os.environ.get("SPORTELLO_DISABLE_PLUGINS", ""))
     data = dict(data)
     env_url = os.environ.get("SPORTELLO_DATABASE_URL")
     if env_url:
         data["database"] = {**data.get("database", {}), "url": env_url}
     data["source"] = source
     try:
-        return HubConfig.model_validate(data, context={"base_dir": base_dir})
+        config: HubConfig = model.model_validate(data, context={"base_dir": base_dir})
+        return config
     except ValidationError as exc:
         raise ConfigError(source, format_validation_error(exc)) from None
 
 
 def load_config(
-    path: str | os.PathLike[str], *, replace: dict[str, str] | None = None
+    path: str | os.PathLike[str], *, replace: dict[str, str] | None = None, plugins: Any = None
 ) -> HubConfig:
     """Read and validate a TOML configuration file.
 
@@ -808,4 +508,4 @@ def load_config(
         raise ConfigError(p, ["is not UTF-8 text"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(p, [f"invalid TOML: {exc}"]) from None
-    return parse_config(data, source=str(p), base_dir=p.resolve().parent)
+    return parse_config(data, source=str(p), base_dir=p.resolve().parent, plugins=plugins)

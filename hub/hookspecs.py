@@ -16,8 +16,8 @@ then the outbox workers (``hub_outbox_handlers``) and ``hub_periodic_tasks`` run
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     import click
     from aiohttp import web
+    from pydantic import BaseModel
     from sqlalchemy import Table
     from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -51,6 +52,8 @@ class SandboxApp:
     ``factory()`` builds the app. When ``wants_peers`` is true it is called as
     ``factory(peers={name: base URL})`` instead, so a sandbox can find the others (the ANPR
     gateway needs the PDND token server's keys) on whatever ports they were given.
+    ``demo_env`` holds the environment variables ``sportello demo`` sets (never overriding
+    the user's) so that the demo configuration's secrets reach this sandbox (its demo keys).
     """
 
     name: str
@@ -58,6 +61,7 @@ class SandboxApp:
     factory: Callable[..., web.Application]
     description: str = ""
     wants_peers: bool = False
+    demo_env: Mapping[str, str] = field(default_factory=dict)
 
     def build(self, peers: dict[str, str]) -> web.Application:
         return self.factory(peers=peers) if self.wants_peers else self.factory()
@@ -104,6 +108,15 @@ def hub_campaign_sources() -> dict[str, type[Any]]:
     """App IO campaign sources by name: classes built as ``cls(options, base_dir=...)`` whose
     ``async rows()`` yields mappings with the campaign columns (``fiscal_code``,
     ``expedition_date``, ``due_date``, ``notice_number``, ``amount``) and template fields."""
+
+
+@hookspec
+def hub_send_sources() -> dict[str, type[Any]]:
+    """SEND notification sources by name (fines, tax assessments from the comune's software):
+    classes built as ``cls(options, base_dir=...)`` with a ``label`` (named in row errors) and
+    ``async rows()`` yielding ``(row_number, mapping)`` with the notification columns
+    (``paProtocolNumber``, ``subject``, ``taxonomyCode``, ``document``, the recipient's and
+    the payment's; docs/send.md). File-level problems raise ``ValueError``."""
 
 
 @hookspec
@@ -156,6 +169,35 @@ def hub_web_app(app: web.Application) -> None:
 def hub_api_routes() -> list[web.AbstractRouteDef]:
     """REST API routes under ``/api/v1`` (API-key authentication applies to them, and the
     OpenAPI document must describe each one)."""
+
+
+@hookspec
+def hub_migration_locations() -> list[Path]:
+    """Folders of Alembic revision files this plugin ships (its tables' migrations).
+
+    Each folder is a branch of its own: its first revision has ``down_revision = None``,
+    ``branch_labels = ("<plugin>",)`` and ``depends_on`` the kernel revision it needs. The
+    hub upgrades every branch (``heads``). The built-in platforms' older tables are in the
+    kernel's chain (``migrations/versions``, 0001 onwards), kept there for existing
+    databases."""
+
+
+@hookspec
+def hub_tenant_settings() -> dict[str, type[BaseModel]]:
+    """The ``[tenants.<name>]`` sections this plugin reads, as ``{name: pydantic model}``
+    (derive the model from ``sportello.config.ConfigModel``: unknown fields refused).
+
+    The kernel builds the configuration model from every enabled plugin's sections: each is
+    optional (``tenant.<name>`` is None when absent), validation errors name its path
+    (``tenants[0].<name>.<field>``) and a section no plugin declares is refused. Typed code
+    reads it through an accessor of the platform's ``settings.py``."""
+
+
+@hookspec
+def hub_settings() -> dict[str, type[BaseModel]]:
+    """Top-level sections of the configuration this plugin reads (``[idps]`` of login), as
+    ``{name: pydantic model}``; present with its defaults when every field has one, else
+    None when absent (``config.section(name)``)."""
 
 
 @hookspec
@@ -229,6 +271,59 @@ def hub_queue_message(
     message's id. The first plugin that returns an awaitable queues it (built-in: ``io``)."""
 
 
+@dataclass(frozen=True, slots=True)
+class NoticeDocument:
+    """The payment notice (avviso) of a notice whose debt position a plugin keeps, for a
+    SEND notification's payment attachment."""
+
+    pdf: bytes
+    creditor_tax_id: str  # the creditor's fiscal code (SEND's ``creditorTaxId``)
+    debtor: str  # the debtor's fiscal code
+    payable: bool  # still payable (not paid, expired or cancelled)
+    station: bool  # the hub's EC station answers the Node for it (applyCost is served there)
+
+
+@hookspec(firstresult=True)
+def hub_notice_document(
+    services: HubServices, tenant_id: str, notice_number: str, actor: str
+) -> Awaitable[NoticeDocument | None] | None:
+    """The payment notice PDF of ``notice_number`` when this plugin keeps its position for
+    the tenant (the read is audited as ``actor``'s), else an awaitable of None. The first
+    plugin that returns an awaitable answers (built-in: ``pagopa``)."""
+
+
+class NoticeSurchargeUnavailable(Exception):
+    """The amount to add to a notice cannot be known now (SEND's price API failed): the
+    station answers PAA_SYSTEM_ERROR so the PSP retries, never a wrong amount."""
+
+
+@hookspec(firstresult=True)
+def hub_notice_surcharge(
+    app: web.Application, tenant_id: str, notice_number: str
+) -> Awaitable[int | None] | None:
+    """Cents to add to the amount of the tenant's notice ``notice_number`` when the Node asks
+    for it (a SEND notification with ``applyCost``: SEND's current notification cost), or an
+    awaitable of None for no surcharge; raises ``NoticeSurchargeUnavailable`` when the
+    amount cannot be known. The first plugin that returns an awaitable answers (built-in:
+    ``send``)."""
+
+
+@hookspec
+def hub_notice_paid(
+    conn: AsyncConnection,
+    tenant_id: str,
+    notice_number: str,
+    creditor_tax_id: str,
+    amount: int,
+    paid_at: datetime,
+    now: datetime,
+) -> Awaitable[None] | None:
+    """A notice of the tenant was paid: its receipt (``amount`` cents, paid at ``paid_at``)
+    is being stored in the caller's transaction ``conn``; act on it in that transaction
+    (queue outbox work, never call out). Every plugin's awaitable is awaited (built-in:
+    ``send`` queues the payment event for SEND)."""
+
+
 @hookspec
 def hub_demo_prepare(
     config: HubConfig, data_dir: Path, trust_idps: tuple[Path, ...]
@@ -236,6 +331,14 @@ def hub_demo_prepare(
     """``sportello demo``, before the web app is built: the demo configuration with what
     this plugin needs made under ``data_dir`` (keys made on the first run), or None to keep
     it. Each plugin receives the configuration the previous one returned."""
+
+
+@hookspec
+def hub_demo_pdnd_purposes(config: HubConfig, tenant: TenantConfig) -> dict[str, str] | None:
+    """``sportello demo``, once the sandboxes listen: the PDND purposes this plugin's
+    platforms use for ``tenant``, as ``{purposeId: audience}`` (the ``aud`` of the e-service
+    that purpose reaches). The kernel registers the tenant's ``[tenants.pdnd]`` client with
+    the PDND sandbox once, with every plugin's purposes."""
 
 
 @hookspec

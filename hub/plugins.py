@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 import pluggy
 
 from . import hookspecs
-from .hookspecs import PROJECT, HandlerFactory, KnownNotice, SandboxApp
+from .hookspecs import PROJECT, HandlerFactory, KnownNotice, NoticeDocument, SandboxApp
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     import click
     from aiohttp import web
+    from pydantic import BaseModel
     from sqlalchemy import Table
     from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -139,6 +140,9 @@ class Plugins:
     def campaign_sources(self) -> dict[str, type[Any]]:
         return self._merge(self.pm.hook.hub_campaign_sources(), "campaign source")
 
+    def send_sources(self) -> dict[str, type[Any]]:
+        return self._merge(self.pm.hook.hub_send_sources(), "SEND notification source")
+
     def sandbox_apps(self) -> list[SandboxApp]:
         apps = [a for group in self.pm.hook.hub_sandbox_apps() for a in group]
         return sorted(apps, key=lambda a: a.port_offset)
@@ -161,6 +165,19 @@ class Plugins:
 
     def api_routes(self) -> list[web.AbstractRouteDef]:
         return [r for group in self.pm.hook.hub_api_routes() for r in group]
+
+    def migration_locations(self) -> list[Path]:
+        """The plugins' folders of Alembic revisions (``hub_migration_locations``)."""
+        groups = reversed(self.pm.hook.hub_migration_locations())
+        return [Path(p) for group in groups for p in group]
+
+    def tenant_settings(self) -> dict[str, type[BaseModel]]:
+        """The ``[tenants.<name>]`` sections the plugins declare (``hub_tenant_settings``)."""
+        return self._merge(self.pm.hook.hub_tenant_settings(), "tenant section")
+
+    def hub_settings(self) -> dict[str, type[BaseModel]]:
+        """The top-level sections the plugins declare (``hub_settings``)."""
+        return self._merge(self.pm.hook.hub_settings(), "configuration section")
 
     def tables(self) -> list[Table]:
         return [t for group in self.pm.hook.hub_tables() for t in group]
@@ -217,6 +234,57 @@ class Plugins:
             raise LookupError("no plugin queues App IO messages (is the io platform disabled?)")
         return int(await pending)
 
+    async def notice_document(
+        self, services: HubServices, tenant_id: str, notice_number: str, actor: str
+    ) -> NoticeDocument | None:
+        """The payment notice PDF of a notice a plugin keeps (``hub_notice_document``)."""
+        pending = self.pm.hook.hub_notice_document(
+            services=services, tenant_id=tenant_id, notice_number=notice_number, actor=actor
+        )
+        return None if pending is None else cast("NoticeDocument | None", await pending)
+
+    async def notice_paid(
+        self,
+        conn: AsyncConnection,
+        *,
+        tenant_id: str,
+        notice_number: str,
+        creditor_tax_id: str,
+        amount: int,
+        paid_at: datetime,
+        now: datetime,
+    ) -> None:
+        """Tell the plugins, in ``conn``'s transaction, that a notice was paid
+        (``hub_notice_paid``)."""
+        for pending in self.pm.hook.hub_notice_paid(
+            conn=conn,
+            tenant_id=tenant_id,
+            notice_number=notice_number,
+            creditor_tax_id=creditor_tax_id,
+            amount=amount,
+            paid_at=paid_at,
+            now=now,
+        ):
+            if pending is not None:
+                await pending
+
+    def surcharges_notices(self) -> bool:
+        """Whether a plugin may add to a notice's amount (``hub_notice_surcharge``)."""
+        return bool(self.pm.hook.hub_notice_surcharge.get_hookimpls())
+
+    async def notice_surcharge(
+        self, app: web.Application, tenant_id: str, notice_number: str
+    ) -> int | None:
+        """Cents to add to a notice's amount, or None (``hub_notice_surcharge``); raises
+        ``NoticeSurchargeUnavailable`` when it cannot be known now."""
+        pending = self.pm.hook.hub_notice_surcharge(
+            app=app, tenant_id=tenant_id, notice_number=notice_number
+        )
+        if pending is None:
+            return None
+        extra = await pending
+        return None if extra is None else int(extra)
+
     def demo_prepare(
         self, config: HubConfig, data_dir: Path, trust_idps: tuple[Path, ...] = ()
     ) -> HubConfig:
@@ -229,6 +297,11 @@ class Plugins:
             if changed is not None:
                 config = cast("HubConfig", changed)
         return config
+
+    def demo_pdnd_purposes(self, config: HubConfig, tenant: TenantConfig) -> dict[str, str]:
+        """Every plugin's PDND purposes for ``tenant`` (``hub_demo_pdnd_purposes``)."""
+        groups = self.pm.hook.hub_demo_pdnd_purposes(config=config, tenant=tenant)
+        return self._merge(list(reversed(groups)), "PDND purpose")
 
     async def demo_seed(self, app: web.Application) -> None:
         """Run every plugin's ``hub_demo_seed``, in plugin order."""

@@ -102,8 +102,9 @@ def tenant_problems(
     if plugins is not None:
         for platform, problem in plugins.config_problems(config, tenant, app):
             add(platform, problem)
-    for platform in ("spid", "cie", "pagopa", "io", "pdnd", "anpr", "suap", "webhooks"):
-        for path, ref in _secrets(getattr(tenant, platform, None), ""):
+    sections: dict[str, Any] = {**tenant.sections(), "webhooks": tenant.webhooks}
+    for platform, section in sections.items():
+        for path, ref in _secrets(section, ""):
             try:
                 value = ref.reveal()
             except LookupError as exc:

@@ -68,7 +68,7 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def main(calls: int) -> None:
+async def main(calls: int) -> dict[str, Any]:
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-c", CHILD, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
     )
@@ -153,9 +153,29 @@ async def main(calls: int) -> None:
         print(f"{name:22} median {median:6.2f} ms   p99 {p99:6.2f} ms")
     share = statistics.median(overheads) / statistics.median(totals)
     print(f"overhead share of the call: {share:.2f}")
+    figures = [
+        {
+            "name": f"hub overhead per audited call, {q}",
+            "value": f(overheads),
+            "unit": "ms",
+            "baseline": f(peers),
+            "baseline_name": "the sandboxes' share",
+            "goal": "< 5 ms",
+            "met": f(overheads) < 5,
+        }
+        for q, f in (("median", statistics.median), ("p99", lambda v: pct(v, 0.99)))
+    ]
+    figures.append(
+        {"name": "total per call, median", "value": statistics.median(totals), "unit": "ms"}
+    )
+    return {"bench": "anpr", "params": f"{calls} calls", "figures": figures}
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=300)
-    asyncio.run(main(parser.parse_args().calls))
+    parser.add_argument("--json", type=Path, help="also write the figures there (bench/report.py)")
+    ns = parser.parse_args()
+    result = asyncio.run(main(ns.calls))
+    if ns.json:
+        ns.json.write_text(json.dumps(result))

@@ -351,6 +351,10 @@ async def delivered_pg(url: str, n: int, workers: int) -> tuple[float, float, fl
     return n / elapsed, cpu, rss, db_cpu
 
 
+# the figures of this run, for --json (bench/report.py)
+FIGURES: list[dict[str, Any]] = []
+
+
 async def unlimited(n: int, pg_workers: int) -> dict[str, float]:
     """One round of part 1; prints its lines and returns the rates by setup."""
     rates: dict[str, float] = {}
@@ -384,6 +388,23 @@ async def unlimited(n: int, pg_workers: int) -> dict[str, float]:
         finally:
             await stop(child)
         rates[label] = rate
+        FIGURES.append(
+            {
+                "name": f"limit off, {label}: delivered",
+                "value": rate,
+                "unit": "messages/s",
+                "baseline": base,
+                "baseline_name": "bare profile+message call pairs",
+                **({"goal": ">= 2,000/s", "met": rate >= 2000} if workers is None else {}),
+            }
+        )
+        FIGURES.append(
+            {
+                "name": f"limit off, {label}: hub CPU per message",
+                "value": hub_cpu / n * 1e6,
+                "unit": "µs",
+            }
+        )
         print(
             f"  limit off, {label}, {n} messages: {rate:,.0f} messages/s "
             f"({rate / base:.2f}x the baseline); CPU per message: hub "
@@ -425,6 +446,24 @@ async def limited(seconds: float) -> None:
             f"{accepted} calls accepted of {allowance:.0f} allowed = {accepted / allowance:.1%} "
             f"of the limit used; 429s {limited_n} = {limited_n / max(1, len(window)):.2%}"
         )
+        FIGURES.append(
+            {
+                "name": f"limit on, 2 replicas on PostgreSQL, {elapsed:.0f} s: limit used",
+                "value": 100 * accepted / allowance,
+                "unit": "%",
+                "goal": ">= 95 %",
+                "met": accepted / allowance >= 0.95,
+            }
+        )
+        FIGURES.append(
+            {
+                "name": "limit on: 429 answers",
+                "value": 100 * limited_n / max(1, len(window)),
+                "unit": "%",
+                "goal": "< 1 %",
+                "met": limited_n / max(1, len(window)) < 0.01,
+            }
+        )
     finally:
         stop_workers(workers)
         await engine.dispose()
@@ -454,6 +493,9 @@ async def main(args: argparse.Namespace) -> None:
     print(f"peak RSS of the bench process, campaign preparation included: {rss:.0f} MB")
     if args.limited_seconds > 0:
         await limited(args.limited_seconds)
+    if args.json:
+        params = f"{args.messages:,} messages, limit on for {args.limited_seconds:g} s"
+        args.json.write_text(json.dumps({"bench": "io", "params": params, "figures": FIGURES}))
 
 
 if __name__ == "__main__":
@@ -461,6 +503,7 @@ if __name__ == "__main__":
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--limited-seconds", type=float, default=30.0)
     parser.add_argument("--repeat", type=int, default=1, help="part 1 runs (spread)")
+    parser.add_argument("--json", type=Path, help="also write the figures there (bench/report.py)")
     parser.add_argument(
         "--pg-workers",
         type=int,

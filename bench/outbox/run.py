@@ -147,6 +147,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--json", type=Path, help="also write the figures there (bench/report.py)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -180,6 +181,7 @@ def main() -> None:
             return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
         base = child("baseline")
+        figures: list[dict[str, object]] = []
         print(f"{datetime.now(UTC):%Y-%m-%d} jobs={args.jobs} concurrency={CONCURRENCY}")
         print(f"baseline  bare aiohttp POST, no database: {base['baseline_per_s']:8.0f} req/s")
         for backend in args.backends.split(","):
@@ -190,6 +192,39 @@ def main() -> None:
                 f"enqueue 500/tx {float(r['enqueue_batch_500']):7.0f} jobs/s | "
                 f"delivered {float(r['delivered_per_s']):6.0f} jobs/s "
                 f"({ratio:.2f}x baseline) | peak RSS {float(r['peak_rss_mb']):.0f} MB"
+            )
+            label = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}.get(backend, backend)
+            figures += [
+                {
+                    "name": f"{label}: delivered",
+                    "value": float(r["delivered_per_s"]),
+                    "unit": "jobs/s",
+                    "baseline": float(base["baseline_per_s"]),
+                    "baseline_name": "bare aiohttp POSTs, no database",
+                    "goal": ">= 2,000 jobs/s",
+                    "met": float(r["delivered_per_s"]) >= 2000,
+                },
+                {
+                    "name": f"{label}: enqueue 1/tx",
+                    "value": float(r["enqueue_1_per_tx"]),
+                    "unit": "jobs/s",
+                },
+                {
+                    "name": f"{label}: enqueue 500/tx",
+                    "value": float(r["enqueue_batch_500"]),
+                    "unit": "jobs/s",
+                },
+                {"name": f"{label}: peak RSS", "value": float(r["peak_rss_mb"]), "unit": "MB"},
+            ]
+        if args.json:
+            args.json.write_text(
+                json.dumps(
+                    {
+                        "bench": "outbox",
+                        "params": f"{args.jobs:,} jobs, concurrency {CONCURRENCY}",
+                        "figures": figures,
+                    }
+                )
             )
     finally:
         sink.terminate()

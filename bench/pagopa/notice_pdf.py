@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import platform
 import statistics
@@ -27,6 +28,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -141,6 +143,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--notices", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="also write the figures there (bench/report.py)")
     args = parser.parse_args()
     count, rounds = args.notices, args.rounds
 
@@ -209,6 +212,29 @@ def main() -> None:
     )
     verdict = "met" if notice_rate >= GOAL else "NOT met"
     print(f"goal >= {GOAL:.0f} notices/s per core: {verdict}")
+    if args.json:
+        base = {"baseline": base_rate, "baseline_name": "bare text page (reportlab)"}
+        figures = [
+            {
+                "name": "single-payment notices",
+                "value": notice_rate,
+                "unit": "/s",
+                **base,
+                "goal": f">= {GOAL:.0f}/s per core",
+                "met": notice_rate >= GOAL,
+            },
+            {"name": "notices with the Poste slip", "value": postal_rate, "unit": "/s", **base},
+            {"name": "render_bulk into a ZIP", "value": bulk_rate, "unit": "/s", **base},
+        ]
+        args.json.write_text(
+            json.dumps(
+                {
+                    "bench": "pagopa/notice_pdf",
+                    "params": f"{count} notices, median of {rounds} rounds, one core",
+                    "figures": figures,
+                }
+            )
+        )
     sys.stdout.flush()
 
 

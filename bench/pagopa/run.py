@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import subprocess
@@ -302,6 +303,29 @@ async def main(args: argparse.Namespace) -> None:
     finally:
         stop(child)
     show("baseline (fixed SOAP body)", base)
+    figures: list[dict[str, object]] = []
+
+    def record(name: str, r: dict[str, float]) -> None:
+        common = {"baseline": base["rps"], "baseline_name": "bare aiohttp handler"}
+        figures.append(
+            {
+                "name": name,
+                "value": r["rps"],
+                "unit": "req/s",
+                **common,
+                "goal": ">= 1,000 req/s",
+                "met": r["rps"] >= 1000,
+            }
+        )
+        figures.append(
+            {
+                "name": f"{name}, p99",
+                "value": r["p99"],
+                "unit": "ms",
+                "goal": "< 50 ms",
+                "met": r["p99"] < 50,
+            }
+        )
 
     no_xsd = tmp / "no-xsd"
     no_xsd.mkdir()
@@ -344,6 +368,8 @@ async def main(args: argparse.Namespace) -> None:
                     args.clients,
                 )
                 show("paVerifyPaymentNotice", r, base["rps"])
+                name = f"{'SQLite' if backend == 'sqlite' else 'PostgreSQL'}, {label}"
+                record(f"{name}: verify", r)
                 r = await load(
                     url,
                     [get_payment_body(n) for n in navs],
@@ -352,10 +378,14 @@ async def main(args: argparse.Namespace) -> None:
                     args.clients,
                 )
                 show("paGetPaymentV2 (commits activated_at)", r, base["rps"])
+                record(f"{name}: getPaymentV2", r)
             finally:
                 stop(child)
                 if pg_name:
                     await drop_pg(pg_name)
+    if args.json:
+        params = f"{args.clients} clients, {args.seconds:g} s per run, {args.positions} positions"
+        args.json.write_text(json.dumps({"bench": "pagopa", "params": params, "figures": figures}))
 
 
 if __name__ == "__main__":
@@ -365,6 +395,7 @@ if __name__ == "__main__":
     parser.add_argument("--positions", type=int, default=1000)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--no-xsd-run", dest="xsd_off", action="store_false")
+    parser.add_argument("--json", type=Path, help="also write the figures there (bench/report.py)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--baseline", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)

@@ -40,11 +40,13 @@ __all__ = [
     "rp_entity_configuration",
     "rp_metadata",
     "sign_statement",
+    "trust_mark_type",
     "verify_statement",
     "verify_trust_mark",
 ]
 
 ENTITY_STATEMENT_TYP = "entity-statement+jwt"
+STATUS_RESPONSE_TYP = "trust-mark-status-response+jwt"
 ENTITY_STATEMENT_CONTENT_TYPE = "application/entity-statement+jwt"
 WELL_KNOWN = ".well-known/openid-federation"
 
@@ -163,6 +165,18 @@ def sign_statement(claims: Mapping[str, Any], key: RSAKey | ECKey) -> str:
     return sign_jws(claims, key, typ=ENTITY_STATEMENT_TYP)
 
 
+def trust_mark_type(entry: Mapping[str, Any]) -> str | None:
+    """The identifier of a trust mark, from a ``trust_marks`` entry or a trust mark's claims:
+    ``id`` as the SPID/CIE rules name it, else ``trust_mark_type`` (OpenID Federation 1.0's
+    name) or ``trust_mark_id`` (the reference implementation, spid-cie-oidc, publishes these
+    two and no ``id``)."""
+    for name in ("id", "trust_mark_type", "trust_mark_id"):
+        value = entry.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
 @dataclass(frozen=True)
 class TrustMark:
     id: str
@@ -186,7 +200,7 @@ def verify_trust_mark(
     header, claims = verify_jws(jwt, issuer_jwks, error=TrustMarkError)
     if header.get("typ") not in (None, "JWT", "trust-mark+jwt"):
         raise TrustMarkError("typ", "unexpected trust mark typ")
-    mark_id = claims.get("id", claims.get("trust_mark_type"))
+    mark_id = trust_mark_type(claims)
     if not isinstance(mark_id, str) or not isinstance(claims.get("iss"), str):
         raise TrustMarkError("malformed", "the trust mark has no id or iss")
     if expected_id is not None and mark_id != expected_id:
@@ -504,7 +518,7 @@ class TrustChainResolver:
         if entity_type not in leaf.metadata:
             raise TrustChainError("metadata", f"{subject} has no {entity_type} metadata")
         if required_trust_marks and not any(
-            tm.get("id") in required_trust_marks for tm in leaf.trust_marks
+            trust_mark_type(tm) in required_trust_marks for tm in leaf.trust_marks
         ):  # cheap filter before any discovery (rules, "Trust Marks as deterrent")
             raise TrustMarkError("missing", f"{subject} shows no trust mark of the required ids")
         upward = await self._up(leaf, frozenset({subject.rstrip("/")}), 0)
@@ -528,9 +542,13 @@ class TrustChainResolver:
         if anchor_max is not None:
             limits.append((n - 1, anchor_max))
         for k, statement in enumerate(subordinate, start=1):
+            # ES_k is about intermediate k-1 (k >= 2): its max_path_length bounds the
+            # intermediates between that entity and the leaf, i.e. k - 2 (0 means it may
+            # have leaves only, as X.509's pathLenConstraint). On ES_1 (about the leaf)
+            # the constraint has nothing to count.
             value = statement.constraints.get("max_path_length")
-            if value is not None:
-                limits.append((k - 1, value))
+            if value is not None and k >= 2:
+                limits.append((k - 2, value))
             allowed = statement.constraints.get("allowed_leaf_entity_types")
             if isinstance(allowed, list) and entity_type not in allowed:
                 raise TrustChainError("constraints", f"{entity_type} leaves are not allowed")
@@ -574,7 +592,7 @@ class TrustChainResolver:
         valid: list[TrustMark] = []
         problems: list[str] = []
         for entry in chain.statements[0].trust_marks:
-            token, declared = entry.get("trust_mark"), entry.get("id")
+            token, declared = entry.get("trust_mark"), trust_mark_type(entry)
             if not isinstance(token, str):
                 continue
             try:
@@ -600,7 +618,7 @@ class TrustChainResolver:
                 )
                 if self.check_trust_mark_status:
                     issuer_ec = configurations.get(iss)
-                    await self._check_status(mark, issuer_ec)
+                    await self._check_status(mark, issuer_ec, jwks)
             except TrustMarkError as exc:
                 problems.append(str(exc))
                 continue
@@ -613,7 +631,17 @@ class TrustChainResolver:
             )
         return tuple(valid)
 
-    async def _check_status(self, mark: TrustMark, issuer: EntityStatement | None) -> None:
+    async def _check_status(
+        self,
+        mark: TrustMark,
+        issuer: EntityStatement | None,
+        issuer_jwks: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Dynamic validation at the issuer's ``federation_trust_mark_status_endpoint``. Two
+        answers are understood: the JSON ``{"active": true}`` of the draft the rules cite,
+        and the signed ``trust-mark-status-response+jwt`` of OpenID Federation 1.0 (what the
+        reference implementation answers: ``status: "active"``, signed by the issuer, about
+        this subject's trust mark of this id)."""
         endpoint = issuer.endpoint("federation_trust_mark_status_endpoint") if issuer else None
         if endpoint is None:
             raise TrustMarkError("status", f"{mark.iss} publishes no trust mark status endpoint")
@@ -626,13 +654,42 @@ class TrustChainResolver:
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
                 allow_redirects=False,
             ) as resp:
-                body = await resp.content.read(4096)
+                body = await resp.content.read(MAX_JWT_BYTES + 1)
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise TrustMarkError("status", f"{mark.iss}: {type(exc).__name__}") from exc
+        if status != 200 or len(body) > MAX_JWT_BYTES:
+            raise TrustMarkError("revoked", f"trust mark {mark.id} is not active at its issuer")
+        if not body.lstrip().startswith(b"{"):
+            if self._signed_status_active(body, mark, issuer_jwks):
+                return
+            raise TrustMarkError("revoked", f"trust mark {mark.id} is not active at its issuer")
         try:
-            answer = json.loads(body) if status == 200 else None
+            answer = json.loads(body)
         except ValueError:
             answer = None
         if not isinstance(answer, dict) or answer.get("active") is not True:
             raise TrustMarkError("revoked", f"trust mark {mark.id} is not active at its issuer")
+
+    def _signed_status_active(
+        self, body: bytes, mark: TrustMark, issuer_jwks: Mapping[str, Any] | None
+    ) -> bool:
+        """A ``trust-mark-status-response+jwt``: signed with the issuer's federation keys,
+        ``iss`` the issuer, about a trust mark of this id and subject, ``status`` active."""
+        if not issuer_jwks:
+            raise TrustMarkError("status", f"the keys of trust mark issuer {mark.iss} are unknown")
+        _header, claims = verify_jws(
+            body, issuer_jwks, typ=STATUS_RESPONSE_TYP, error=TrustMarkError
+        )
+        if not isinstance(claims.get("iss"), str) or not _same_entity(claims["iss"], mark.iss):
+            raise TrustMarkError("status", "the status response comes from another issuer")
+        about = claims.get("trust_mark")
+        if about is not None:
+            if not isinstance(about, str):
+                raise TrustMarkError("status", "the status response names no trust mark")
+            _h, about_claims = peek(about, TrustMarkError)
+            if trust_mark_type(about_claims) != mark.id or not _same_entity(
+                str(about_claims.get("sub", "")), mark.sub
+            ):
+                raise TrustMarkError("status", "the status response is about another trust mark")
+        return claims.get("status") == "active"

@@ -76,6 +76,7 @@ from .models import (
     NewNotificationResponse,
     NotificationPrice,
     NotificationRequestStatus,
+    PaymentEventPagoPa,
     PreLoadRequest,
     PreLoadResponse,
     ProgressEvent,
@@ -412,6 +413,15 @@ class SendClient(BaseConnector):
             raise ValueError("noticeCode must be 18 digits")
         response = await self._call("GET", f"/delivery/v2.3/price/{pa_tax_id}/{notice_code}")
         return _parse(NotificationPrice, response, "price")
+
+    async def payment_events(self, events: Sequence[PaymentEventPagoPa]) -> None:
+        """``POST /delivery/events/payment/pagopa`` (204): the creditor tells SEND that these
+        pagoPA notices were paid (the notifications move to PAID). Retried like a read: an
+        event repeated names the same payment."""
+        if not events:
+            raise ValueError("at least one payment event")
+        body = {"events": [e.wire() for e in events]}
+        await self._call("POST", "/delivery/events/payment/pagopa", json=body, expected=(204,))
 
     # -- progress streams ------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ __all__ = [
     "NotificationPrice",
     "NotificationRequestStatus",
     "PagoPaPayment",
+    "PaymentEventPagoPa",
     "PaymentItem",
     "PhysicalAddress",
     "PreLoadRequest",
@@ -442,6 +443,18 @@ class NotificationPrice(_Response):
     analogCost: int | None = None
     refinementDate: str | None = None
     notificationViewDate: str | None = None
+
+
+class PaymentEventPagoPa(_Request):
+    """``PaymentEventPagoPa``: a pagoPA notice paid, told to SEND by its creditor."""
+
+    noticeCode: NoticeCode
+    creditorTaxId: PaTaxId
+    paymentDate: str = Field(
+        pattern=r"^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})"
+        r"(\.[0-9]+)?(Z|([+\-][0-9]{2}):([0-9]{2}))$"
+    )
+    amount: int = Field(ge=-(2**31), le=2**31 - 1, description="euro cents")
 
 
 class LegalFactListElement(_Response):

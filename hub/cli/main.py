@@ -231,7 +231,6 @@ def demo_cmd(
         demo_api_key,
         prepare_demo_platforms,
         prepare_demo_secrets,
-        register_demo_pagopa_station,
         register_demo_pdnd_client,
         seed_demo,
     )
@@ -262,8 +261,7 @@ def demo_cmd(
     key_file = data_dir / "demo-api-key.txt"
 
     async def after_start() -> None:
-        await register_demo_pdnd_client(config, data_dir)
-        await register_demo_pagopa_station(config, hub.url)
+        await register_demo_pdnd_client(config, app[_plugins_key()])
         await demo_api_key(app, key_file)
         await seed_demo(app)
 

@@ -15,6 +15,7 @@ from sportello.hookspecs import hookimpl
 
 #: The built-in platforms: plugin name -> module.
 BUILTINS = {
+    "booking": "sportello.platforms.booking",
     "io": "sportello.platforms.io",
     "login": "sportello.platforms.login",
     "pagopa": "sportello.platforms.pagopa",

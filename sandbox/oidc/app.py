@@ -4,9 +4,10 @@
 
 - Trust anchor ``{base}/ta``: ``/.well-known/openid-federation``, ``/fetch?sub=``,
   ``/list?entity_type=``, ``/resolve?sub=&anchor=``, ``POST /trust_mark_status`` (``id``,
-  ``sub`` -> ``{"active": bool}``). Its subordinates are the two OPs (registered at start)
-  and whatever registers through ``POST /__sandbox/register``. Its constraints:
-  ``max_path_length`` 1. Trust marks: ``{base}/ta/openid_relying_party/public/``,
+  ``sub`` -> ``{"active": bool}``), ``/trust_mark?trust_mark_type=&sub=`` (a fresh trust
+  mark for a registered entity: how RPs renew theirs). Its subordinates are the two OPs
+  (registered at start) and whatever registers through ``POST /__sandbox/register``. Its
+  constraints: ``max_path_length`` 1. Trust marks: ``{base}/ta/openid_relying_party/public/``,
   ``{base}/ta/openid_provider/public/``, ``{base}/ta/intermediate/public/``.
 - OPs ``{base}/cie`` and ``{base}/spid``: ``/.well-known/openid-federation``,
   ``/authorization`` (GET or POST; the signed request object is checked against the RP's
@@ -26,7 +27,10 @@ Sandbox-only routes:
 - ``POST /__sandbox/register`` ``{"entity_id": ..., "entity_type": "openid_relying_party"}``
   (or ``"federation_entity"`` for an intermediate): the TA fetches the entity configuration,
   checks its self-signature and that it names the TA in ``authority_hints``, records its
-  keys, and answers ``{"trust_marks": [{"id", "iss", "trust_mark"}]}`` to publish.
+  keys, and answers ``{"trust_marks": [{"id", "iss", "trust_mark"}]}`` to publish. An RP
+  whose ``authority_hints`` name a registered intermediate instead gets its trust mark once
+  that intermediate's statement vouches for its keys (it stays the intermediate's
+  subordinate: the TA's ``fetch`` does not answer for it).
 - ``POST /__sandbox/faults`` ``{"faults": [...]}``; ``GET`` lists; ``DELETE`` clears. Names:
   ``expired_trust_mark`` (trust marks issued with an ``exp`` in the past),
   ``revoked_trust_mark`` (the status endpoint answers inactive), ``broken_chain`` (the TA's
@@ -34,7 +38,9 @@ Sandbox-only routes:
   tokens with a key their metadata does not list), ``policy_forbids`` (the TA's policy asks
   the OPs for a value they do not have), ``downgrade_acr`` (ID tokens carry SpidL1),
   ``tamper_userinfo`` (a byte of the userinfo JWE is flipped), ``mixup_iss`` (the callback's
-  ``iss`` names the other OP).
+  ``iss`` names the other OP), ``id_token_alg_none`` and ``id_token_hs256`` (ID tokens
+  unsigned, or "signed" with HS256 keyed by the OP's public JWK), ``oversize_id_token`` (an
+  ID token padded past 64 KiB).
 - ``POST /__sandbox/reset``; ``GET /__sandbox/identities``; ``GET /__sandbox/log``.
 """
 
@@ -50,11 +56,12 @@ from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
+from cryptography.hazmat.primitives import serialization
 
 from ..common import platform_app
 from ..idp.identities import DEFAULT_IDENTITIES, TestIdentity
 from . import pages
-from .jose import JoseFailure, SigningKey, b64url, encrypt, unverified, verify
+from .jose import JoseFailure, SigningKey, b64url, encrypt, forge, unverified, verify
 
 __all__ = ["FAULT_NAMES", "create_app"]
 
@@ -67,6 +74,9 @@ FAULT_NAMES = (
     "downgrade_acr",
     "tamper_userinfo",
     "mixup_iss",
+    "id_token_alg_none",
+    "id_token_hs256",
+    "oversize_id_token",
 )
 ES_TYP = "entity-statement+jwt"
 ES_CT = "application/entity-statement+jwt"
@@ -135,6 +145,7 @@ class State:
     revoked_tokens: set[str] = field(default_factory=set)
     assertion_jtis: set[str] = field(default_factory=set)
     rp_cache: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
+    aggregated: dict[str, str] = field(default_factory=dict)  # RP under an intermediate -> it
     log: list[dict[str, Any]] = field(default_factory=list)
 
     def mark_id(self, role: str) -> str:
@@ -199,6 +210,7 @@ def _ta_configuration(state: State) -> str:
                 "federation_list_endpoint": f"{ta}/list",
                 "federation_resolve_endpoint": f"{ta}/resolve",
                 "federation_trust_mark_status_endpoint": f"{ta}/trust_mark_status",
+                "federation_trust_mark_endpoint": f"{ta}/trust_mark",
             }
         },
         "trust_mark_issuers": {
@@ -308,7 +320,7 @@ async def ta_trust_mark_status(request: web.Request) -> web.Response:
     mark_id, sub = form.get("id"), form.get("sub")
     if not isinstance(mark_id, str) or not isinstance(sub, str):
         return _problem(400, "invalid_request", "id and sub are required")
-    registered = sub.rstrip("/") in state.subordinates
+    registered = sub.rstrip("/") in state.subordinates or sub.rstrip("/") in state.aggregated
     active = (
         registered
         and mark_id.startswith(state.ta_id + "/")
@@ -316,6 +328,27 @@ async def ta_trust_mark_status(request: web.Request) -> web.Response:
         and (mark_id, sub.rstrip("/")) not in state.revoked_marks
     )
     return web.json_response({"active": active})
+
+
+async def ta_trust_mark(request: web.Request) -> web.Response:
+    """The trust mark endpoint (OpenID Federation 1.0, ``trust_mark_type`` and ``sub``;
+    ``trust_mark_id`` as earlier drafts named it): a fresh trust mark for a registered
+    entity whose mark is not revoked, as ``application/trust-mark+jwt``."""
+    state = request.app[STATE]
+    query = request.query
+    mark_id = query.get("trust_mark_type") or query.get("trust_mark_id")
+    sub = query.get("sub", "").rstrip("/")
+    if not mark_id or not sub:
+        return _problem(400, "invalid_request", "trust_mark_type and sub are required")
+    known = state.subordinates.get(sub)
+    role = _role(known.entity_type) if known else "openid_relying_party"
+    if (known is None and sub not in state.aggregated) or mark_id != state.mark_id(role):
+        return _problem(404, "not_found", "no such trust mark for this subject")
+    if "revoked_trust_mark" in state.faults or (mark_id, sub) in state.revoked_marks:
+        return _problem(404, "not_found", "the trust mark of this subject is revoked")
+    mark = _trust_mark(state, known.entity_id if known else sub, role)
+    state.record("trust_mark", sub=sub, id=mark_id)
+    return web.Response(text=mark["trust_mark"], content_type="application/trust-mark+jwt")
 
 
 async def ta_resolve(request: web.Request) -> web.Response:
@@ -399,6 +432,33 @@ def _check_rp_policy(meta: dict[str, Any], client_id: str) -> None:
         raise JoseFailure("unauthorized_client", "redirect_uris and jwks are essential")
 
 
+async def _via_intermediate(
+    app: web.Application, client_id: str, hints: list[str]
+) -> tuple[dict[str, Any], float] | None:
+    """``(jwks, exp)`` of the statement a registered intermediate among ``hints`` issues
+    about ``client_id`` (its configuration checked against the keys the TA recorded)."""
+    state = app[STATE]
+    for hint in hints:
+        intermediate = state.subordinates.get(hint)
+        if intermediate is None or intermediate.entity_type != "federation_entity":
+            continue
+        sa_claims = verify(
+            await _fetch_configuration(app, hint), intermediate.jwks, code="invalid_client"
+        )
+        fetch = sa_claims.get("metadata", {}).get("federation_entity", {})
+        endpoint = fetch.get("federation_fetch_endpoint")
+        if not isinstance(endpoint, str):
+            continue
+        async with app[SESSION].get(endpoint, params={"sub": client_id}) as resp:
+            es = (await resp.content.read(MAX_BODY)).decode("ascii", errors="replace")
+        es_claims = verify(es, sa_claims["jwks"], code="invalid_client", typ=ES_TYP)
+        if es_claims.get("sub", "").rstrip("/") == client_id.rstrip("/") and str(
+            es_claims.get("iss", "")
+        ).rstrip("/") == hint.rstrip("/"):
+            return es_claims["jwks"], min(float(es_claims["exp"]), float(sa_claims["exp"]))
+    return None
+
+
 async def _resolve_rp(app: web.Application, client_id: str) -> dict[str, Any]:
     """The RP's ``openid_relying_party`` metadata through its trust chain, cached until the
     chain's expiry: its configuration (self-signed), a valid, unrevoked TA trust mark first,
@@ -435,24 +495,10 @@ async def _resolve_rp(app: web.Application, client_id: str) -> dict[str, Any]:
     if state.ta_id in hints and client_id.rstrip("/") in state.subordinates:
         superior_jwks = state.subordinates[client_id.rstrip("/")].jwks
     else:
-        for hint in hints:
-            intermediate = state.subordinates.get(hint)
-            if intermediate is None or intermediate.entity_type != "federation_entity":
-                continue
-            sa_claims = verify(
-                await _fetch_configuration(app, hint), intermediate.jwks, code="invalid_client"
-            )
-            fetch = sa_claims.get("metadata", {}).get("federation_entity", {})
-            endpoint = fetch.get("federation_fetch_endpoint")
-            if not isinstance(endpoint, str):
-                continue
-            async with app[SESSION].get(endpoint, params={"sub": client_id}) as resp:
-                es = (await resp.content.read(MAX_BODY)).decode("ascii", errors="replace")
-            es_claims = verify(es, sa_claims["jwks"], code="invalid_client", typ=ES_TYP)
-            if es_claims.get("sub", "").rstrip("/") == client_id.rstrip("/"):
-                superior_jwks = es_claims["jwks"]
-                exp = min(exp, float(es_claims["exp"]), float(sa_claims["exp"]))
-                break
+        found = await _via_intermediate(app, client_id, hints)
+        if found is not None:
+            superior_jwks, until = found
+            exp = min(exp, until)
     if superior_jwks is None:
         raise JoseFailure("invalid_client", "the relying party has no trust chain to this TA")
     verify(token, superior_jwks, code="invalid_client", typ=ES_TYP)
@@ -806,20 +852,29 @@ async def token(request: web.Request) -> web.Response:
         else f"https://www.spid.gov.it/SpidL{level}"
     )
     digest = hashlib.sha256(access.encode()).digest()
-    id_token = signer.sign(
-        {
-            "iss": op.entity_id,
-            "sub": sub,
-            "aud": client_id,
-            "acr": acr,
-            "at_hash": b64url(digest[:16]),
-            "iat": now,
-            "nbf": now,
-            "exp": now + 600,
-            "jti": str(uuid.uuid4()),
-            "nonce": grant.txn.nonce,
-        }
-    )
+    id_claims: dict[str, Any] = {
+        "iss": op.entity_id,
+        "sub": sub,
+        "aud": client_id,
+        "acr": acr,
+        "at_hash": b64url(digest[:16]),
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "jti": str(uuid.uuid4()),
+        "nonce": grant.txn.nonce,
+    }
+    if "oversize_id_token" in state.faults:
+        id_claims["padding"] = "x" * (70 * 1024)
+    if "id_token_alg_none" in state.faults:
+        id_token = forge(id_claims, "none", op.core.kid, None)
+    elif "id_token_hs256" in state.faults:
+        public_pem = op.core.private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        id_token = forge(id_claims, "HS256", op.core.kid, public_pem)
+    else:
+        id_token = signer.sign(id_claims)
     state.access[jti] = grant
     grant.tokens.append(jti)
     state.record("token", op=op.scheme, client_id=client_id)
@@ -889,18 +944,26 @@ async def revocation(request: web.Request) -> web.Response:
     state, op = request.app[STATE], _op(request)
     form = await request.post()
     try:
-        await _client(request, form, [op.endpoint("revocation"), op.entity_id])
+        client_id = await _client(request, form, [op.endpoint("revocation"), op.entity_id])
     except JoseFailure as exc:
+        state.record("revocation_refused", op=op.scheme, error=exc.code)
         return _problem(401, exc.code, exc.description)
     token_value = form.get("token")
     if not isinstance(token_value, str):
         return _problem(400, "invalid_request", "token is required")
+    # only a token this OP signed, issued to this client, is revoked (RFC 7009 2.1); an
+    # unknown, foreign or already revoked token gets 200 all the same (rules: no information
+    # is released)
     try:
-        _h, claims = unverified(token_value)
-        state.revoked_tokens.add(str(claims.get("jti")))
+        claims = verify(token_value, {"keys": [op.core.jwk, op.rogue.jwk]}, code="invalid_token")
     except JoseFailure:
-        pass  # unknown tokens: 200 all the same (RFC 7009)
-    state.record("revocation", op=op.scheme)
+        claims = {}
+    jti = str(claims.get("jti", ""))
+    grant = state.access.get(jti)
+    revoked = grant is not None and grant.txn.client_id == client_id
+    if revoked:
+        state.revoked_tokens.add(jti)
+    state.record("revocation", op=op.scheme, client_id=client_id, jti=jti, revoked=revoked)
     return web.Response(status=200)
 
 
@@ -927,9 +990,38 @@ async def register(request: web.Request) -> web.Response:
         claims = _self_signed(await _fetch_configuration(request.app, entity_id), entity_id)
     except JoseFailure as exc:
         return _problem(400, exc.code, exc.description)
-    if state.ta_id not in [str(h).rstrip("/") for h in claims.get("authority_hints") or []]:
-        return _problem(400, "invalid_request", "authority_hints must name this trust anchor")
+    hints = [str(h).rstrip("/") for h in claims.get("authority_hints") or []][:10]
     key = entity_id.rstrip("/")
+    if state.ta_id not in hints:
+        # an RP under a registered intermediate: the TA issues its trust mark once the
+        # intermediate's statement vouches for the RP's keys; it stays the intermediate's
+        # subordinate (the TA's fetch does not answer for it)
+        via = None
+        if entity_type == "openid_relying_party":
+            try:
+                via = await _via_intermediate(request.app, entity_id, hints)
+                if via is not None:
+                    token = await _fetch_configuration(request.app, entity_id)
+                    verify(token, via[0], code="invalid_client", typ=ES_TYP)
+            except JoseFailure as exc:
+                return _problem(400, exc.code, exc.description)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                return _problem(400, "temporarily_unavailable", type(exc).__name__)
+        if via is None:
+            return _problem(
+                400,
+                "invalid_request",
+                "authority_hints must name this trust anchor or a registered intermediate",
+            )
+        state.aggregated[key] = next(h for h in hints if h in state.subordinates)
+        state.rp_cache.pop(entity_id, None)
+        state.record("register", entity_id=entity_id, entity_type=entity_type, via="intermediate")
+        return web.json_response(
+            {
+                "entity_id": entity_id,
+                "trust_marks": [_trust_mark(state, entity_id, _role(entity_type))],
+            }
+        )
     state.subordinates[key] = Subordinate(entity_id, entity_type, claims["jwks"])
     state.rp_cache.pop(entity_id, None)
     state.record("register", entity_id=entity_id, entity_type=entity_type)
@@ -967,6 +1059,7 @@ async def reset(request: web.Request) -> web.Response:
         "access",
         "revoked_tokens",
         "assertion_jtis",
+        "aggregated",
         "rp_cache",
     ):
         getattr(state, name).clear()
@@ -1020,6 +1113,7 @@ def create_app(base_url: str = "http://127.0.0.1:8106") -> web.Application:
     app.router.add_get("/ta/list", ta_list)
     app.router.add_get("/ta/resolve", ta_resolve)
     app.router.add_route("*", "/ta/trust_mark_status", ta_trust_mark_status)
+    app.router.add_get("/ta/trust_mark", ta_trust_mark)
     op_path = "/{op:cie|spid}"
     app.router.add_get(op_path + wk, op_configuration)
     app.router.add_route("GET", op_path + "/authorization", authorization)

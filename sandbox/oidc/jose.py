@@ -121,3 +121,17 @@ def encrypt(payload: str, jwk: dict[str, Any], alg: str, enc: str) -> str:
     key = RSAKey.import_key(jwk)
     header = {"alg": alg, "enc": enc, "cty": "JWT", "kid": jwk.get("kid")}
     return jwe.encrypt_compact(header, payload, key, algorithms=[alg, enc])
+
+
+def forge(claims: dict[str, Any], alg: str, kid: str, secret: bytes | None) -> str:
+    """A JWT a hostile OP would send: ``alg: none`` (no signature), or ``HS256`` keyed with
+    ``secret`` (the attack: the OP's *public* key, PEM, used as the HMAC secret). Built by
+    hand: JOSE libraries rightly refuse to make either."""
+    import hmac
+
+    header = {"alg": "none" if alg == "none" else "HS256", "kid": kid}
+    signing_input = b64url(json.dumps(header).encode()) + "." + b64url(json.dumps(claims).encode())
+    signature = b""
+    if alg != "none":
+        signature = hmac.new(secret or b"", signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64url(signature)}"

@@ -25,7 +25,12 @@ checks (``x-api-key``, then the PDND voucher, checked against the PDND sandbox's
   legal-facts/{legalFactId}``: legal facts as small PDFs (reportlab), downloaded from
   ``/safe-storage/legal-facts/{key}``;
 - ``PUT /delivery-push/v2.0/notifications/cancel/{iun}`` (202);
-- ``GET /delivery/v2.3/price/{paTaxId}/{noticeCode}``;
+- ``POST /delivery/events/payment/pagopa`` (204): the creditor's payment events; each
+  notice of an accepted notification of the caller gets ``PAYMENT`` (status ``PAID``), an
+  unknown notice a 404 (nothing applied);
+- ``GET /delivery/v2.3/price/{paTaxId}/{noticeCode}``: the cost of the notice's recipient
+  now (``SEND_FEE`` + the sender's ``paFee``, plus ``ANALOG_COST`` of the product and its
+  VAT once a registered letter was sent; 0 with ``FLAT_RATE``), 404 before acceptance;
 - ``/delivery-progresses/v2.9/streams`` (create, list, read, delete) and
   ``.../{streamId}/events?lastEventId=``: events with 38-digit ids, in order, up to
   ``page_size`` per read, events up to ``lastEventId`` dropped, ``retry-after`` in ms.
@@ -62,7 +67,7 @@ from sportello.clock import Clock, SystemClock
 from ..common import platform_app
 from ..pdnd.hosts import SANDBOX_ISSUER
 from ..voucher import VoucherChecker, VoucherInvalid
-from .validation import NEW_NOTIFICATION, PRELOAD, STREAM_REQUEST, check
+from .validation import NEW_NOTIFICATION, PAYMENT_EVENTS_PAGOPA, PRELOAD, STREAM_REQUEST, check
 
 __all__ = [
     "DEFAULT_PDND_URL",
@@ -91,7 +96,8 @@ TAXONOMY_CODES: frozenset[str] = frozenset(
 PROBLEM_JSON = "application/problem+json"
 _MAX_CALLS = 50_000
 _URL_LIFETIME = 3600
-#: The sandbox's tariff (euro cents): SEND's fee, and the postal cost by product.
+#: The sandbox's tariff (euro cents): SEND's fee, and the postal cost by product (a fixed
+#: table: SEND's real postal costs depend on the tender's price lists, weight and zone).
 SEND_FEE = 100
 ANALOG_COST = {"AR_REGISTERED_LETTER": 545, "REGISTERED_LETTER_890": 890}
 _IUN_LETTERS = "ADEGHJKLMNPQRTUVWXYZ"
@@ -215,6 +221,9 @@ class SendSandbox:
         self.senders = {s.api_key: s for s in self.initial_senders}
         self.uploads: dict[str, _Upload] = {}
         self.notifications: dict[str, _Notification] = {}
+        # WAITING, or with timeline steps still due: what ``advance`` looks at (not every
+        # notification ever received, so a call costs the same after 100,000 of them).
+        self.active: dict[str, _Notification] = {}
         self.by_iun: dict[str, _Notification] = {}
         self.by_protocol: dict[tuple[str, str, str], str] = {}
         self.by_notice: dict[tuple[str, str], tuple[str, int]] = {}
@@ -242,7 +251,7 @@ class SendSandbox:
     def advance(self) -> None:
         """Validate requests whose delay has passed and apply the timeline steps due."""
         now = self.clock.monotonic()
-        for notification in list(self.notifications.values()):
+        for notification in list(self.active.values()):
             if notification.state == "WAITING":
                 if now - notification.created < self.acceptance_delay:
                     continue
@@ -251,6 +260,8 @@ class SendSandbox:
             while notification.pending and notification.next_due <= now:
                 self._apply(notification, notification.pending.popleft())
                 notification.next_due += self.step_delay
+            if not notification.pending:
+                del self.active[notification.request_id]
 
     def _file_problems(
         self, sender: Sender, attachment: dict[str, Any], element: str, pdf: bool
@@ -790,6 +801,7 @@ async def send_notification(request: web.Request) -> web.Response:
         sent_at=state.clock.now(),
     )
     state.notifications[request_id] = notification
+    state.active[request_id] = notification
     state.by_iun[iun] = notification
     state.by_protocol[protocol_key] = request_id
     for rec_index, recipient in enumerate(body["recipients"]):
@@ -1042,12 +1054,16 @@ async def price(request: web.Request) -> web.Response:
     rec_index = found[1]
     body = notification.body
     flat = body["notificationFeePolicy"] == "FLAT_RATE"
-    recipient = body["recipients"][rec_index]
-    analog = (
-        0
-        if flat or recipient.get("digitalDomicile")
-        else ANALOG_COST[body["physicalCommunicationType"]]
+    # The cost as it stands now, as SEND's price API answers it: the postal cost counts
+    # once the registered letter was sent (SEND knowledge base, "Pagamenti pagoPA": in the
+    # analog workflow a first cost is attributed at the first attempt), so the price of
+    # one notice grows while the notification travels.
+    letters = sum(
+        1
+        for e in notification.timeline
+        if e["category"] == "SEND_ANALOG_DOMICILE" and e["details"].get("recIndex") == rec_index
     )
+    analog = 0 if flat else ANALOG_COST[body["physicalCommunicationType"]] * letters
     vat: int = body["vat"] if body.get("vat") is not None else 22
     pa_fee = 0 if flat else body.get("paFee") or 0
     send_fee = 0 if flat else SEND_FEE
@@ -1207,6 +1223,18 @@ async def pay_notification(request: web.Request) -> web.Response:
     rec_index = int(request.query.get("recIndex", "0"))
     recipient = notification.body["recipients"][rec_index]
     pago = next((p["pagoPa"] for p in recipient.get("payments") or [] if p.get("pagoPa")), None)
+    _paid(state, notification, rec_index, pago)
+    return _json(state.record(notification))
+
+
+def _paid(
+    state: SendSandbox,
+    notification: _Notification,
+    rec_index: int,
+    pago: dict[str, Any] | None,
+    amount: int | None = None,
+) -> None:
+    recipient = notification.body["recipients"][rec_index]
     details: dict[str, Any] = {
         "recIndex": rec_index,
         "recipientType": recipient["recipientType"],
@@ -1215,8 +1243,49 @@ async def pay_notification(request: web.Request) -> web.Response:
     }
     if pago:
         details.update(creditorTaxId=pago["creditorTaxId"], noticeCode=pago["noticeCode"])
+    if amount is not None:
+        details["amount"] = amount
     state._apply(notification, _Step("PAYMENT", rec_index, details, status="PAID"))
-    return _json(state.record(notification))
+
+
+async def payment_events(request: web.Request) -> web.Response:
+    """``paymentEventsRequestPagoPa``: the creditor's pagoPA payments; 204. A notice that no
+    accepted notification of the caller carries is a 404 and nothing is applied. A notice
+    already recorded as paid is not recorded twice (the creditor may repeat an event)."""
+    state, sender = _ctx(request)
+    body, error = await _body(request)
+    if error is not None:
+        return error
+    problems = check(PAYMENT_EVENTS_PAGOPA, body)
+    if problems:
+        return _bad(problems)
+    found = []
+    for index, event in enumerate(body["events"]):
+        hit = state.by_notice.get((event["creditorTaxId"], event["noticeCode"]))
+        notification = state.by_iun.get(hit[0]) if hit else None
+        if (
+            notification is None
+            or notification.state != "ACCEPTED"
+            or notification.sender.tax_id != sender.tax_id
+        ):
+            return _problem(
+                404,
+                "Not Found",
+                [("PN_GENERIC_NOT_FOUND", f"events[{index}]", "no notification for this notice")],
+            )
+        assert hit is not None
+        found.append((notification, hit[1], event))
+    for notification, rec_index, event in found:
+        already = any(
+            e["category"] == "PAYMENT"
+            and e["details"].get("noticeCode") == event["noticeCode"]
+            and e["details"].get("creditorTaxId") == event["creditorTaxId"]
+            for e in notification.timeline
+        )
+        if not already:
+            pago = {"creditorTaxId": event["creditorTaxId"], "noticeCode": event["noticeCode"]}
+            _paid(state, notification, rec_index, pago, event["amount"])
+    return web.Response(status=204)
 
 
 async def reset(request: web.Request) -> web.Response:
@@ -1465,6 +1534,7 @@ def create_app(
     r.add_get(
         "/delivery/v2.3/price/{paTaxId}/{noticeCode}", price, name="retrieveNotificationPriceV23"
     )
+    r.add_post("/delivery/events/payment/pagopa", payment_events, name="paymentEventsRequestPagoPa")
     r.add_put(
         "/delivery-push/v2.0/notifications/cancel/{iun}", cancel, name="notificationCancellation"
     )

@@ -13,7 +13,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["NEW_NOTIFICATION", "PRELOAD", "STREAM_REQUEST", "Problem", "check"]
+__all__ = [
+    "NEW_NOTIFICATION",
+    "PAYMENT_EVENTS_PAGOPA",
+    "PRELOAD",
+    "STREAM_REQUEST",
+    "Problem",
+    "check",
+]
 
 Problem = tuple[str, str, str]
 Schema = dict[str, Any]
@@ -180,6 +187,28 @@ STREAM_REQUEST: Schema = _obj(
         "waitForAccepted": _BOOL,
     },
     ("title", "eventType", "groups"),
+)
+
+
+#: ``PaymentEventsRequestPagoPa``: the creditor tells SEND which pagoPA notices were paid.
+PAYMENT_EVENTS_PAGOPA: Schema = _obj(
+    {
+        "events": _arr(
+            _obj(
+                {
+                    "noticeCode": _str(r"^\d+$", 18, 18),
+                    "creditorTaxId": _str(r"^\d+$", 11, 11),
+                    "paymentDate": _str(
+                        r"^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})"
+                        r"(\.[0-9]+)?(Z|([+\-][0-9]{2}):([0-9]{2}))$"
+                    ),
+                    "amount": _int(-(2**31), 2**31 - 1),
+                },
+                ("noticeCode", "creditorTaxId", "paymentDate", "amount"),
+            )
+        )
+    },
+    ("events",),
 )
 
 

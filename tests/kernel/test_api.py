@@ -138,6 +138,10 @@ async def test_a_tenant_key_gets_404_on_every_route_of_another_tenant(api) -> No
             .replace("{nav}", "301000000000000199")
             .replace("{receipt_id}", "R-1")
             .replace("{notification_id}", "1")
+            .replace("{legal_fact_id}", "PN_LEGAL_FACTS-1.pdf")
+            .replace("{office_id}", "anagrafe")
+            .replace("{service_id}", "cie")
+            .replace("{code}", "ABCD-EFGH-JKMN")
         )
         for key in ("demo_pd", "demo_admin_like"):
             r = await client.request(method, foreign, headers=auth(keys[key]))
@@ -156,8 +160,8 @@ async def test_a_tenant_key_gets_404_on_every_route_of_another_tenant(api) -> No
             expected = 404  # nothing of that id exists for the tenant
         elif "{fiscal_code}" in template or template.endswith("/suap/practices"):
             expected = 400
-        elif "{practice_id}" in template or "/pagopa/" in template:
-            expected = 409  # no SUAP adapter, no pagoPA settings
+        elif "{practice_id}" in template or "/pagopa/" in template or "/booking/" in template:
+            expected = 409  # no SUAP adapter, no pagoPA settings, no [tenants.booking]
         r = await client.get(foreign, headers=auth(keys["altro"]))
         assert r.status == expected, foreign
         r = await client.get(foreign, headers=auth(keys["admin"]))

@@ -29,7 +29,6 @@ from sportello.cli.demo_setup import (
     demo_api_key,
     prepare_demo_platforms,
     prepare_demo_secrets,
-    register_demo_pagopa_station,
     register_demo_pdnd_client,
     seed_demo,
 )
@@ -37,6 +36,7 @@ from sportello.cli.main import demo_config_path
 from sportello.config import HubConfig, load_config
 from sportello.hookspecs import SandboxApp
 from sportello.platforms.login import hub_demo_seed as onboard_demo_oidc
+from sportello.platforms.pagopa.demo import register_demo_station
 from sportello.platforms.pagopa.operations import reconcile_flows
 from sportello.plugins import Plugins
 from sportello.sandbox.idp.identities import DEFAULT_IDENTITIES
@@ -100,8 +100,9 @@ async def demo(
     app = create_app(config, apply_migrations=True)
     hub = TestServer(app, host="127.0.0.1", port=ports["hub"])
     await hub.start_server()
-    await register_demo_pdnd_client(config, demo_keys)
-    await register_demo_pagopa_station(config, urls["hub"])
+    await register_demo_pdnd_client(config)
+    # pagoPA's hub_demo_seed registers the station first (`sportello demo` runs it)
+    await register_demo_station(config, urls["hub"])
     key_file = tmp_path / "demo-api-key.txt"
     await demo_api_key(app, key_file)
     # login's hub_demo_seed (`sportello demo` runs every plugin's once the sandboxes listen;
@@ -262,3 +263,52 @@ async def test_cie_login_over_oidc_greets_the_person_by_name(demo: Demo) -> None
     assert '<span id="fiscal-code">CLLMRA80A01H501C</span>' in greeting.group(1)
     assert '<span id="protocol">OpenID Connect</span>' in page
     assert "Accesso con CIE" in page
+
+
+async def test_demo_tenant_sends_the_sample_fines_through_send_and_asks_inad(
+    demo: Demo,
+) -> None:
+    """README "Sending a fine in the demo": the sample CSV imported with the command line
+    reaches the SEND sandbox through the running hub's outbox (PDND voucher from the demo
+    client, registered with SEND's and INAD's purposes); INAD answers for a recipient."""
+    import asyncio
+
+    from click.testing import CliRunner
+    from sqlalchemy import select
+
+    from sportello.app import ENGINE
+    from sportello.cli.main import main
+    from sportello.platforms.send.tables import send_notifications
+
+    # as the README runs it, from a checkout (the installed copy may be links, which the
+    # import refuses when they lead out of the documents folder)
+    fines = Path(__file__).parents[2] / "hub" / "demo" / "fines.csv"
+    args = ["send", "import", "demo", "--config", str(demo_config_path()), "--file", str(fines)]
+    result = await asyncio.to_thread(CliRunner().invoke, main, args)
+    assert result.exit_code == 0, result.output
+    assert "3 notification(s) queued, 0 already queued" in result.stdout
+    statuses: dict[str, str] = {}
+    async with asyncio.timeout(60):
+        while set(statuses.values()) != {"accepted"}:
+            await asyncio.sleep(0.5)
+            async with demo.app[ENGINE].connect() as conn:
+                rows = await conn.execute(
+                    select(send_notifications.c.pa_protocol_number, send_notifications.c.status)
+                )
+                statuses = {r.pa_protocol_number: r.status for r in rows}
+            assert "failed" not in statuses.values() and "refused" not in statuses.values()
+    assert sorted(statuses) == ["PL-2026-000001", "PL-2026-000002", "PL-2026-000003"]
+    async with aiohttp.ClientSession() as s:
+        async with s.get(demo.urls["send"] + "/__sandbox/notifications") as resp:
+            records = (await resp.json())["notifications"]
+        assert sorted(r["paProtocolNumber"] for r in records) == sorted(statuses)
+        url = f"{demo.urls['hub']}/api/v1/tenants/demo/inad/SPSMRA73A24F205K"
+        headers = {"Authorization": f"Bearer {demo.api_key}"}
+        async with s.get(url, params={"purpose": "PL-2026-000001"}, headers=headers) as resp:
+            body = await resp.json()
+            assert resp.status == 200, body
+    assert body["addresses"][0]["address"] == "mario.esposito0@pec.sandbox.it"
+    # the same file again sends nothing twice
+    result = await asyncio.to_thread(CliRunner().invoke, main, args)
+    assert result.exit_code == 0, result.output
+    assert "0 notification(s) queued, 3 already queued" in result.stdout

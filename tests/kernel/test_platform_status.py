@@ -187,8 +187,9 @@ def test_spec_files_exist_at_the_version_named(platform: str) -> None:
 def test_status_file_ships_with_the_package(platform: str) -> None:
     data = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
     package = f"sportello.platforms.{platform}"
-    declared = data["tool"]["setuptools"]["package-data"].get(package, [])
-    assert "status.yaml" in declared, f'declare {package} = ["status.yaml"] in pyproject'
+    package_data = data["tool"]["setuptools"]["package-data"]
+    declared = [*package_data.get("*", []), *package_data.get(package, [])]
+    assert "status.yaml" in declared, 'declare "*" = ["status.yaml"] in package-data'
     installed = importlib.resources.files(package).joinpath("status.yaml")
     assert installed.is_file(), "not in the installed package: run `make install`"
     assert yaml.safe_load(installed.read_text("utf-8"))["platform"] == platform

@@ -10,9 +10,10 @@ from types import SimpleNamespace
 import aiohttp
 import pytest
 
-from sportello.config import DatabaseSettings, IoServiceSettings, IoTenantSettings, SecretRef
+from sportello.config import DatabaseSettings, SecretRef
 from sportello.db import create_engine
 from sportello.platforms.io.delivery import IoClients
+from sportello.platforms.io.settings import IoServiceSettings, IoTenantSettings
 from sportello.ratelimit import DEFAULT_MARGIN, DbRateLimiter
 
 

@@ -267,6 +267,29 @@ async def test_exceeding_max_path_length(http: aiohttp.ClientSession, fed: Feder
     assert info.value.check == "path_length"
 
 
+async def test_max_path_length_in_a_statement_counts_below_its_subject(
+    http: aiohttp.ClientSession, fed: Federation
+) -> None:
+    """0 in the anchor's statement about an intermediate: that intermediate may have
+    leaves (the software house's case), but no intermediate of its own below it."""
+    fed.configuration("ta", constraints={"max_path_length": 1})
+    fed.configuration("int", ["ta"])
+    fed.configuration("leaf", ["int"])
+    fed.statement("ta", "int", constraints={"max_path_length": 0})
+    fed.statement("int", "leaf")
+    chain = await _resolve(http, fed)
+    assert [s.iss for s in chain.statements] == [fed.id(n) for n in ("leaf", "int", "ta", "ta")]
+
+    fed.configuration("ta", constraints={"max_path_length": 2})
+    fed.configuration("int2", ["int"])
+    fed.configuration("leaf", ["int2"])
+    fed.statement("int", "int2")
+    fed.statement("int2", "leaf")
+    with pytest.raises(TrustChainError) as info:
+        await _resolve(http, fed)
+    assert "path_length" in str(info.value)
+
+
 async def test_metadata_policy_that_forbids_a_value(
     http: aiohttp.ClientSession, fed: Federation
 ) -> None:

@@ -16,9 +16,9 @@ from pagopa_api import BROKER, EC, STATION, position
 from pydantic import ValidationError
 
 from sportello.api.core import _Problem
-from sportello.config import PagopaTenantSettings
 from sportello.platforms.pagopa.api import _prepare_position
 from sportello.platforms.pagopa.api_models import PagopaPositionRequest, PagopaPositionUpdate
+from sportello.platforms.pagopa.settings import PagopaTenantSettings
 
 SETTINGS = PagopaTenantSettings(
     ec_fiscal_code=EC, broker_id=BROKER, station_id=STATION, mode="station"

@@ -478,7 +478,7 @@ async def test_sandbox_node_sends_the_station_key(
     hub: Hub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The demo's wiring: the sandbox Node, registered with the tenant's key, pays."""
-    from sportello.cli.demo_setup import register_demo_pagopa_station
+    from sportello.platforms.pagopa.demo import register_demo_station
 
     sandbox = TestServer(
         create_sandbox(processing_delay=0, clock=FakeClock(datetime.now(UTC)), xsd_dir=XSD_DIR),
@@ -496,7 +496,7 @@ async def test_sandbox_node_sends_the_station_key(
         config = parse_config({"tenants": [_tenant("demo", EC, demo)]})
         hub_url = str(hub.server.make_url("")).rstrip("/")
         # the demo tenant is "demo": route it to prova's station for this test
-        await register_demo_pagopa_station(config, hub_url)
+        await register_demo_station(config, hub_url)
         async with aiohttp.ClientSession() as session:
             async with session.get(sandbox.make_url("/__sandbox/stations")) as resp:
                 stations = await resp.json()

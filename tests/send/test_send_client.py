@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
+import aiohttp
 import pytest
 from conftest import Stack
 from pypdf import PdfReader
@@ -18,7 +19,9 @@ from sportello.connectors.send import (
     NewNotificationRequest,
     NotificationDocument,
     NotificationRefused,
+    PaymentEventPagoPa,
     SendClient,
+    SendNotFound,
     SendUnauthorized,
     StreamRequest,
 )
@@ -30,6 +33,7 @@ from sportello.connectors.send.models import (
     Recipient,
     UploadedFile,
 )
+from sportello.sandbox.send.app import DEMO_API_KEY, OTHER_API_KEY
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 NOTICE_PDF = b"%PDF-1.4\n% avviso pagoPA\n%%EOF\n"
@@ -278,3 +282,47 @@ async def test_voucher_for_another_e_service_is_refused(stack: Stack) -> None:
     send: SendClient = stack.send(purpose=stack.other_purpose)
     with pytest.raises(SendUnauthorized):
         await send.streams()
+
+
+async def test_payment_events_move_the_notification_to_paid(stack: Stack) -> None:
+    """``POST /delivery/events/payment/pagopa``: the creditor tells SEND a notice was paid;
+    SEND records PAYMENT (once, however often it is told) and the status PAID; a notice no
+    accepted notification of the caller carries is a 404."""
+    send = stack.send()
+    doc = await send.upload_file(PDF)
+    created = await send.send_notification(
+        fine(doc, protocol="VERB-PAY", notice="302000100000019499")
+    )
+    status = await send.wait_for_acceptance(created.notificationRequestId, interval=0.01)
+    assert status.iun is not None
+    event = PaymentEventPagoPa(
+        noticeCode="302000100000019499",
+        creditorTaxId=CREDITOR,
+        paymentDate="2026-03-10T10:11:12Z",
+        amount=8600,
+    )
+    await send.payment_events([event])
+    await send.payment_events([event])  # told twice: one payment
+    sent = await send.notification(status.iun)
+    assert sent.notificationStatus == "PAID"
+    payments = [e for e in sent.timeline if e.category == "PAYMENT"]
+    assert len(payments) == 1 and payments[0].details["amount"] == 8600
+    assert payments[0].details["noticeCode"] == "302000100000019499"
+    unknown = event.model_copy(update={"noticeCode": "302000100000019498"})
+    with pytest.raises(SendNotFound):
+        await send.payment_events([unknown])
+    # another sender cannot pay this comune's notices
+    with pytest.raises(SendNotFound):
+        await stack.send(api_key=OTHER_API_KEY).payment_events([event])
+    # the twin checks the body as SEND does, naming the field
+    voucher = await stack.voucher(stack.send_purpose)
+    hdrs = {"x-api-key": DEMO_API_KEY, "Authorization": f"Bearer {voucher}"}
+    bad = {"events": [{"noticeCode": "12", "creditorTaxId": CREDITOR, "amount": 1}]}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            stack.send_url + "/delivery/events/payment/pagopa", json=bad, headers=hdrs
+        ) as r:
+            problem = await r.json(content_type=None)
+    assert r.status == 400
+    elements = {e["element"] for e in problem["errors"]}
+    assert {"events[0].noticeCode", "events[0].paymentDate"} <= elements

@@ -12,11 +12,19 @@ from sportello.hookspecs import HandlerFactory, hookimpl
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from pydantic import BaseModel
     from sqlalchemy import Table
     from sqlalchemy.ext.asyncio import AsyncConnection
 
     from sportello.config import HubConfig, TenantConfig
     from sportello.connectors.io.models import NewMessage
+
+
+@hookimpl
+def hub_tenant_settings() -> dict[str, type[BaseModel]]:
+    from .settings import TENANT_SECTIONS
+
+    return dict(TENANT_SECTIONS)
 
 
 @hookimpl
@@ -48,7 +56,10 @@ def hub_api_routes() -> list[web.AbstractRouteDef]:
 def hub_config_problems(
     config: HubConfig, tenant: TenantConfig, app: web.Application | None
 ) -> list[tuple[str, str]]:
-    if tenant.io is not None and not tenant.io.services:
+    from .settings import io_settings
+
+    io = io_settings(tenant)
+    if io is not None and not io.services:
         return [("io", "no App IO service: add [[tenants.io.services]] with its key")]
     return []
 

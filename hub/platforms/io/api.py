@@ -39,6 +39,7 @@ from sportello.platforms.io.api_models import (
     MessageRequest,
     MessageStatus,
 )
+from sportello.platforms.io.settings import io_settings
 from sportello.platforms.io.tables import io_campaigns, io_messages
 
 B = TypeVar("B", "CampaignRequest", "MessageRequest")
@@ -53,7 +54,8 @@ def _body(request: web.Request, tenant_id: str, model: type[B], raw: bytes) -> B
         where = ".".join(str(x) for x in first["loc"]) or "body"
         raise _Problem(400, "Bad Request", f"{where}: {first['msg']}") from None
     tenant = request.app[CONFIG].tenant(tenant_id)
-    if tenant is None or tenant.io is None or tenant.io.service(body.service_id) is None:
+    io = io_settings(tenant) if tenant is not None else None
+    if io is None or io.service(body.service_id) is None:
         raise _Problem(400, "Bad Request", f"service_id: no App IO service {body.service_id!r}")
     return body
 

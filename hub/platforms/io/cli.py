@@ -80,7 +80,10 @@ def campaign_create(
 
     config = load_config(config_path)
     t = config.tenant(tenant)
-    if t is None or t.io is None or t.io.service(service_id) is None:
+    from sportello.platforms.io.settings import io_settings
+
+    io = io_settings(t) if t is not None else None
+    if io is None or io.service(service_id) is None:
         fail(f"tenant {tenant!r} has no App IO service {service_id!r} in {config_path}", 2)
     if (csv_path is None) == (source_name is None):
         fail("give either --csv FILE or --source NAME", 2)

@@ -32,9 +32,15 @@ from sportello.platforms.io.campaigns import (
     STATUS_KIND,
     UNKNOWN,
 )
+from sportello.platforms.io.settings import IoTenantSettings, io_settings
 from sportello.platforms.io.tables import io_messages
 from sportello.ratelimit import DbRateLimiter
 from sportello.services import HubServices
+
+
+def _io_of(services: HubServices, tenant_id: str) -> IoTenantSettings | None:
+    tenant = services.config.tenant(tenant_id)
+    return io_settings(tenant) if tenant is not None else None
 
 
 class IoClients:
@@ -48,7 +54,7 @@ class IoClients:
         key = (tenant_id, service_id)
         if key not in self._clients:
             tenant = self.services.config.tenant(tenant_id)
-            io = tenant.io if tenant else None
+            io = io_settings(tenant) if tenant else None
             svc = io.service(service_id) if io else None
             if io is None or svc is None:
                 raise PermanentError(
@@ -277,7 +283,7 @@ class _Sender:
             await finish(message_id, UNKNOWN, error=f"outcome unknown: {type(exc).__name__}")
             raise
         now = self.clock.now()
-        io = self.services.config.tenant(row.tenant_id).io  # type: ignore[union-attr]
+        io = _io_of(self.services, row.tenant_id)
         poll = None
         if io is not None and io.status_poll_attempts:
             poll = NewJob(
@@ -404,7 +410,7 @@ def io_status_handler(services: HubServices) -> Handler:
                     now=clock.now(),
                 )
             return Delivery(remote_id=row.io_message_id)
-        io = services.config.tenant(row.tenant_id).io  # type: ignore[union-attr]
+        io = _io_of(services, row.tenant_id)
         raise StillAccepted(
             f"message still {status or 'unknown'}",
             platform="io",

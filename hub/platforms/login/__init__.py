@@ -12,23 +12,64 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from sportello.hookspecs import hookimpl
+from sportello.hookspecs import HandlerFactory, hookimpl
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
     from sqlalchemy import Table
 
-    from sportello.config import HubConfig, LoginSettings, TenantConfig
+    from sportello.config import HubConfig, TenantConfig
     from sportello.periodic import PeriodicTask
     from sportello.services import HubServices
+
+    from .settings import LoginSettings
 
 log = logging.getLogger("sportello.platforms.login")
 
 
 @hookimpl
-def hub_tables() -> list[Table]:
-    from .tables import login_codes, login_sessions, oidc_requests, saml_assertions, saml_requests
+def hub_tenant_settings() -> dict[str, type[BaseModel]]:
+    from .settings import TENANT_SECTIONS
 
-    return [saml_requests, saml_assertions, login_sessions, login_codes, oidc_requests]
+    return dict(TENANT_SECTIONS)
+
+
+@hookimpl
+def hub_settings() -> dict[str, type[BaseModel]]:
+    from .settings import HUB_SECTIONS
+
+    return dict(HUB_SECTIONS)
+
+
+@hookimpl
+def hub_tables() -> list[Table]:
+    from .tables import (
+        login_codes,
+        login_sessions,
+        oidc_requests,
+        oidc_sessions,
+        oidc_trust_marks,
+        saml_assertions,
+        saml_requests,
+    )
+
+    return [
+        saml_requests,
+        saml_assertions,
+        login_sessions,
+        login_codes,
+        oidc_requests,
+        oidc_sessions,
+        oidc_trust_marks,
+    ]
+
+
+@hookimpl
+def hub_outbox_handlers() -> dict[str, HandlerFactory]:
+    from .oidc_logout import REVOKE_KIND, oidc_revoke_handler
+
+    # a token revocation the OP did not confirm at logout, retried
+    return {REVOKE_KIND: oidc_revoke_handler}
 
 
 @hookimpl
@@ -40,10 +81,16 @@ def hub_web_app(app: web.Application) -> None:
 
 @hookimpl
 def hub_web_routes() -> list[web.AbstractRouteDef]:
-    from . import demo_app, oidc_routes, routes
+    from . import demo_app, oidc_federation, oidc_logout, oidc_routes, routes
 
     # the OIDC routes first: /t/{tenant}/oidc/login must not match /t/{tenant}/{kind}/login
-    return [*oidc_routes.routes(), *routes.routes(), *demo_app.routes()]
+    return [
+        *oidc_routes.routes(),
+        *oidc_logout.routes(),
+        *oidc_federation.routes(),
+        *routes.routes(),
+        *demo_app.routes(),
+    ]
 
 
 @hookimpl
@@ -63,10 +110,15 @@ def hub_platform_setup(
 @contextlib.asynccontextmanager
 async def _setup(services: HubServices, app: web.Application) -> AsyncIterator[None]:
     """SAML logins (``login_ctx``) and the OpenID Connect relying parties (``oidc_ctx``)."""
+    from .oidc_federation import federation_ctx
     from .oidc_routes import oidc_ctx
     from .routes import login_ctx
 
-    async with login_ctx(app), oidc_ctx(app, services.session):
+    async with (
+        login_ctx(app),
+        oidc_ctx(app, services.session),
+        federation_ctx(app, services.session),
+    ):
         yield
 
 
@@ -74,9 +126,10 @@ async def _setup(services: HubServices, app: web.Application) -> AsyncIterator[N
 def hub_periodic_tasks(config: HubConfig, app: web.Application) -> list[PeriodicTask]:
     from sportello.periodic import PeriodicTask
 
+    tasks = _trust_mark_tasks(config, app)
     every = config.periodic.idp_registry_refresh_seconds
     if every is None:
-        return []
+        return tasks
 
     async def round_() -> None:
         from .routes import LOGIN
@@ -85,7 +138,49 @@ def hub_periodic_tasks(config: HubConfig, app: web.Application) -> list[Periodic
         log.info("login: IdP registry refreshed", extra={"idps": count})
 
     # every replica refreshes its own copy (the cache is a local file): no lease
-    return [PeriodicTask("idps.registry", every, round_, exclusive=False)]
+    return [*tasks, PeriodicTask("idps.registry", every, round_, exclusive=False)]
+
+
+def _trust_mark_tasks(config: HubConfig, app: web.Application) -> list[PeriodicTask]:
+    """Per tenant with OpenID Connect: its RP's trust marks renewed before they expire
+    (leased: one replica asks the issuers; the result is shared through the database)."""
+    from sportello.periodic import PeriodicTask
+
+    from .settings import oidc_tenant_settings
+
+    tasks = []
+    for tenant in config.tenants:
+        settings = oidc_tenant_settings(tenant)
+        if settings is None or settings.trust_mark_refresh_seconds is None:
+            continue
+
+        def round_(tenant: TenantConfig = tenant) -> Any:
+            return _refresh_trust_marks(app, config, tenant)
+
+        tasks.append(
+            PeriodicTask(
+                f"oidc.trust_marks:{tenant.id}", settings.trust_mark_refresh_seconds, round_
+            )
+        )
+    return tasks
+
+
+async def _refresh_trust_marks(
+    app: web.Application, config: HubConfig, tenant: TenantConfig
+) -> None:
+    from sportello.appkeys import CLOCK
+
+    from .oidc_keys import OidcConfigError
+    from .oidc_marks import refresh_trust_marks
+    from .oidc_routes import OIDC
+
+    service = app[OIDC]
+    try:
+        await refresh_trust_marks(
+            service.store, service.resolver(tenant), config, tenant, app[CLOCK].now()
+        )
+    except OidcConfigError as exc:  # /readyz and `sportello config check` say it too
+        log.warning("OIDC trust marks not checked: %s", exc, extra={"tenant": tenant.id})
 
 
 @hookimpl
@@ -98,21 +193,24 @@ def hub_config_problems(
 
         service = app.get(LOGIN)
     out: list[tuple[str, str]] = []
+    from .settings import oidc_tenant_settings, saml_settings
+
     for kind in ("spid", "cie"):
-        settings = getattr(tenant, kind)
+        settings = saml_settings(tenant, kind)
         if settings is None:
             continue
         known = len(service.idps.all(tenant, kind)) if service is not None else None
         out += [(kind, p) for p in _login_problems(config, kind, settings, known)]
-    if tenant.oidc is not None:
+    if oidc_tenant_settings(tenant) is not None:
         out += [("oidc", p) for p in _oidc_problems(config, tenant)]
     return out
 
 
 def _oidc_problems(config: HubConfig, tenant: TenantConfig) -> Iterator[str]:
     from .oidc_keys import OidcConfigError, read_keys, read_trust_marks, trust_anchor
+    from .settings import oidc_tenant_settings
 
-    settings = tenant.oidc
+    settings = oidc_tenant_settings(tenant)
     assert settings is not None
     if config.server.public_url is None:
         yield "server.public_url is not set: the RP's entity ID would not be reachable"
@@ -127,6 +225,9 @@ def _oidc_problems(config: HubConfig, tenant: TenantConfig) -> Iterator[str]:
             yield str(exc)
     if not any(settings.providers.values()):
         yield "providers: no OpenID provider is listed for spid or cie"
+    from .oidc_federation import intermediate_problems
+
+    yield from intermediate_problems(config, tenant)
 
 
 def _login_problems(

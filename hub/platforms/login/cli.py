@@ -4,7 +4,7 @@ login platform's commands (``hub_cli_commands``), thin over ``keys`` and ``idps`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import click
 
@@ -100,7 +100,12 @@ def keys_spid(
 
 @keys_group.command("oidc")
 @config_option
-@click.option("--tenant", required=True)
+@click.option("--tenant", default=None, help="the tenant whose relying party's keys to make")
+@click.option(
+    "--federation",
+    is_flag=True,
+    help="the software house's intermediate ([oidc_federation]) instead of a tenant",
+)
 @click.option(
     "--rotate",
     is_flag=True,
@@ -109,20 +114,31 @@ def keys_spid(
 )
 @click.option("--overlap-hours", type=int, default=48, show_default=True)
 @friendly
-def keys_oidc(config_path: Path, tenant: str, rotate: bool, overlap_hours: int) -> None:
-    """Make (or rotate) a tenant's OpenID Connect keys: federation, signing, encryption."""
+def keys_oidc(
+    config_path: Path, tenant: str | None, federation: bool, rotate: bool, overlap_hours: int
+) -> None:
+    """Make (or rotate) a tenant's OpenID Connect keys: federation, signing, encryption;
+    with --federation, the intermediate's federation key."""
     from datetime import UTC, datetime, timedelta
 
     from sportello.platforms.login.oidc_keys import OidcConfigError, make_or_rotate
+    from sportello.platforms.login.settings import oidc_tenant_settings
 
     config = load_config(config_path)
+    if federation == (tenant is not None):
+        fail("give either --tenant <id> or --federation", 2)
+    if federation:
+        _keys_federation(config, config_path, rotate, overlap_hours)
+        return
+    assert tenant is not None
     t = config.tenant(tenant)
-    if t is None or t.oidc is None:
+    settings = oidc_tenant_settings(t) if t is not None else None
+    if settings is None:
         fail(f"tenant {tenant!r} has no [tenants.oidc] section in {config_path}", 2)
-    assert t is not None and t.oidc is not None
+    assert settings is not None
     if overlap_hours < 24:
         fail("--overlap-hours must be at least 24 (a trust chain's lifetime)", 2)
-    keys_dir = t.oidc.keys_dir
+    keys_dir = settings.keys_dir
     try:
         keys = make_or_rotate(
             keys_dir,
@@ -136,6 +152,34 @@ def keys_oidc(config_path: Path, tenant: str, rotate: bool, overlap_hours: int) 
     click.echo(f"OIDC keys written to {keys_dir / 'keys.json'} (active kids: {kids})")
     if rotate:
         click.echo(f"the previous public keys stay published for {overlap_hours} hours")
+
+
+def _keys_federation(config: Any, config_path: Path, rotate: bool, overlap_hours: int) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sportello.platforms.login.oidc_federation import make_or_rotate_federation
+    from sportello.platforms.login.oidc_keys import OidcConfigError
+    from sportello.platforms.login.settings import oidc_federation_settings
+
+    settings = oidc_federation_settings(config)
+    if settings is None:
+        fail(f"no [oidc_federation] section in {config_path}", 2)
+    assert settings is not None
+    if overlap_hours < 24:
+        fail("--overlap-hours must be at least 24 (a trust chain's lifetime)", 2)
+    try:
+        ring = make_or_rotate_federation(
+            settings.keys_dir,
+            rotate=rotate,
+            now=datetime.now(UTC),
+            overlap=timedelta(hours=overlap_hours),
+        )
+    except OidcConfigError as exc:
+        fail(str(exc), 1)
+    path = settings.keys_dir / "keys.json"
+    click.echo(f"intermediate federation key written to {path} (active kid: {ring.active.kid})")
+    if rotate:
+        click.echo(f"the previous public key stays published for {overlap_hours} hours")
 
 
 @click.group("idps")
@@ -180,15 +224,15 @@ def idps_refresh(
     """
     import aiohttp
 
-    from sportello.config import IdpTrustSettings
     from sportello.connectors.spid.errors import SamlConfigError
     from sportello.platforms.login.idps import refresh_registry
+    from sportello.platforms.login.settings import IdpTrustSettings, idp_trust
 
     try:
         if cert_paths:
             certs = IdpTrustSettings(signing_certs=[str(p) for p in cert_paths]).pems()
         else:
-            certs = load_config(config_path).idps.pems() if config_path else []
+            certs = idp_trust(load_config(config_path)).pems() if config_path else []
     except ValueError as exc:
         fail(str(exc), 2)
     if not certs:

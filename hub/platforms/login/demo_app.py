@@ -23,6 +23,7 @@ from sportello.connectors.spid.models import Kind
 from sportello.platforms.login import pages
 from sportello.platforms.login.keys import public_url
 from sportello.platforms.login.routes import LOGIN, cookie_name
+from sportello.platforms.login.settings import oidc_tenant_settings, saml_settings
 
 STATE_COOKIE = "sportello_demo_state"
 
@@ -37,9 +38,10 @@ def _schemes(request: web.Request) -> tuple[TenantConfig, list[Kind]]:
         raise web.HTTPNotFound()
     url = _callback(request, tenant.id)
     kinds: list[Kind] = []
-    for kind, settings in (("spid", tenant.spid), ("cie", tenant.cie)):
+    for kind in ("spid", "cie"):
+        settings = saml_settings(tenant, kind)
         if settings is not None and url in settings.return_urls:
-            kinds.append(cast(Kind, kind))
+            kinds.append(kind)
     if not kinds and not _oidc_providers(tenant, url):
         raise web.HTTPNotFound()
     return tenant, kinds
@@ -48,7 +50,7 @@ def _schemes(request: web.Request) -> tuple[TenantConfig, list[Kind]]:
 def _oidc_providers(tenant: TenantConfig, url: str) -> list[tuple[Kind, str]]:
     """The OpenID providers the demo offers (CIE first): the first of each scheme, when the
     tenant's OIDC ``return_urls`` list the demo callback."""
-    settings = tenant.oidc
+    settings = oidc_tenant_settings(tenant)
     if settings is None or url not in (str(u) for u in settings.return_urls):
         return []
     return [
@@ -101,8 +103,12 @@ async def callback(request: web.Request) -> web.StreamResponse:
     if identity is None:
         return pages.refused("spid", "codice di accesso scaduto o già usato", status=400)
     kind = identity["scheme"]
-    # OpenID Connect logout is not built yet: no "Esci" button for those sessions
-    logout = None if identity.get("protocol") == "oidc" else f"/t/{tenant.id}/{kind}/logout"
+    # OpenID Connect: the hub ends the session and revokes the access token at the OP
+    logout = (
+        f"/t/{tenant.id}/oidc/logout"
+        if identity.get("protocol") == "oidc"
+        else f"/t/{tenant.id}/{kind}/logout"
+    )
     return pages.identity_page(tenant.name, identity, logout)
 
 

@@ -26,6 +26,7 @@ import aiohttp
 from sportello.config import HubConfig, TenantConfig
 from sportello.connectors.spid.idps import parse_idp_metadata, parse_signed_idp_metadata
 from sportello.connectors.spid.models import IdpInfo, Kind
+from sportello.platforms.login.settings import idp_trust, saml_settings
 
 log = logging.getLogger("sportello.platforms.login.routes")
 
@@ -42,7 +43,7 @@ class IdpDirectory:
         self._registry: dict[str, IdpInfo] = {}
         self._lock = asyncio.Lock()
         try:
-            self.certs = config.idps.pems()
+            self.certs = idp_trust(config).pems()
         except ValueError as exc:  # logged; every fetched document is then refused
             log.error("IdP metadata signing certificates unusable: %s", exc)
             self.certs = []
@@ -67,11 +68,11 @@ class IdpDirectory:
         return count
 
     def _sources(self, tenant: TenantConfig, kind: Kind) -> list[str]:
-        settings = tenant.spid if kind == "spid" else tenant.cie
+        settings = saml_settings(tenant, kind)
         return list(settings.idp_metadata) if settings is not None else []
 
     def _uses_registry(self, tenant: TenantConfig, kind: Kind) -> bool:
-        settings = tenant.spid if kind == "spid" else tenant.cie
+        settings = saml_settings(tenant, kind)
         return bool(settings and settings.use_registry and kind == "spid")
 
     async def load_all(self) -> None:
@@ -79,7 +80,7 @@ class IdpDirectory:
         self.reload_registry()
         for tenant in self.config.tenants:
             for kind in ("spid", "cie"):
-                if (tenant.spid if kind == "spid" else tenant.cie) is not None:
+                if saml_settings(tenant, kind) is not None:
                     await self._load(tenant, kind)
 
     async def _load(self, tenant: TenantConfig, kind: Kind, *, only_urls: bool = False) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from sportello.config import HubConfig, LoginSettings, TenantConfig
+from sportello.config import HubConfig, TenantConfig
 from sportello.connectors.spid.models import (
     CIE_ATTRIBUTES,
     Aggregator,
@@ -29,6 +29,7 @@ from sportello.connectors.spid.models import (
     Organization,
     SpSettings,
 )
+from sportello.platforms.login.settings import LoginSettings, saml_settings
 from sportello.secrets import master_keys, read_secret_file, write_secret_file
 
 CURRENT_KEY = "current.key"
@@ -115,7 +116,7 @@ def public_url(config: HubConfig) -> str:
 
 
 def login_settings(tenant: TenantConfig, kind: Kind) -> LoginSettings:
-    settings = tenant.spid if kind == "spid" else tenant.cie
+    settings = saml_settings(tenant, kind)
     if settings is None:
         raise LoginConfigError(f"tenant {tenant.id!r} has no [tenants.{kind}] section")
     return settings

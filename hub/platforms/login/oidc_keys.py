@@ -14,10 +14,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sportello.config import HubConfig, OidcTenantSettings, TenantConfig
+from sportello.config import HubConfig, TenantConfig
 from sportello.connectors.oidc.federation import RpFederationConfig, TrustAnchor
 from sportello.connectors.oidc.keys import RpKeys, generate_rp_keys
 from sportello.platforms.login.keys import public_url
+from sportello.platforms.login.settings import (
+    OidcTenantSettings,
+    oidc_federation_settings,
+    oidc_tenant_settings,
+)
 
 KEYS_FILE = "keys.json"
 TRUST_MARKS_FILE = "trust_marks.json"
@@ -30,9 +35,10 @@ class OidcConfigError(Exception):
 
 
 def oidc_settings(tenant: TenantConfig) -> OidcTenantSettings:
-    if tenant.oidc is None:
+    settings = oidc_tenant_settings(tenant)
+    if settings is None:
         raise OidcConfigError(f"tenant {tenant.id!r} has no [tenants.oidc] section")
-    return tenant.oidc
+    return settings
 
 
 def entity_id(config: HubConfig, tenant: TenantConfig) -> str:
@@ -105,14 +111,23 @@ def trust_anchor(settings: OidcTenantSettings) -> TrustAnchor:
 def federation_config(config: HubConfig, tenant: TenantConfig) -> RpFederationConfig:
     settings = oidc_settings(tenant)
     rp = entity_id(config, tenant)
+    hints = list(settings.authority_hints or [settings.trust_anchor])
+    # under the software house's intermediate, its resolve endpoint is the RP's too
+    intermediate = f"{public_url(config)}/federation"
+    resolve = None
+    if oidc_federation_settings(config) is not None and intermediate in [
+        str(h).rstrip("/") for h in hints
+    ]:
+        resolve = f"{intermediate}/resolve"
     return RpFederationConfig(
         entity_id=rp,
         redirect_uris=[f"{rp}/callback"],
         organization_name=tenant.name,
         contacts=list(settings.contacts),
-        authority_hints=list(settings.authority_hints or [settings.trust_anchor]),
+        authority_hints=hints,
         homepage_uri=settings.organization_url or "",
         trust_marks=read_trust_marks(settings.keys_dir),
+        federation_resolve_endpoint=resolve,
     )
 
 
@@ -160,9 +175,9 @@ async def onboard_demo_oidc(config: HubConfig, session: Any) -> list[str]:
     write the trust marks it issues to ``trust_marks.json``. Returns the tenants onboarded."""
     done = []
     for tenant in config.tenants:
-        if tenant.oidc is None:
+        settings = oidc_tenant_settings(tenant)
+        if settings is None:
             continue
-        settings = tenant.oidc
         anchor = str(settings.trust_anchor).rstrip("/")
         async with session.get(f"{anchor}/.well-known/openid-federation") as resp:
             resp.raise_for_status()
@@ -189,7 +204,7 @@ def prepare_demo_oidc_tenants(config: HubConfig, data_dir: Path) -> HubConfig:
     now = datetime.now(UTC)
     tenants = [
         t.model_copy(update={"oidc": prepare_demo_oidc(t, data_dir, now)})
-        if t.oidc is not None
+        if oidc_tenant_settings(t) is not None
         else t
         for t in config.tenants
     ]

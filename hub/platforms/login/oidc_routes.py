@@ -41,7 +41,7 @@ from aiohttp import web
 from sqlalchemy import insert, select, update
 
 from sportello.appkeys import CLOCK, CONFIG, ENGINE
-from sportello.config import HubConfig, OidcTenantSettings, TenantConfig
+from sportello.config import HubConfig, TenantConfig
 from sportello.connectors.errors import TransportError
 from sportello.connectors.oidc.errors import OidcError
 from sportello.connectors.oidc.federation import (
@@ -69,7 +69,10 @@ from sportello.platforms.login.oidc_keys import (
     read_keys,
     trust_anchor,
 )
+from sportello.platforms.login.oidc_marks import published_marks
+from sportello.platforms.login.oidc_sessions import remember_tokens
 from sportello.platforms.login.routes import cookie_name
+from sportello.platforms.login.settings import OidcTenantSettings, oidc_tenant_settings
 from sportello.platforms.login.store import PENDING_TTL, LoginStore, digest
 from sportello.platforms.login.tables import oidc_requests
 
@@ -113,6 +116,8 @@ class OidcService:
                 [trust_anchor(settings)],
                 cache=ChainCache(),
                 allow_http=settings.allow_http,
+                # dynamic validation too: a trust mark its issuer revoked is refused
+                check_trust_mark_status=True,
             )
             self._resolvers[tenant.id] = found
         return found
@@ -235,9 +240,10 @@ async def _take_pending(
 
 def _tenant(request: web.Request) -> tuple[TenantConfig, OidcTenantSettings]:
     tenant = request.app[CONFIG].tenant(request.match_info["tenant"])
-    if tenant is None or tenant.oidc is None:
+    settings = oidc_tenant_settings(tenant) if tenant is not None else None
+    if tenant is None or settings is None:
         raise web.HTTPNotFound(text="unknown tenant or OpenID Connect login not enabled")
-    return tenant, tenant.oidc
+    return tenant, settings
 
 
 def _secure(config: HubConfig) -> bool:
@@ -279,12 +285,13 @@ def _scheme_of(settings: OidcTenantSettings, provider: str) -> Kind | None:
 async def entity_configuration_view(request: web.Request) -> web.Response:
     tenant, _settings = _tenant(request)
     config = request.app[CONFIG]
+    service = request.app[OIDC]
+    now = request.app[CLOCK].now()
     try:
-        body = rp_entity_configuration(
-            federation_config(config, tenant),
-            request.app[OIDC].keys(tenant),
-            request.app[CLOCK].now(),
-        )
+        rp = federation_config(config, tenant)
+        # the trust marks held now (refreshed ones first), never an expired one
+        rp.trust_marks = await published_marks(service.store, tenant, now)
+        body = rp_entity_configuration(rp, service.keys(tenant), now)
     except OidcConfigError as exc:
         log.error("entity configuration of tenant %s cannot be built: %s", tenant.id, exc)
         raise web.HTTPServiceUnavailable(text="OpenID Connect login not configured") from None
@@ -463,6 +470,16 @@ async def callback_view(request: web.Request) -> web.StreamResponse:
         view=view,
         now=now,
         config=service.config,
+    )
+    await remember_tokens(  # what logout revokes, sealed for the RP's own key
+        service.store,
+        keys=keys,
+        session_id=session_id,
+        tenant_id=tenant.id,
+        provider=op.entity_id,
+        access_token=result.tokens.access_token,
+        expires_in=result.tokens.expires_in,
+        now=now,
     )
     log.info(
         "login accepted",

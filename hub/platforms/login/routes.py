@@ -48,6 +48,7 @@ from sportello.connectors.spid.models import Kind, PendingRequest, SpSettings
 from sportello.platforms.login import pages
 from sportello.platforms.login.idps import IdpDirectory
 from sportello.platforms.login.keys import LoginConfigError, build_sp, login_settings, public_url
+from sportello.platforms.login.settings import saml_settings
 from sportello.platforms.login.store import LoginStore
 
 log = logging.getLogger("sportello.platforms.login.routes")
@@ -124,7 +125,7 @@ def _kind(request: web.Request) -> Kind:
 
 def _tenant(request: web.Request, kind: Kind) -> TenantConfig:
     tenant = request.app[CONFIG].tenant(request.match_info["tenant"])
-    if tenant is None or (tenant.spid if kind == "spid" else tenant.cie) is None:
+    if tenant is None or saml_settings(tenant, kind) is None:
         raise web.HTTPNotFound(text="unknown tenant or login scheme not enabled")
     return tenant
 

@@ -27,6 +27,7 @@ from sportello.platforms.login.tables import (
     login_codes,
     login_sessions,
     oidc_requests,
+    oidc_sessions,
     saml_assertions,
     saml_requests,
 )
@@ -318,6 +319,7 @@ class LoginStore:
             for table, column in (
                 (saml_requests, saml_requests.c.expires_at),
                 (oidc_requests, oidc_requests.c.expires_at),
+                (oidc_sessions, oidc_sessions.c.expires_at),
                 (saml_assertions, saml_assertions.c.expires_at),
                 (login_codes, login_codes.c.expires_at),
                 (login_sessions, login_sessions.c.expires_at),

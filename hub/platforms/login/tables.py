@@ -88,3 +88,36 @@ oidc_requests = Table(
     Column("consumed_at", UTCDateTime(), nullable=True),
     Index(None, "expires_at"),
 )
+
+# SPID/CIE OpenID Connect logins (migration 0017): what logout needs to revoke at the OP. One
+# row per login session; ``access_token`` is a JWE for the RP's own encryption key (so only a
+# replica holding the tenant's keys can read it), wiped once revoked, expired or ended.
+oidc_sessions = Table(
+    "oidc_sessions",
+    metadata,
+    Column("session_id", String(64), primary_key=True),
+    Column("tenant_id", String(40), nullable=False),
+    Column("provider", String(1024), nullable=False),
+    Column("access_token", Text(), nullable=True),
+    Column("token_expires_at", UTCDateTime(), nullable=True),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("logout_at", UTCDateTime(), nullable=True),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+    Column("revoke_error", String(200), nullable=True),
+    Index(None, "expires_at"),
+)
+
+# The trust marks each tenant's RP publishes, as the periodic refresh last obtained them from
+# their issuers (migration 0017), shared by every replica; ``trust_marks.json`` (onboarding)
+# is the fallback for ids not refreshed yet.
+oidc_trust_marks = Table(
+    "oidc_trust_marks",
+    metadata,
+    Column("tenant_id", String(40), primary_key=True),
+    Column("mark_id", String(512), primary_key=True),
+    Column("issuer", String(1024), nullable=False),
+    Column("trust_mark", Text(), nullable=False),
+    Column("issued_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=True),
+    Column("refreshed_at", UTCDateTime(), nullable=False),
+)

@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from sportello.hookspecs import HandlerFactory, KnownNotice, hookimpl
+from sportello.hookspecs import HandlerFactory, KnownNotice, NoticeDocument, hookimpl
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
     from sqlalchemy import Table
 
     from sportello.config import HubConfig, TenantConfig
@@ -20,6 +21,13 @@ if TYPE_CHECKING:
     from sportello.services import HubServices
 
 log = logging.getLogger("sportello.platforms.pagopa")
+
+
+@hookimpl
+def hub_tenant_settings() -> dict[str, type[BaseModel]]:
+    from .settings import TENANT_SECTIONS
+
+    return dict(TENANT_SECTIONS)
 
 
 @hookimpl
@@ -87,13 +95,16 @@ def hub_platform_setup(
 def hub_periodic_tasks(config: HubConfig, app: web.Application) -> list[PeriodicTask]:
     from sportello.periodic import PeriodicTask
 
+    from .settings import pagopa_settings
+
     tasks = []
     for t in config.tenants:
-        if t.pagopa is not None and t.pagopa.mode == "gpd" and t.pagopa.base_url:
+        p = pagopa_settings(t)
+        if p is not None and p.mode == "gpd" and p.base_url:
             # GPD mode: receipts are read back from the GPD receipts API
             tasks.append(
                 PeriodicTask(
-                    f"pagopa.receipts:{t.id}", t.pagopa.receipts_poll_seconds, _receipts(app, t.id)
+                    f"pagopa.receipts:{t.id}", p.receipts_poll_seconds, _receipts(app, t.id)
                 )
             )
     return tasks
@@ -118,7 +129,10 @@ def _receipts(app: web.Application, tenant_id: str) -> Callable[[], Awaitable[No
 def hub_config_problems(
     config: HubConfig, tenant: TenantConfig, app: web.Application | None
 ) -> list[tuple[str, str]]:
-    if tenant.pagopa is not None and tenant.pagopa.mode == "gpd" and tenant.pagopa.api_key is None:
+    from .settings import pagopa_settings
+
+    p = pagopa_settings(tenant)
+    if p is not None and p.mode == "gpd" and p.api_key is None:
         return [("pagopa", "mode gpd needs api_key (the GPD subscription key)")]
     return []
 
@@ -135,8 +149,10 @@ async def hub_known_notices(
     services: HubServices, tenant_id: str, notice_numbers: frozenset[str]
 ) -> dict[str, KnownNotice]:
     """The notices of the positions the hub keeps, for App IO messages' payment data."""
+    from .settings import pagopa_settings
+
     tenant = services.config.tenant(tenant_id)
-    if tenant is None or tenant.pagopa is None:
+    if tenant is None or pagopa_settings(tenant) is None:
         return {}
     from .store import PagopaStore
 
@@ -146,8 +162,33 @@ async def hub_known_notices(
 
 
 @hookimpl
+async def hub_notice_document(
+    services: HubServices, tenant_id: str, notice_number: str, actor: str
+) -> NoticeDocument | None:
+    """The payment notice PDF of a position the hub keeps (a SEND payment's attachment);
+    the read of the debtor's data is audited."""
+    from .notices import notice_document
+
+    return await notice_document(services, tenant_id, notice_number, actor)
+
+
+@hookimpl
+def hub_demo_prepare(config: HubConfig) -> None:
+    """``sportello demo``: the station key the demo's ``[tenants.pagopa]`` refers to."""
+    from .demo import prepare_demo_env
+
+    prepare_demo_env()
+
+
+@hookimpl
 async def hub_demo_seed(app: web.Application) -> None:
-    """``sportello demo``: give the FdR sandbox a flow to reconcile (station mode)."""
+    """``sportello demo``: register the demo station with the sandbox Node, then give the
+    FdR sandbox a flow to reconcile (station mode)."""
+    from sportello.appkeys import CONFIG
+
+    from .demo import hub_url, register_demo_station
     from .operations import seed_demo_fdr
 
+    config = app[CONFIG]
+    await register_demo_station(config, hub_url(config))
     await seed_demo_fdr(app)

@@ -59,7 +59,7 @@ from sportello.api.core import (
 from sportello.api.models import page_of
 from sportello.api.openapi import Answer, Query, failure, operation
 from sportello.appkeys import CLOCK, CONFIG, ENGINE, SESSION
-from sportello.config import PagopaTenantSettings, TenantConfig
+from sportello.config import TenantConfig
 from sportello.connectors import fiscal_code
 from sportello.connectors.errors import (
     AuthError,
@@ -90,6 +90,7 @@ from sportello.platforms.pagopa.api_models import (
     PagopaPositionUpdate,
     PagopaReceipt,
 )
+from sportello.platforms.pagopa.settings import PagopaTenantSettings, pagopa_settings
 from sportello.platforms.pagopa.station import fault_for
 from sportello.platforms.pagopa.store import (
     IllegalPositionChange,
@@ -150,11 +151,12 @@ def notice_creditor(tenant: TenantConfig, position: DebtPosition) -> Creditor:
     fiscal code, and its postal account (``[tenants.pagopa.postal]``) when the position
     names that account as a postal IBAN: the notice then has the *Bollettino Postale PA*
     with Poste's Data Matrix."""
-    assert tenant.pagopa is not None
-    postal = tenant.pagopa.postal
+    settings = pagopa_settings(tenant)
+    assert settings is not None
+    postal = settings.postal
     creditor = Creditor(
         name=tenant.name,
-        fiscal_code=tenant.pagopa.ec_fiscal_code,
+        fiscal_code=settings.ec_fiscal_code,
         postal_account=postal.account if postal else None,
         postal_authorization=postal.authorization if postal else None,
         postal_holder=postal.holder if postal else None,
@@ -164,9 +166,10 @@ def notice_creditor(tenant: TenantConfig, position: DebtPosition) -> Creditor:
 
 def _settings(request: web.Request, tenant_id: str) -> PagopaTenantSettings:
     tenant = request.app[CONFIG].tenant(tenant_id)
-    if tenant is None or tenant.pagopa is None:
+    settings = pagopa_settings(tenant) if tenant is not None else None
+    if settings is None:
         raise _Problem(409, "Conflict", "the tenant has no pagoPA settings ([tenants.pagopa])")
-    return tenant.pagopa
+    return settings
 
 
 def _store(request: web.Request) -> PagopaStore:

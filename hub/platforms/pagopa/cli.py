@@ -190,7 +190,9 @@ def notices(config_path: Path, tenant: str, out: Path, status: str | None) -> No
     """Write the payment notices (PDF) of the tenant's positions into one ZIP."""
     config = load_config(config_path)
     found = config.tenant(tenant)
-    if found is None or found.pagopa is None:
+    from sportello.platforms.pagopa.settings import pagopa_settings
+
+    if found is None or pagopa_settings(found) is None:
         raise click.ClickException(f"tenant {tenant!r} has no [tenants.pagopa] section")
     written = asyncio.run(_write_notices(config, tenant, out, status))
     click.echo(f"{written} notices written to {out}")
@@ -210,7 +212,7 @@ async def _write_notices(config: HubConfig, tenant_id: str, out: Path, status: s
     from sportello.platforms.pagopa.tables import positions as table
 
     tenant = config.tenant(tenant_id)
-    assert tenant is not None and tenant.pagopa is not None
+    assert tenant is not None
     clock = SystemClock()
     engine = await open_database(config, apply_migrations=False, clock=clock)
     store = PagopaStore(engine, config, clock)

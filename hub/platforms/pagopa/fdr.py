@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sportello.adapters.accounting.base import ReconciliationResult
 from sportello.clock import Clock
-from sportello.config import HubConfig, PagopaTenantSettings
+from sportello.config import HubConfig
 from sportello.connectors.errors import PermanentError
 from sportello.connectors.pagopa.fdr import (
     PRODUCTION_BASE_URL,
@@ -61,6 +61,7 @@ from sportello.platforms.pagopa.fdr_tables import (
     fdr_flows,
     fdr_results,
 )
+from sportello.platforms.pagopa.settings import PagopaTenantSettings, pagopa_settings
 from sportello.platforms.pagopa.tables import payment_options, positions, receipts
 from sportello.services import HubServices
 
@@ -164,9 +165,10 @@ class FdrReconciler:
 
     def settings(self, tenant_id: str) -> PagopaTenantSettings:
         tenant = self.config.tenant(tenant_id)
-        if tenant is None or tenant.pagopa is None:
+        settings = pagopa_settings(tenant) if tenant is not None else None
+        if settings is None:
             raise FdrNotConfigured(f"tenant {tenant_id!r} has no pagoPA settings")
-        return tenant.pagopa
+        return settings
 
     def client(self, tenant_id: str) -> FdrClient:
         if self._client is not None:

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from sportello.config import HubConfig
+from sportello.platforms.pagopa.settings import pagopa_settings
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -53,11 +54,12 @@ class OperationError(click.ClickException):
 
 def _options(config: HubConfig, tenant_id: str) -> dict[str, Any]:
     tenant = config.tenant(tenant_id)
-    if tenant is None or tenant.pagopa is None:
+    settings = pagopa_settings(tenant) if tenant is not None else None
+    if tenant is None or settings is None:
         raise OperationError(f"tenant {tenant_id!r} has no pagopa settings")
     options: dict[str, Any] = {
         "company_name": tenant.name,
-        "fiscal_code": tenant.pagopa.ec_fiscal_code,
+        "fiscal_code": settings.ec_fiscal_code,
     }
     ref = tenant.adapters.get("accounting")
     if ref is not None and ref.plugin == "csv":
@@ -293,7 +295,7 @@ async def seed_demo_fdr(app: web.Application) -> str | None:
 
     config = app[CONFIG]
     tenant = config.tenant("demo")
-    p = tenant.pagopa if tenant is not None else None
+    p = pagopa_settings(tenant) if tenant is not None else None
     if p is None or p.mode != "station" or p.fdr_base_url is None:
         return None
     sandbox = p.fdr_base_url.split("/fdr-org/", 1)[0]

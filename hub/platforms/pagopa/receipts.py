@@ -31,7 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sportello.clock import Clock
-from sportello.config import HubConfig, PagopaTenantSettings
+from sportello.config import HubConfig
 from sportello.connectors.errors import ConnectorError
 from sportello.connectors.pagopa import station as st
 from sportello.connectors.pagopa.errors import InvalidNoticeNumber
@@ -39,6 +39,7 @@ from sportello.connectors.pagopa.gpd_receipts import GpdReceiptsClient, receipts
 from sportello.connectors.pagopa.identifiers import notice_number
 from sportello.db import reading
 from sportello.platforms.pagopa.receipts_tables import receipt_cursors
+from sportello.platforms.pagopa.settings import PagopaTenantSettings
 from sportello.platforms.pagopa.store import OptionMatch, PagopaStore, ReceiptOutcome
 from sportello.platforms.pagopa.tables import receipts
 

@@ -13,6 +13,11 @@ PAA_ID_DOMINIO_ERRATO; ``idBrokerPA`` ≠ ``broker_id`` → PAA_ID_INTERMEDIARIO
   PAA_PAGAMENTO_SCADUTO, INVALID → PAA_PAGAMENTO_ANNULLATO (GPD's mapping). getPayment
   keeps the position open (the receipt closes it) and records that a payment started
   (``activated_at``; concurrent calls share one commit, each answered after it).
+- applyCost (SEND): when a plugin adds to a notice's amount (``hub_notice_surcharge``; the
+  ``send`` platform: SEND's current notification cost of a notification with
+  ``applyCost``), verify and getPayment[V2] answer the amount plus that cost, added to the
+  option's first transfer credited to the creditor itself; when the cost cannot be known
+  (SEND's price API down) → PAA_SYSTEM_ERROR, so the PSP retries: never a wrong amount.
 - paSendRT[V2]: the receipt is committed (``PagopaStore.store_receipt``) BEFORE the answer.
   A receipt id already stored answers **OK**: the Node redelivers and broadcasts receipts,
   and GPD answers a replay without error too; ``PAA_RECEIPT_DUPLICATA`` would make the
@@ -26,8 +31,9 @@ No personal data in logs: notices, receipt ids and fault codes only.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,12 +41,14 @@ from aiohttp import web
 from lxml import etree
 
 from sportello.api.bodies import BodyTooLarge, read_body
-from sportello.appkeys import CLOCK, CONFIG, ENGINE
+from sportello.appkeys import CLOCK, CONFIG, ENGINE, PLUGINS
 from sportello.batching import Batcher
-from sportello.config import PagopaTenantSettings
 from sportello.connectors.pagopa import station as st
+from sportello.connectors.pagopa.models import PaymentOption
 from sportello.connectors.pagopa.states import DebtPositionStatus
 from sportello.connectors.pagopa.station_xml import default_xsd_dir, schema_for
+from sportello.hookspecs import NoticeSurchargeUnavailable
+from sportello.platforms.pagopa.settings import PagopaTenantSettings, pagopa_settings
 from sportello.platforms.pagopa.station_auth import refusal
 from sportello.platforms.pagopa.store import (
     OptionMatch,
@@ -76,6 +84,9 @@ class _Station:
     store: PagopaStore
     reader: OptionReader
     activations: Batcher[tuple[str, str], None]
+    #: ``(tenant, notice) -> cents to add or None`` (``hub_notice_surcharge``); None when
+    #: no plugin adds to amounts.
+    surcharge: Callable[[str, str], Awaitable[int | None]] | None = None
 
 
 STATION = web.AppKey("pagopa_station", _Station)
@@ -85,21 +96,28 @@ STATION = web.AppKey("pagopa_station", _Station)
 async def station_ctx(app: web.Application) -> AsyncIterator[None]:
     """Build the station's shared state on ``app`` (read ``XSD_DIR`` if a test set it),
     when a tenant has pagoPA (the station answers no other)."""
-    if not any(t.pagopa is not None for t in app[CONFIG].tenants):
+    if not any(pagopa_settings(t) is not None for t in app[CONFIG].tenants):
         yield
         return
     for tenant in app[CONFIG].tenants:
-        if tenant.pagopa and tenant.pagopa.mode == "station" and not tenant.pagopa.station_auth:
+        p = pagopa_settings(tenant)
+        if p and p.mode == "station" and not p.station_auth:
             log.warning(
                 "pagopa station: no station_auth, anyone reaching the hub is answered",
                 extra={"tenant": tenant.id},
             )
-    store = PagopaStore(app[ENGINE], app[CONFIG], app[CLOCK])
+    plugins = app[PLUGINS]
+    store = PagopaStore(app[ENGINE], app[CONFIG], app[CLOCK], plugins)
+
+    async def surcharge(tenant_id: str, notice_number: str) -> int | None:
+        return await plugins.notice_surcharge(app, tenant_id, notice_number)
+
     app[STATION] = _Station(
         schema=schema_for(app.get(XSD_DIR) or default_xsd_dir()),
         store=store,
         reader=OptionReader(app[ENGINE]),
         activations=Batcher(store.mark_activated_many),
+        surcharge=surcharge if plugins.surcharges_notices() else None,
     )
     yield
 
@@ -148,9 +166,9 @@ async def handle(request: web.Request) -> web.StreamResponse:
     config = request.app[CONFIG]
     tenant_id = request.match_info["tenant"]
     tenant = config.tenant(tenant_id)
-    if tenant is None or tenant.pagopa is None:
+    settings = pagopa_settings(tenant) if tenant is not None else None
+    if settings is None:
         raise web.HTTPNotFound(text="no pagoPA station for this tenant")
-    settings = tenant.pagopa
     fault_id = settings.ec_fiscal_code
     soap_action = request.headers.get("SOAPAction")
     try:
@@ -262,15 +280,81 @@ async def _serve(
         raise st.StationError(fault[0], fault[1], parsed.operation)
     assert match is not None
     option = next(o for o in match.position.payment_options if o.iuv == match.option.iuv)
+    extra = await _surcharge(station, tenant_id, parsed)
     if isinstance(parsed, st.VerifyPaymentNotice):
         answer = st.verify_answer(match.position, option, ec_fiscal_code=settings.ec_fiscal_code)
+        if extra:
+            _primary_transfer(option, settings.ec_fiscal_code, parsed.operation)
+            answer = dataclasses.replace(answer, amount=answer.amount + extra)
         return st.verify_ok(answer)
     payment = st.payment_answer(
         match.position, option, transfer_type=parsed.transfer_type, version=parsed.version
     )
+    if extra:
+        payment = _add_to_primary(payment, option, extra, settings.ec_fiscal_code, parsed)
     body = st.get_payment_ok(payment, version=parsed.version)
     await station.activations((tenant_id, parsed.notice_number))  # committed before we answer
     return body
+
+
+async def _surcharge(
+    station: _Station, tenant_id: str, parsed: st.VerifyPaymentNotice | st.GetPayment
+) -> int:
+    """Cents to add to the notice's amount (0: none); PAA_SYSTEM_ERROR when unknown now."""
+    if station.surcharge is None:
+        return 0
+    try:
+        extra = await station.surcharge(tenant_id, parsed.notice_number)
+    except NoticeSurchargeUnavailable as exc:
+        log.warning(
+            "pagopa station: surcharge unavailable",
+            extra={"tenant": tenant_id, "notice_number": parsed.notice_number, "error": str(exc)},
+        )
+        raise st.StationError(
+            st.FaultCode.SYSTEM_ERROR,
+            "the notification cost cannot be read now, please retry",
+            parsed.operation,
+        ) from None
+    if extra is not None and extra < 0:
+        raise st.StationError(st.FaultCode.SYSTEM_ERROR, "invalid surcharge", parsed.operation)
+    return extra or 0
+
+
+def _primary_transfer(option: PaymentOption, ec_fiscal_code: str, operation: st.Operation) -> int:
+    """The ``idTransfer`` that carries a surcharge: as GPD does for SEND's notification fee
+    (pagopa/pagopa-debt-position, ``PaymentsService.updateAmountsWithNotificationFee`` and
+    ``findPrimaryTransfer``: the fee is added to the option's amount and to its first
+    transfer, by ``idTransfer``, credited to the creditor itself), so the transfers still
+    sum to the amount. A stamp transfer (a fixed 16 euro) never carries it."""
+    ours = sorted(
+        (
+            t.id_transfer
+            for t in option.transfers
+            if t.organization_fiscal_code == ec_fiscal_code and t.stamp is None
+        ),
+    )
+    if not ours:
+        raise st.StationError(
+            st.FaultCode.SEMANTICA,
+            "no transfer to the creditor can carry the notification cost",
+            operation,
+        )
+    return ours[0]
+
+
+def _add_to_primary(
+    payment: st.PaymentAnswer,
+    option: PaymentOption,
+    extra: int,
+    ec_fiscal_code: str,
+    parsed: st.GetPayment,
+) -> st.PaymentAnswer:
+    target = _primary_transfer(option, ec_fiscal_code, parsed.operation)
+    transfers = [
+        dataclasses.replace(t, amount=t.amount + extra) if t.id_transfer == target else t
+        for t in payment.transfers
+    ]
+    return dataclasses.replace(payment, amount=payment.amount + extra, transfers=transfers)
 
 
 async def _send_rt(store: PagopaStore, tenant_id: str, parsed: st.SendRT, data: bytes) -> bytes:

@@ -22,7 +22,7 @@ from urllib.parse import unquote
 
 from cryptography import x509
 
-from sportello.config import StationAuthSettings, StationClientCertSettings
+from sportello.platforms.pagopa.settings import StationAuthSettings, StationClientCertSettings
 
 _PEM = re.compile(r"-----(BEGIN|END) CERTIFICATE-----")
 

@@ -42,7 +42,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from pydantic import ValidationError
@@ -54,7 +54,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sportello.batching import Batcher
 from sportello.clock import Clock
-from sportello.config import HubConfig, PagopaTenantSettings
+from sportello.config import HubConfig
 from sportello.connectors.pagopa.errors import IllegalTransition
 from sportello.connectors.pagopa.identifiers import iuv_for, notice_number
 from sportello.connectors.pagopa.models import DebtPosition, describe_validation_error
@@ -69,6 +69,7 @@ from sportello.connectors.pagopa.station import Receipt
 from sportello.db import reading
 from sportello.events import emit
 from sportello.outbox.store import LOCK_KEY_MAX, NewJob, enqueue_many
+from sportello.platforms.pagopa.settings import PagopaTenantSettings, pagopa_settings
 from sportello.platforms.pagopa.tables import (
     FORWARD_PENDING,
     NOT_OURS,
@@ -82,6 +83,9 @@ from sportello.platforms.pagopa.tables import (
     positions,
     receipts,
 )
+
+if TYPE_CHECKING:
+    from sportello.plugins import Plugins
 
 __all__ = [
     "GPD_CHANGE_KINDS",
@@ -364,14 +368,19 @@ def _option(row: Any) -> StoredOption:
 class PagopaStore:
     """The hub's pagoPA archive. ``config`` gives each tenant's settings and webhooks."""
 
-    def __init__(self, engine: AsyncEngine, config: HubConfig, clock: Clock) -> None:
+    def __init__(
+        self, engine: AsyncEngine, config: HubConfig, clock: Clock, plugins: Plugins | None = None
+    ) -> None:
         self.engine, self.config, self.clock = engine, config, clock
+        #: told of each notice a new receipt pays (``hub_notice_paid``): the station's store
+        self.plugins = plugins
 
     def settings(self, tenant_id: str) -> PagopaTenantSettings:
         tenant = self.config.tenant(tenant_id)
-        if tenant is None or tenant.pagopa is None:
+        settings = pagopa_settings(tenant) if tenant is not None else None
+        if settings is None:
             raise PagopaNotConfigured(f"tenant {tenant_id!r} has no pagoPA settings")
-        return tenant.pagopa
+        return settings
 
     # -- positions ------------------------------------------------------------------------
 
@@ -975,6 +984,17 @@ class PagopaStore:
                 position_id, iupd, status = await self._apply_payment(
                     conn, tenant_id, receipt, notes, now
                 )
+                if position_id is not None and self.plugins is not None:
+                    # in this transaction: the SEND platform queues SEND's payment event
+                    await self.plugins.notice_paid(
+                        conn,
+                        tenant_id=tenant_id,
+                        notice_number=receipt.notice_number,
+                        creditor_tax_id=receipt.fiscal_code,
+                        amount=receipt.payment_amount,
+                        paid_at=receipt.payment_date_time or now,
+                        now=now,
+                    )
             elif role == ROLE_BENEFICIARY:
                 ours = [
                     t.id_transfer for t in receipt.transfers if t.fiscal_code_pa == ec_fiscal_code
@@ -1068,9 +1088,15 @@ class PagopaStore:
             notes.append("no payment option with this notice number")
             return None, None, None
         if receipt.payment_amount != row.amount:
-            notes.append(
-                f"amount {receipt.payment_amount} cents differs from the option's {row.amount}"
-            )
+            note = f"amount {receipt.payment_amount} cents differs from the option's {row.amount}"
+            if receipt.payment_amount > row.amount:
+                # the station may add to the amount it answers (SEND's notification cost
+                # with applyCost: hub_notice_surcharge); the option is paid all the same
+                note += (
+                    f" (+{receipt.payment_amount - row.amount}: a surcharge such as SEND's "
+                    "notification cost)"
+                )
+            notes.append(note)
         if row.status == PAID:
             notes.append(f"option already paid by receipt {row.receipt_id}: double payment")
             return int(row.position_id), row.iupd, row.p_status

@@ -13,11 +13,40 @@ from aiohttp import web
 from sportello.hookspecs import hookimpl
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from sportello.config import HubConfig, TenantConfig
     from sportello.services import HubServices
 
 #: The ANPR e-services a resident look-up calls (each needs a PDND purpose).
 LOOKUP_SERVICES = ("C030", "C020", "C021")
+
+
+@hookimpl
+def hub_tenant_settings() -> dict[str, type[BaseModel]]:
+    from .settings import TENANT_SECTIONS
+
+    return dict(TENANT_SECTIONS)
+
+
+@hookimpl
+def hub_demo_pdnd_purposes(config: HubConfig, tenant: TenantConfig) -> dict[str, str]:
+    """``sportello demo``: the ANPR purposes of ``[tenants.pdnd] purposes``, each with the
+    audience the hub's calls carry (ModI ``aud``: the e-service URL up to ``/v1``)."""
+    from sportello.connectors.anpr.services import SERVICES
+    from sportello.connectors.pdnd.modi import modi_audience
+
+    from .settings import anpr_settings
+
+    anpr = anpr_settings(tenant)
+    if anpr is None or tenant.pdnd is None:
+        return {}
+    base = anpr.base_url.rstrip("/")
+    return {
+        purpose: modi_audience(f"{base}/{SERVICES[code].e002_path}")
+        for code, purpose in tenant.pdnd.purposes.items()
+        if code in SERVICES
+    }
 
 
 @hookimpl
@@ -59,7 +88,9 @@ def hub_config_problems(
             pass  # the kernel reports a missing secret
         except Exception as exc:
             out.append(("pdnd", f"key: not a usable RSA private key ({type(exc).__name__})"))
-    if tenant.anpr is not None:
+    from .settings import anpr_settings
+
+    if anpr_settings(tenant) is not None:
         if tenant.pdnd is None:
             out.append(("anpr", "ANPR is reached through PDND: add [tenants.pdnd]"))
         else:

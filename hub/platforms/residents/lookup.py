@@ -40,6 +40,7 @@ from sportello.connectors.pdnd.client import ModiCaller, PdndClient
 from sportello.connectors.pdnd.environments import assertion_audience_for
 from sportello.connectors.pdnd.keys import kid_for_private_key
 from sportello.connectors.pdnd.modi import AuditContext
+from sportello.platforms.residents.settings import anpr_settings
 from sportello.plugins import Plugins
 from sportello.services import HubServices
 from sportello.tenant_adapters import AdapterNotInstalled
@@ -169,7 +170,8 @@ class ResidentLookup:
         self._anpr: dict[str, AnprClient] = {}
 
     def anpr_for(self, tenant: TenantConfig) -> AnprClient | None:
-        if tenant.anpr is None or tenant.pdnd is None:
+        anpr = anpr_settings(tenant)
+        if anpr is None or tenant.pdnd is None:
             return None
         if tenant.id not in self._anpr:
             pdnd = tenant.pdnd
@@ -189,7 +191,7 @@ class ResidentLookup:
             )
             self._anpr[tenant.id] = AnprClient(
                 self.services.session,
-                tenant.anpr.base_url,
+                anpr.base_url,
                 modi=ModiCaller(client),
                 purposes=pdnd.purposes,
                 clock=self.services.clock,
@@ -293,9 +295,10 @@ class ResidentLookup:
         failures: list[SourceFailure] = []
         answered: list[str] = []  # sources that gave an answer (found or not)
         found = False
-        if anpr is not None and tenant.anpr is not None:
+        settings = anpr_settings(tenant)
+        if anpr is not None and settings is not None:
             context = AuditContext(
-                user_id=who.operator, user_location=tenant.anpr.user_location, loa=tenant.anpr.loa
+                user_id=who.operator, user_location=settings.user_location, loa=settings.loa
             )
             try:
                 used.append(ANPR)

@@ -35,14 +35,9 @@ from sportello.api.core import (
     tenant_of,
 )
 from sportello.api.openapi import Answer, Query, operation
-from sportello.appkeys import CLOCK, CONFIG, ENGINE
+from sportello.appkeys import CLOCK, CONFIG, ENGINE, SERVICES
 from sportello.connectors import fiscal_code as fiscal_codes
-from sportello.connectors.send import (
-    NewNotificationRequest,
-    NotificationDocument,
-    UploadedFile,
-    sha256_b64,
-)
+from sportello.connectors.send import sha256_b64
 from sportello.db import reading
 from sportello.outbox.store import NewJob, enqueue_many
 from sportello.platforms.send.api_models import (
@@ -59,14 +54,40 @@ from sportello.platforms.send.inad import (
     InadNotConfigured,
     Requester,
 )
+from sportello.platforms.send.payments import (
+    NoticeAttachment,
+    PaymentProblem,
+    notice_attachments,
+)
 from sportello.platforms.send.service import (
     ACCEPTED,
     CANCEL_KIND,
     CANCELLING,
     QUEUED,
-    UPLOAD_KIND,
+    ProtocolTaken,
+    check_request,
+    queue_notification,
+    sender_fields,
 )
-from sportello.platforms.send.tables import send_documents, send_events, send_notifications
+from sportello.platforms.send.settings import send_settings
+from sportello.platforms.send.tables import send_events, send_notifications
+from sportello.schema import idempotency_keys
+
+_TITLES = {400: "Bad Request", 409: "Conflict"}
+
+
+async def _answered(request: web.Request, tenant_id: str) -> bool:
+    """Whether this Idempotency-Key already has a stored answer."""
+    async with reading(request.app[ENGINE]) as conn:
+        row = (
+            await conn.execute(
+                select(idempotency_keys.c.key).where(
+                    idempotency_keys.c.tenant_id == tenant_id,
+                    idempotency_keys.c.key == idempotency_key(request),
+                )
+            )
+        ).first()
+    return row is not None
 
 
 def _where(exc: ValidationError) -> str:
@@ -81,7 +102,7 @@ def _prepare(
     """The body checked as SEND would check it (before anything is queued), the request to
     store (without documents) and the documents' bytes; else a 400 naming the field."""
     tenant = request.app[CONFIG].tenant(tenant_id)
-    if tenant is None or tenant.send is None:
+    if tenant is None or send_settings(tenant) is None:
         raise _Problem(409, "Conflict", "SEND is not configured for this tenant ([tenants.send])")
     try:
         body = NotificationIn.model_validate_json(raw)
@@ -103,21 +124,16 @@ def _prepare(
         "recipients": [r.wire() for r in body.recipients],
         "notificationFeePolicy": body.notification_fee_policy,
         "physicalCommunicationType": body.physical_communication_type,
-        "senderDenomination": (tenant.send.sender_denomination or tenant.name)[:88],
-        "senderTaxId": tenant.send.sender_tax_id or tenant.fiscal_code,
+        **sender_fields(tenant),
         "taxonomyCode": body.taxonomy_code,
         "paFee": body.pa_fee,
         "vat": body.vat,
     }
     wire = {k: v for k, v in wire.items() if v is not None}
-    placeholders = [
-        NotificationDocument.of(
-            UploadedFile(key="pending", version_token="pending", sha256=sha256_b64(c)), d.title
-        ).wire()
-        for c, d in zip(contents, body.documents, strict=True)
-    ]
     try:  # what SEND would refuse with a 400 is refused here, before it is queued
-        NewNotificationRequest.model_validate({**wire, "documents": placeholders})
+        check_request(
+            wire, [(d.title, sha256_b64(c)) for c, d in zip(contents, body.documents, strict=True)]
+        )
     except ValidationError as exc:
         raise _Problem(400, "Bad Request", _where(exc)) from None
     return body, wire, contents
@@ -126,12 +142,15 @@ def _prepare(
 @operation(
     "createSendNotification",
     "Queue a SEND notification (scope write): documents uploaded, the request sent once "
-    "and its acceptance followed through the outbox",
+    "and its acceptance followed through the outbox. A pagoPA payment naming a notice of "
+    "the tenant's positions (without attachment) gets the notice PDF attached; with "
+    "applyCost the station adds SEND's notification cost when the notice is paid",
     body=NotificationIn,
     idempotent=True,
     responses={
         202: Answer(NotificationQueued, "Queued"),
-        409: "A notification with this pa_protocol_number exists, or the tenant has no "
+        409: "A notification with this pa_protocol_number exists, another live notification "
+        "carries one of its pagoPA notices, a notice is not payable, or the tenant has no "
         "[tenants.send]",
         422: "An Idempotency-Key reused for another request; nothing queued",
     },
@@ -144,60 +163,30 @@ async def create_notification(request: web.Request) -> web.StreamResponse:
     idempotency_key(request)
     raw = await read_body(request)
     body, wire, contents = _prepare(request, tenant_id, raw)
+    notices: list[NoticeAttachment] = []
+    if not await _answered(request, tenant_id):  # a replay gets the stored answer
+        try:  # the notice PDFs of the tenant's positions, before the transaction
+            notices = await notice_attachments(request.app[SERVICES], tenant_id, wire, p.actor)
+        except PaymentProblem as exc:
+            raise _Problem(exc.status, _TITLES[exc.status], str(exc)) from None
     now = request.app[CLOCK].now()
 
     async def produce(conn: Any) -> tuple[int, dict[str, Any]]:
-        taken = (
-            await conn.execute(
-                select(send_notifications.c.id).where(
-                    send_notifications.c.tenant_id == tenant_id,
-                    send_notifications.c.pa_protocol_number == body.pa_protocol_number,
-                )
-            )
-        ).first()
-        if taken is not None:
-            raise _Problem(
-                409,
-                "Conflict",
-                f"pa_protocol_number: notification {taken.id} already has "
-                f"{body.pa_protocol_number!r}",
-            )
-        result = await conn.execute(
-            send_notifications.insert().values(
+        try:
+            notification_id = await queue_notification(
+                conn,
                 tenant_id=tenant_id,
-                pa_protocol_number=body.pa_protocol_number,
-                idempotence_token=wire["idempotenceToken"],
-                subject=body.subject,
-                request=json.dumps(wire),
-                recipients=json.dumps(
-                    [{"tax_id": r.taxId, "denomination": r.denomination} for r in body.recipients]
-                ),
-                status=QUEUED,
-                created_by=p.actor,
-                created_at=now,
-                updated_at=now,
+                wire=wire,
+                documents=[(d.title, c) for d, c in zip(body.documents, contents, strict=True)],
+                actor=p.actor,
+                now=now,
+                max_attempts=request.app[CONFIG].outbox.max_attempts,
+                notices=notices,
             )
-        )
-        notification_id = int(result.inserted_primary_key[0])
-        await conn.execute(
-            send_documents.insert(),
-            [
-                {
-                    "notification_id": notification_id,
-                    "idx": i,
-                    "title": d.title,
-                    "content": c,
-                    "sha256": sha256_b64(c),
-                }
-                for i, (d, c) in enumerate(zip(body.documents, contents, strict=True))
-            ],
-        )
-        await enqueue_many(
-            conn,
-            [NewJob(tenant_id, UPLOAD_KIND, {"notification_id": notification_id})],
-            now=now,
-            default_max_attempts=request.app[CONFIG].outbox.max_attempts,
-        )
+        except ProtocolTaken as exc:
+            raise _Problem(409, "Conflict", str(exc)) from None
+        except PaymentProblem as exc:
+            raise _Problem(exc.status, _TITLES[exc.status], str(exc)) from None
         return 202, {
             "id": notification_id,
             "status": QUEUED,

@@ -17,7 +17,7 @@ from sportello.cli.common import operator as cli_operator
 from sportello.config import load_config
 from sportello.connectors import fiscal_code as fiscal_codes
 
-__all__ = ["inad_group"]
+__all__ = ["inad_group", "send_group"]
 
 
 @click.group("inad")
@@ -122,3 +122,119 @@ def inad_bulk(
         for a in addresses:
             click.echo(f"{row['fiscal_code']:<16}  {a['address']:<50}  {a['profession'] or ''}")
     click.echo(f"{len(rows)} fiscal code(s), {with_domicile} with a digital domicile")
+
+
+@click.group("send")
+def send_group() -> None:
+    """SEND notifications with legal value (fines, tax assessments)."""
+
+
+@send_group.command("import")
+@config_option
+@click.argument("tenant")
+@click.option(
+    "--source",
+    "source_name",
+    default="csv",
+    show_default=True,
+    help="notification source (hub_send_sources): csv, sql or a plugin's",
+)
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="the source's file (csv: one row per notification)",
+)
+@click.option(
+    "--documents",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="folder of the acts' PDF files (default: the folder of --file)",
+)
+@click.option(
+    "--option",
+    "raw_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="a source option (csv: encoding, delimiter; sql: url, query)",
+)
+@click.option("--dry-run", is_flag=True, help="check every row, queue nothing")
+@friendly
+def send_import(
+    config_path: Path,
+    tenant: str,
+    source_name: str,
+    file: Path | None,
+    documents: Path | None,
+    raw_options: tuple[str, ...],
+    dry_run: bool,
+) -> None:
+    """Queue SEND notifications from the comune's software. Every row is checked first
+    (problems named file/row/column, exit 1, nothing queued); a protocol number already
+    queued is not sent again, so running the same import twice is safe."""
+    from sportello.platforms.send.imports import import_notifications
+    from sportello.platforms.send.service import SendNotConfigured
+    from sportello.plugins import Plugins
+
+    config = load_config(config_path)
+    if config.tenant(tenant) is None:
+        fail(f"tenant {tenant!r} is not in {config_path}", 2)
+    sources = Plugins(config.plugins.disabled).send_sources()
+    if source_name not in sources:
+        fail(
+            f"--source: no notification source {source_name!r} "
+            f"(installed: {', '.join(sorted(sources))})",
+            2,
+        )
+    options: dict[str, str] = {}
+    for item in raw_options:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            fail(f"--option {item!r}: expected KEY=VALUE", 2)
+        options[key] = value
+    if file is not None:
+        options["path"] = str(file.absolute())
+    if documents is None:
+        if file is None:
+            fail("--documents: the folder of the acts' PDF files is required", 2)
+        documents = file.absolute().parent
+    try:
+        source = sources[source_name](options, base_dir=config_path.absolute().parent)
+    except ValueError as exc:
+        fail(f"--source {source_name}: {exc}", 2)
+    label = str(getattr(source, "label", source_name))
+
+    async def go() -> Any:
+        import dataclasses
+
+        async with hub_services(config) as services:
+            # with the plugins: the notice PDFs of the tenant's own positions are attached
+            services = dataclasses.replace(
+                services, plugins=Plugins(config.plugins.disabled), adapters=services.adapters
+            )
+            return await import_notifications(
+                services,
+                tenant,
+                source.rows(),
+                documents=documents,
+                source=label,
+                actor=cli_operator(),
+                dry_run=dry_run,
+            )
+
+    try:
+        result = run_async(go())
+    except SendNotConfigured as exc:
+        fail(str(exc), 2)
+    if result.problems:
+        for problem in result.problems:
+            click.echo(problem, err=True)
+        fail(f"{len(result.problems)} problem(s) in {result.rows} row(s): nothing queued", 1)
+    if dry_run:
+        click.echo(f"{result.rows} row(s) checked: no problems (dry run, nothing queued)")
+        return
+    click.echo(
+        f"{len(result.queued)} notification(s) queued, {len(result.already)} already queued "
+        f"(not sent again), from {result.rows} row(s)"
+    )

@@ -22,6 +22,7 @@ from sportello.connectors.inad import DigitalDomicile, InadClient, NoDigitalDomi
 from sportello.connectors.pdnd.client import PdndClient
 from sportello.connectors.pdnd.environments import assertion_audience_for
 from sportello.connectors.pdnd.keys import kid_for_private_key
+from sportello.platforms.send.settings import inad_settings
 from sportello.services import HubServices
 
 __all__ = [
@@ -94,11 +95,12 @@ class Domiciles:
     def client(self, tenant_id: str) -> InadClient:
         if tenant_id not in self._clients:
             tenant = self.services.config.tenant(tenant_id)
-            if tenant is None or tenant.inad is None or tenant.pdnd is None:
+            inad = inad_settings(tenant) if tenant is not None else None
+            if tenant is None or inad is None or tenant.pdnd is None:
                 raise InadNotConfigured(
                     f"tenant {tenant_id!r} has no [tenants.inad] and [tenants.pdnd]"
                 )
-            pdnd, inad = tenant.pdnd, tenant.inad
+            pdnd = tenant.pdnd
             key_ref = pdnd.key
 
             def private_key() -> bytes:
@@ -191,13 +193,14 @@ class Domiciles:
         """INAD's asynchronous list (request, poll, read) for up to 1,000 codes; audited."""
         client = self.client(tenant_id)
         tenant = self.services.config.tenant(tenant_id)
-        assert tenant is not None and tenant.inad is not None
+        settings = inad_settings(tenant) if tenant is not None else None
+        assert settings is not None
         try:
             found = await client.extract_many(
                 fiscal_codes,
                 practical_reference=who.purpose,
-                interval=interval if interval is not None else tenant.inad.bulk_poll_seconds,
-                max_wait=max_wait if max_wait is not None else tenant.inad.bulk_max_wait_seconds,
+                interval=interval if interval is not None else settings.bulk_poll_seconds,
+                max_wait=max_wait if max_wait is not None else settings.bulk_max_wait_seconds,
             )
         except ConnectorError as exc:
             await self._audit(tenant_id, who, fiscal_codes, "failed", "bulk list")

@@ -35,12 +35,21 @@ from sportello.connectors.send import (
     SendNotFound,
     StreamRequest,
     UploadedFile,
+    sha256_b64,
 )
-from sportello.connectors.send.models import NotificationRequestStatus
+from sportello.connectors.send.models import NotificationRequestStatus, PaymentEventPagoPa
 from sportello.events import emit
 from sportello.outbox import Delivery, Handler, Job
 from sportello.outbox.store import NewJob, enqueue_many
+from sportello.platforms.send.payments import (
+    PAYMENT_WAIT_SECONDS,
+    NoticeAttachment,
+    attach_to_request,
+    record_payments,
+)
+from sportello.platforms.send.settings import SendTenantSettings, send_settings
 from sportello.platforms.send.tables import (
+    PAYMENT_DOCUMENT_BASE,
     send_documents,
     send_events,
     send_notifications,
@@ -70,13 +79,19 @@ class StillWaiting(ServerError):
     """SEND has not decided yet: the outbox asks again after ``retry_after`` seconds."""
 
 
-def settings(services: HubServices, tenant_id: str) -> tuple[TenantConfig, Any]:
+def _send_of(services: HubServices, tenant_id: str) -> SendTenantSettings | None:
     tenant = services.config.tenant(tenant_id)
-    if tenant is None or tenant.send is None or tenant.pdnd is None:
+    return send_settings(tenant) if tenant is not None else None
+
+
+def settings(services: HubServices, tenant_id: str) -> tuple[TenantConfig, SendTenantSettings]:
+    tenant = services.config.tenant(tenant_id)
+    send = send_settings(tenant) if tenant is not None else None
+    if tenant is None or send is None or tenant.pdnd is None:
         raise SendNotConfigured(
             f"tenant {tenant_id!r} has no [tenants.send] and [tenants.pdnd]", platform="send"
         )
-    return tenant, tenant.send
+    return tenant, send
 
 
 class SendClients:
@@ -116,6 +131,117 @@ class SendClients:
 
 
 SEND_CLIENTS = web.AppKey("send_clients", SendClients)
+
+
+# -- queueing (the API and the bulk import) -----------------------------------------------
+
+
+class ProtocolTaken(Exception):
+    """The tenant already has a notification with this ``paProtocolNumber``."""
+
+    def __init__(self, notification_id: int, pa_protocol_number: str) -> None:
+        super().__init__(
+            f"pa_protocol_number: notification {notification_id} already has {pa_protocol_number!r}"
+        )
+        self.notification_id = notification_id
+
+
+def sender_fields(tenant: TenantConfig) -> dict[str, str]:
+    """``senderDenomination`` and ``senderTaxId`` of the tenant's requests."""
+    send = send_settings(tenant)
+    assert send is not None
+    return {
+        "senderDenomination": (send.sender_denomination or tenant.name)[:88],
+        "senderTaxId": send.sender_tax_id or tenant.fiscal_code,
+    }
+
+
+def check_request(wire: dict[str, Any], contents: Sequence[tuple[str, str]]) -> None:
+    """Raise pydantic's ``ValidationError`` for what SEND would refuse with a 400: the request
+    ``wire`` (no documents) with the documents ``(title, sha256)`` as placeholders."""
+    placeholders = [
+        NotificationDocument.of(
+            UploadedFile(key="pending", version_token="pending", sha256=sha), title
+        ).wire()
+        for title, sha in contents
+    ]
+    NewNotificationRequest.model_validate({**wire, "documents": placeholders})
+
+
+async def queue_notification(
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    wire: dict[str, Any],
+    documents: Sequence[tuple[str, bytes]],
+    actor: str,
+    now: datetime,
+    max_attempts: int,
+    notices: Sequence[NoticeAttachment] = (),
+) -> int:
+    """Store a checked request (``wire``: its ``paProtocolNumber`` and ``idempotenceToken``
+    set, no documents) with its documents ``(title, PDF bytes)`` and queue ``send.upload``,
+    in the caller's transaction; the notification's id. ``ProtocolTaken`` when the tenant has
+    the protocol number already (the unique constraint still guards against a race).
+    Every pagoPA payment is recorded, with ``notices`` (``payments.notice_attachments``: the
+    notice PDFs the hub attaches); ``PaymentProblem`` (409) when another live notification
+    of the tenant carries one of its notices."""
+    protocol = str(wire["paProtocolNumber"])
+    taken = (
+        await conn.execute(
+            select(send_notifications.c.id).where(
+                send_notifications.c.tenant_id == tenant_id,
+                send_notifications.c.pa_protocol_number == protocol,
+            )
+        )
+    ).first()
+    if taken is not None:
+        raise ProtocolTaken(int(taken.id), protocol)
+    result = await conn.execute(
+        send_notifications.insert().values(
+            tenant_id=tenant_id,
+            pa_protocol_number=protocol,
+            idempotence_token=wire["idempotenceToken"],
+            subject=wire["subject"],
+            request=json.dumps(wire),
+            recipients=json.dumps(
+                [
+                    {"tax_id": r["taxId"], "denomination": r["denomination"]}
+                    for r in wire["recipients"]
+                ]
+            ),
+            status=QUEUED,
+            created_by=actor,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    primary_key = result.inserted_primary_key
+    assert primary_key is not None
+    notification_id = int(primary_key[0])
+    await conn.execute(
+        send_documents.insert(),
+        [
+            {
+                "notification_id": notification_id,
+                "idx": i,
+                "title": title,
+                "content": content,
+                "sha256": sha256_b64(content),
+            }
+            for i, (title, content) in enumerate(documents)
+        ],
+    )
+    await record_payments(
+        conn, tenant_id=tenant_id, notification_id=notification_id, wire=wire, notices=notices
+    )
+    await enqueue_many(
+        conn,
+        [NewJob(tenant_id, UPLOAD_KIND, {"notification_id": notification_id})],
+        now=now,
+        default_max_attempts=max_attempts,
+    )
+    return notification_id
 
 
 # -- rows ---------------------------------------------------------------------------------
@@ -208,11 +334,12 @@ def upload_handler(services: HubServices) -> Handler:
 
 
 async def _request_of(conn: AsyncConnection, row: Any) -> NewNotificationRequest:
-    docs = (
+    d = send_documents.c
+    docs = (  # not the content: SEND has it by now (the bytes stay in the database)
         await conn.execute(
-            select(send_documents)
-            .where(send_documents.c.notification_id == row.id)
-            .order_by(send_documents.c.idx)
+            select(d.idx, d.title, d.sha256, d.file_key, d.version_token)
+            .where(d.notification_id == row.id)
+            .order_by(d.idx)
         )
     ).all()
     body = json.loads(row.request)
@@ -222,7 +349,9 @@ async def _request_of(conn: AsyncConnection, row: Any) -> NewNotificationRequest
             d.title,
         ).wire()
         for d in docs
+        if d.idx < PAYMENT_DOCUMENT_BASE
     ]
+    await attach_to_request(conn, int(row.id), body, docs)  # the notice PDFs the hub attached
     return NewNotificationRequest.model_validate(body)
 
 
@@ -259,7 +388,7 @@ def request_handler(services: HubServices) -> Handler:
                 await _fail(services, row, str(exc))
                 return Delivery()
         now = clock.now()
-        send = services.config.tenant(row.tenant_id).send  # type: ignore[union-attr]
+        send = _send_of(services, row.tenant_id)
         delay = send.acceptance_poll_seconds if send else 10.0
         attempts = send.acceptance_poll_attempts if send else 200
         async with engine.begin() as conn:
@@ -356,11 +485,41 @@ def acceptance_handler(services: HubServices) -> Handler:
                         now=now,
                     )
             return Delivery()
-        send = services.config.tenant(row.tenant_id).send  # type: ignore[union-attr]
+        send = _send_of(services, row.tenant_id)
         wait = float(status.retryAfter or 0) or (send.acceptance_poll_seconds if send else 10.0)
         raise StillWaiting(
             f"request {status.notificationRequestStatus}", platform="send", retry_after=wait
         )
+
+    return handle
+
+
+def payment_handler(services: HubServices) -> Handler:
+    """``send.payment``: tell SEND a notice of the notification was paid (payments.py);
+    waits for the acceptance, nothing to tell once it is refused or cancelled."""
+    clients = SendClients(services)
+    engine = services.engine
+
+    async def handle(job: Job) -> Delivery:
+        p = job.payload
+        async with engine.connect() as conn:
+            row = await _row(conn, int(p["notification_id"]))
+        if row is None or row.status in (REFUSED, FAILED, CANCELLED):
+            return Delivery()
+        if row.status not in (ACCEPTED, CANCELLING):
+            raise StillWaiting(
+                f"notification {row.status}: the payment is told once it is accepted",
+                platform="send",
+                retry_after=PAYMENT_WAIT_SECONDS,
+            )
+        event = PaymentEventPagoPa(
+            noticeCode=p["notice_code"],
+            creditorTaxId=p["creditor_tax_id"],
+            paymentDate=p["paid_at"],
+            amount=int(p["amount"]),
+        )
+        await clients.get(row.tenant_id).payment_events([event])
+        return Delivery(remote_id=row.iun)
 
     return handle
 

@@ -1,5 +1,5 @@
-"""SEND tables (migration 0015): notifications and their documents, the progress stream's
-cursor and every stream event, stored once.
+"""SEND tables (migrations 0015 and 0016): notifications and their documents, their pagoPA
+payments, the progress stream's cursor and every stream event, stored once.
 
 Defined on the shared ``sportello.schema.metadata``; listed by the platform's
 ``hub_tables`` hook.
@@ -8,6 +8,7 @@ Defined on the shared ``sportello.schema.metadata``; listed by the platform's
 from __future__ import annotations
 
 from sqlalchemy import (
+    Boolean,
     Column,
     Index,
     Integer,
@@ -86,3 +87,27 @@ send_events = Table(
     UniqueConstraint("tenant_id", "event_id", name="uq_send_events_event"),
     Index("ix_send_events_iun", "tenant_id", "iun"),
 )
+
+# The pagoPA payments of each notification (``recipients[rec_index].payments[pay_index].pagoPa``):
+# the station finds a notice's notification here (applyCost: SEND's cost added to the amount).
+# ``document_idx``: the ``send_documents`` row (idx >= PAYMENT_DOCUMENT_BASE) holding the
+# notice PDF the hub attached; None when the caller gave none (or attached its own).
+send_payments = Table(
+    "send_payments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(40), nullable=False),
+    Column("notification_id", Id, nullable=False),
+    Column("rec_index", Integer(), nullable=False),
+    Column("pay_index", Integer(), nullable=False),
+    Column("notice_code", String(18), nullable=False),
+    Column("creditor_tax_id", String(11), nullable=False),
+    Column("apply_cost", Boolean(), nullable=False),
+    Column("document_idx", Integer(), nullable=True),
+    UniqueConstraint("notification_id", "rec_index", "pay_index", name="uq_send_payments_item"),
+    Index("ix_send_payments_notice", "tenant_id", "notice_code"),
+)
+
+#: ``send_documents.idx`` of the first payment attachment (a notification has at most 15
+#: documents, idx 0-14).
+PAYMENT_DOCUMENT_BASE = 100

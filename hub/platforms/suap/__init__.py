@@ -13,6 +13,7 @@ from aiohttp import web
 from sportello.hookspecs import hookimpl
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
     from sqlalchemy import Table
 
     from sportello.config import HubConfig, TenantConfig
@@ -20,6 +21,13 @@ if TYPE_CHECKING:
     from sportello.services import HubServices
 
 log = logging.getLogger("sportello.platforms.suap")
+
+
+@hookimpl
+def hub_tenant_settings() -> dict[str, type[BaseModel]]:
+    from .settings import TENANT_SECTIONS
+
+    return dict(TENANT_SECTIONS)
 
 
 @hookimpl
@@ -58,11 +66,15 @@ async def _service_ctx(services: HubServices, app: web.Application) -> AsyncIter
 def hub_periodic_tasks(config: HubConfig, app: web.Application) -> list[PeriodicTask]:
     from sportello.periodic import PeriodicTask
 
-    return [
-        PeriodicTask(f"suap.notify:{t.id}", t.suap.poll_seconds, _notify(app, t.id))
-        for t in config.tenants
-        if t.suap is not None and "suap" in t.adapters
-    ]
+    from .settings import suap_settings
+
+    tasks = []
+    for t in config.tenants:
+        settings = suap_settings(t)
+        if settings is not None and "suap" in t.adapters:
+            name = f"suap.notify:{t.id}"
+            tasks.append(PeriodicTask(name, settings.poll_seconds, _notify(app, t.id)))
+    return tasks
 
 
 def _notify(app: web.Application, tenant_id: str) -> Callable[[], Awaitable[None]]:
@@ -80,7 +92,9 @@ def _notify(app: web.Application, tenant_id: str) -> Callable[[], Awaitable[None
 def hub_config_problems(
     config: HubConfig, tenant: TenantConfig, app: web.Application | None
 ) -> list[tuple[str, str]]:
-    if tenant.suap is not None and "suap" not in tenant.adapters:
+    from .settings import suap_settings
+
+    if suap_settings(tenant) is not None and "suap" not in tenant.adapters:
         return [("suap", "[tenants.suap] needs a SUAP adapter in [tenants.adapters.suap]")]
     return []
 

@@ -24,6 +24,7 @@ from sportello.adapters.suap.base import Practice, PracticeEvent, SuapAdapter
 from sportello.config import TenantConfig
 from sportello.connectors.io.models import MessageContent, NewMessage
 from sportello.events import emit
+from sportello.platforms.suap.settings import suap_settings
 from sportello.platforms.suap.tables import suap_cursors
 from sportello.plugins import Plugins
 from sportello.services import HubServices
@@ -103,7 +104,7 @@ class SuapService:
     def _message(
         self, tenant: TenantConfig, practice: Practice, event: PracticeEvent
     ) -> NewMessage | None:
-        settings = tenant.suap
+        settings = suap_settings(tenant)
         if settings is None or settings.io_service is None:
             return None
         if not self.plugins.queues_messages():
@@ -173,7 +174,8 @@ class SuapService:
                 )
             )
         last = max(e.at for e in changes)
-        service_id = tenant.suap.io_service if tenant.suap else None
+        settings = suap_settings(tenant)
+        service_id = settings.io_service if settings else None
         async with engine.begin() as conn:
             # compare-and-set: only the round that still sees the cursor it read announces
             # (a replica's poller and `sportello suap notify` may read the same cursor)
