@@ -6,7 +6,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 # The editable install links each file; a new or removed source file needs a re-install,
 # so the stamp depends on the list of source files, not only on pyproject.toml.
-SOURCES := $(shell find hub connectors adapters sandbox -name '*.py' -o -name '*.toml' -o -name '*.ini' 2>/dev/null | sort)
+SOURCES := $(shell find hub connectors adapters sandbox -name '*.py' -o -name '*.toml' -o -name '*.ini' -o -name '*.yaml' 2>/dev/null | sort)
 SRCLIST := $(VENV)/.sources
 PG_URL  ?= postgresql://postgres@127.0.0.1:5432/test
 # setuptools reports every strict editable install with an "Editable installation" notice sent

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -93,6 +93,39 @@ async def authenticate(conn: AsyncConnection, presented: str, *, now: datetime) 
         scopes=frozenset(s for s in row.scopes.split(",") if s),
         last_used_at=row.last_used_at,
     )
+
+
+#: How long a key found valid is trusted without reading the database again: a revoked key
+#: (``sportello apikeys revoke``, another process) is refused at most this long afterwards.
+CACHE_TTL = timedelta(seconds=5)
+
+
+class KeyCache:
+    """The principals of keys found valid in the last :data:`CACHE_TTL`, by the SHA-256 of
+    the presented key (never the key itself); unknown, revoked and wrong keys are not kept,
+    so each of them is checked against the database every time."""
+
+    def __init__(self, ttl: timedelta = CACHE_TTL, size: int = 1024) -> None:
+        self.ttl, self.size = ttl, size
+        self._found: dict[bytes, tuple[datetime, Principal]] = {}
+
+    def get(self, presented: str, now: datetime) -> Principal | None:
+        found = self._found.get(hashlib.sha256(presented.encode()).digest())
+        if found is None or now - found[0] >= self.ttl or now < found[0]:
+            return None
+        return found[1]
+
+    def put(self, presented: str, principal: Principal, now: datetime) -> None:
+        if len(self._found) >= self.size:
+            self._found.clear()
+        self._found[hashlib.sha256(presented.encode()).digest()] = (now, principal)
+
+    def used(self, presented: str, now: datetime) -> None:
+        """The key's use was recorded at ``now`` (its cached ``last_used_at``)."""
+        key = hashlib.sha256(presented.encode()).digest()
+        if key in self._found:
+            checked, principal = self._found[key]
+            self._found[key] = (checked, replace(principal, last_used_at=now))
 
 
 USE_RESOLUTION = timedelta(minutes=1)

@@ -4,8 +4,8 @@ service routes ``/healthz``, ``/readyz`` and ``/metrics``."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -13,10 +13,9 @@ from datetime import datetime
 
 import aiohttp
 from aiohttp import web
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sportello import __version__, migrate, readiness
+from sportello import __version__, migrate, readiness, tenant_store
 from sportello.api import core as api
 from sportello.connectors.http1 import LeanHttpClient
 
@@ -24,6 +23,7 @@ from .appkeys import (
     CLOCK,
     CONFIG,
     ENGINE,
+    HTTP,
     METRICS,
     PERIODIC,
     PLUGINS,
@@ -36,11 +36,10 @@ from .config import HubConfig
 from .db import ReplicaLock, check_reachable, create_engine, reading, sqlite_path
 from .metrics import HubMetrics
 from .outbox import store
-from .outbox.worker import OutboxWorker, handlers_from
-from .periodic import PeriodicRunner, PeriodicTask
+from .periodic import PeriodicTask
 from .plugins import Plugins
-from .schema import STATUSES, tenants
-from .services import HubServices
+from .reload import RELOADER, Reloader
+from .schema import STATUSES
 
 log = logging.getLogger("sportello.app")
 
@@ -52,6 +51,7 @@ __all__ = [
     "METRICS",
     "PERIODIC",
     "PLUGINS",
+    "RELOADER",
     "SERVICES",
     "SESSION",
     "WORKER",
@@ -67,30 +67,7 @@ class SchemaOutdated(Exception):
 
 async def sync_tenants(engine: AsyncEngine, config: HubConfig, now: datetime) -> None:
     """Upsert the configured tenants into the ``tenants`` table."""
-    if not config.tenants:
-        return
-    rows = [
-        {
-            "id": t.id,
-            "name": t.name,
-            "ipa_code": t.ipa_code,
-            "fiscal_code": t.fiscal_code,
-            "cadastral_code": t.cadastral_code,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for t in config.tenants
-    ]
-    async with engine.begin() as conn:
-        ins = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(tenants)
-        stmt = ins.on_conflict_do_update(
-            index_elements=["id"],
-            set_={
-                k: ins.excluded[k]
-                for k in ("name", "ipa_code", "fiscal_code", "cadastral_code", "updated_at")
-            },
-        )
-        await conn.execute(stmt, rows)
+    await tenant_store.sync_rows(engine, config, now)
 
 
 async def open_database(
@@ -122,8 +99,10 @@ def create_app(
     clock: Clock | None = None,
     apply_migrations: bool = False,
     run_workers: bool | None = None,
+    sighup: bool = False,
 ) -> web.Application:
-    """Build the hub's web app. Resources open on startup and close on cleanup, in order."""
+    """Build the hub's web app. Resources open on startup and close on cleanup, in order.
+    ``sighup``: a SIGHUP reloads the tenants (``sportello serve``; see docs/tenants.md)."""
     app = web.Application(
         middlewares=[_observe, api.authenticate],
         client_max_size=config.server.max_body_bytes,  # sportello.api.bodies.read_body's cap
@@ -144,6 +123,8 @@ def create_app(
             app[ENGINE] = await open_database(
                 config, apply_migrations=apply_migrations, clock=app[CLOCK]
             )
+            async with reading(app[ENGINE]) as conn:  # the tenants stored in the database
+                app[CONFIG] = await tenant_store.with_stored(conn, config)
             yield
             await app[ENGINE].dispose()
         finally:
@@ -162,58 +143,30 @@ def create_app(
                 limit=config.outbox.http_connections, user_agent=f"sportello/{__version__}"
             )
             app[SESSION] = session
-            app[SERVICES] = HubServices(
-                config=config,
-                engine=app[ENGINE],
-                session=session,
-                clock=app[CLOCK],
-                metrics=app[METRICS],
-                http=http,
-                plugins=app[PLUGINS],
-            )
+            app[HTTP] = http
             yield
-            await app[SERVICES].adapters.aclose()  # the tenants' adapters, built on demand
             await http.close()
 
-    async def platforms_ctx(app: web.Application) -> AsyncIterator[None]:
-        """Each plugin's ``hub_platform_setup`` context: entered in plugin order, exited
-        in reverse at shutdown (after the workers and periodic tasks have stopped)."""
-        async with contextlib.AsyncExitStack() as stack:
-            for setup in app[PLUGINS].platform_setups(app[SERVICES], app):
-                await stack.enter_async_context(setup)
-            yield
-
-    async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
-        if not workers:
-            yield
-            return
-        handlers = handlers_from(app[PLUGINS].outbox_handlers(), app[SERVICES])
-        worker = OutboxWorker(
-            app[ENGINE], handlers, config.outbox, clock=app[CLOCK], metrics=app[METRICS]
-        )
-        app[WORKER] = worker
+    async def tenants_ctx(app: web.Application) -> AsyncIterator[None]:
+        """What depends on the tenants (``TenantLayer``): started now, rebuilt by each
+        reload, stopped at shutdown; and the watch of the configuration generation."""
+        app[RELOADER] = reloader = Reloader(app, workers=workers)
+        await reloader.start()
         stop = asyncio.Event()
-        task = asyncio.create_task(worker.run(stop), name="outbox-worker")
-        yield
-        stop.set()  # graceful: in-flight jobs finish or are released
-        await task
-
-    async def periodic_ctx(app: web.Application) -> AsyncIterator[None]:
-        tasks = periodic_tasks(app, leased=workers)
-        if not tasks:
+        watch = asyncio.create_task(reloader.watch(stop), name="tenants-watch")
+        if sighup:
+            loop = asyncio.get_running_loop()
+            loop.add_signal_handler(signal.SIGHUP, reloader.reload_soon)
+        try:
             yield
-            return
-        runner = PeriodicRunner(app[ENGINE], tasks, lease_seconds=config.periodic.lease_seconds)
-        app[PERIODIC] = runner
-        stop = asyncio.Event()
-        task = asyncio.create_task(runner.run(stop), name="periodic")
-        yield
-        stop.set()  # a round in progress finishes, then the leases are released
-        await task
+        finally:
+            if sighup:
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            stop.set()
+            await watch
+            await reloader.stop()
 
-    # periodic last: a round may use what a platform set up (the IdP refresh, the login
-    # service); the workers and the periodic tasks stop before the platforms close
-    app.cleanup_ctx.extend([database_ctx, session_ctx, platforms_ctx, worker_ctx, periodic_ctx])
+    app.cleanup_ctx.extend([database_ctx, session_ctx, tenants_ctx])
     app[PLUGINS].web_app(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

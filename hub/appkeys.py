@@ -8,6 +8,8 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sportello.connectors.http1 import LeanHttpClient
+
 from .clock import Clock
 from .config import HubConfig
 from .metrics import HubMetrics
@@ -22,6 +24,8 @@ PLUGINS = web.AppKey("plugins", Plugins)
 METRICS = web.AppKey("metrics", HubMetrics)
 ENGINE = web.AppKey("engine", AsyncEngine)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
+#: the lean HTTP/1.1 client the services share (closed with the session)
+HTTP = web.AppKey("http", LeanHttpClient)
 SERVICES = web.AppKey("services", HubServices)
 WORKER = web.AppKey("worker", OutboxWorker)
 PERIODIC = web.AppKey("periodic", PeriodicRunner)

@@ -18,7 +18,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -212,6 +212,11 @@ class PeriodicSettings(_Model):
         description="`sportello serve` refreshes the official SPID IdP list this often, in "
         "every replica (none: run `sportello idps refresh` yourself)",
     )
+    config_poll_seconds: Annotated[float, Field(gt=0, le=300)] = Field(
+        default=2.0,
+        description="how often each replica reads the configuration generation in the "
+        "database, to reload its tenants when they changed (see docs/tenants.md)",
+    )
     idp_registry_url: str = Field(
         default="https://registry.spid.gov.it/metadata/idp/spid-entities-idps.xml",
         description="where the refresh reads the SPID IdP list",
@@ -339,7 +344,20 @@ class HubConfig(_Model):
     plugins: PluginSettings = Field(default_factory=PluginSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     tenants: list[TenantConfig] = Field(default_factory=list)
+    tenants_dir: Path | None = Field(
+        default=None,
+        description="folder of tenant files (one *.toml per tenant, read in name order) "
+        "added to the [[tenants]] of this file; relative to this file",
+    )
     source: str = Field(default="<memory>", exclude=True, description="file it was read from")
+    stored_tenants: frozenset[str] = Field(
+        default=frozenset(), exclude=True, description="ids of the tenants read from the database"
+    )
+
+    @field_validator("tenants_dir")
+    @classmethod
+    def _dir_relative(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return None if value is None else relative_to_base(value, info)
 
     @field_validator("tenants")
     @classmethod
@@ -469,10 +487,9 @@ def parse_config(
     The sections are those the plugins declare (``plugins``, a
     :class:`sportello.plugins.Plugins`; default: the installed plugins less those disabled by
     ``[plugins] disabled`` and ``SPORTELLO_DISABLE_PLUGINS``)."""
-    if plugins is not None:
-        model = plugins_model(plugins)
-    else:
-        model = _default_model(_disabled_in(data), os.environ.get("SPORTELLO_DISABLE_PLUGINS", ""))
+    model = _model_for(data, plugins)
+    if "stored_tenants" in data:  # set by the hub from the database, never by a file
+        raise ConfigError(source, [_loc(("stored_tenants",)) + ": unknown field"])
     data = dict(data)
     env_url = os.environ.get("SPORTELLO_DATABASE_URL")
     if env_url:
@@ -485,14 +502,27 @@ def parse_config(
         raise ConfigError(source, format_validation_error(exc)) from None
 
 
-def load_config(
-    path: str | os.PathLike[str], *, replace: dict[str, str] | None = None, plugins: Any = None
-) -> HubConfig:
-    """Read and validate a TOML configuration file.
+def tenant_model(model: type[HubConfig]) -> type[TenantConfig]:
+    """The tenant model of a configuration model (with its plugins' sections)."""
+    (item,) = get_args(model.model_fields["tenants"].annotation)
+    assert isinstance(item, type) and issubclass(item, TenantConfig)
+    return item
 
-    ``replace`` substitutes text before parsing (the demo moves its URLs to another port).
-    """
-    p = Path(path)
+
+def validate_tenant(
+    data: Any, *, model: type[HubConfig], source: str, base_dir: Path | None = None
+) -> TenantConfig:
+    """One tenant table (a tenant file, a stored tenant document) validated as at start-up;
+    a :class:`ConfigError` names ``source`` and each bad field."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(source, ["(top level): expected a table of tenant fields"])
+    try:
+        return tenant_model(model).model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as exc:
+        raise ConfigError(source, format_validation_error(exc)) from None
+
+
+def read_toml(p: Path, replace: dict[str, str] | None = None) -> dict[str, Any]:
     try:
         raw = p.read_bytes()
     except FileNotFoundError:
@@ -503,9 +533,64 @@ def load_config(
         text = raw.decode("utf-8")
         for old, new in (replace or {}).items():
             text = text.replace(old, new)
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except UnicodeDecodeError:
         raise ConfigError(p, ["is not UTF-8 text"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(p, [f"invalid TOML: {exc}"]) from None
-    return parse_config(data, source=str(p), base_dir=p.resolve().parent, plugins=plugins)
+
+
+def _model_for(data: Mapping[str, Any], plugins: Any) -> type[HubConfig]:
+    if plugins is not None:
+        return plugins_model(plugins)
+    return _default_model(_disabled_in(data), os.environ.get("SPORTELLO_DISABLE_PLUGINS", ""))
+
+
+def read_tenants_dir(
+    folder: Path,
+    *,
+    model: type[HubConfig],
+    taken: Mapping[str, str] | None = None,
+    replace: dict[str, str] | None = None,
+) -> list[tuple[str, TenantConfig]]:
+    """Every ``*.toml`` of ``folder`` (name order) as (file, tenant), each validated alone:
+    a bad file raises a :class:`ConfigError` naming that file and field, an id already in
+    ``taken`` (id -> where it is) or in an earlier file one naming both files."""
+    if not folder.is_dir():
+        raise ConfigError(folder, ["tenants_dir: not a folder"])
+    seen: dict[str, str] = dict(taken or {})
+    out = []
+    for path in sorted(folder.glob("*.toml")):
+        data = read_toml(path, replace)
+        tenant = validate_tenant(data, model=model, source=str(path), base_dir=folder.resolve())
+        if tenant.id in seen:
+            raise ConfigError(path, [f"id: tenant {tenant.id!r} is already in {seen[tenant.id]}"])
+        seen[tenant.id] = str(path)
+        out.append((str(path), tenant))
+    return out
+
+
+def load_config(
+    path: str | os.PathLike[str], *, replace: dict[str, str] | None = None, plugins: Any = None
+) -> HubConfig:
+    """Read and validate a TOML configuration file.
+
+    ``replace`` substitutes text before parsing (the demo moves its URLs to another port).
+    """
+    p = Path(path)
+    data = read_toml(p, replace)
+    base_dir = p.resolve().parent
+    folder = data.get("tenants_dir")
+    if not isinstance(folder, str):  # absent, or wrong: parse_config names the field
+        return parse_config(data, source=str(p), base_dir=base_dir, plugins=plugins)
+    inline = data.get("tenants", [])
+    taken = {
+        t["id"]: str(p)
+        for t in (inline if isinstance(inline, list) else [])
+        if isinstance(t, Mapping) and isinstance(t.get("id"), str)
+    }
+    found = read_tenants_dir(
+        base_dir / folder, model=_model_for(data, plugins), taken=taken, replace=replace
+    )
+    data["tenants"] = [*(inline if isinstance(inline, list) else [inline]), *(t for _, t in found)]
+    return parse_config(data, source=str(p), base_dir=base_dir, plugins=plugins)

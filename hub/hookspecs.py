@@ -292,6 +292,55 @@ def hub_notice_document(
     plugin that returns an awaitable answers (built-in: ``pagopa``)."""
 
 
+@dataclass(frozen=True, slots=True)
+class NoticeRequest:
+    """A debt position another platform asks the hub to create (a SEND fine's notice): one
+    payment option of ``amount`` cents due ``due``, one transfer to the creditor's ``iban``.
+    ``reference`` is stable per tenant (SEND: ``paProtocolNumber``): asking again with the
+    same reference and content gives the same position, never a second one."""
+
+    reference: str
+    debtor: str  # the debtor's fiscal code
+    debtor_type: str  # "F" (a person) or "G" (a legal person)
+    full_name: str
+    amount: int  # cents
+    due: datetime
+    description: str
+    iban: str
+    category: str  # the transfer's taxonomy code (e.g. 9/0101108TS/)
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedNotice:
+    """The notice of the position :class:`NoticeRequest` created (or found again)."""
+
+    notice_number: str
+    document: NoticeDocument
+
+
+class NoticeRefused(Exception):
+    """The position cannot be created (no pagoPA for the tenant, a bad field, the reference
+    taken by other content); ``field`` names the request's field when one is at fault."""
+
+    def __init__(self, detail: str, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail, self.field = detail, field
+
+
+@hookspec(firstresult=True)
+def hub_create_notice(
+    conn: AsyncConnection,
+    services: HubServices,
+    tenant_id: str,
+    request: NoticeRequest,
+    actor: str,
+) -> Awaitable[CreatedNotice] | None:
+    """Create the tenant's debt position of ``request`` in the caller's transaction ``conn``
+    (rolled back with it: nothing half made) and give its notice with the notice PDF (the
+    read audited as ``actor``'s); raises :class:`NoticeRefused`. The first plugin that
+    returns an awaitable answers (built-in: ``pagopa``)."""
+
+
 class NoticeSurchargeUnavailable(Exception):
     """The amount to add to a notice cannot be known now (SEND's price API failed): the
     station answers PAA_SYSTEM_ERROR so the PSP retries, never a wrong amount."""

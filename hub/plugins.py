@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Any, cast
 import pluggy
 
 from . import hookspecs
-from .hookspecs import PROJECT, HandlerFactory, KnownNotice, NoticeDocument, SandboxApp
+from .hookspecs import (
+    PROJECT,
+    CreatedNotice,
+    HandlerFactory,
+    KnownNotice,
+    NoticeDocument,
+    NoticeRequest,
+    SandboxApp,
+)
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
@@ -242,6 +250,29 @@ class Plugins:
             services=services, tenant_id=tenant_id, notice_number=notice_number, actor=actor
         )
         return None if pending is None else cast("NoticeDocument | None", await pending)
+
+    def creates_notices(self) -> bool:
+        """Whether a plugin creates debt positions for other platforms (``hub_create_notice``)."""
+        return bool(self.pm.hook.hub_create_notice.get_hookimpls())
+
+    async def create_notice(
+        self,
+        conn: AsyncConnection,
+        services: HubServices,
+        tenant_id: str,
+        request: NoticeRequest,
+        actor: str,
+    ) -> CreatedNotice:
+        """Create a debt position in ``conn``'s transaction (``hub_create_notice``); raises
+        ``NoticeRefused`` (also when no plugin creates positions)."""
+        pending = self.pm.hook.hub_create_notice(
+            conn=conn, services=services, tenant_id=tenant_id, request=request, actor=actor
+        )
+        if pending is None:
+            raise hookspecs.NoticeRefused(
+                "no plugin creates pagoPA positions (is pagopa disabled?)"
+            )
+        return cast("CreatedNotice", await pending)
 
     async def notice_paid(
         self,

@@ -212,6 +212,28 @@ periodic_leases = Table(
 )
 
 
+# Tenants added through the admin API or `sportello tenants add`: the validated tenant table
+# as JSON (secrets stay references). Removing a tenant deletes only its document, never its
+# data. `config_generation` counts changes; replicas compare it to reload their tenants.
+tenant_documents = Table(
+    "tenant_documents",
+    metadata,
+    Column("tenant_id", String(40), primary_key=True),
+    Column("document", Text(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("updated_by", String(200), nullable=False),
+)
+
+config_generation = Table(
+    "config_generation",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("generation", BigInteger(), nullable=False),
+    Column("changed_at", UTCDateTime(), nullable=False),
+)
+
+
 def all_tables(plugins: Any = None) -> MetaData:
     """``metadata`` with every plugin's tables on it (``hub_tables``): what the migrations
     must create. ``plugins``: a ``sportello.plugins.Plugins`` (default: all installed)."""

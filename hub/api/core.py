@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, get_args
@@ -21,11 +22,12 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sportello import apikeys, audit
+from sportello import apikeys, audit, tenant_store
 from sportello.api import models
-from sportello.api.bodies import BodyTooLarge, too_large_problem
-from sportello.api.openapi import Query, document, operation, undocumented
+from sportello.api.bodies import BodyTooLarge, loads_json, read_body, too_large_problem
+from sportello.api.openapi import Answer, Query, document, operation, undocumented
 from sportello.appkeys import CLOCK, CONFIG, ENGINE
+from sportello.config import ConfigError
 from sportello.db import reading
 from sportello.outbox import store
 from sportello.schema import idempotency_keys
@@ -42,6 +44,11 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> web.Response:
     return web.json_response(body, status=status, content_type="application/problem+json")
 
 
+#: The keys found valid lately, per database (apikeys.KeyCache: a revoked key is refused
+#: at most apikeys.CACHE_TTL later).
+_KEY_CACHES: weakref.WeakKeyDictionary[Any, apikeys.KeyCache] = weakref.WeakKeyDictionary()
+
+
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     path = request.path
@@ -56,16 +63,22 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
             "(create one with `sportello apikeys create`)",
         )
 
-    async with reading(request.app[ENGINE]) as conn:
-        principal = await apikeys.authenticate(
-            conn, header[len("Bearer ") :].strip(), now=request.app[CLOCK].now()
-        )
+    presented, now = header[len("Bearer ") :].strip(), request.app[CLOCK].now()
+    engine = request.app[ENGINE]
+    cache = _KEY_CACHES.get(engine)
+    if cache is None:
+        cache = _KEY_CACHES[engine] = apikeys.KeyCache()
+    principal = cache.get(presented, now)
     if principal is None:
-        return problem(401, "Unauthorized", "the API key is unknown or revoked")
-    now = request.app[CLOCK].now()
+        async with reading(engine) as conn:
+            principal = await apikeys.authenticate(conn, presented, now=now)
+        if principal is None:
+            return problem(401, "Unauthorized", "the API key is unknown or revoked")
+        cache.put(presented, principal, now)
     if apikeys.due_for_mark(principal, now):
-        async with request.app[ENGINE].begin() as conn:
+        async with engine.begin() as conn:
             await apikeys.mark_used(conn, principal, now=now)
+        cache.used(presented, now)
     request[PRINCIPAL] = principal
     try:
         return await handler(request)
@@ -194,6 +207,110 @@ async def get_tenant(request: web.Request) -> web.StreamResponse:
     tenant = request.app[CONFIG].tenant(tenant_of(request))
     require(request, "read")
     return web.json_response(_tenant_view(tenant))
+
+
+def require_admin(request: web.Request) -> apikeys.Principal:
+    """The caller, when it holds an admin key (not bound to a tenant); else 403."""
+    p = principal_of(request)
+    if "admin" not in p.scopes or p.tenant_id is not None:
+        raise _Problem(403, "Forbidden", "this operation needs an admin API key")
+    return p
+
+
+async def _stored_view(conn: AsyncConnection, tenant_id: str) -> dict[str, Any]:
+    rows = await tenant_store.listing(conn)
+    return _clean(next(r for r in rows if r["id"] == tenant_id))
+
+
+@operation(
+    "listStoredTenants",
+    "Tenants stored in the database (admin key); the file's are in listTenants",
+    responses={200: models.page_of(models.StoredTenant)},
+    scope="admin",
+)
+@handles_problems
+async def list_stored_tenants(request: web.Request) -> web.StreamResponse:
+
+    require_admin(request)
+    async with reading(request.app[ENGINE]) as conn:
+        rows = await tenant_store.listing(conn)
+    return web.json_response({"items": [_clean(r) for r in rows], "next": None})
+
+
+@operation(
+    "putStoredTenant",
+    "Store or replace a tenant in the database, validated as at start-up (admin key); "
+    "every replica serves it within seconds",
+    body=models.TenantDocument,
+    path={"tenant_id": str},
+    responses={
+        201: Answer(models.StoredTenant, "Stored"),
+        200: Answer(models.StoredTenant, "Replaced"),
+        409: "The tenant is configured in the file or its tenants_dir",
+    },
+    scope="admin",
+)
+@handles_problems
+async def put_stored_tenant(request: web.Request) -> web.StreamResponse:
+
+    p = require_admin(request)
+    tenant_id = request.match_info["tenant_id"]
+    try:
+        data = loads_json(await read_body(request))
+    except ValueError as exc:
+        raise _Problem(400, "Bad Request", f"the body is not usable JSON: {exc}") from None
+    config = request.app[CONFIG]
+    try:
+        tenant = tenant_store.check_document(data, config, source="body")
+    except ConfigError as exc:
+        return problem(
+            400,
+            "Bad Request",
+            "the tenant is not valid: " + "; ".join(exc.problems),
+            errors=exc.problems,
+        )
+    if tenant.id != tenant_id:
+        raise _Problem(400, "Bad Request", f"id: {tenant.id!r} differs from the path's")
+    try:
+        async with request.app[ENGINE].begin() as conn:
+            created = await tenant_store.store(
+                conn, tenant, config, now=request.app[CLOCK].now(), actor=p.actor
+            )
+            view = await _stored_view(conn, tenant.id)
+    except tenant_store.TenantStoreError as exc:
+        raise _Problem(409, "Conflict", str(exc)) from None
+    _reload_soon(request)
+    return web.json_response(view, status=201 if created else 200)
+
+
+@operation(
+    "deleteStoredTenant",
+    "Stop serving a tenant stored in the database (admin key); its data is kept",
+    path={"tenant_id": str},
+    responses={204: Answer(None, "Removed")},
+    scope="admin",
+)
+@handles_problems
+async def delete_stored_tenant(request: web.Request) -> web.StreamResponse:
+
+    require_admin(request)
+    tenant_id = request.match_info["tenant_id"]
+    try:
+        async with request.app[ENGINE].begin() as conn:
+            await tenant_store.remove(conn, tenant_id, now=request.app[CLOCK].now())
+    except tenant_store.TenantStoreError as exc:
+        raise _Problem(404, "Not Found", str(exc)) from None
+    _reload_soon(request)
+    return web.Response(status=204)
+
+
+def _reload_soon(request: web.Request) -> None:
+    """This replica applies the change now; the others when they see the generation move."""
+    from sportello.reload import RELOADER
+
+    reloader = request.app.get(RELOADER)
+    if reloader is not None:
+        reloader.reload_soon()
 
 
 OUTBOX_STATUSES: tuple[str, ...] = get_args(models.OutboxStatus)
@@ -374,6 +491,9 @@ def routes() -> list[web.RouteDef]:
         web.get(f"{t}/outbox", list_outbox),
         web.get(t + "/outbox/{job_id}", get_outbox_job),
         web.get(f"{t}/audit", list_audit),
+        web.get(f"{PREFIX}/admin/tenants", list_stored_tenants),
+        web.put(PREFIX + "/admin/tenants/{tenant_id}", put_stored_tenant),
+        web.delete(PREFIX + "/admin/tenants/{tenant_id}", delete_stored_tenant),
     ]
 
 

@@ -42,6 +42,31 @@ class Tenant(BaseModel):
     platforms: list[str]
 
 
+class TenantDocument(BaseModel):
+    """A tenant table as in a ``tenants_dir`` file, as JSON: the kernel's fields below and
+    the platforms' sections (``pagopa``, ``spid``...), validated by the hub's tenant model
+    exactly as at start-up. Secrets are references: ``{"env": "NAME"}`` or
+    ``{"file": "/path"}``."""
+
+    model_config = {"extra": "allow"}
+
+    id: str
+    name: str
+    ipa_code: str
+    fiscal_code: str
+    cadastral_code: str
+
+
+class StoredTenant(BaseModel):
+    """A tenant stored in the database (admin API, ``sportello tenants add``)."""
+
+    id: str
+    name: str | None
+    created_at: datetime
+    updated_at: datetime
+    updated_by: str
+
+
 class LedgerEntry(BaseModel):
     id: int = absent()
     outbox_id: int = absent()

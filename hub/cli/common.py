@@ -16,7 +16,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from sportello import apikeys
+from sportello import apikeys, tenant_store
 from sportello.app import SchemaOutdated, open_database
 from sportello.clock import SystemClock
 from sportello.config import ConfigError, HubConfig
@@ -61,7 +61,7 @@ def friendly(fn: Callable[..., T]) -> Callable[..., T]:
             sys.exit(2)
         except (DatabaseUnavailable, SchemaOutdated, ReplicaLockError, PluginConflict) as exc:
             fail(str(exc), 1)
-        except (store.OperatorError, apikeys.ApiKeyError) as exc:
+        except (store.OperatorError, apikeys.ApiKeyError, tenant_store.TenantStoreError) as exc:
             fail(str(exc), 1)
         except OSError as exc:
             fail(f"{exc.strerror or exc} ({getattr(exc, 'filename', '') or ''})", 1)
@@ -96,6 +96,8 @@ async def hub_services(config: HubConfig, *, pre_ping: bool = True) -> AsyncIter
     clock = SystemClock()
     engine = await open_database(config, apply_migrations=False, clock=clock, pre_ping=pre_ping)
     try:
+        async with reading(engine) as conn:  # the tenants stored in the database too
+            config = await tenant_store.with_stored(conn, config)
         timeout = aiohttp.ClientTimeout(total=config.outbox.http_timeout)
         connector = aiohttp.TCPConnector(limit=config.outbox.http_connections)
         http = LeanHttpClient(limit=config.outbox.http_connections)

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sportello import __version__, apikeys, audit, migrate
-from sportello.app import create_app
+from sportello.app import SchemaOutdated, create_app
 from sportello.cli.common import (
     config_option,
     fail,
@@ -36,6 +36,7 @@ from sportello.cli.common import (
 from sportello.clock import SystemClock
 from sportello.config import HubConfig, load_config
 from sportello.db import (
+    DatabaseUnavailable,
     ReplicaLock,
     create_engine,
     sqlite_path,
@@ -118,7 +119,7 @@ def serve_cmd(config_path: Path, host: str | None, port: int | None, no_workers:
     """Run the hub (HTTP service and outbox workers)."""
     config = load_config(config_path)
     setup_logging(config.logging.level, json_format=config.logging.json_format)
-    app = create_app(config, run_workers=False if no_workers else None)
+    app = create_app(config, run_workers=False if no_workers else None, sighup=True)
     served = Served("hub", app, host or config.server.host, port or config.server.port)
     # a dedicated process: startup objects leave the garbage collector's full passes
     from sportello.outbox.worker import freeze_startup_objects
@@ -650,17 +651,163 @@ def tenants_group() -> None:
 
 @tenants_group.command("list")
 @config_option
+@click.option("--json", "as_json", is_flag=True)
 @friendly
-def tenants_list(config_path: Path) -> None:
-    """List the configured tenants."""
+def tenants_list(config_path: Path, as_json: bool) -> None:
+    """List the tenants: the configuration file's, its tenants_dir's and the database's."""
+    from sportello import tenant_store
+
+    async def merged(conn: Any) -> HubConfig:
+        return await tenant_store.with_stored(conn, config)
+
     config = load_config(config_path)
-    table = Table("id", "name", "IPA", "fiscal code", "cadastral", "platforms")
+    try:
+        config = run_async(with_conn(config, merged))
+    except (DatabaseUnavailable, SchemaOutdated) as exc:
+        click.echo(f"sportello: warning: the database's tenants are not shown: {exc}", err=True)
+    rows: list[tuple[str, str, str, str, str, str, list[str]]] = []
     for t in config.tenants:
-        platforms = [p for p in ("spid", "pagopa", "io", "pdnd") if getattr(t, p) is not None]
-        table.add_row(
-            t.id, t.name, t.ipa_code, t.fiscal_code, t.cadastral_code, ", ".join(platforms)
-        )
+        platforms = [name for name in t.sections() if name != "pdnd" or t.pdnd is not None]
+        source = "database" if t.id in config.stored_tenants else "file"
+        rows.append((t.id, t.name, t.ipa_code, t.fiscal_code, t.cadastral_code, source, platforms))
+    if as_json:
+        keys = ("id", "name", "ipa_code", "fiscal_code", "cadastral_code", "source", "platforms")
+        click.echo(json.dumps([dict(zip(keys, r, strict=True)) for r in rows]))
+        return
+    table = Table("id", "name", "IPA", "fiscal code", "cadastral", "from", "platforms")
+    for r in rows:
+        table.add_row(r[0], r[1], r[2], r[3], r[4], r[5], ", ".join(r[6]))
     Console().print(table)
+
+
+@tenants_group.command("add")
+@config_option
+@click.argument("tenant_file", type=click.Path(dir_okay=False, path_type=Path))
+@friendly
+def tenants_add(config_path: Path, tenant_file: Path) -> None:
+    """Store the tenant of TENANT_FILE (one tenant table, as in a tenants_dir) in the
+    database, validated as at start-up; an existing stored tenant is replaced."""
+    from sportello import tenant_store
+    from sportello.config import read_toml
+
+    config = load_config(config_path)
+    tenant = tenant_store.check_document(
+        read_toml(tenant_file),
+        config,
+        source=str(tenant_file),
+        base_dir=tenant_file.resolve().parent,
+    )
+
+    async def add(conn: Any) -> bool:
+        return await tenant_store.store(
+            conn, tenant, config, now=SystemClock().now(), actor=operator()
+        )
+
+    created = run_async(with_conn(config, add, write=True))
+    click.echo(f"tenant {tenant.id} {'added' if created else 'replaced'}")
+
+
+@tenants_group.command("status")
+@config_option
+@click.option("--json", "as_json", is_flag=True)
+@friendly
+def tenants_status(config_path: Path, as_json: bool) -> None:
+    """A table of tenants x platforms: ready, or what is missing (the readiness checks of
+    `config check` and /readyz), and each tenant's last outbox error. Exit status 1 when
+    something is missing."""
+    from rich.markup import escape
+    from sqlalchemy import select
+
+    from sportello import tenant_store
+    from sportello.readiness import config_problems
+    from sportello.schema import outbox
+
+    async def read(conn: Any) -> tuple[HubConfig, dict[str, str]]:
+        merged = await tenant_store.with_stored(conn, config)
+        rows = await conn.execute(
+            select(outbox.c.tenant_id, outbox.c.kind, outbox.c.last_error, outbox.c.updated_at)
+            .where(outbox.c.last_error.is_not(None), outbox.c.status.in_(("pending", "failed")))
+            .order_by(outbox.c.updated_at.desc())
+            .limit(10_000)
+        )
+        last: dict[str, str] = {}
+        for r in rows:
+            last.setdefault(r.tenant_id, f"{fmt(r.updated_at)} {r.kind}: {r.last_error[:120]}")
+        return merged, last
+
+    config = load_config(config_path)
+    config, last = run_async(with_conn(config, read))
+    problems = config_problems(config, plugins=Plugins(config.plugins.disabled))
+    status: dict[str, dict[str, list[str]]] = {
+        t.id: {name: [] for name in t.sections()} for t in config.tenants
+    }
+    for p in problems:
+        if p.tenant in status:
+            status[p.tenant].setdefault(p.platform, []).append(p.problem)
+    if as_json:
+        out = [
+            {
+                "tenant": tid,
+                "platforms": {k: ("ready" if not v else v) for k, v in cells.items()},
+                "last_error": last.get(tid),
+            }
+            for tid, cells in status.items()
+        ]
+        click.echo(json.dumps(out))
+    else:
+        columns = sorted({name for cells in status.values() for name in cells})
+        table = Table("tenant", *columns, "last error")
+        for tid, cells in status.items():
+            row = [
+                ""
+                if c not in cells
+                else "[green]ready[/]"
+                if not cells[c]
+                else "[red]" + escape("; ".join(cells[c])) + "[/]"
+                for c in columns
+            ]
+            table.add_row(tid, *row, escape(last.get(tid, "")))
+        Console().print(table)
+    if any(cells for t in status.values() for cells in t.values()):
+        sys.exit(1)
+
+
+@tenants_group.command("reload")
+@config_option
+@friendly
+def tenants_reload(config_path: Path) -> None:
+    """Have every running replica apply the tenants as they are now (the file, its
+    tenants_dir, the database): the file is validated here first, and a bad one is refused
+    with its path and field (the replicas keep their tenants)."""
+    from sportello import tenant_store
+
+    config = load_config(config_path)
+
+    async def bump(conn: Any) -> int:
+        await tenant_store.bump_generation(conn, now=SystemClock().now())
+        return await tenant_store.generation(conn)
+
+    generation = run_async(with_conn(config, bump, write=True))
+    every = config.periodic.config_poll_seconds
+    click.echo(f"configuration generation {generation}: replicas reload within {every:g} s")
+
+
+@tenants_group.command("remove")
+@config_option
+@click.argument("tenant_id")
+@friendly
+def tenants_remove(config_path: Path, tenant_id: str) -> None:
+    """Stop serving a tenant stored in the database. Its data stays (outbox, audit log,
+    positions, messages...): see docs/tenants.md for retention."""
+    from sportello import tenant_store
+
+    config = load_config(config_path)
+
+    async def remove(conn: Any) -> None:
+        await tenant_store.remove(conn, tenant_id, now=SystemClock().now())
+
+    run_async(with_conn(config, remove, write=True))
+    click.echo(f"tenant {tenant_id} removed (its data is kept)")
 
 
 @main.group("config")

@@ -121,6 +121,10 @@ def demo_senders() -> list[Sender]:
     ]
 
 
+#: ``F24Metadata``: one and only one of these (SEND B2B bundle).
+F24_KINDS = ("f24Standard", "f24Simplified", "f24Excise", "f24Elid")
+
+
 @dataclass
 class _Upload:
     key: str
@@ -280,6 +284,31 @@ class SendSandbox:
             return [{"code": "FILE_PDF_INVALID_ERROR", "element": element, "detail": "not a PDF"}]
         return []
 
+    def _f24_problems(self, metadata: dict[str, Any], element: str) -> list[dict[str, Any]]:
+        """The F24 metadata file preloaded as JSON, an object with exactly one of the
+        ``F24Metadata`` kinds (``f24Standard``, ``f24Simplified``, ``f24Excise``, ``f24Elid``)
+        as an object; else ``F24_METADATA_NOT_VALID``."""
+        key = str((metadata.get("ref") or {}).get("key", "")).removeprefix("safestorage://")
+        upload = self.uploads[key]
+        detail = None
+        if upload.content_type != "application/json":
+            detail = "the F24 metadata was not preloaded as application/json"
+        else:
+            try:
+                data = json.loads(upload.body or b"")
+            except (ValueError, UnicodeDecodeError):
+                data = None
+            kinds = (
+                [k for k in F24_KINDS if data.get(k) is not None] if isinstance(data, dict) else []
+            )
+            if not isinstance(data, dict) or set(data) - set(F24_KINDS):
+                detail = "not an F24Metadata object"
+            elif len(kinds) != 1 or not isinstance(data[kinds[0]], dict):
+                detail = "one and only one of " + ", ".join(F24_KINDS) + " (an object)"
+        if detail is None:
+            return []
+        return [{"code": "F24_METADATA_NOT_VALID", "element": element, "detail": detail}]
+
     def _validate(self, notification: _Notification) -> None:
         body, sender = notification.body, notification.sender
         errors: list[dict[str, Any]] = []
@@ -292,6 +321,13 @@ class SendSandbox:
                     where = f"recipients[{rec_index}].payments[{pay_index}].pagoPa.attachment"
                     for problem in self._file_problems(sender, attachment, where, True):
                         errors.append({**problem, "recIndex": rec_index})
+                metadata = (payment.get("f24") or {}).get("metadataAttachment")
+                if metadata:
+                    where = f"recipients[{rec_index}].payments[{pay_index}].f24.metadataAttachment"
+                    problems = self._file_problems(sender, metadata, where, False)
+                    if not problems:
+                        problems = self._f24_problems(metadata, where)
+                    errors += [{**problem, "recIndex": rec_index} for problem in problems]
             if not recipient.get("digitalDomicile") and not recipient.get("physicalAddress"):
                 errors.append(
                     {

@@ -12,6 +12,7 @@ from sqlalchemy import delete, update
 
 from sportello import apikeys, audit
 from sportello.app import CLOCK, ENGINE, create_app
+from sportello.clock import FakeClock
 from sportello.config import parse_config
 from sportello.outbox import store
 from sportello.outbox.store import NewJob
@@ -114,6 +115,45 @@ async def test_keys_are_required_and_checked(api) -> None:  # type: ignore[no-un
         await apikeys.revoke(conn, keys["demo"].split("_")[1], now=client.app[CLOCK].now())
     r = await client.get("/api/v1/tenants", headers=auth(keys["demo"]))
     assert r.status == 401 and "revoked" in (await r.json())["detail"]
+
+
+async def test_a_revoked_key_is_refused_within_the_cache_ttl(db_url: str) -> None:
+    """A key found valid is not read again for apikeys.CACHE_TTL; revoked by another process
+    (the CLI), it is refused once that time has passed, and a wrong or unknown key is never
+    served from the cache."""
+    clock = FakeClock()
+    config = parse_config(
+        {"database": {"url": db_url}, "outbox": {"workers": False}, "tenants": TENANTS}
+    )
+    app = create_app(config, apply_migrations=True, clock=clock)
+    async with TestClient(TestServer(app)) as client:
+        async with app[ENGINE].begin() as conn:
+            key = await apikeys.create(
+                conn, tenant_id="demo", name="gestionale", scopes=["read"], now=clock.now()
+            )
+        assert (await client.get("/api/v1/tenants", headers=auth(key))).status == 200
+        for wrong in (key[:-3] + "xyz", key + "x", "sk_000000000000_" + key.split("_", 2)[2]):
+            assert (await client.get("/api/v1/tenants", headers=auth(wrong))).status == 401
+        async with app[ENGINE].begin() as conn:
+            await apikeys.revoke(conn, key.split("_")[1], now=clock.now())
+        clock.advance(apikeys.CACHE_TTL.total_seconds() - 1)
+        assert (await client.get("/api/v1/tenants", headers=auth(key))).status == 200
+        clock.advance(1)
+        r = await client.get("/api/v1/tenants", headers=auth(key))
+        assert r.status == 401 and "revoked" in (await r.json())["detail"]
+        # the use is still recorded once a minute, not on every cached request
+        async with app[ENGINE].begin() as conn:
+            key2 = await apikeys.create(
+                conn, tenant_id="demo", name="altro", scopes=["read"], now=clock.now()
+            )
+        marks = []
+        for _ in range(3):
+            assert (await client.get("/api/v1/tenants", headers=auth(key2))).status == 200
+            async with app[ENGINE].connect() as conn:
+                rows = await apikeys.listing(conn)
+            marks.append(next(r["last_used_at"] for r in rows if r["name"] == "altro"))
+            clock.advance(2)
+        assert marks[0] is not None and marks[0] == marks[1] == marks[2]
 
 
 async def test_a_tenant_key_gets_404_on_every_route_of_another_tenant(api) -> None:  # type: ignore[no-untyped-def]

@@ -298,6 +298,12 @@ async def test_demo_tenant_sends_the_sample_fines_through_send_and_asks_inad(
                 statuses = {r.pa_protocol_number: r.status for r in rows}
             assert "failed" not in statuses.values() and "refused" not in statuses.values()
     assert sorted(statuses) == ["PL-2026-000001", "PL-2026-000002", "PL-2026-000003"]
+    # each fine's pagoPA position made by the hub, its notice PDF attached to the payment
+    from sportello.platforms.send.tables import send_payments
+
+    async with demo.app[ENGINE].connect() as conn:
+        attached = (await conn.execute(select(send_payments.c.document_idx))).scalars().all()
+    assert len(attached) == 3 and None not in attached
     async with aiohttp.ClientSession() as s:
         async with s.get(demo.urls["send"] + "/__sandbox/notifications") as resp:
             records = (await resp.json())["notifications"]

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from conftest import Stack, client_key
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from sportello import apikeys
 from sportello.app import ENGINE, SERVICES, create_app
@@ -26,7 +26,7 @@ from sportello.connectors.pdnd.environments import SANDBOX_ASSERTION_AUDIENCE
 from sportello.outbox import OutboxWorker, store
 from sportello.outbox.worker import handlers_from
 from sportello.platforms.send.service import SEND_STREAMS
-from sportello.platforms.send.tables import send_events
+from sportello.platforms.send.tables import send_events, send_notifications
 from sportello.plugins import Plugins
 from sportello.sandbox.send.app import DEMO_API_KEY
 from sportello.schema import ledger
@@ -183,9 +183,7 @@ async def test_accepted_once_through_the_outbox_with_dropped_answers(
     async with client.app[ENGINE].connect() as conn:
         outcomes = (
             await conn.execute(
-                select(ledger.c.outcome)
-                .where(ledger.c.kind == "send.request")
-                .order_by(ledger.c.id)
+                select(ledger.c.outcome).where(ledger.c.kind == "send.upload").order_by(ledger.c.id)
             )
         ).scalars()
         # the first attempt lost every answer; the second asked SEND and sent nothing
@@ -286,3 +284,37 @@ async def test_post_is_idempotent_and_checked(
     assert [n["pa_protocol_number"] for n in listed["items"]] == ["VERB-2026-3"]
     await drain(client)
     assert len(await twin_record(stack, "VERB-2026-3")) == 1
+
+
+async def test_jobs_queued_by_an_earlier_version_still_finish_once(
+    hub: tuple[TestClient, dict[str, str]], stack: Stack
+) -> None:
+    """``send.upload`` now sends the request itself and ``send.acceptance`` carries the
+    request id; a ``send.request`` job (after an upload that stopped at ``uploaded``) and an
+    acceptance job with the notification id alone, as an earlier version queued them, still
+    reach the same end, and SEND still has one request."""
+    client, keys = hub
+    engine = client.app[ENGINE]
+    status, queued = await post(client, keys["demo"], body("VERB-2026-7"), "k-7")
+    assert status == 202
+    await drain(client)
+    [record] = await twin_record(stack, "VERB-2026-7")
+    n = send_notifications.c
+    reset = {"iun": None, "accepted_at": None, "notification_request_id": None}
+    for kind, status_before in (("send.request", "uploaded"), ("send.acceptance", "waiting")):
+        async with engine.begin() as conn:
+            values = dict(reset, status=status_before)
+            if kind == "send.acceptance":  # the request id stays, as the request stored it
+                values.pop("notification_request_id")
+            await conn.execute(update(send_notifications).where(n.id == queued["id"]), values)
+            await store.enqueue_many(
+                conn,
+                [store.NewJob("demo", kind, {"notification_id": queued["id"]})],
+                now=client.app[SERVICES].clock.now(),
+                default_max_attempts=5,
+            )
+        await drain(client)
+        async with engine.connect() as conn:
+            row = (await conn.execute(select(n.status, n.iun).where(n.id == queued["id"]))).one()
+        assert (row.status, row.iun) == ("accepted", record["iun"]), kind
+        assert len(await twin_record(stack, "VERB-2026-7")) == 1

@@ -229,7 +229,7 @@ def _mutations(tmp_path: Path) -> list[tuple[dict[str, str], str]]:
         ({"zip": ""}, "zip: required for an address in Italy"),
         ({"digitalDomicile": "not-an-address"}, "digitalDomicile: not an e-mail (PEC) address"),
         ({"applyCost": "maybe"}, "applyCost: true or false"),
-        ({"noticeCode": "", "creditorTaxId": ""}, "amount: only with noticeCode"),
+        ({"noticeCode": "", "creditorTaxId": ""}, "iban: required with amount and no noticeCode"),
         ({"amount": ""}, "amount: required with noticeCode"),
         ({"amount": "-5"}, "amount: euro with at most two decimals"),
         ({"creditorTaxId": "123"}, "creditorTaxId: the creditor's 11-digit fiscal code"),

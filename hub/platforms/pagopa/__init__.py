@@ -15,8 +15,10 @@ from sportello.hookspecs import HandlerFactory, KnownNotice, NoticeDocument, hoo
 if TYPE_CHECKING:
     from pydantic import BaseModel
     from sqlalchemy import Table
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
     from sportello.config import HubConfig, TenantConfig
+    from sportello.hookspecs import CreatedNotice, NoticeRequest
     from sportello.periodic import PeriodicTask
     from sportello.services import HubServices
 
@@ -170,6 +172,20 @@ async def hub_notice_document(
     from .notices import notice_document
 
     return await notice_document(services, tenant_id, notice_number, actor)
+
+
+@hookimpl
+async def hub_create_notice(
+    conn: AsyncConnection,
+    services: HubServices,
+    tenant_id: str,
+    request: NoticeRequest,
+    actor: str,
+) -> CreatedNotice:
+    """A debt position for another platform's notice (a SEND fine), in its transaction."""
+    from .notices import create_notice
+
+    return await create_notice(conn, services, tenant_id, request, actor)
 
 
 @hookimpl

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import json
 import math
 import re
 import uuid
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime, time
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from pydantic import Field, ValidationError
@@ -39,6 +41,7 @@ from sportello.appkeys import CLOCK, CONFIG, ENGINE, SERVICES
 from sportello.connectors import fiscal_code as fiscal_codes
 from sportello.connectors.send import sha256_b64
 from sportello.db import reading
+from sportello.hookspecs import NoticeRefused, NoticeRequest
 from sportello.outbox.store import NewJob, enqueue_many
 from sportello.platforms.send.api_models import (
     CancelQueued,
@@ -48,6 +51,7 @@ from sportello.platforms.send.api_models import (
     NotificationQueued,
     NotificationSummary,
 )
+from sportello.platforms.send.f24 import f24_payment, f24_problem
 from sportello.platforms.send.inad import (
     INAD_DOMICILES,
     InadFailed,
@@ -74,6 +78,8 @@ from sportello.platforms.send.tables import send_events, send_notifications
 from sportello.schema import idempotency_keys
 
 _TITLES = {400: "Bad Request", 409: "Conflict"}
+#: A position the hub creates is due at the end of its day, Rome time.
+_ROME = ZoneInfo("Europe/Rome")
 
 
 async def _answered(request: web.Request, tenant_id: str) -> bool:
@@ -98,9 +104,10 @@ def _where(exc: ValidationError) -> str:
 
 def _prepare(
     request: web.Request, tenant_id: str, raw: bytes
-) -> tuple[NotificationIn, dict[str, Any], list[bytes]]:
+) -> tuple[NotificationIn, dict[str, Any], list[bytes], list[bytes]]:
     """The body checked as SEND would check it (before anything is queued), the request to
-    store (without documents) and the documents' bytes; else a 400 naming the field."""
+    store (without documents), the documents' bytes and the F24 metadata files (JSON); else a
+    400 naming the field."""
     tenant = request.app[CONFIG].tenant(tenant_id)
     if tenant is None or send_settings(tenant) is None:
         raise _Problem(409, "Conflict", "SEND is not configured for this tenant ([tenants.send])")
@@ -116,12 +123,32 @@ def _prepare(
             raise _Problem(
                 400, "Bad Request", f"documents.{i}.content_base64: not valid base64"
             ) from None
+    recipients = [r.wire() for r in body.recipients]
+    f24_files: list[bytes] = []
+    for k, f24 in enumerate(body.f24):
+        where = f"f24.{k}"
+        if f24.recipient >= len(recipients):
+            raise _Problem(400, "Bad Request", f"{where}.recipient: no such recipient")
+        content = json.dumps(f24.metadata, separators=(",", ":"), ensure_ascii=False).encode()
+        problem = f24_problem(content)
+        if problem is not None:
+            raise _Problem(400, "Bad Request", f"{where}.metadata: {problem}")
+        if f24.apply_cost and body.notification_fee_policy != "DELIVERY_MODE":
+            raise _Problem(
+                400,
+                "Bad Request",
+                f"{where}.apply_cost: SEND adds its cost only with notification_fee_policy "
+                "DELIVERY_MODE",
+            )
+        payments = recipients[f24.recipient].setdefault("payments", [])
+        payments.append(f24_payment(k, f24.title, f24.apply_cost, content))
+        f24_files.append(content)
     wire: dict[str, Any] = {
         "paProtocolNumber": body.pa_protocol_number,
         "idempotenceToken": uuid.uuid4().hex,
         "subject": body.subject,
         "abstract": body.abstract,
-        "recipients": [r.wire() for r in body.recipients],
+        "recipients": recipients,
         "notificationFeePolicy": body.notification_fee_policy,
         "physicalCommunicationType": body.physical_communication_type,
         **sender_fields(tenant),
@@ -136,7 +163,73 @@ def _prepare(
         )
     except ValidationError as exc:
         raise _Problem(400, "Bad Request", _where(exc)) from None
-    return body, wire, contents
+    return body, wire, contents, f24_files
+
+
+async def _create_position(
+    request: web.Request,
+    conn: Any,
+    tenant_id: str,
+    body: NotificationIn,
+    wire: dict[str, Any],
+    actor: str,
+) -> NoticeAttachment:
+    """``body.position`` created by the pagoPA platform (``hub_create_notice``) in ``conn``'s
+    transaction; its notice added to the recipient's payments of ``wire``. 409 when it cannot
+    be made (no pagoPA for the tenant, the reference taken by another position)."""
+    spec = body.position
+    assert spec is not None
+    services = request.app[SERVICES]
+    if spec.recipient >= len(wire["recipients"]):
+        raise _Problem(400, "Bad Request", "position.recipient: no such recipient")
+    recipient = wire["recipients"][spec.recipient]
+    if spec.apply_cost and body.notification_fee_policy != "DELIVERY_MODE":
+        raise _Problem(
+            400,
+            "Bad Request",
+            "position.apply_cost: SEND adds its cost only with notification_fee_policy "
+            "DELIVERY_MODE",
+        )
+    if services.plugins is None:
+        raise _Problem(409, "Conflict", "position: the hub cannot create pagoPA positions here")
+    try:
+        created = await services.plugins.create_notice(
+            conn,
+            services,
+            tenant_id,
+            NoticeRequest(
+                reference=body.pa_protocol_number,
+                debtor=str(recipient["taxId"]).upper(),
+                debtor_type="G" if recipient["recipientType"] == "PG" else "F",
+                full_name=str(recipient["denomination"]),
+                amount=spec.amount,
+                due=datetime.combine(spec.due_date, time(23, 59, 59), _ROME),
+                description=spec.description,
+                iban=spec.iban,
+                category=spec.transfer_category,
+            ),
+            actor,
+        )
+    except NoticeRefused as exc:
+        raise _Problem(
+            409, "Conflict", f"position: the pagoPA position could not be created: {exc.detail}"
+        ) from None
+    doc = created.document
+    payments = recipient.setdefault("payments", [])
+    payments.append(
+        {
+            "pagoPa": {
+                "noticeCode": created.notice_number,
+                "creditorTaxId": doc.creditor_tax_id,
+                "applyCost": spec.apply_cost,
+            }
+        }
+    )
+    wire.setdefault("amount", spec.amount)
+    wire.setdefault("paymentExpirationDate", spec.due_date.isoformat())
+    if doc.station and spec.apply_cost and not wire.get("pagoPaIntMode"):
+        wire["pagoPaIntMode"] = "SYNC"
+    return NoticeAttachment(spec.recipient, len(payments) - 1, created.notice_number, doc.pdf)
 
 
 @operation(
@@ -162,9 +255,10 @@ async def create_notification(request: web.Request) -> web.StreamResponse:
     p = require(request, "write")
     idempotency_key(request)
     raw = await read_body(request)
-    body, wire, contents = _prepare(request, tenant_id, raw)
+    body, wire, contents, f24_files = _prepare(request, tenant_id, raw)
     notices: list[NoticeAttachment] = []
-    if not await _answered(request, tenant_id):  # a replay gets the stored answer
+    pagopa = any(pay.get("pagoPa") for r in wire["recipients"] for pay in r.get("payments") or [])
+    if pagopa and not await _answered(request, tenant_id):  # a replay gets the stored answer
         try:  # the notice PDFs of the tenant's positions, before the transaction
             notices = await notice_attachments(request.app[SERVICES], tenant_id, wire, p.actor)
         except PaymentProblem as exc:
@@ -172,16 +266,21 @@ async def create_notification(request: web.Request) -> web.StreamResponse:
     now = request.app[CLOCK].now()
 
     async def produce(conn: Any) -> tuple[int, dict[str, Any]]:
+        queued = copy.deepcopy(wire)  # a retry of this transaction starts from the request
+        attached = list(notices)
+        if body.position is not None:  # the pagoPA platform creates it in this transaction
+            attached.append(await _create_position(request, conn, tenant_id, body, queued, p.actor))
         try:
             notification_id = await queue_notification(
                 conn,
                 tenant_id=tenant_id,
-                wire=wire,
+                wire=queued,
                 documents=[(d.title, c) for d, c in zip(body.documents, contents, strict=True)],
                 actor=p.actor,
                 now=now,
                 max_attempts=request.app[CONFIG].outbox.max_attempts,
-                notices=notices,
+                notices=attached,
+                f24=f24_files,
             )
         except ProtocolTaken as exc:
             raise _Problem(409, "Conflict", str(exc)) from None

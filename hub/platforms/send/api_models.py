@@ -3,7 +3,7 @@ request model, and the OpenAPI document is generated from all of them."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,6 +17,41 @@ class DocumentIn(BaseModel):
 
     title: str = Field(min_length=1, max_length=512)
     content_base64: str = Field(min_length=4, description="the PDF, base64")
+
+
+class F24In(BaseModel):
+    """An F24 payment of a recipient: SEND builds the form from ``metadata`` (SEND's
+    ``F24Metadata``: one and only one of ``f24Standard``, ``f24Simplified``, ``f24Excise``,
+    ``f24Elid``), which the hub preloads as a JSON attachment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    recipient: int = Field(default=0, ge=0, le=14, description="index in recipients")
+    title: str = Field(
+        min_length=1, max_length=512, pattern=r"^[^\r\n]*$", description="the PDF's title"
+    )
+    apply_cost: bool = Field(default=False, description="SEND's cost added to the F24")
+    metadata: dict[str, Any] = Field(description="SEND's F24Metadata, at most 256 KiB as JSON")
+
+
+class PositionIn(BaseModel):
+    """A pagoPA debt position the hub creates for the notification (the pagoPA platform, in
+    the transaction that queues it): one option of ``amount`` cents due ``due_date`` paid to
+    ``iban``; its notice goes in the recipient's payments with the notice PDF attached. Its
+    reference is the ``pa_protocol_number``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    recipient: int = Field(default=0, ge=0, le=14, description="index in recipients")
+    amount: int = Field(gt=0, le=99_999_999_999, description="euro cents")
+    due_date: date
+    description: str = Field(min_length=1, max_length=140, pattern=r"^[^\r\n]*$")
+    iban: str = Field(pattern=r"^IT[0-9]{2}[A-Z][0-9]{10}[0-9A-Z]{12}$")
+    transfer_category: str = Field(
+        pattern=r"^(?:[6-9]/)?[0-9]{7}(?:IM|TS|SP|SA|AP)(?:/\S*)?$",
+        description="the pagoPA taxonomy code of the payment, e.g. 9/0101108TS/",
+    )
+    apply_cost: bool = Field(default=False, description="SEND's cost added when paid")
 
 
 class NotificationIn(BaseModel):
@@ -38,6 +73,14 @@ class NotificationIn(BaseModel):
     vat: int | None = Field(default=None, ge=0, le=100)
     recipients: list[Recipient] = Field(min_length=1, max_length=15)
     documents: list[DocumentIn] = Field(min_length=1, max_length=15)
+    position: PositionIn | None = Field(
+        default=None, description="a pagoPA position the hub creates, its notice attached"
+    )
+    f24: list[F24In] = Field(
+        default_factory=list,
+        max_length=15,
+        description="F24 payments, added to their recipients' payments",
+    )
 
 
 class NotificationQueued(BaseModel):

@@ -27,10 +27,11 @@ import re
 import uuid
 from collections.abc import AsyncIterable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -39,6 +40,8 @@ from sqlalchemy.exc import IntegrityError
 from sportello import audit
 from sportello.config import TenantConfig
 from sportello.connectors import fiscal_code as fiscal_codes
+from sportello.hookspecs import NoticeRefused, NoticeRequest
+from sportello.platforms.send.f24 import MAX_F24_BYTES, f24_payment, f24_problem
 from sportello.platforms.send.payments import (
     NoticeAttachment,
     PaymentProblem,
@@ -101,6 +104,12 @@ COLUMNS: tuple[str, ...] = (
     "physicalCommunicationType",
     "paFee",
     "vat",
+    "description",
+    "iban",
+    "transferCategory",
+    "f24Metadata",
+    "f24Title",
+    "f24ApplyCost",
 )
 _CANONICAL = {c.lower(): c for c in COLUMNS}
 
@@ -130,6 +139,10 @@ _PEC = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _AMOUNT = re.compile(r"^\d{1,9}(?:[.,]\d{1,2})?$")
 _TRUE = {"true", "1", "yes", "si", "sì", "y", "s"}
 _FALSE = {"false", "0", "no", "n", ""}
+_IBAN = re.compile(r"^IT[0-9]{2}[A-Z][0-9]{10}[0-9A-Z]{12}$")
+_CATEGORY = re.compile(r"^(?:[6-9]/)?[0-9]{7}(?:IM|TS|SP|SA|AP)(?:/\S*)?$")
+#: When the hub creates a fine's position, its notice is due at the end of this day, Rome time.
+_ROME = ZoneInfo("Europe/Rome")
 
 
 @dataclass
@@ -159,6 +172,12 @@ class _Row:
     number: int
     wire: dict[str, Any]
     document: _Document
+    #: the position the hub creates for this row (amount without noticeCode): the request's
+    #: fields but the reference (its paProtocolNumber), and its applyCost
+    position: dict[str, Any] | None = None
+    apply_cost: bool = False
+    #: the F24 metadata file (JSON) the request's ``f24`` payment refers to
+    f24: bytes | None = None
 
 
 class _Problems:
@@ -190,8 +209,9 @@ def _b64sha(digest: bytes) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
-def _check_document(root: Path, name: str, max_bytes: int) -> tuple[Path, str] | str:
-    """The file ``name`` inside ``root`` and its SHA-256, or why it is refused."""
+def _locate(root: Path, name: str) -> Path | str:
+    """The regular file ``name`` inside ``root``, or why it is refused (absolute names,
+    ``..`` and links leading out of the folder)."""
     if "\x00" in name or _CONTROL.search(name):
         return "control characters in the file name"
     if (
@@ -212,6 +232,32 @@ def _check_document(root: Path, name: str, max_bytes: int) -> tuple[Path, str] |
         return "leads outside the documents folder: refused"
     if not path.is_file():
         return "not a regular file"
+    return path
+
+
+def _check_f24(root: Path, name: str) -> tuple[Path, bytes] | str:
+    """The F24 metadata file ``name`` inside ``root`` and its bytes, or why it is refused."""
+    path = _locate(root, name)
+    if isinstance(path, str):
+        return path
+    try:
+        size = path.stat().st_size
+        if size > MAX_F24_BYTES:
+            return f"{size} bytes, more than the {MAX_F24_BYTES} allowed"
+        content = path.read_bytes()
+    except OSError as exc:
+        return f"cannot read it ({exc.strerror})"
+    problem = f24_problem(content)
+    if problem is not None:
+        return problem
+    return path, content
+
+
+def _check_document(root: Path, name: str, max_bytes: int) -> tuple[Path, str] | str:
+    """The file ``name`` inside ``root`` and its SHA-256, or why it is refused."""
+    path = _locate(root, name)
+    if isinstance(path, str):
+        return path
     try:
         size = path.stat().st_size
         if size > max_bytes:
@@ -342,6 +388,7 @@ def _prepare(
         found.append(f"{where}: applyCost: true or false")
     payment: dict[str, Any] | None = None
     amount: int | None = None
+    creating: dict[str, Any] | None = None
     if notice:
         if not re.fullmatch(r"\d{18}", notice):
             found.append(f"{where}: noticeCode: 18 digits (the pagoPA notice number)")
@@ -363,12 +410,62 @@ def _prepare(
                 "DELIVERY_MODE"
             )
         payment = {"noticeCode": notice, "creditorTaxId": creditor, "applyCost": apply_cost}
+    elif amount_text:  # the hub creates the position (pagoPA platform) and its notice
+        try:
+            amount = _cents(amount_text)
+            if amount <= 0:
+                found.append(f"{where}: amount: more than zero")
+        except InvalidOperation:
+            found.append(f"{where}: amount: euro with at most two decimals (such as 41,00)")
+        if row.get("creditorTaxId"):
+            found.append(
+                f"{where}: creditorTaxId: only with noticeCode (a position the hub creates "
+                "is the tenant's)"
+            )
+        if not row.get("paymentExpirationDate"):
+            found.append(
+                f"{where}: paymentExpirationDate: required with amount and no noticeCode "
+                "(the due date of the position the hub creates)"
+            )
+        iban = row.get("iban", "").upper().replace(" ", "")
+        if not _IBAN.fullmatch(iban):
+            found.append(
+                f"{where}: iban: required with amount and no noticeCode: the Italian IBAN "
+                "the fine is paid to (27 characters)"
+            )
+        category = row.get("transferCategory", "")
+        if not _CATEGORY.fullmatch(category):
+            found.append(
+                f"{where}: transferCategory: required with amount and no noticeCode: the "
+                "pagoPA taxonomy code of the payment (such as 9/0301109AP/)"
+            )
+        description = row.get("description", "") or (subject or "")
+        if len(description) > 140 or _CONTROL.search(description):
+            found.append(f"{where}: description: at most 140 characters, one line")
+        if apply_cost and policy != "DELIVERY_MODE":
+            found.append(
+                f"{where}: applyCost: SEND adds its cost only with notificationFeePolicy "
+                "DELIVERY_MODE"
+            )
+        creating = {
+            "debtor_type": "G" if kind == "PG" else "F",
+            "iban": iban,
+            "category": category,
+            "description": description,
+        }
     else:
-        for name in ("creditorTaxId", "amount", "paymentExpirationDate"):
+        for name in ("creditorTaxId", "paymentExpirationDate"):
             if row.get(name):
-                found.append(f"{where}: {name}: only with noticeCode (the pagoPA notice)")
+                found.append(f"{where}: {name}: only with noticeCode or amount (a pagoPA notice)")
         if apply_cost:
-            found.append(f"{where}: applyCost: only with noticeCode (the pagoPA notice)")
+            found.append(f"{where}: applyCost: only with noticeCode or amount (a pagoPA notice)")
+    if not (amount_text and not notice):
+        for name in ("iban", "transferCategory", "description"):
+            if row.get(name):
+                found.append(
+                    f"{where}: {name}: only with amount and no noticeCode (a position the hub "
+                    "creates)"
+                )
     expiration = row.get("paymentExpirationDate", "")
     if expiration:
         try:
@@ -396,6 +493,31 @@ def _prepare(
         else:
             title = texts["documentTitle"] or PureWindowsPath(doc_name).name[:512]
             document = _Document(checked[0], title, checked[1])
+    # -- the F24 (its metadata file, JSON, in the documents folder) --
+    f24_content: bytes | None = None
+    f24_name = row.get("f24Metadata", "")
+    f24_title = row.get("f24Title", "")
+    f24_cost_text = row.get("f24ApplyCost", "").lower()
+    f24_cost = f24_cost_text in _TRUE
+    if f24_cost_text not in _TRUE | _FALSE:
+        found.append(f"{where}: f24ApplyCost: true or false")
+    if f24_name:
+        checked_f24 = _check_f24(root, f24_name)
+        if isinstance(checked_f24, str):
+            found.append(f"{where}: f24Metadata: {checked_f24}")
+        else:
+            f24_content = checked_f24[1]
+        if len(f24_title) > 512 or _CONTROL.search(f24_title) or f24_title.startswith(_FORMULA):
+            found.append(f"{where}: f24Title: at most 512 characters, one line")
+        if f24_cost and policy != "DELIVERY_MODE":
+            found.append(
+                f"{where}: f24ApplyCost: SEND adds its cost only with notificationFeePolicy "
+                "DELIVERY_MODE"
+            )
+    else:
+        for name in ("f24Title", "f24ApplyCost"):
+            if row.get(name):
+                found.append(f"{where}: {name}: only with f24Metadata (the F24's JSON file)")
     if found or document is None or protocol is None or subject is None:
         for p in found:
             problems.add(p)
@@ -420,6 +542,9 @@ def _prepare(
         recipient["digitalDomicile"] = {"type": "PEC", "address": pec}
     if payment is not None:
         recipient["payments"] = [{"pagoPa": payment}]
+    if f24_content is not None:
+        item = f24_payment(0, f24_title or "Modello F24", f24_cost, f24_content)
+        recipient["payments"] = [*recipient.get("payments", []), item]
     wire: dict[str, Any] = {
         "paProtocolNumber": protocol,
         "idempotenceToken": uuid.uuid4().hex,
@@ -441,7 +566,16 @@ def _prepare(
         for p in _pydantic_where(exc):
             problems.add(f"{where}: {p}")
         return None
-    return _Row(number, wire, document)
+    position: dict[str, Any] | None = None
+    if creating is not None and amount is not None and expiration:
+        position = {
+            **creating,
+            "debtor": tax_id,
+            "full_name": texts["denomination"] or "",
+            "amount": amount,
+            "due": datetime.combine(date.fromisoformat(expiration), time(23, 59, 59), _ROME),
+        }
+    return _Row(number, wire, document, position, apply_cost, f24_content)
 
 
 def _folder(documents: Path) -> Path | None:
@@ -452,8 +586,20 @@ def _folder(documents: Path) -> Path | None:
     return root if root.is_dir() else None
 
 
-def _content(wire: Mapping[str, Any]) -> dict[str, Any]:
-    """What makes two requests the same act (the token and the sender left out)."""
+def _content(wire: Mapping[str, Any], *, created: bool = False) -> dict[str, Any]:
+    """What makes two requests the same act (the token and the sender left out; with
+    ``created``, the payments too: the hub made their notices, the row has none yet)."""
+    if created:
+        wire = {
+            **wire,
+            "recipients": [
+                {
+                    **r,
+                    "payments": [p for p in r.get("payments") or [] if not p.get("pagoPa")],
+                }
+                for r in wire["recipients"]
+            ],
+        }
     skip = {
         "idempotenceToken",
         "senderDenomination",
@@ -601,7 +747,18 @@ async def import_notifications(
             fresh.append(row)
             continue
         known_id, known_wire, known_shas = existing[protocol]
-        if _content(known_wire) == _content(row.wire) and known_shas == [row.document.sha256]:
+        created = row.position is not None
+        same_cost = not created or all(
+            bool(p["pagoPa"]["applyCost"]) == row.apply_cost
+            for r in known_wire["recipients"]
+            for p in r.get("payments") or []
+            if p.get("pagoPa")
+        )
+        if (
+            _content(known_wire, created=created) == _content(row.wire, created=created)
+            and same_cost
+            and known_shas == [row.document.sha256]
+        ):
             result.already.append(known_id)
         else:
             problems.add(
@@ -616,6 +773,8 @@ async def import_notifications(
     for row in fresh:
         for recipient in row.wire["recipients"]:
             for payment in recipient.get("payments") or []:
+                if not payment.get("pagoPa"):
+                    continue  # an F24
                 code = payment["pagoPa"]["noticeCode"]
                 if code in notice_rows:
                     problems.add(
@@ -623,8 +782,18 @@ async def import_notifications(
                         f"{notice_rows[code]} (SEND refuses a notice in two notifications)"
                     )
                 notice_rows.setdefault(code, row.number)
+    plugins = services.plugins
+    if any(r.position is not None for r in fresh) and (
+        plugins is None or not plugins.creates_notices()
+    ):
+        problems.add(
+            f"{source}: amount without noticeCode: the hub cannot create pagoPA positions here "
+            "(no pagoPA platform)"
+        )
     if not result.problems:
         for row in fresh:
+            if row.position is not None:
+                continue  # its notice is made in the queueing transaction
             try:
                 notices[row.number] = await notice_attachments(services, tenant_id, row.wire, actor)
             except PaymentProblem as exc:
@@ -642,6 +811,11 @@ async def import_notifications(
                 content = await asyncio.to_thread(row.document.path.read_bytes)
                 if _b64sha(hashlib.sha256(content).digest()) != row.document.sha256:
                     raise _Changed(f"{source}: row {row.number}: document: changed while importing")
+                if row.position is not None:
+                    assert plugins is not None
+                    notices[row.number] = await _create_notice(
+                        conn, services, tenant_id, row, actor
+                    )
                 queued.append(
                     await queue_notification(
                         conn,
@@ -652,6 +826,7 @@ async def import_notifications(
                         now=now,
                         max_attempts=services.config.outbox.max_attempts,
                         notices=notices.get(row.number, ()),
+                        f24=() if row.f24 is None else (row.f24,),
                     )
                 )
             await audit.record(
@@ -671,6 +846,12 @@ async def import_notifications(
     except _Changed as exc:
         result.problems.append(str(exc))
         return result
+    except NoticeRefused as exc:
+        result.problems.append(
+            f"{source}: row {current}: {exc.field or 'amount'}: the pagoPA position could not "
+            f"be created: {exc.detail}; nothing queued"
+        )
+        return result
     except ProtocolTaken as exc:
         result.problems.append(
             f"{source}: {exc} (another import queued it meanwhile); nothing queued: run again"
@@ -683,8 +864,8 @@ async def import_notifications(
         return result
     except IntegrityError:
         result.problems.append(
-            f"{source}: another import queued some of these protocol numbers meanwhile; "
-            "nothing queued: run again"
+            f"{source}: another import or request queued some of these protocol numbers or "
+            "pagoPA notices meanwhile; nothing queued: run again"
         )
         return result
     except OSError as exc:
@@ -692,6 +873,36 @@ async def import_notifications(
         return result
     result.queued = queued
     return result
+
+
+async def _create_notice(
+    conn: Any, services: HubServices, tenant_id: str, row: _Row, actor: str
+) -> list[NoticeAttachment]:
+    """In the queueing transaction: the row's position created by the pagoPA platform
+    (``hub_create_notice``), its notice put in the row's request with the PDF to attach."""
+    assert services.plugins is not None and row.position is not None
+    created = await services.plugins.create_notice(
+        conn,
+        services,
+        tenant_id,
+        NoticeRequest(reference=str(row.wire["paProtocolNumber"]), **row.position),
+        actor,
+    )
+    doc = created.document
+    recipient = row.wire["recipients"][0]
+    recipient["payments"] = [
+        {
+            "pagoPa": {
+                "noticeCode": created.notice_number,
+                "creditorTaxId": doc.creditor_tax_id,
+                "applyCost": row.apply_cost,
+            }
+        },
+        *recipient.get("payments", []),  # an F24
+    ]
+    if doc.station and row.apply_cost and not row.wire.get("pagoPaIntMode"):
+        row.wire["pagoPaIntMode"] = "SYNC"
+    return [NoticeAttachment(0, 0, created.notice_number, doc.pdf)]
 
 
 def _payment_column(exc: PaymentProblem) -> str:

@@ -205,9 +205,22 @@ async def record_payments(
                 "creditor_tax_id": str(pago["creditorTaxId"]),
                 "apply_cost": bool(pago["applyCost"]),
                 "document_idx": attached.get((i, j)),
+                # unique per tenant: a concurrent queueing of the same notice fails here
+                # (IntegrityError, the transaction rolled back) even past the check above
+                "live_notice": str(pago["noticeCode"]),
             }
             for i, j, pago in payments
         ],
+    )
+
+
+async def release_notices(conn: AsyncConnection, notification_id: int) -> None:
+    """The notification is no longer live (refused, failed, cancelled): its notices may be
+    sent again in another notification."""
+    await conn.execute(
+        send_payments.update()
+        .where(send_payments.c.notification_id == notification_id)
+        .values(live_notice=None)
     )
 
 

@@ -1,13 +1,15 @@
 """SEND for the hub: one client per tenant, the outbox handlers that send a notification
-(``send.upload`` → ``send.request`` → ``send.acceptance``, and ``send.cancel``), and the
+(``send.upload``: the documents, then the request; ``send.acceptance``; ``send.cancel``;
+``send.request``, the request alone, only for jobs queued by earlier versions), and the
 reader of the tenant's progress stream.
 
 Nothing is sent twice. The ``paProtocolNumber`` and ``idempotenceToken`` are stored when the
-notification is queued, before any call. ``send.request`` commits ``requesting`` before it
-calls SEND; an attempt that finds the row already ``requesting`` (the earlier one died, or
-its answer was lost) first asks SEND for the request by protocol number and token, and only
-when SEND has none sends it again, with the same token (SEND refuses a second request with
-that pair with 409, which the connector resolves by asking too).
+notification is queued, before any call. The upload commits ``requesting`` (with the
+documents' keys) before the request is sent; an attempt that finds the row already
+``requesting`` (the earlier one died, or its answer was lost) first asks SEND for the request
+by protocol number and token, and only when SEND has none sends it again, with the same token
+(SEND refuses a second request with that pair with 409, which the connector resolves by asking
+too).
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ import json
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sportello.config import TenantConfig
@@ -41,14 +44,17 @@ from sportello.connectors.send.models import NotificationRequestStatus, PaymentE
 from sportello.events import emit
 from sportello.outbox import Delivery, Handler, Job
 from sportello.outbox.store import NewJob, enqueue_many
+from sportello.platforms.send.f24 import resolve_f24
 from sportello.platforms.send.payments import (
     PAYMENT_WAIT_SECONDS,
     NoticeAttachment,
     attach_to_request,
     record_payments,
+    release_notices,
 )
 from sportello.platforms.send.settings import SendTenantSettings, send_settings
 from sportello.platforms.send.tables import (
+    F24_DOCUMENT_BASE,
     PAYMENT_DOCUMENT_BASE,
     send_documents,
     send_events,
@@ -178,6 +184,7 @@ async def queue_notification(
     now: datetime,
     max_attempts: int,
     notices: Sequence[NoticeAttachment] = (),
+    f24: Sequence[bytes] = (),
 ) -> int:
     """Store a checked request (``wire``: its ``paProtocolNumber`` and ``idempotenceToken``
     set, no documents) with its documents ``(title, PDF bytes)`` and queue ``send.upload``,
@@ -185,7 +192,8 @@ async def queue_notification(
     the protocol number already (the unique constraint still guards against a race).
     Every pagoPA payment is recorded, with ``notices`` (``payments.notice_attachments``: the
     notice PDFs the hub attaches); ``PaymentProblem`` (409) when another live notification
-    of the tenant carries one of its notices."""
+    of the tenant carries one of its notices. ``f24``: the F24 metadata files (JSON) the
+    request's ``f24`` payments refer to by placeholder (``f24.f24_payment``), in order."""
     protocol = str(wire["paProtocolNumber"])
     taken = (
         await conn.execute(
@@ -230,6 +238,16 @@ async def queue_notification(
                 "sha256": sha256_b64(content),
             }
             for i, (title, content) in enumerate(documents)
+        ]
+        + [
+            {
+                "notification_id": notification_id,
+                "idx": F24_DOCUMENT_BASE + k,
+                "title": f"F24 metadata {k + 1}",
+                "content": content,
+                "sha256": sha256_b64(content),
+            }
+            for k, content in enumerate(f24)
         ],
     )
     await record_payments(
@@ -268,7 +286,10 @@ async def _set(
     if when is not None:
         stmt = stmt.where(send_notifications.c.status == when)
     result = await conn.execute(stmt.values(updated_at=now, **values))
-    return bool(result.rowcount)
+    changed = bool(result.rowcount)
+    if changed and values.get("status") in (REFUSED, FAILED, CANCELLED):
+        await release_notices(conn, notification_id)
+    return changed
 
 
 def status_event(row: Any, status: str, **extra: Any) -> tuple[str, str, dict[str, Any]]:
@@ -287,7 +308,9 @@ def status_event(row: Any, status: str, **extra: Any) -> tuple[str, str, dict[st
 
 
 def upload_handler(services: HubServices) -> Handler:
-    """``send.upload``: preload and upload the documents SEND does not have yet."""
+    """``send.upload``: preload and upload the documents SEND does not have yet, then, in the
+    same job, the notification request (:func:`_request`: committed ``requesting`` with the
+    documents' keys before SEND is called, so a retry of this job asks SEND first)."""
     clients = SendClients(services)
     engine, clock = services.engine, services.clock
 
@@ -296,39 +319,55 @@ def upload_handler(services: HubServices) -> Handler:
         async with engine.connect() as conn:
             row = await _row(conn, notification_id)
             docs = (
-                await conn.execute(
-                    select(send_documents.c.id, send_documents.c.content)
-                    .where(
-                        send_documents.c.notification_id == notification_id,
-                        send_documents.c.file_key.is_(None),
+                []
+                if row is None or row.status != QUEUED
+                else (
+                    await conn.execute(
+                        select(send_documents.c.id, send_documents.c.content, send_documents.c.idx)
+                        .where(
+                            send_documents.c.notification_id == notification_id,
+                            send_documents.c.file_key.is_(None),
+                        )
+                        .order_by(send_documents.c.idx)
                     )
-                    .order_by(send_documents.c.idx)
-                )
-            ).all()
+                ).all()
+            )
+        if row is not None and row.status in (UPLOADED, REQUESTING):  # an earlier attempt's
+            return await _request(services, clients, notification_id)
         if row is None or row.status != QUEUED:
             return Delivery()
         client = clients.get(row.tenant_id)
         # Same bytes, same checksum: a retry of the whole step is safe (new slots, no notification).
+        # PDFs (acts, notice PDFs), then the F24 metadata files (JSON)
+        docs = [d for d in docs if d.idx < F24_DOCUMENT_BASE] + [
+            d for d in docs if d.idx >= F24_DOCUMENT_BASE
+        ]
         uploaded: list[UploadedFile] = []
-        for start in range(0, len(docs), 15):
-            chunk = docs[start : start + 15]
-            uploaded += await client.upload_files([bytes(d.content) for d in chunk])
-        now = clock.now()
+        for kind, group in (
+            ("application/pdf", [d for d in docs if d.idx < F24_DOCUMENT_BASE]),
+            ("application/json", [d for d in docs if d.idx >= F24_DOCUMENT_BASE]),
+        ):
+            for start in range(0, len(group), 15):
+                chunk = group[start : start + 15]
+                uploaded += await client.upload_files(
+                    [bytes(d.content) for d in chunk], content_type=kind
+                )
         async with engine.begin() as conn:
-            for doc, file in zip(docs, uploaded, strict=True):
+            if uploaded:
                 await conn.execute(
                     update(send_documents)
-                    .where(send_documents.c.id == doc.id)
-                    .values(file_key=file.key, version_token=file.version_token)
+                    .where(send_documents.c.id == bindparam("b_id"))
+                    .values(file_key=bindparam("b_key"), version_token=bindparam("b_version")),
+                    [
+                        {"b_id": doc_id, "b_key": file.key, "b_version": file.version_token}
+                        for (doc_id, _, _), file in zip(docs, uploaded, strict=True)
+                    ],
                 )
-            if await _set(conn, notification_id, now, when=QUEUED, status=UPLOADED):
-                await enqueue_many(
-                    conn,
-                    [NewJob(row.tenant_id, REQUEST_KIND, {"notification_id": notification_id})],
-                    now=now,
-                    default_max_attempts=services.config.outbox.max_attempts,
-                )
-        return Delivery()
+            # committed before SEND is called: a retry of this job asks SEND first
+            if not await _set(conn, notification_id, clock.now(), when=QUEUED, status=REQUESTING):
+                return Delivery()
+            request = await _request_of(conn, row)
+        return await _request(services, clients, notification_id, row=row, request=request)
 
     return handle
 
@@ -351,17 +390,26 @@ async def _request_of(conn: AsyncConnection, row: Any) -> NewNotificationRequest
         for d in docs
         if d.idx < PAYMENT_DOCUMENT_BASE
     ]
-    await attach_to_request(conn, int(row.id), body, docs)  # the notice PDFs the hub attached
+    if any(p.get("pagoPa") for r in body["recipients"] for p in r.get("payments") or []):
+        await attach_to_request(conn, int(row.id), body, docs)  # the notice PDFs the hub attached
+    resolve_f24(body, docs)  # the F24 metadata files' references
     return NewNotificationRequest.model_validate(body)
 
 
-def request_handler(services: HubServices) -> Handler:
-    """``send.request``: the notification request, sent once (module docstring)."""
-    clients = SendClients(services)
+async def _request(
+    services: HubServices,
+    clients: SendClients,
+    notification_id: int,
+    *,
+    row: Any = None,
+    request: NewNotificationRequest | None = None,
+) -> Delivery:
+    """The notification request, sent once (module docstring). ``row`` and ``request``: the
+    upload just committed the row ``requesting`` (SEND has not been called); without them the
+    row is read, and one found ``requesting`` is resumed (SEND is asked first)."""
     engine, clock = services.engine, services.clock
-
-    async def handle(job: Job) -> Delivery:
-        notification_id = int(job.payload["notification_id"])
+    resuming = False
+    if row is None or request is None:
         async with engine.begin() as conn:
             row = await _row(conn, notification_id)
             if row is None or row.status not in (UPLOADED, REQUESTING):
@@ -370,51 +418,64 @@ def request_handler(services: HubServices) -> Handler:
             resuming = row.status == REQUESTING
             if not resuming:  # committed before SEND is called
                 await _set(conn, notification_id, clock.now(), when=UPLOADED, status=REQUESTING)
-        client = clients.get(row.tenant_id)
-        found: NotificationRequestStatus | None = None
-        if resuming:  # an earlier attempt may have reached SEND: ask, never guess
+    client = clients.get(row.tenant_id)
+    found: NotificationRequestStatus | None = None
+    if resuming:  # an earlier attempt may have reached SEND: ask, never guess
+        found = await _find(client, row)
+    request_id = found.notificationRequestId if found else None
+    if request_id is None:
+        try:
+            answer = await client.send_notification(request)
+            request_id = answer.notificationRequestId
+        except DuplicateNotification:
             found = await _find(client, row)
-        request_id = found.notificationRequestId if found else None
-        if request_id is None:
-            try:
-                answer = await client.send_notification(request)
-                request_id = answer.notificationRequestId
-            except DuplicateNotification:
-                found = await _find(client, row)
-                if found is None:
-                    raise
-                request_id = found.notificationRequestId
-            except PermanentError as exc:
-                await _fail(services, row, str(exc))
-                return Delivery()
-        now = clock.now()
-        send = _send_of(services, row.tenant_id)
-        delay = send.acceptance_poll_seconds if send else 10.0
-        attempts = send.acceptance_poll_attempts if send else 200
-        async with engine.begin() as conn:
-            if await _set(
+            if found is None:
+                raise
+            request_id = found.notificationRequestId
+        except PermanentError as exc:
+            await _fail(services, row, str(exc))
+            return Delivery()
+    now = clock.now()
+    send = _send_of(services, row.tenant_id)
+    delay = send.acceptance_poll_seconds if send else 10.0
+    attempts = send.acceptance_poll_attempts if send else 200
+    async with engine.begin() as conn:
+        if await _set(
+            conn,
+            notification_id,
+            now,
+            when=REQUESTING,
+            status=WAITING,
+            notification_request_id=request_id,
+        ):
+            await enqueue_many(
                 conn,
-                notification_id,
-                now,
-                when=REQUESTING,
-                status=WAITING,
-                notification_request_id=request_id,
-            ):
-                await enqueue_many(
-                    conn,
-                    [
-                        NewJob(
-                            row.tenant_id,
-                            ACCEPTANCE_KIND,
-                            {"notification_id": notification_id},
-                            max_attempts=attempts,
-                            not_before=now + timedelta(seconds=delay),
-                        )
-                    ],
-                    now=now,
-                    default_max_attempts=attempts,
-                )
-        return Delivery(remote_id=request_id)
+                [
+                    NewJob(
+                        row.tenant_id,
+                        ACCEPTANCE_KIND,
+                        {  # what the check needs: it does not read the row
+                            "notification_id": notification_id,
+                            "request_id": request_id,
+                            "pa_protocol_number": row.pa_protocol_number,
+                        },
+                        max_attempts=attempts,
+                        not_before=now + timedelta(seconds=delay),
+                    )
+                ],
+                now=now,
+                default_max_attempts=attempts,
+            )
+    return Delivery(remote_id=request_id)
+
+
+def request_handler(services: HubServices) -> Handler:
+    """``send.request``: the request of a notification uploaded by a ``send.upload`` job of
+    an earlier version (which queued the request as a job of its own)."""
+    clients = SendClients(services)
+
+    async def handle(job: Job) -> Delivery:
+        return await _request(services, clients, int(job.payload["notification_id"]))
 
     return handle
 
@@ -442,8 +503,19 @@ def acceptance_handler(services: HubServices) -> Handler:
 
     async def handle(job: Job) -> Delivery:
         notification_id = int(job.payload["notification_id"])
-        async with engine.connect() as conn:
-            row = await _row(conn, notification_id)
+        row: Any
+        if job.payload.get("request_id"):  # the status changes below only from WAITING
+            row = SimpleNamespace(
+                id=notification_id,
+                tenant_id=job.tenant_id,
+                pa_protocol_number=job.payload["pa_protocol_number"],
+                iun=None,
+                notification_request_id=job.payload["request_id"],
+                status=WAITING,
+            )
+        else:  # a job queued by an earlier version
+            async with engine.connect() as conn:
+                row = await _row(conn, notification_id)
         if row is None or row.status != WAITING or not row.notification_request_id:
             return Delivery()
         client = clients.get(row.tenant_id)

@@ -104,10 +104,18 @@ send_payments = Table(
     Column("creditor_tax_id", String(11), nullable=False),
     Column("apply_cost", Boolean(), nullable=False),
     Column("document_idx", Integer(), nullable=True),
+    # ``notice_code`` while the notification is live (queued ... accepted, cancelling), None
+    # once refused, failed or cancelled: one live notification per notice, enforced by the
+    # database (two simultaneous requests naming the same notice cannot both be queued).
+    Column("live_notice", String(18), nullable=True),
     UniqueConstraint("notification_id", "rec_index", "pay_index", name="uq_send_payments_item"),
+    UniqueConstraint("tenant_id", "live_notice", name="uq_send_payments_live_notice"),
     Index("ix_send_payments_notice", "tenant_id", "notice_code"),
 )
 
 #: ``send_documents.idx`` of the first payment attachment (a notification has at most 15
 #: documents, idx 0-14).
 PAYMENT_DOCUMENT_BASE = 100
+#: ``send_documents.idx`` of the first F24 metadata file (JSON, preloaded as
+#: ``application/json``; f24.py).
+F24_DOCUMENT_BASE = 200
