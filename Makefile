@@ -107,10 +107,11 @@ B ?=
 bench: install
 	SPORTELLO_TEST_PG_URL='$(PG_URL)' $(BIN)/python bench/report.py $(if $(B),--only $(B))
 
-# A busy day while the platforms misbehave and one of two hub replicas (PostgreSQL) is
-# SIGKILLed three times; one table per platform, exit 1 if anything is lost or doubled
-# (docs/chaos.md). Its short form is tests/chaos, in `make test`. Smaller or repeatable:
-# `make chaos CHAOS_ARGS="--positions 100 --payments 30 --kills 1 --seed 7"`.
+# A busy day (SEND fines included) while the platforms misbehave, one of two hub replicas
+# is SIGKILLed three times and PostgreSQL (a private server of the run) is restarted once;
+# one table per platform, exit 1 if anything is lost or doubled (docs/chaos.md). Its short
+# form is tests/chaos, in `make test`. Smaller or repeatable: `make chaos
+# CHAOS_ARGS="--positions 100 --payments 30 --fines 20 --kills 1 --seed 7 --no-pg-restart"`.
 CHAOS_ARGS ?=
 chaos: install
 	SPORTELLO_TEST_PG_URL='$(PG_URL)' $(BIN)/python tests/chaos/chaos_day.py $(CHAOS_ARGS)

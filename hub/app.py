@@ -113,6 +113,8 @@ def create_app(
     app[METRICS] = HubMetrics()
     workers = config.outbox.workers if run_workers is None else run_workers
 
+    generation = [0]  # of the stored tenants the app starts with
+
     async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         lock = None
         path = sqlite_path(config.database.url)
@@ -124,6 +126,8 @@ def create_app(
                 config, apply_migrations=apply_migrations, clock=app[CLOCK]
             )
             async with reading(app[ENGINE]) as conn:  # the tenants stored in the database
+                # the generation first: a change made meanwhile is reloaded, never missed
+                generation[0] = await tenant_store.generation(conn)
                 app[CONFIG] = await tenant_store.with_stored(conn, config)
             yield
             await app[ENGINE].dispose()
@@ -150,7 +154,7 @@ def create_app(
     async def tenants_ctx(app: web.Application) -> AsyncIterator[None]:
         """What depends on the tenants (``TenantLayer``): started now, rebuilt by each
         reload, stopped at shutdown; and the watch of the configuration generation."""
-        app[RELOADER] = reloader = Reloader(app, workers=workers)
+        app[RELOADER] = reloader = Reloader(app, workers=workers, generation=generation[0])
         await reloader.start()
         stop = asyncio.Event()
         watch = asyncio.create_task(reloader.watch(stop), name="tenants-watch")

@@ -674,9 +674,9 @@ def tenants_list(config_path: Path, as_json: bool) -> None:
         keys = ("id", "name", "ipa_code", "fiscal_code", "cadastral_code", "source", "platforms")
         click.echo(json.dumps([dict(zip(keys, r, strict=True)) for r in rows]))
         return
-    table = Table("id", "name", "IPA", "fiscal code", "cadastral", "from", "platforms")
+    table = Table("id", "name", "IPA", "fiscal code", "from", "platforms")  # --json: all
     for r in rows:
-        table.add_row(r[0], r[1], r[2], r[3], r[4], r[5], ", ".join(r[6]))
+        table.add_row(r[0], r[1], r[2], r[3], r[5], ", ".join(r[6]))
     Console().print(table)
 
 

@@ -5,9 +5,11 @@
 
 What runs (this process, plus two ``sportello serve`` replicas as child processes):
 
-- a fresh PostgreSQL database ``chaos_<pid>_<hex>`` (dropped at the end), migrated once;
+- a fresh PostgreSQL database ``chaos_<pid>_<hex>`` (dropped at the end), migrated once; in
+  the long form on a private PostgreSQL server of this run (initdb in a temporary folder,
+  restarted once during the day; ``--no-pg-restart``: the shared server, no restart);
 - the sandboxes, in this process, on loopback: pagoPA (the Node, FdR), App IO, PDND, ANPR,
-  the SPID IdP; a webhook sink that fails at times (500s, 429s, a connection dropped before
+  the SPID IdP, SEND; a webhook sink that fails at times (500s, 429s, a connection dropped before
   the request is read or after it was read and processed, a slow answer);
 - two hub replicas (``sportello serve``: HTTP and outbox workers) on the same database,
   behind a small round-robin balancer in this process, which is the hub's public URL (the
@@ -19,19 +21,25 @@ What runs (this process, plus two ``sportello serve`` replicas as child processe
   through; every receipt forwarded to the accounting CSV and announced by a signed webhook;
   plain webhook events; resident look-ups through the API (PDND voucher, ANPR, audit log);
   SPID logins, each a browser of its own, whose AuthnRequest and Response may pass through
-  different replicas. App IO answers 5xx, 429, hangs past the hub's timeout, or fails after
-  processing; ANPR answers 503 and 429; again at every kill;
-- a replica is SIGKILLed at random moments (``--kills``) and restarted a moment later.
+  different replicas; SEND fines (``sportello send import`` at a random moment, an act PDF
+  each). App IO answers 5xx, 429, hangs past the hub's timeout, or fails after processing;
+  ANPR answers 503 and 429; SEND answers 5xx and 429 and drops answers after storing the
+  request or the upload; again at every kill;
+- a replica is SIGKILLed at random moments spread over the whole day (``--kills``): each
+  kill waits for a random share of the day's work to be done (payments, look-ups, logins,
+  the campaign, the fines, the outbox's jobs), so it may hit any phase, the drain
+  included; it is restarted a moment later. In the long form PostgreSQL is restarted once
+  too, between 20 % and 80 % of the day.
 
 Then it waits for everything to settle and counts, per platform, from the sandboxes' own
 records (the Node's receipts, the IO sandbox's messages, the sink's log, the accounting
-file, ANPR's call log, the IdP's sessions) against what the hub stored: sent, done,
-retried, unknown (with the reason), lost, doubled. Exit 1 if anything is lost, or doubled
-where the platform gives a key (pagoPA's receiptId, the webhooks' Idempotency-Key, the
-receipt forwarded to accounting, a SAML assertion).
+file, ANPR's call log, the IdP's sessions, SEND's notifications) against what the hub
+stored: sent, done, retried, unknown (with the reason), lost, doubled. Exit 1 if anything
+is lost, or doubled where the platform gives a key (pagoPA's receiptId, the webhooks'
+Idempotency-Key, the receipt forwarded to accounting, a SAML assertion, SEND's
+paProtocolNumber).
 
-Not in this run (docs/chaos.md): SEND fines, a PostgreSQL restart (the server is shared
-with other work on the test machine), and faults injected in PDND's token server.
+Not in this run (docs/chaos.md): faults injected in PDND's token server, CIE logins.
 """
 
 from __future__ import annotations
@@ -72,6 +80,10 @@ PG_ADMIN = os.environ.get("SPORTELLO_TEST_PG_URL", "postgresql://postgres@127.0.
 SPECS = Path(__file__).resolve().parents[3] / "shared" / "specs"
 XSD_DIR = SPECS / "pagopa" / "wsdl" / "xsd"
 TENANT = "chaos"
+SEND_KEY_ENV = "SPORTELLO_CHAOS_SEND_KEY"
+SEND_API_KEY = "chaos-send-api-key"
+SEND_PURPOSE = "6e1f0c2a-4b3d-4c5e-9f60-718293a4b5c6"
+SEND_DONE = {"accepted", "refused", "failed", "cancelled"}
 EC = "77777777777"
 BROKER = "77777777777"
 STATION = "77777777777_01"
@@ -102,8 +114,12 @@ class Plan:
     lookups: int = 200
     logins: int = 100
     kills: int = 3
+    fines: int = 200
     seed: int = 0
     settle_timeout: float = 240.0
+    # restart PostgreSQL once during the day: only on a private server this run starts (never
+    # the shared one: docs/chaos.md); the long form does it, the short form does not
+    pg_restart: bool = False
 
 
 @dataclass
@@ -420,19 +436,113 @@ def write_positions(path: Path, debtors: list[str]) -> None:
             )
 
 
-async def create_database() -> tuple[str, str]:
+def _act(i: int) -> bytes:
+    """A small PDF act (SEND's twin checks the header, the hub the checksum)."""
+    text = f"Verbale n. {i:06d}/2026 - art. 7 Codice della strada".encode()
+    return (
+        b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+        b"2 0 obj<</Type/Pages/Count 0/Kids[]>>endobj\n3 0 obj<</Length "
+        + str(len(text)).encode()
+        + b">>stream\n"
+        + text
+        + b"\nendstream endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+    )
+
+
+def write_fines(path: Path, documents: Path, debtors: list[str], count: int) -> list[str]:
+    """Traffic fines for `sportello send import` (the reference CSV source), an act each;
+    a quarter by post (no PEC). Their protocol numbers."""
+    documents.mkdir(exist_ok=True)
+    protocols = []
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        out = csv.writer(fh, delimiter=";")
+        out.writerow(
+            "paProtocolNumber subject taxonomyCode document recipientType taxId "
+            "denomination address zip municipality province digitalDomicile".split()
+        )
+        for i in range(count):
+            name = f"verbale-{i:06d}.pdf"
+            (documents / name).write_bytes(_act(i))
+            protocol = f"CDS-CAOS-{i:06d}"
+            protocols.append(protocol)
+            out.writerow(
+                [
+                    protocol,
+                    f"Verbale di accertamento n. {i:06d}/2026",
+                    "010101P",
+                    name,
+                    "PF",
+                    debtors[i % len(debtors)],
+                    f"Trasgressore {i}",
+                    f"Via Roma {i + 1}",
+                    "00100",
+                    "Roma",
+                    "RM",
+                    f"trasgressore{i}@pec.example.it" if i % 4 else "",
+                ]
+            )
+    return protocols
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of this run only (initdb in a temporary folder, a free port), so
+    the day can restart it without touching the shared server other work uses."""
+
+    def __init__(self) -> None:
+        self.bin = self._bin()
+        self.dir = Path(tempfile.mkdtemp(prefix="sportello-chaos-pg-"))
+        self.port = free_port()
+        self.user = "postgres"
+
+    @staticmethod
+    def _bin() -> Path:
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+        if not found:
+            raise RuntimeError("no PostgreSQL server binaries (/usr/lib/postgresql/*/bin)")
+        return found[-1].parent
+
+    def _run(self, *args: str) -> None:
+        cmd = [str(self.bin / args[0]), *args[1:]]
+        if os.geteuid() == 0:  # initdb and postgres refuse to run as root
+            cmd = ["runuser", "-u", self.user, "--", *cmd]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+
+    def start(self) -> str:
+        if os.geteuid() == 0:
+            subprocess.run(["chown", self.user, str(self.dir)], check=True)
+        data = str(self.dir / "data")
+        self._run("initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
+        self._pg_ctl("start")
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _pg_ctl(self, action: str) -> None:
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        args = ["pg_ctl", "-D", str(self.dir / "data"), "-l", str(self.dir / "server.log")]
+        self._run(*args, "-o", options, "-w", "-m", "fast", action)
+
+    def restart(self) -> None:
+        self._pg_ctl("restart")
+
+    def stop(self) -> None:
+        try:
+            self._pg_ctl("stop")
+        finally:
+            subprocess.run(["rm", "-rf", str(self.dir)], check=False)
+
+
+async def create_database(admin: str = PG_ADMIN) -> tuple[str, str]:
     name = f"chaos_{os.getpid()}_{random.randrange(16**6):06x}"
-    conn = await asyncpg.connect(PG_ADMIN)
+    conn = await asyncpg.connect(admin)
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
-    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    base = admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
     return name, f"{base}/{name}"
 
 
-async def drop_database(name: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN)
+async def drop_database(name: str, admin: str = PG_ADMIN) -> None:
+    conn = await asyncpg.connect(admin)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
@@ -468,14 +578,24 @@ async def run_day(plan: Plan, say: Any = print, db_url: str | None = None) -> li
     from sportello.sandbox.pagopa.fdr_routes import FDR_PREFIX
     from sportello.sandbox.pagopa.node import NodeSettings
     from sportello.sandbox.pdnd.app import create_app as pdnd_sandbox
+    from sportello.sandbox.send.app import SEND_STATE, Sender
+    from sportello.sandbox.send.app import create_app as send_sandbox
 
     seed = plan.seed or random.randrange(1, 1_000_000)
     rng = random.Random(seed)
     tmp = Path(tempfile.mkdtemp(prefix="sportello-chaos-"))
     say(f"chaos: seed {seed} (the same day again: --seed {seed}); working directory {tmp}")
     db_name = None
+    private_pg: PrivatePostgres | None = None
+    admin = PG_ADMIN
+    if plan.pg_restart:
+        if db_url is not None:
+            raise ValueError("pg_restart needs the run's own server: no db_url")
+        private_pg = PrivatePostgres()
+        admin = private_pg.start()
+        say(f"chaos: private PostgreSQL on port {private_pg.port} (restarted during the day)")
     if db_url is None:
-        db_name, db_url = await create_database()
+        db_name, db_url = await create_database(admin)
     population = Population.generate(
         plan.positions, blocked_share=0, inbox_disabled_share=0, not_on_io_share=0
     )
@@ -495,6 +615,7 @@ async def run_day(plan: Plan, say: Any = print, db_url: str | None = None) -> li
     pdnd_server = TestServer(pdnd_sandbox(rate_limit=None), host="127.0.0.1")
     residents = anpr_population(seed=11, size=max(60, plan.lookups // 4))
     idp_server = TestServer(idp_sandbox(), host="127.0.0.1")
+    send_server: TestServer | None = None
     hub_port = free_port()  # the balancer's: the hub's public URL (SAML entityID, ACS)
     hub_url = f"http://127.0.0.1:{hub_port}"
     anpr_server: TestServer | None = None
@@ -531,6 +652,30 @@ async def run_day(plan: Plan, say: Any = print, db_url: str | None = None) -> li
         )
         await anpr_server.start_server()
         anpr_url = str(anpr_server.make_url("")).rstrip("/")
+        send_server = TestServer(
+            send_sandbox(
+                senders=[Sender(SEND_API_KEY, EC, "Comune di Caos")],
+                pdnd_url=pdnd_url,
+                acceptance_delay=0.2,
+                step_delay=0.0,
+            ),
+            host="127.0.0.1",
+        )
+        await send_server.start_server()
+        send_url = str(send_server.make_url("")).rstrip("/")
+        tail = (
+            toml_table(
+                "tenants.send",
+                {
+                    "base_url": send_url,
+                    "purpose_id": SEND_PURPOSE,
+                    "acceptance_poll_seconds": 0.3,
+                    "stream_poll_seconds": 3600,
+                },
+            )
+            + f'api_key = {{ env = "{SEND_KEY_ENV}" }}\n\n'
+            + tail
+        )
         private_pem, public_pem = generate_key()
         await _post(
             session,
@@ -541,7 +686,8 @@ async def run_day(plan: Plan, say: Any = print, db_url: str | None = None) -> li
                 "purposes": {
                     purpose: modi_audience_for(anpr_url + ANPR_DOOR, code)
                     for code, purpose in PURPOSES.items()
-                },
+                }
+                | {SEND_PURPOSE: send_url},
             },
         )
         env = {k: v for k, v in os.environ.items() if k != "SPORTELLO_DATABASE_URL"}
@@ -550,10 +696,11 @@ async def run_day(plan: Plan, say: Any = print, db_url: str | None = None) -> li
             PDND_KEY_ENV: private_pem.decode(),
             WEBHOOK_SECRET_ENV: "chaos-webhook-secret",
             "SPORTELLO_CHAOS_FDR_KEY": DEFAULT_FDR_API_KEY,
+            SEND_KEY_ENV: SEND_API_KEY,
         }
         if XSD_DIR.is_dir():
             env["SPORTELLO_PAGOPA_XSD_DIR"] = str(XSD_DIR)
-        os.environ.update({k: env[k] for k in (IO_KEY_ENV, WEBHOOK_SECRET_ENV)})
+        os.environ.update({k: env[k] for k in (IO_KEY_ENV, WEBHOOK_SECRET_ENV, SEND_KEY_ENV)})
         cfg_path = write_config(
             tmp,
             db_url,
@@ -645,25 +792,56 @@ async def run_day(plan: Plan, say: Any = print, db_url: str | None = None) -> li
         )
         say(f"chaos: replicas A :{replicas[0].port}, B :{replicas[1].port}; campaign queued")
 
-        # 4. payments (plain, with duplicate receipts, Stand-In) while replicas are killed
+        # 4. payments (plain, with duplicate receipts, Stand-In), SEND fines, look-ups and
+        # logins, while replicas are killed at random moments of the whole day
         chaos_done = asyncio.Event()
         io_url = str(io_server.make_url(""))
+        phase: dict[str, str] = {"day": "payments, fines, look-ups, logins"}
+        protocols = write_fines(tmp / "fines.csv", tmp / "atti", debtors, plan.fines)
+        await _send_faults(session, send_url, rng)
 
         async def in_flight() -> str:
             async with engine.connect() as conn:
                 counts = await store.counts_by_status(conn)
             await _io_faults(session, io_url, rng)  # and IO misbehaves again
+            await _send_faults(session, send_url, rng)  # and SEND
             for fault in (
                 {"service": "*", "status": 503, "count": 3},
                 {"service": "*", "status": 429, "count": 2, "retry_after": 1},
             ):
                 await _post(session, anpr_url + "/__sandbox/faults", fault)
-            return f"outbox pending {counts.get('pending', 0)}, running {counts.get('running', 0)}"
+            return (
+                f"during {phase['day']}; outbox pending {counts.get('pending', 0)}, "
+                f"running {counts.get('running', 0)}"
+            )
 
-        killer = asyncio.create_task(
-            _killer(plan, replicas, session, rng, chaos_done, say, in_flight)
-        )
+        async def restart_pg() -> str:
+            assert private_pg is not None and engine is not None
+            started = time.monotonic()
+            await asyncio.to_thread(private_pg.restart)
+            await engine.dispose()  # this process's own pool: the replicas must cope alone
+            return (
+                f"PostgreSQL restarted in {time.monotonic() - started:.1f} s during {phase['day']}"
+            )
+
         paying = rng.sample(options, min(plan.payments, len(options)))
+        progress = Progress(plan, engine, len(paying))
+        killer = asyncio.create_task(
+            _killer(
+                plan,
+                replicas,
+                session,
+                rng,
+                chaos_done,
+                say,
+                in_flight,
+                progress,
+                restart_pg if private_pg is not None else None,
+            )
+        )
+        importing = asyncio.create_task(
+            _import_fines(cfg_path, tmp / "fines.csv", tmp / "atti", env, rng, say)
+        )
         async with engine.begin() as conn:
             api_key = await apikeys.create(
                 conn,
@@ -674,12 +852,14 @@ async def run_day(plan: Plan, say: Any = print, db_url: str | None = None) -> li
             )
         people = [p.fiscal_code for p in residents.active()]
         looking = asyncio.create_task(
-            _lookups(session, hub_url, api_key, people, plan.lookups, rng)
+            _lookups(session, hub_url, api_key, people, plan.lookups, rng, progress)
         )
-        logging_in = asyncio.create_task(_logins(hub_url, idp_url, plan.logins, rng))
-        pay_results = await _pay(session, node, paying, rng)
+        logging_in = asyncio.create_task(_logins(hub_url, idp_url, plan.logins, rng, progress))
+        pay_results = await _pay(session, node, paying, rng, progress)
         lookup_results = await looking
         login_results = await logging_in
+        import_output = await importing
+        phase["day"] = "the drain (the hub finishing its queue)"
         await chaos_done.wait()
         await killer
         for r in replicas:
@@ -688,6 +868,8 @@ async def run_day(plan: Plan, say: Any = print, db_url: str | None = None) -> li
                 await r.ready(session)
         # the platforms calm down; the hub must now finish everything
         async with session.delete(str(io_server.make_url("/__sandbox/faults"))):
+            pass
+        async with session.delete(send_url + "/__sandbox/faults"):
             pass
         sink.fail_share = 0.05
         say("chaos: kills over, waiting for the hub to settle")
@@ -710,6 +892,10 @@ async def run_day(plan: Plan, say: Any = print, db_url: str | None = None) -> li
             anpr_calls=dict(anpr_server.app[ANPR_STATE].calls),
             login_results=login_results,
             idp_sessions=len(idp_server.app[IDP_STATE].sessions),
+            send_url=send_url,
+            send_twin=send_server.app[SEND_STATE],
+            protocols=protocols,
+            import_output=import_output,
         )
     finally:
         for r in replicas:
@@ -721,12 +907,15 @@ async def run_day(plan: Plan, say: Any = print, db_url: str | None = None) -> li
         await session.close()
         for server in (sink_server, pagopa_server, io_server, pdnd_server, idp_server):
             await server.close()
-        if anpr_server is not None:
-            await anpr_server.close()
+        for extra in (anpr_server, send_server):
+            if extra is not None:
+                await extra.close()
         if engine is not None:
             await engine.dispose()
-        if db_name is not None:
-            await drop_database(db_name)
+        if db_name is not None and private_pg is None:
+            await drop_database(db_name, admin)
+        if private_pg is not None:
+            private_pg.stop()
 
 
 class _Clock:
@@ -754,6 +943,117 @@ async def _io_faults(session: aiohttp.ClientSession, io: str, rng: random.Random
         await _post(session, io + "/__sandbox/faults", fault)
 
 
+async def _send_faults(session: aiohttp.ClientSession, send: str, rng: random.Random) -> None:
+    """SEND misbehaves: 5xx and 429s on the preload, the upload, the request and the
+    acceptance check; answers dropped after the request or the upload was stored."""
+    for fault in (
+        {"mode": "fail", "status": 503, "count": rng.randint(3, 8)},
+        {"mode": "fail", "status": 429, "count": rng.randint(3, 10), "retry_after": 0},
+        {"mode": "fail", "status": 500, "count": 3, "operations": ["upload"]},
+        {"mode": "drop", "count": rng.randint(2, 5), "operations": ["upload"]},
+        {"mode": "drop", "count": rng.randint(2, 6), "operations": ["sendNewNotificationV26"]},
+        {"mode": "lose", "status": 502, "count": 3, "operations": ["sendNewNotificationV26"]},
+        {
+            "mode": "fail",
+            "status": 429,
+            "count": 5,
+            "retry_after": 0,
+            "operations": ["retrieveNotificationRequestStatusV26"],
+        },
+    ):
+        async with session.post(send + "/__sandbox/faults", json=fault) as r:
+            if r.status != 201:
+                raise RuntimeError(f"SEND faults: {r.status} {await r.text()}")
+
+
+async def _import_fines(
+    cfg: Path,
+    fines: Path,
+    documents: Path,
+    env: dict[str, str],
+    rng: random.Random,
+    say: Any,
+) -> str:
+    """`sportello send import` at a random moment of the day, as an operator runs it; run
+    again if it fails (a protocol number already queued is not queued twice)."""
+    await asyncio.sleep(rng.uniform(0, 10))  # while the payments go on
+    out = ""
+    for attempt in range(1, 6):
+        proc = await asyncio.create_subprocess_exec(
+            SPORTELLO,
+            "send",
+            "import",
+            TENANT,
+            "--config",
+            str(cfg),
+            "--file",
+            str(fines),
+            "--documents",
+            str(documents),
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        raw, _ = await proc.communicate()
+        out = raw.decode(errors="replace").strip()
+        say(f"chaos: sportello send import (attempt {attempt}): exit {proc.returncode}: {out}")
+        if proc.returncode == 0:
+            return out
+        await asyncio.sleep(2)
+    return out
+
+
+class Progress:
+    """The share of the day's work done, so the kills land at random moments of the whole
+    day whatever its speed: the mean of the payments, look-ups and logins made, the
+    campaign's messages and the fines past sending, and the outbox's jobs done."""
+
+    def __init__(self, plan: Plan, engine: Any, payments: int) -> None:
+        self.plan = plan
+        self.engine = engine
+        self.totals = {"payments": payments, "lookups": plan.lookups, "logins": plan.logins}
+        self.ticks: Counter[str] = Counter()
+        self.db = {"campaign": 0.0, "fines": 0.0, "outbox": 0.0}
+
+    def tick(self, what: str, n: int = 1) -> None:
+        self.ticks[what] += n
+
+    async def refresh(self) -> None:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from sportello.outbox import store
+        from sportello.platforms.io.campaigns import QUEUED, SENDING
+        from sportello.platforms.io.tables import io_messages
+        from sportello.platforms.send.tables import send_notifications
+
+        try:
+            async with self.engine.connect() as conn:
+                counts = await store.counts_by_status(conn)
+                busy_io = (
+                    await conn.execute(
+                        select(func.count()).where(io_messages.c.status.in_([QUEUED, SENDING]))
+                    )
+                ).scalar_one()
+                fines_done = (
+                    await conn.execute(
+                        select(func.count()).where(send_notifications.c.status.in_(SEND_DONE))
+                    )
+                ).scalar_one()
+        except (SQLAlchemyError, OSError):  # PostgreSQL restarting: the last figures stand
+            return
+        total = sum(counts.values())
+        self.db = {
+            "campaign": 1 - busy_io / max(1, self.plan.positions),
+            "fines": fines_done / max(1, self.plan.fines) if self.plan.fines else 1.0,
+            "outbox": counts.get("done", 0) / total if total else 0.0,
+        }
+
+    def share(self) -> float:
+        parts = [min(1.0, self.ticks[k] / n) if n else 1.0 for k, n in self.totals.items()]
+        parts += list(self.db.values())
+        return sum(parts) / len(parts)
+
+
 async def _killer(
     plan: Plan,
     replicas: list[Replica],
@@ -762,13 +1062,35 @@ async def _killer(
     done: asyncio.Event,
     say: Any,
     in_flight: Any,
+    progress: Progress,
+    restart_pg: Any = None,
 ) -> None:
+    """SIGKILLs (and a PostgreSQL restart) at random moments spread over the whole day:
+    each waits for a random share of the day's work to be done (``Progress``), so it may
+    land in the payments, the fines' import and sending, the look-ups and logins, or the
+    drain after them. If the day stalls, the rest happen after ``settle_timeout``."""
+    moments = sorted(
+        [(rng.uniform(0.03, 0.95), "kill") for _ in range(plan.kills)]
+        + ([(rng.uniform(0.2, 0.8), "pg")] if restart_pg else [])
+    )
+    started = time.monotonic()
+    kills = 0
     try:
-        for i in range(plan.kills):
-            await asyncio.sleep(rng.uniform(0.5, 3.0))
+        for share, what in moments:
+            while progress.share() < share and time.monotonic() - started < plan.settle_timeout:
+                await asyncio.sleep(0.3)
+                await progress.refresh()
+            when = f"at {time.monotonic() - started:.0f} s, {progress.share():.0%} of the day"
+            if what == "pg":
+                say(f"chaos: {when}: {await restart_pg()}")
+                continue
+            kills += 1
             victim = rng.choice(replicas)
             victim.kill()
-            say(f"chaos: SIGKILL {i + 1}/{plan.kills}: replica {victim.name} ({await in_flight()})")
+            say(
+                f"chaos: {when}: SIGKILL {kills}/{plan.kills}: replica {victim.name} "
+                f"({await in_flight()})"
+            )
             await asyncio.sleep(rng.uniform(0.3, 2.0))
             victim.start()
             await victim.ready(session)
@@ -777,7 +1099,11 @@ async def _killer(
 
 
 async def _pay(
-    session: aiohttp.ClientSession, node: str, options: list[Any], rng: random.Random
+    session: aiohttp.ClientSession,
+    node: str,
+    options: list[Any],
+    rng: random.Random,
+    progress: Progress | None = None,
 ) -> list[dict[str, Any]]:
     """The Node pays in small batches; every third batch with duplicate receipts."""
     results: list[dict[str, Any]] = []
@@ -794,6 +1120,8 @@ async def _pay(
             session, node + "/psp/pay-batch", {"payments": payments, "concurrency": 4}
         )
         results += batch["results"]
+        if progress is not None:
+            progress.tick("payments", len(batch["results"]))
         await asyncio.sleep(rng.uniform(0.05, 0.4))
     await _post(session, node + "/__sandbox/node", {"duplicate_receipts": False})
     return results
@@ -806,6 +1134,7 @@ async def _lookups(
     people: list[str],
     n: int,
     rng: random.Random,
+    progress: Progress | None = None,
 ) -> list[dict[str, Any]]:
     """Resident look-ups through the balancer, two at a time, each with its own purpose
     (the protocol number of the file it is for), so its audit row can be found."""
@@ -827,13 +1156,17 @@ async def _lookups(
                     results.append({"purpose": purpose, "status": r.status, "body": body[:200]})
             except aiohttp.ClientError as exc:
                 results.append({"purpose": purpose, "status": 0, "body": type(exc).__name__})
+            if progress is not None:
+                progress.tick("lookups")
             await asyncio.sleep(rng.uniform(0.01, 0.08))
 
     await asyncio.gather(lane(), lane())
     return results
 
 
-async def _logins(hub: str, idp: str, n: int, rng: random.Random) -> list[dict[str, Any]]:
+async def _logins(
+    hub: str, idp: str, n: int, rng: random.Random, progress: Progress | None = None
+) -> list[dict[str, Any]]:
     """SPID logins, one browser (cookie jar) each, through the balancer: the AuthnRequest
     may leave from one replica and the Response reach the other."""
     from sportello.sandbox.idp.identities import DEFAULT_IDENTITIES
@@ -878,6 +1211,8 @@ async def _logins(hub: str, idp: str, n: int, rng: random.Random) -> list[dict[s
                 results.append(await one())
             except (aiohttp.ClientError, TimeoutError, KeyError, ValueError) as exc:
                 results.append({"step": "error", "status": 0, "error": type(exc).__name__})
+            if progress is not None:
+                progress.tick("logins")
             await asyncio.sleep(rng.uniform(0.02, 0.1))
 
     await asyncio.gather(lane(), lane())
@@ -888,6 +1223,7 @@ async def _settle(engine: Any, session: aiohttp.ClientSession, node: str, timeou
     from sportello.outbox import store
     from sportello.platforms.io.campaigns import QUEUED, SENDING
     from sportello.platforms.io.tables import io_messages
+    from sportello.platforms.send.tables import send_notifications
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -898,9 +1234,14 @@ async def _settle(engine: Any, session: aiohttp.ClientSession, node: str, timeou
                     select(func.count()).where(io_messages.c.status.in_([QUEUED, SENDING]))
                 )
             ).scalar_one()
+            busy_send = (
+                await conn.execute(
+                    select(func.count()).where(send_notifications.c.status.not_in(SEND_DONE))
+                )
+            ).scalar_one()
         async with session.get(node + "/__sandbox/receipts") as r:
             pending = (await r.json())["pending"]
-        if not counts.get("pending") and not counts.get("running") and not busy_io and not pending:
+        if not (counts.get("pending") or counts.get("running") or busy_io or busy_send or pending):
             return True
         await asyncio.sleep(0.5)
     return False
@@ -923,10 +1264,15 @@ async def _count(
     anpr_calls: dict[str, int],
     login_results: list[dict[str, Any]],
     idp_sessions: int,
+    send_url: str,
+    send_twin: Any,
+    protocols: list[str],
+    import_output: str,
 ) -> list[Row]:
     from sportello.platforms.io import campaigns
     from sportello.platforms.login.tables import login_sessions
     from sportello.platforms.pagopa.tables import receipts
+    from sportello.platforms.send.tables import send_notifications
     from sportello.schema import audit_log, outbox
 
     rows: list[Row] = []
@@ -964,6 +1310,16 @@ async def _count(
             )
         ).all()
         audited = Counter(r.purpose for r in audit_rows)
+        send_rows = (
+            await conn.execute(
+                select(
+                    send_notifications.c.pa_protocol_number,
+                    send_notifications.c.status,
+                    send_notifications.c.iun,
+                    send_notifications.c.errors,
+                )
+            )
+        ).all()
     hub_ids = Counter(rid for rid, _ in hub)
     pg = Row("pagoPA receipts")
     pg.sent = len(node_receipts)
@@ -1127,6 +1483,59 @@ async def _count(
     li.doubled = max(0, hub_sessions - idp_sessions)  # one assertion, two sessions
     li.details.append(f"IdP sessions {idp_sessions}, hub sessions {hub_sessions}")
     rows.append(li)
+
+    # SEND fines: the twin's own record (every request it stored, its state and IUN) against
+    # the hub's notifications; SEND gives a key (paProtocolNumber + idempotenceToken)
+    async with session.get(send_url + "/__sandbox/notifications") as answer:
+        records = (await answer.json())["notifications"]
+    at_send: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for rec in records:
+        at_send[rec["paProtocolNumber"]].append(rec)
+    hub_send = {r.pa_protocol_number: r for r in send_rows}
+    se = Row("SEND fines")
+    se.sent = len(protocols)
+    se.retried = sum(1 for c in send_twin.calls if int(c.get("status", 200)) >= 429)
+    accepted_there = {
+        p for p, recs in at_send.items() if any(x["state"] == "ACCEPTED" for x in recs)
+    }
+    for p in protocols:
+        mine = hub_send.get(p)
+        theirs = at_send.get(p, [])
+        if mine is None:
+            se.lost += 1
+            se.details.append(f"lost: {p} never queued (import: {import_output[:80]})")
+        elif mine.status == "accepted":
+            iuns = {x["iun"] for x in theirs if x["state"] == "ACCEPTED"}
+            if iuns == {mine.iun}:
+                se.done += 1
+            else:
+                se.lost += 1
+                se.details.append(f"lost: {p} accepted in the hub ({mine.iun}), SEND has {iuns}")
+        elif mine.status in ("refused", "failed", "cancelled"):
+            se.unknown += 1
+            se.reasons[f"{mine.status}: {str(mine.errors)[:60]}"] += 1
+            if p in accepted_there:
+                se.lost += 1  # SEND accepted it and the hub thinks otherwise
+                se.details.append(f"lost: {p} {mine.status} in the hub, ACCEPTED at SEND")
+        else:
+            se.lost += 1
+            se.details.append(f"lost: {p} still {mine.status} after settling")
+    se.doubled = sum(1 for recs in at_send.values() if len(recs) > 1)
+    se.details += [
+        f"doubled: {p} {len(recs)} times at SEND" for p, recs in at_send.items() if len(recs) > 1
+    ][:10]
+    strangers = set(at_send) - set(protocols)
+    if strangers:
+        se.lost += len(strangers)
+        se.details.append(f"{len(strangers)} notifications at SEND the hub never imported")
+    send_jobs = [o for o in outbox_rows if o.kind.startswith("send.")]
+    faulted = Counter(c["status"] for c in send_twin.calls if c["status"] >= 429)
+    se.details.append(
+        f"SEND's record: {len(records)} requests, {len(accepted_there)} accepted; hub outbox "
+        f"attempts beyond the first {sum(max(0, o.attempts - 1) for o in send_jobs)}; "
+        f"faulted answers {dict(faulted)}"
+    )
+    rows.append(se)
     return rows
 
 
@@ -1156,7 +1565,8 @@ def print_summary(rows: list[Row], plan: Plan) -> None:
     table = Table(
         title=f"chaos: {plan.positions} positions, {plan.payments} payments, "
         f"{plan.webhooks} webhooks, {plan.lookups} look-ups, {plan.logins} logins, "
-        f"{plan.kills} SIGKILLs"
+        f"{plan.fines} SEND fines, {plan.kills} SIGKILLs"
+        + (", a PostgreSQL restart" if plan.pg_restart else "")
     )
     for col in ("platform", "sent", "done", "retried", "unknown", "lost", "doubled"):
         table.add_column(col, justify="left" if col == "platform" else "right")
@@ -1187,6 +1597,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lookups", type=int, default=200)
     parser.add_argument("--logins", type=int, default=100)
     parser.add_argument("--kills", type=int, default=3)
+    parser.add_argument("--fines", type=int, default=200, help="SEND fines")
+    parser.add_argument(
+        "--no-pg-restart",
+        action="store_true",
+        help="do not run a private PostgreSQL server and restart it during the day",
+    )
     parser.add_argument("--seed", type=int, default=0, help="0: a random day")
     parser.add_argument("--settle-timeout", type=float, default=240.0)
     parser.add_argument("--json", type=Path, help="also write the rows there")
@@ -1198,6 +1614,8 @@ def main(argv: list[str] | None = None) -> int:
         lookups=args.lookups,
         logins=args.logins,
         kills=args.kills,
+        fines=args.fines,
+        pg_restart=not args.no_pg_restart,
         seed=args.seed,
         settle_timeout=args.settle_timeout,
     )

@@ -10,11 +10,11 @@ in the ``document`` column and looked up inside the documents folder only (absol
 
 The valid rows are queued in one transaction through the same function as the API
 (``service.queue_notification``: documents stored, ``paProtocolNumber`` and
-``idempotenceToken`` stored before any call, the ``send.upload`` → ``send.request`` →
-``send.acceptance`` jobs of the outbox). The idempotency key of a row is the tenant plus its
-``paProtocolNumber``: running the same import again queues nothing twice (a row whose
-protocol number is already there with the same content counts as ``already``; with other
-content it is a problem, since SEND would take it for the same act).
+``idempotenceToken`` stored before any call, the ``send.upload`` (the documents, then the
+request) → ``send.acceptance`` jobs of the outbox). The idempotency key of a row is the
+tenant plus its ``paProtocolNumber``: running the same import again queues nothing twice (a
+row whose protocol number is already there with the same content counts as ``already``; with
+other content it is a problem, since SEND would take it for the same act).
 """
 
 from __future__ import annotations
