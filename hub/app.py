@@ -33,7 +33,14 @@ from .appkeys import (
 )
 from .clock import Clock, SystemClock
 from .config import HubConfig
-from .db import ReplicaLock, check_reachable, create_engine, reading, sqlite_path
+from .db import (
+    ReplicaLock,
+    check_reachable,
+    create_engine,
+    is_unavailable,
+    reading,
+    sqlite_path,
+)
 from .metrics import HubMetrics
 from .outbox import store
 from .periodic import PeriodicTask
@@ -104,7 +111,7 @@ def create_app(
     """Build the hub's web app. Resources open on startup and close on cleanup, in order.
     ``sighup``: a SIGHUP reloads the tenants (``sportello serve``; see docs/tenants.md)."""
     app = web.Application(
-        middlewares=[_observe, api.authenticate],
+        middlewares=[_observe, _database_unavailable, api.authenticate],
         client_max_size=config.server.max_body_bytes,  # sportello.api.bodies.read_body's cap
     )
     app[CONFIG] = config
@@ -238,6 +245,26 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _database_unavailable(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The database down or restarting is a 503 naming it (try again), never a 500."""
+    try:
+        return await handler(request)
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        log.warning(
+            "database unavailable: %s %s: %s", request.method, request.path, type(exc).__name__
+        )
+        response = api.problem(
+            503,
+            "Service Unavailable",
+            "the hub's database is unavailable (restarting or unreachable): try again shortly",
+        )
+        response.headers["Retry-After"] = "5"
+        return response
 
 
 @web.middleware

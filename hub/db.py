@@ -111,6 +111,39 @@ async def check_reachable(engine: AsyncEngine) -> None:
         ) from exc
 
 
+def is_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` says the database cannot be reached (down, restarting, the
+    connection dropped), not that a statement was wrong: the caller may try again later.
+    asyncpg's connect errors reach the caller unwrapped (``ConnectionRefusedError``) or as a
+    plain ``DBAPIError`` caused by asyncpg's (``the database system is shutting down``)."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    try:
+        from asyncpg import exceptions as pg
+    except ImportError:  # pragma: no cover - asyncpg is a dependency
+        pg = None
+    seen: BaseException | None = exc
+    for _ in range(5):  # the exception and its causes (SQLAlchemy wraps the driver's)
+        if seen is None:
+            return False
+        if isinstance(seen, DBAPIError) and (
+            seen.connection_invalidated or isinstance(seen, OperationalError | InterfaceError)
+        ):
+            return True
+        if isinstance(seen, ConnectionError):  # asyncpg's own, raised bare
+            return True
+        if pg is not None and isinstance(
+            seen,
+            pg.CannotConnectNowError
+            | pg.ConnectionDoesNotExistError
+            | pg.AdminShutdownError
+            | pg.ConnectionFailureError,
+        ):
+            return True
+        seen = seen.__cause__ or (seen.orig if isinstance(seen, DBAPIError) else None)
+    return False
+
+
 class ReplicaLock:
     """Refuses a second replica on one SQLite file.
 

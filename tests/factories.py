@@ -7,23 +7,51 @@ free_port``; pytest puts ``tests/`` on ``sys.path``, see pyproject's ``pythonpat
   code), platform sections added by keyword;
 - ``login_section(...)`` / ``spid_tenant(...)``: a tenant with SPID and/or CIE login, its SP
   keys and certificate made and written to ``keys_dir`` as ``sportello keys`` does;
-- ``iban_with(abi, account)``: a valid Italian IBAN (check digits computed here).
+- ``iban_with(abi, account)``: a valid Italian IBAN (check digits computed here);
+- ``POSITION_COLUMNS`` / ``SECOND_TRANSFER_COLUMNS``: the header of a debt positions' CSV;
+- ``drain_outbox(app)``: run one outbox worker on a hub app until no job is pending or running.
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from sportello.app import ENGINE, SERVICES
 from sportello.connectors.spid.keys import make_sp_certificate
+from sportello.outbox import OutboxWorker, store
+from sportello.outbox.worker import handlers_from
 from sportello.platforms.login.keys import write_keys
+from sportello.plugins import Plugins
 
 TENANT_NAME = "Comune di Prova"
 TENANT_IPA = "c_z999"
 TENANT_FISCAL_CODE = "00000000999"
 TENANT_CADASTRAL = "Z999"
+
+# The debt positions' CSV columns (the reference csv accounting adapter): one row per
+# instalment, its first transfer to the comune; ``SECOND_TRANSFER_COLUMNS`` follow for a share
+# to another entity.
+POSITION_COLUMNS = [
+    "iupd",
+    "debtor_fiscal_code",
+    "debtor_name",
+    "description",
+    "installment",
+    "due_date",
+    "transfer1_amount",
+    "transfer1_iban",
+    "transfer1_category",
+]
+SECOND_TRANSFER_COLUMNS = [
+    "transfer2_amount",
+    "transfer2_fiscal_code",
+    "transfer2_iban",
+    "transfer2_category",
+]
 
 
 def free_port() -> int:
@@ -119,3 +147,31 @@ def iban_with(abi: str, account: str) -> str:
     bban = "X" + abi + "03200" + account
     digits = "".join(str(int(ch, 36)) for ch in bban + "IT00")
     return f"IT{98 - int(digits) % 97:02d}{bban}"
+
+
+async def drain_outbox(app: Any, *, outbox: Any = None, timeout: float = 60.0) -> None:
+    """Run one outbox worker on the hub ``app`` until no job is pending or running.
+
+    The worker runs with every platform's outbox handlers and ``outbox`` (the outbox settings;
+    default the hub's); ``timeout`` seconds without draining fail the test (``TimeoutError``).
+    """
+    engine = app[ENGINE]
+    services = app[SERVICES]
+    worker = OutboxWorker(
+        engine,
+        handlers_from(Plugins().outbox_handlers(), services),
+        outbox if outbox is not None else services.config.outbox,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                async with engine.connect() as conn:
+                    counts = await store.counts_by_status(conn)
+                if not counts.get("pending") and not counts.get("running"):
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await task

@@ -55,6 +55,7 @@ from sqlalchemy import column as untyped
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from ..sql_query import sqlite_relative_to
 from .base import AccountingReceipt, PositionRow, ReconciliationResult, RowError
 from .csv_adapter import RECEIPT_COLUMNS, REQUIRED, CsvAccountingAdapter
 
@@ -79,11 +80,7 @@ class SqlAccountingAdapter:
     def __init__(self, options: dict[str, Any], *, base_dir: Path) -> None:
         if "url" not in options:
             raise ValueError("the sql accounting adapter needs options.url")
-        url = str(options["url"])
-        prefix = "sqlite+aiosqlite:///"
-        if url.startswith(prefix) and not Path(url[len(prefix) :]).is_absolute():
-            url = prefix + str(base_dir / url[len(prefix) :])
-        self.url = url
+        self.url = sqlite_relative_to(str(options["url"]), base_dir)
         self.positions_table = options.get("positions_table")
         self.receipts_table = options.get("receipts_table")
         self.reconciliation_table = options.get("reconciliation_table")

@@ -9,35 +9,14 @@ template fields). Every row is validated by the hub before anything is queued.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+from ..sql_query import SqlQuerySource
 
 
-class SqlCampaignSource:
+class SqlCampaignSource(SqlQuerySource):
     name: ClassVar[str] = "sql"
+    kind: ClassVar[str] = "campaign"
 
-    def __init__(self, options: dict[str, Any], *, base_dir: Path) -> None:
-        for required in ("url", "query"):
-            if not options.get(required):
-                raise ValueError(f"the sql campaign source needs options.{required}")
-        url = str(options["url"])
-        prefix = "sqlite+aiosqlite:///"
-        if url.startswith(prefix) and not Path(url[len(prefix) :]).is_absolute():
-            url = prefix + str(base_dir / url[len(prefix) :])
-        query = str(options["query"]).strip()
-        if not query.lower().startswith("select"):
-            raise ValueError("options.query must be a SELECT")
-        self.url, self.query = url, query
-
-    async def rows(self) -> AsyncIterator[dict[str, Any]]:
-        engine = create_async_engine(self.url)
-        try:
-            async with engine.connect() as conn:
-                result = await conn.stream(text(self.query))
-                async for row in result.mappings():
-                    yield dict(row)
-        finally:
-            await engine.dispose()
+    def rows(self) -> AsyncIterator[dict[str, Any]]:
+        return self.mappings()

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from sqlalchemy import MetaData, Table, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from ..sql_query import sqlite_relative_to
 from .base import RegistryDataError, RegistryRecord, mapping_from
 
 
@@ -25,11 +26,7 @@ class SqlRegistryAdapter:
         for required in ("url", "table"):
             if required not in options:
                 raise ValueError(f"the sql registry adapter needs options.{required}")
-        url = str(options["url"])
-        prefix = "sqlite+aiosqlite:///"
-        if url.startswith(prefix) and not Path(url[len(prefix) :]).is_absolute():
-            url = prefix + str(base_dir / url[len(prefix) :])
-        self.url = url
+        self.url = sqlite_relative_to(str(options["url"]), base_dir)
         self.table_name = str(options["table"])
         self.columns = mapping_from(options)
         self._engine: AsyncEngine | None = None

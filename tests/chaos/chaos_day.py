@@ -1013,7 +1013,7 @@ class Progress:
         self.engine = engine
         self.totals = {"payments": payments, "lookups": plan.lookups, "logins": plan.logins}
         self.ticks: Counter[str] = Counter()
-        self.db = {"campaign": 0.0, "fines": 0.0, "outbox": 0.0}
+        self.db = {"campaign": 0.0, "fines": 0.0 if plan.fines else 1.0, "outbox": 0.0}
 
     def tick(self, what: str, n: int = 1) -> None:
         self.ticks[what] += n

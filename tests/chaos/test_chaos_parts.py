@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from chaos_day import Balancer, Replica, Row, free_port, toml_table
+from chaos_day import Balancer, Plan, Progress, Replica, Row, free_port, toml_table
 
 
 def test_verdict_fails_on_lost_and_on_doubled_only_where_there_is_a_key() -> None:
@@ -79,3 +79,15 @@ async def test_balancer_skips_a_replica_that_is_down_and_passes_answers_through(
     finally:
         await front.close()
         await balancer.session.close()
+
+
+def test_progress_is_the_mean_share_of_the_days_work() -> None:
+    plan = Plan(lookups=10, logins=0, fines=0)
+    progress = Progress(plan, engine=None, payments=20)
+    assert progress.share() == 2 / 6  # nothing done; no logins and no fines planned
+    progress.tick("payments", 10)
+    progress.tick("lookups", 10)
+    progress.db = {"campaign": 0.5, "fines": 1.0, "outbox": 0.25}
+    assert progress.share() == (0.5 + 1 + 1 + 0.5 + 1 + 0.25) / 6
+    progress.tick("payments", 99)  # a share never passes 1
+    assert progress.share() <= 1

@@ -46,6 +46,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from readiness import wait_ready
+
 ROOT = Path(__file__).resolve().parents[2]
 SDK_DIR = Path(__file__).resolve().parent / "oidc_sdk"
 PACKAGE = "spid-cie-oidc"
@@ -136,7 +138,12 @@ class Sdk:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        wait_ready(f"{self.base}/ta/.well-known/openid-federation", self.proc)
+        wait_ready(
+            f"{self.base}/ta/.well-known/openid-federation",
+            self.proc,
+            what="the SDK server",
+            timeout=30.0,
+        )
         self.register(self.facts["provider"], "openid_provider")
         self.command("op-marks")
 
@@ -156,21 +163,6 @@ class Sdk:
     def log_tail(self) -> str:
         path = self.data / "sdk.log"
         return path.read_text(errors="replace")[-4000:] if path.exists() else ""
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the SDK server exited early (code {proc.returncode})")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"the SDK server did not answer {url} within {timeout:.0f} s")
 
 
 # -- the hub -----------------------------------------------------------------------------------

@@ -23,10 +23,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from readiness import wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 VERSION = "1.2.18"
@@ -85,21 +85,6 @@ def idp_keys(folder: Path) -> None:
         )
     )
     (folder / "public.cert").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the demo exited early (code {proc.returncode})")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"the demo did not answer {url} within {timeout:.0f} s")
 
 
 def failures(report: Path) -> list[str]:
@@ -162,7 +147,12 @@ def main() -> int:
     )
     bad = 0
     try:
-        wait_ready(f"{hub}/t/demo/spid/metadata", proc)
+        try:
+            wait_ready(
+                f"{hub}/t/demo/spid/metadata", proc, what="the demo", timeout=90.0, interval=0.5
+            )
+        except RuntimeError as exc:
+            raise SystemExit(str(exc)) from None
         for profile, tenant, scheme, minimum in PROFILES:
             if profile not in args.profiles:
                 continue

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import jwt as pyjwt
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from yarl import URL
 
+from sportello import apikeys
+from sportello.app import CLOCK, ENGINE
+from sportello.app import create_app as create_hub
+from sportello.config import HubConfig
 from sportello.connectors.oidc.federation import (
     RpFederationConfig,
     TrustAnchor,
@@ -54,6 +62,30 @@ async def twin() -> AsyncIterator[str]:
         yield base
     finally:
         await server.close()
+
+
+async def anchor_jwks(twin: str, path: Path) -> dict[str, Any]:
+    """The twin TA's federation JWKS, read from its entity configuration (as an operator copies
+    it) and written to ``path`` for the hub's ``trust_anchor_jwks``."""
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{twin}/ta/.well-known/openid-federation") as resp:
+            ta = pyjwt.decode(await resp.text(), options={"verify_signature": False})
+    jwks: dict[str, Any] = ta["jwks"]
+    await asyncio.to_thread(path.write_text, json.dumps(jwks))
+    return jwks
+
+
+async def serve_hub(config: HubConfig, port: int) -> tuple[TestServer, str]:
+    """The hub of ``config`` on ``port`` (database migrated) and an API key of tenant
+    ``comune`` with scope ``personal_data``; the caller closes the server."""
+    app = create_hub(config, apply_migrations=True)
+    server = TestServer(app, host="127.0.0.1", port=port)
+    await server.start_server()
+    async with app[ENGINE].begin() as conn:
+        key = await apikeys.create(
+            conn, tenant_id="comune", name="app", scopes=["personal_data"], now=app[CLOCK].now()
+        )
+    return server, key
 
 
 async def anchor_of(http: aiohttp.ClientSession, twin: str) -> TrustAnchor:
@@ -132,6 +164,25 @@ async def provider(rp: Rp, twin: str, scheme: str) -> Provider:
 
 _ACTION = re.compile(r"action='([^']+)'")
 _TXN = re.compile(r"name='txn' value='([^']+)'")
+
+
+async def at_provider(browser: aiohttp.ClientSession, location: str, person: str) -> str:
+    """The person logs in and consents at the OP; the callback URL it sends them to."""
+    async with browser.get(URL(location, encoded=True), allow_redirects=False) as resp:
+        page = await resp.text()
+        assert resp.status == 200, page
+    txn, action = _TXN.search(page), _ACTION.search(page)
+    assert txn and action
+    form = {"txn": txn.group(1), "identity": person}
+    async with browser.post(action.group(1), data=form, allow_redirects=False) as resp:
+        page = await resp.text()
+        assert resp.status == 200 and "Acconsento" in page, page
+    action = _ACTION.search(page)
+    assert action
+    form = {"txn": txn.group(1), "decision": "accept"}
+    async with browser.post(action.group(1), data=form, allow_redirects=False) as resp:
+        assert resp.status == 302, await resp.text()
+        return resp.headers["Location"]
 
 
 async def browser_login(

@@ -17,20 +17,19 @@ import aiohttp
 import jwt as pyjwt
 import pytest
 import yarl
-from aiohttp.test_utils import TestServer
 from click.testing import CliRunner
 from factories import free_port, tenant
 from sqlalchemy import select
 
-from sportello import apikeys
-from sportello.app import CLOCK, ENGINE, create_app
+from sportello.app import ENGINE
 from sportello.cli.main import main as cli
 from sportello.config import parse_config
 from sportello.platforms.login.oidc_routes import OIDC
 from sportello.sandbox.idp.identities import DEFAULT_IDENTITIES
 from sportello.schema import audit_log, outbox
 
-from .conftest import _ACTION, _TXN, OP_MARK, set_faults
+from .conftest import _ACTION, _TXN, OP_MARK, anchor_jwks, serve_hub, set_faults
+from .conftest import at_provider as _at_provider
 
 MARIO = DEFAULT_IDENTITIES[0]  # SpidL3, has a CIE
 RETURN = "https://app.comune.example/callback"
@@ -62,10 +61,7 @@ def _toml(value: Any) -> str:
 async def hub(tmp_path: Path, db_url: str, twin: str) -> Any:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"{twin}/ta/.well-known/openid-federation") as resp:
-            ta = pyjwt.decode(await resp.text(), options={"verify_signature": False})
-    (tmp_path / "ta-jwks.json").write_text(json.dumps(ta["jwks"]))
+    await anchor_jwks(twin, tmp_path / "ta-jwks.json")
     oidc = {
         "keys_dir": "keys/oidc",
         "trust_anchor": f"{twin}/ta",
@@ -111,13 +107,8 @@ async def hub(tmp_path: Path, db_url: str, twin: str) -> Any:
     from sportello.platforms.login.oidc_keys import make_or_rotate
 
     make_or_rotate(tmp_path / "keys/altro", rotate=False, now=_now(), overlap=_day())
-    app = create_app(config, apply_migrations=True)
-    server = TestServer(app, host="127.0.0.1", port=port)
-    await server.start_server()
-    async with app[ENGINE].begin() as conn:
-        key = await apikeys.create(
-            conn, tenant_id="comune", name="app", scopes=["personal_data"], now=app[CLOCK].now()
-        )
+    server, key = await serve_hub(config, port)
+    app = server.app
     # onboarding: the trust anchor fetches the RP's entity configuration, issues a trust mark
     async with aiohttp.ClientSession() as http:
         for tid, keys in (("comune", "keys/oidc"), ("altro", "keys/altro")):
@@ -152,25 +143,6 @@ async def _to_provider(
     async with browser.get(
         f"{hub.url}/t/{tenant_id}/oidc/login", params=params, allow_redirects=False
     ) as resp:
-        assert resp.status == 302, await resp.text()
-        return resp.headers["Location"]
-
-
-async def _at_provider(browser: aiohttp.ClientSession, location: str, person: str) -> str:
-    """The person logs in and consents at the OP; the callback URL it sends them to."""
-    async with browser.get(yarl.URL(location, encoded=True), allow_redirects=False) as resp:
-        page = await resp.text()
-        assert resp.status == 200, page
-    txn, action = _TXN.search(page), _ACTION.search(page)
-    assert txn and action
-    form = {"txn": txn.group(1), "identity": person}
-    async with browser.post(action.group(1), data=form, allow_redirects=False) as resp:
-        page = await resp.text()
-        assert resp.status == 200 and "Acconsento" in page, page
-    action = _ACTION.search(page)
-    assert action
-    form = {"txn": txn.group(1), "decision": "accept"}
-    async with browser.post(action.group(1), data=form, allow_redirects=False) as resp:
         assert resp.status == 302, await resp.text()
         return resp.headers["Location"]
 

@@ -14,15 +14,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
-import jwt as pyjwt
 import pytest
 import yarl
 from aiohttp.test_utils import TestServer
 from click.testing import CliRunner
 from factories import free_port, tenant
 
-from sportello import apikeys
-from sportello.app import CLOCK, ENGINE, create_app
+from sportello.app import create_app
 from sportello.cli.main import main as cli
 from sportello.config import parse_config
 from sportello.connectors.oidc.errors import FederationError
@@ -38,7 +36,7 @@ from sportello.platforms.login.oidc_federation import make_or_rotate_federation
 from sportello.platforms.login.oidc_keys import make_or_rotate
 from sportello.sandbox.idp.identities import DEFAULT_IDENTITIES
 
-from .conftest import _ACTION, _TXN, OP_MARK
+from .conftest import OP_MARK, anchor_jwks, at_provider, serve_hub
 
 MARIO = DEFAULT_IDENTITIES[0]
 RETURN = "https://app.comune.example/callback"
@@ -77,10 +75,7 @@ async def hub(tmp_path: Path, db_url: str, twin: str) -> Any:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     fed = f"{url}/federation"
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"{twin}/ta/.well-known/openid-federation") as resp:
-            ta = pyjwt.decode(await resp.text(), options={"verify_signature": False})
-    (tmp_path / "ta-jwks.json").write_text(json.dumps(ta["jwks"]))
+    ta_jwks = await anchor_jwks(twin, tmp_path / "ta-jwks.json")
     oidc = {
         "keys_dir": "keys/comune",
         "trust_anchor": f"{twin}/ta",
@@ -131,13 +126,8 @@ async def hub(tmp_path: Path, db_url: str, twin: str) -> Any:
         source=str(toml),
         base_dir=tmp_path,
     )
-    app = create_app(config, apply_migrations=True)
-    server = TestServer(app, host="127.0.0.1", port=port)
-    await server.start_server()
-    async with app[ENGINE].begin() as conn:
-        key = await apikeys.create(
-            conn, tenant_id="comune", name="app", scopes=["personal_data"], now=app[CLOCK].now()
-        )
+    server, key = await serve_hub(config, port)
+    app = server.app
     # onboarding, once: the anchor registers the intermediate; then each comune under it
     # gets the anchor's RP trust mark once the intermediate's statement vouches for it
     async with aiohttp.ClientSession() as http:
@@ -154,7 +144,7 @@ async def hub(tmp_path: Path, db_url: str, twin: str) -> Any:
                 json.dumps((await r.json())["trust_marks"])
             )
     try:
-        yield Hub(url, twin, app, key, tmp_path, toml, TrustAnchor(f"{twin}/ta", ta["jwks"]))
+        yield Hub(url, twin, app, key, tmp_path, toml, TrustAnchor(f"{twin}/ta", ta_jwks))
     finally:
         await server.close()
 
@@ -430,21 +420,7 @@ async def test_full_login_through_the_intermediate(hub: Hub, scheme: str) -> Non
             assert resp.status == 302, await resp.text()
             location = resp.headers["Location"]
         # the OP resolves the RP's chain through the intermediate before showing a page
-        async with browser.get(yarl.URL(location, encoded=True), allow_redirects=False) as resp:
-            page = await resp.text()
-            assert resp.status == 200, page
-        txn, action = _TXN.search(page), _ACTION.search(page)
-        assert txn and action
-        form = {"txn": txn.group(1), "identity": MARIO.code}
-        async with browser.post(action.group(1), data=form, allow_redirects=False) as resp:
-            page = await resp.text()
-            assert resp.status == 200 and "Acconsento" in page, page
-        action = _ACTION.search(page)
-        assert action
-        form = {"txn": txn.group(1), "decision": "accept"}
-        async with browser.post(action.group(1), data=form, allow_redirects=False) as resp:
-            assert resp.status == 302, await resp.text()
-            callback = resp.headers["Location"]
+        callback = await at_provider(browser, location, MARIO.code)
         assert callback.startswith(f"{hub.rp()}/callback?")
         async with browser.get(yarl.URL(callback, encoded=True), allow_redirects=False) as resp:
             assert resp.status == 303, await resp.text()

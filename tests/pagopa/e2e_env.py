@@ -4,20 +4,16 @@ mode against the sandbox (``gpd_config``), an outbox drain and a row count."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestServer
+from factories import POSITION_COLUMNS, SECOND_TRANSFER_COLUMNS, drain_outbox
 from sqlalchemy import func, select
 
-from sportello.app import ENGINE, SERVICES
 from sportello.config import HubConfig, parse_config
-from sportello.outbox import OutboxWorker, store
-from sportello.outbox.worker import handlers_from
-from sportello.plugins import Plugins
 from sportello.sandbox.pagopa.fdr_routes import FDR_PREFIX
 from sportello.sandbox.pagopa.gpd_app import GPD_PREFIX
 
@@ -48,23 +44,7 @@ def write_positions(path: Path, count: int) -> None:
     due = datetime.now(UTC).date() + timedelta(days=60)
     with path.open("w", encoding="utf-8", newline="") as fh:
         out = csv.writer(fh, delimiter=";")
-        out.writerow(
-            [
-                "iupd",
-                "debtor_fiscal_code",
-                "debtor_name",
-                "description",
-                "installment",
-                "due_date",
-                "transfer1_amount",
-                "transfer1_iban",
-                "transfer1_category",
-                "transfer2_amount",
-                "transfer2_fiscal_code",
-                "transfer2_iban",
-                "transfer2_category",
-            ]
-        )
+        out.writerow([*POSITION_COLUMNS, *SECOND_TRANSFER_COLUMNS])
         for i in range(count):
             tari = 9_000 + (i % 50) * 100  # cents, per instalment
             tefa = tari * 5 // 100
@@ -128,23 +108,7 @@ def make_config(db_url: str, tmp_path: Path, fdr_url: str) -> HubConfig:
 
 async def drain(app: Any, config: HubConfig) -> None:
     """Run one outbox worker until nothing is pending or running."""
-    engine = app[ENGINE]
-    worker = OutboxWorker(
-        engine, handlers_from(Plugins().outbox_handlers(), app[SERVICES]), config.outbox
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    try:
-        async with asyncio.timeout(30):
-            while True:
-                async with engine.connect() as conn:
-                    counts = await store.counts_by_status(conn)
-                if not counts.get("pending") and not counts.get("running"):
-                    break
-                await asyncio.sleep(0.05)
-    finally:
-        stop.set()
-        await task
+    await drain_outbox(app, outbox=config.outbox)
 
 
 async def count(engine: Any, table: Any, *where: Any) -> int:

@@ -4,22 +4,19 @@ tests; the ``hub`` fixture that builds it lives in this folder's conftest.py."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from factories import drain_outbox
 from pagopa_node import BROKER, EC, STATION, XSD_DIR
 from sqlalchemy import func, select
 
-from sportello.app import CLOCK, ENGINE, SERVICES
+from sportello.app import CLOCK, ENGINE
 from sportello.config import HubConfig, parse_config
-from sportello.outbox import OutboxWorker, store
-from sportello.outbox.worker import handlers_from
 from sportello.platforms.pagopa.store import PagopaStore
-from sportello.plugins import Plugins
 
 HAVE_XSD = (XSD_DIR / "paForNode.xsd").is_file()
 
@@ -171,21 +168,7 @@ class Hub:
 
     async def drain(self) -> None:
         """Run one outbox worker until nothing is pending or running."""
-        handlers = handlers_from(Plugins().outbox_handlers(), self.app[SERVICES])
-        worker = OutboxWorker(self.engine, handlers, self.config.outbox)
-        stop = asyncio.Event()
-        task = asyncio.create_task(worker.run(stop))
-        try:
-            async with asyncio.timeout(20):
-                while True:
-                    async with self.engine.connect() as conn:
-                        counts = await store.counts_by_status(conn)
-                    if not counts.get("pending") and not counts.get("running"):
-                        break
-                    await asyncio.sleep(0.05)
-        finally:
-            stop.set()
-            await task
+        await drain_outbox(self.app, outbox=self.config.outbox)
 
     def receipts_csv(self) -> list[dict[str, str]]:
         path = self.tmp_path / "receipts.csv"

@@ -12,7 +12,6 @@ answered PAA_PAGAMENTO_ANNULLATO. The CLI's publish and invalidate.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,20 +21,17 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from factories import drain_outbox
 from pagopa_node import XSD_DIR, outcome, verify
 from sqlalchemy import func, select
 
 from sportello import apikeys
-from sportello.app import CLOCK, ENGINE, SERVICES, create_app
+from sportello.app import CLOCK, ENGINE, create_app
 from sportello.config import HubConfig, parse_config
-from sportello.outbox import OutboxWorker
-from sportello.outbox import store as outbox_store
-from sportello.outbox.worker import handlers_from
 from sportello.platforms.pagopa.gpd_bulk import create_positions_bulk
 from sportello.platforms.pagopa.operations import OperationError, change_position
 from sportello.platforms.pagopa.station import XSD_DIR as XSD_KEY
 from sportello.platforms.pagopa.store import PagopaStore, change_key, gpd_lock
-from sportello.plugins import Plugins
 from sportello.sandbox.pagopa.app import DEFAULT_GPD_API_KEY
 from sportello.sandbox.pagopa.app import create_app as create_sandbox
 from sportello.sandbox.pagopa.gpd_app import GPD_PREFIX
@@ -196,22 +192,7 @@ class Env:
 
     async def drain(self) -> None:
         """Run one outbox worker until nothing is pending or running."""
-        engine = self.app[ENGINE]
-        handlers = handlers_from(Plugins().outbox_handlers(), self.app[SERVICES])
-        worker = OutboxWorker(engine, handlers, self.config.outbox)
-        stop = asyncio.Event()
-        task = asyncio.create_task(worker.run(stop))
-        try:
-            async with asyncio.timeout(60):
-                while True:
-                    async with engine.connect() as conn:
-                        counts = await outbox_store.counts_by_status(conn)
-                    if not counts.get("pending") and not counts.get("running"):
-                        break
-                    await asyncio.sleep(0.05)
-        finally:
-            stop.set()
-            await task
+        await drain_outbox(self.app, outbox=self.config.outbox)
 
     async def station(self, nav: str) -> tuple[str, str | None]:
         async with self.session.post(

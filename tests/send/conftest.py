@@ -7,10 +7,12 @@ unrelated e-service (to prove a voucher for another audience is refused).
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -29,6 +31,25 @@ from sportello.sandbox.pdnd.app import create_app as create_pdnd
 from sportello.sandbox.send.app import DEMO_API_KEY
 from sportello.sandbox.send.app import create_app as create_send
 
+# The columns of a notification import (docs/send.md), in the reference CSV's order.
+NOTIFICATION_COLUMNS = [
+    "paProtocolNumber",
+    "subject",
+    "taxonomyCode",
+    "document",
+    "recipientType",
+    "taxId",
+    "denomination",
+    "address",
+    "zip",
+    "municipality",
+    "province",
+    "digitalDomicile",
+    "noticeCode",
+    "creditorTaxId",
+    "amount",
+    "applyCost",
+]
 FAST = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05)
 
 
@@ -56,6 +77,18 @@ class Stack:
     send_app: Any
     inad_app: Any
     servers: list[TestServer] = field(default_factory=list)
+
+    def pdnd_section(self, key_file: Path) -> dict[str, Any]:
+        """A tenant's ``[tenants.pdnd]`` for this stack's PDND client, its private key
+        written to ``key_file``."""
+        key_file.write_bytes(client_key()[0])
+        return {
+            "client_id": self.client_id,
+            "key": {"file": str(key_file)},
+            "kid": self.kid,
+            "token_url": self.pdnd_url + "/token.oauth2",
+            "assertion_audience": SANDBOX_ASSERTION_AUDIENCE,
+        }
 
     def pdnd(self) -> PdndClient:
         private_pem, _ = client_key()
@@ -89,6 +122,33 @@ class Stack:
 
     async def voucher(self, purpose: str) -> str:
         return await self.pdnd().token(purpose)
+
+
+def write_cli_config(path: Path, db_url: str, tenant: dict[str, Any], sections: str) -> Path:
+    """A TOML configuration for the CLI, written by hand as an operator would: the database,
+    ``tenant``'s identity and its ``[tenants.pdnd]`` (from its configuration table), then
+    ``sections`` (the platform tables, as TOML text)."""
+    pdnd = tenant["pdnd"]
+    text = f"""
+[database]
+url = {json.dumps(db_url)}
+
+[[tenants]]
+id = {json.dumps(tenant["id"])}
+name = {json.dumps(tenant["name"])}
+ipa_code = {json.dumps(tenant["ipa_code"])}
+fiscal_code = {json.dumps(tenant["fiscal_code"])}
+cadastral_code = {json.dumps(tenant["cadastral_code"])}
+
+[tenants.pdnd]
+client_id = {json.dumps(pdnd["client_id"])}
+key = {{ file = {json.dumps(pdnd["key"]["file"])} }}
+kid = {json.dumps(pdnd["kid"])}
+token_url = {json.dumps(pdnd["token_url"])}
+assertion_audience = {json.dumps(SANDBOX_ASSERTION_AUDIENCE)}
+{sections}"""
+    path.write_text(text)
+    return path
 
 
 async def _serve(app: Any, servers: list[TestServer]) -> str:

@@ -15,33 +15,25 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from click.testing import CliRunner
-from conftest import Stack, client_key
+from conftest import Stack, write_cli_config
 
 from sportello import apikeys
 from sportello.app import ENGINE, SERVICES, create_app
 from sportello.cli.main import main
 from sportello.config import parse_config
-from sportello.connectors.pdnd.environments import SANDBOX_ASSERTION_AUDIENCE
 from sportello.sandbox.inad.app import BASE_PATH, INAD_STATE
 
 PURPOSE = "PROT.2026/77 verbale"
 
 
 def tenant(tenant_id: str, fiscal_code: str, stack: Stack, tmp_path: Path) -> dict[str, Any]:
-    (tmp_path / "pdnd.pem").write_bytes(client_key()[0])
     return {
         "id": tenant_id,
         "name": "Comune di Esempio",
         "ipa_code": "c_z999",
         "fiscal_code": fiscal_code,
         "cadastral_code": "Z999",
-        "pdnd": {
-            "client_id": stack.client_id,
-            "key": {"file": str(tmp_path / "pdnd.pem")},
-            "kid": stack.kid,
-            "token_url": stack.pdnd_url + "/token.oauth2",
-            "assertion_audience": SANDBOX_ASSERTION_AUDIENCE,
-        },
+        "pdnd": stack.pdnd_section(tmp_path / "pdnd.pem"),
         "inad": {
             "base_url": stack.inad_url + BASE_PATH,
             "purpose_id": stack.inad_purpose,
@@ -256,32 +248,13 @@ async def test_inad_5xx_is_502_naming_inad_and_503_when_unavailable(
 
 def write_config(tmp_path: Path, db_url: str, stack: Stack) -> Path:
     t = tenant("demo", "00000000999", stack, tmp_path)
-    text = f"""
-[database]
-url = {json.dumps(db_url)}
-
-[[tenants]]
-id = "demo"
-name = "Comune di Esempio"
-ipa_code = "c_z999"
-fiscal_code = "00000000999"
-cadastral_code = "Z999"
-
-[tenants.pdnd]
-client_id = {json.dumps(t["pdnd"]["client_id"])}
-key = {{ file = {json.dumps(t["pdnd"]["key"]["file"])} }}
-kid = {json.dumps(t["pdnd"]["kid"])}
-token_url = {json.dumps(t["pdnd"]["token_url"])}
-assertion_audience = {json.dumps(SANDBOX_ASSERTION_AUDIENCE)}
-
+    inad = f"""
 [tenants.inad]
 base_url = {json.dumps(t["inad"]["base_url"])}
 purpose_id = {json.dumps(t["inad"]["purpose_id"])}
 bulk_poll_seconds = 0.05
 """
-    path = tmp_path / "cli.toml"
-    path.write_text(text)
-    return path
+    return write_cli_config(tmp_path / "cli.toml", db_url, t, inad)
 
 
 async def cli(*args: str) -> Any:

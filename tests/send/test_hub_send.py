@@ -7,7 +7,6 @@ tenant's key sees nothing; the progress stream's events are stored once and anno
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator
@@ -16,18 +15,16 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import Stack, client_key
+from conftest import Stack
+from factories import drain_outbox
 from sqlalchemy import func, select, update
 
 from sportello import apikeys
 from sportello.app import ENGINE, SERVICES, create_app
 from sportello.config import parse_config
-from sportello.connectors.pdnd.environments import SANDBOX_ASSERTION_AUDIENCE
-from sportello.outbox import OutboxWorker, store
-from sportello.outbox.worker import handlers_from
+from sportello.outbox import store
 from sportello.platforms.send.service import SEND_STREAMS
 from sportello.platforms.send.tables import send_events, send_notifications
-from sportello.plugins import Plugins
 from sportello.sandbox.send.app import DEMO_API_KEY
 from sportello.schema import ledger
 
@@ -38,7 +35,6 @@ BASE = "/api/v1/tenants/demo/send/notifications"
 def tenant(
     tenant_id: str, fiscal_code: str, stack: Stack, tmp_path: Path, sink_url: str
 ) -> dict[str, Any]:
-    (tmp_path / "pdnd.pem").write_bytes(client_key()[0])
     (tmp_path / "send.key").write_text(DEMO_API_KEY)
     return {
         "id": tenant_id,
@@ -46,13 +42,7 @@ def tenant(
         "ipa_code": "c_z999",
         "fiscal_code": fiscal_code,
         "cadastral_code": "Z999",
-        "pdnd": {
-            "client_id": stack.client_id,
-            "key": {"file": str(tmp_path / "pdnd.pem")},
-            "kid": stack.kid,
-            "token_url": stack.pdnd_url + "/token.oauth2",
-            "assertion_audience": SANDBOX_ASSERTION_AUDIENCE,
-        },
+        "pdnd": stack.pdnd_section(tmp_path / "pdnd.pem"),
         "send": {
             "base_url": stack.send_url,
             "api_key": {"file": str(tmp_path / "send.key")},
@@ -101,25 +91,7 @@ async def hub(
 
 async def drain(client: TestClient) -> None:
     """Run one outbox worker until nothing is pending or running."""
-    app = client.app
-    engine = app[ENGINE]
-    services = app[SERVICES]
-    worker = OutboxWorker(
-        engine, handlers_from(Plugins().outbox_handlers(), services), services.config.outbox
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    try:
-        async with asyncio.timeout(20):
-            while True:
-                async with engine.connect() as conn:
-                    counts = await store.counts_by_status(conn)
-                if not counts.get("pending") and not counts.get("running"):
-                    break
-                await asyncio.sleep(0.05)
-    finally:
-        stop.set()
-        await task
+    await drain_outbox(client.app)
 
 
 def body(protocol: str, *, digital: bool = True, address: bool = True) -> dict[str, Any]:

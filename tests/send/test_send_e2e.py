@@ -39,7 +39,8 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from conftest import Stack, client_key
+from conftest import NOTIFICATION_COLUMNS, Stack, client_key
+from factories import POSITION_COLUMNS, drain_outbox
 from pagopa_node import XSD_DIR
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -47,15 +48,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sportello.app import ENGINE, SERVICES, create_app
 from sportello.config import HubConfig, load_config
 from sportello.connectors.pdnd.environments import SANDBOX_ASSERTION_AUDIENCE
-from sportello.outbox import OutboxWorker, store
-from sportello.outbox.worker import handlers_from
 from sportello.platforms.pagopa.operations import import_positions_file
 from sportello.platforms.pagopa.station import XSD_DIR as XSD_KEY
 from sportello.platforms.pagopa.store import PagopaStore
 from sportello.platforms.pagopa.tables import payment_options, receipts
 from sportello.platforms.send.service import SEND_STREAMS
 from sportello.platforms.send.tables import send_events, send_notifications
-from sportello.plugins import Plugins
 from sportello.sandbox.pagopa.app import create_app as create_pagopa
 from sportello.sandbox.pagopa.node import NodeSettings
 from sportello.sandbox.send.app import (
@@ -116,19 +114,7 @@ def write_positions(path: Path, count: int) -> None:
     due = datetime.now(UTC).date() + timedelta(days=60)
     with path.open("w", encoding="utf-8", newline="") as fh:
         out = csv.writer(fh, delimiter=";")
-        out.writerow(
-            [
-                "iupd",
-                "debtor_fiscal_code",
-                "debtor_name",
-                "description",
-                "installment",
-                "due_date",
-                "transfer1_amount",
-                "transfer1_iban",
-                "transfer1_category",
-            ]
-        )
+        out.writerow(POSITION_COLUMNS)
         for i in range(count):
             amount = fine_amount(i)
             out.writerow(
@@ -151,26 +137,7 @@ def write_fines(path: Path, documents: Path, navs: list[str]) -> None:
     documents.mkdir()
     with path.open("w", encoding="utf-8", newline="") as fh:
         out = csv.writer(fh, delimiter=";")
-        out.writerow(
-            [
-                "paProtocolNumber",
-                "subject",
-                "taxonomyCode",
-                "document",
-                "recipientType",
-                "taxId",
-                "denomination",
-                "address",
-                "zip",
-                "municipality",
-                "province",
-                "digitalDomicile",
-                "noticeCode",
-                "creditorTaxId",
-                "amount",
-                "applyCost",
-            ]
-        )
+        out.writerow(NOTIFICATION_COLUMNS)
         for i, nav in enumerate(navs):
             name = f"verbale-{i:06d}.pdf"
             (documents / name).write_bytes(pdf(i))
@@ -281,28 +248,6 @@ async def count(engine: AsyncEngine, table: Any, *where: Any) -> int:
         for w in where:
             stmt = stmt.where(w)
         return int((await conn.execute(stmt)).scalar_one())
-
-
-async def drain(app: Any) -> None:
-    """An in-process outbox worker until nothing is pending or running."""
-    engine = app[ENGINE]
-    services = app[SERVICES]
-    worker = OutboxWorker(
-        engine, handlers_from(Plugins().outbox_handlers(), services), services.config.outbox
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    try:
-        async with asyncio.timeout(60):
-            while True:
-                async with engine.connect() as conn:
-                    counts = await store.counts_by_status(conn)
-                if not counts.get("pending") and not counts.get("running"):
-                    break
-                await asyncio.sleep(0.05)
-    finally:
-        stop.set()
-        await task
 
 
 @pytest.fixture
@@ -535,7 +480,7 @@ async def test_fines_survive_faults_and_a_sigkill(
         marks["paid"] = time.monotonic() - started
 
         # 7. the receipts close the notifications too: SEND learns of each payment once
-        await drain(hub_app)
+        await drain_outbox(hub_app)
         async with session.get(stack.send_url + "/__sandbox/notifications") as r:
             records = {n["paProtocolNumber"]: n for n in (await r.json())["notifications"]}
         payments = Counter(p for p, n in records.items() for c in n["categories"] if c == "PAYMENT")

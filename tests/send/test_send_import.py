@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 from click.testing import CliRunner
-from conftest import Stack
+from conftest import NOTIFICATION_COLUMNS, Stack, write_cli_config
 from sqlalchemy import func, select
 from test_hub_send import drain, hub, tenant, twin_record  # noqa: F401 (the hub fixture)
 
@@ -27,7 +27,6 @@ from sportello.adapters.notifications.csv_source import CsvNotificationSource
 from sportello.app import ENGINE, SERVICES
 from sportello.cli.main import main
 from sportello.connectors import fiscal_code as fiscal_codes
-from sportello.connectors.pdnd.environments import SANDBOX_ASSERTION_AUDIENCE
 from sportello.outbox import store
 from sportello.platforms.send.imports import ImportResult, import_notifications
 from sportello.platforms.send.service import SendNotConfigured
@@ -36,24 +35,6 @@ from sportello.plugins import Plugins
 from sportello.schema import audit_log
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
-HEADER = [
-    "paProtocolNumber",
-    "subject",
-    "taxonomyCode",
-    "document",
-    "recipientType",
-    "taxId",
-    "denomination",
-    "address",
-    "zip",
-    "municipality",
-    "province",
-    "digitalDomicile",
-    "noticeCode",
-    "creditorTaxId",
-    "amount",
-    "applyCost",
-]
 
 
 def person(n: int) -> str:
@@ -306,7 +287,7 @@ async def test_duplicates_encodings_columns_and_huge_files(
         and "more than the 100 allowed" in (result.problems[0])
     )
     broken = folder / "broken.csv"
-    broken.write_text(";".join(HEADER) + '\n"VERB;x\n')
+    broken.write_text(";".join(NOTIFICATION_COLUMNS) + '\n"VERB;x\n')
     result = await run(client, broken)
     assert result.problems and result.problems[0].startswith("broken.csv: row ")
     # a documents folder that does not exist
@@ -330,32 +311,13 @@ async def test_duplicates_encodings_columns_and_huge_files(
 
 def write_config(tmp_path: Path, db_url: str, stack: Stack) -> Path:
     t = tenant("demo", "00000000999", stack, tmp_path, "http://127.0.0.1:9/")
-    text = f"""
-[database]
-url = {json.dumps(db_url)}
-
-[[tenants]]
-id = "demo"
-name = "Comune di Esempio"
-ipa_code = "c_z999"
-fiscal_code = "00000000999"
-cadastral_code = "Z999"
-
-[tenants.pdnd]
-client_id = {json.dumps(t["pdnd"]["client_id"])}
-key = {{ file = {json.dumps(t["pdnd"]["key"]["file"])} }}
-kid = {json.dumps(t["pdnd"]["kid"])}
-token_url = {json.dumps(t["pdnd"]["token_url"])}
-assertion_audience = {json.dumps(SANDBOX_ASSERTION_AUDIENCE)}
-
+    send = f"""
 [tenants.send]
 base_url = {json.dumps(t["send"]["base_url"])}
 api_key = {{ file = {json.dumps(t["send"]["api_key"]["file"])} }}
 purpose_id = {json.dumps(t["send"]["purpose_id"])}
 """
-    path = tmp_path / "cli.toml"
-    path.write_text(text)
-    return path
+    return write_cli_config(tmp_path / "cli.toml", db_url, t, send)
 
 
 async def test_cli_import(

@@ -30,7 +30,8 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import Stack, client_key
+from conftest import Stack
+from factories import drain_outbox
 from lxml import etree
 from pagopa_node import RT, XSD_DIR, get_payment, outcome, payload_of, send_rt, verify
 from sqlalchemy import select
@@ -39,16 +40,12 @@ from sportello import apikeys
 from sportello.app import ENGINE, SERVICES, create_app
 from sportello.clock import FakeClock
 from sportello.config import parse_config
-from sportello.connectors.pdnd.environments import SANDBOX_ASSERTION_AUDIENCE
-from sportello.outbox import OutboxWorker, store
-from sportello.outbox.worker import handlers_from
 from sportello.platforms.pagopa.station import XSD_DIR as XSD_KEY
 from sportello.platforms.pagopa.store import PagopaStore
 from sportello.platforms.pagopa.tables import payment_options, positions, receipts
 from sportello.platforms.send.payments import SEND_SURCHARGES
 from sportello.platforms.send.service import SEND_STREAMS
 from sportello.platforms.send.tables import send_documents
-from sportello.plugins import Plugins
 from sportello.sandbox.send.app import DEMO_API_KEY, OTHER_API_KEY, SEND_STATE
 from sportello.schema import audit_log, outbox
 
@@ -72,7 +69,6 @@ FINE, TO_PROVINCE = 8000, 400  # cents: the comune's part and a secondary benefi
 
 
 def tenant(tenant_id: str, ec: str, api_key: str, stack: Stack, tmp_path: Path) -> dict[str, Any]:
-    (tmp_path / "pdnd.pem").write_bytes(client_key()[0])
     (tmp_path / f"{tenant_id}.key").write_text(api_key)
     return {
         "id": tenant_id,
@@ -80,13 +76,7 @@ def tenant(tenant_id: str, ec: str, api_key: str, stack: Stack, tmp_path: Path) 
         "ipa_code": f"c_{tenant_id}",
         "fiscal_code": ec,
         "cadastral_code": "Z999",
-        "pdnd": {
-            "client_id": stack.client_id,
-            "key": {"file": str(tmp_path / "pdnd.pem")},
-            "kid": stack.kid,
-            "token_url": stack.pdnd_url + "/token.oauth2",
-            "assertion_audience": SANDBOX_ASSERTION_AUDIENCE,
-        },
+        "pdnd": stack.pdnd_section(tmp_path / "pdnd.pem"),
         "send": {
             "base_url": stack.send_url,
             "api_key": {"file": str(tmp_path / f"{tenant_id}.key")},
@@ -290,23 +280,7 @@ async def hub(tmp_path: Path, db_url: str, stack: Stack) -> AsyncIterator[Hub]:
 
 
 async def drain(hub: Hub) -> None:
-    engine, services = hub.app[ENGINE], hub.app[SERVICES]
-    worker = OutboxWorker(
-        engine, handlers_from(Plugins().outbox_handlers(), services), services.config.outbox
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    try:
-        async with asyncio.timeout(20):
-            while True:
-                async with engine.connect() as conn:
-                    counts = await store.counts_by_status(conn)
-                if not counts.get("pending") and not counts.get("running"):
-                    break
-                await asyncio.sleep(0.05)
-    finally:
-        stop.set()
-        await task
+    await drain_outbox(hub.app)
 
 
 def twin_notification(hub: Hub, protocol: str) -> Any:

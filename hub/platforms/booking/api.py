@@ -10,11 +10,13 @@ fiscal code or the e-mail given at booking; a wrong one is the same 404 as a wro
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Annotated, Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sportello.api.bodies import read_body
 from sportello.api.core import (
@@ -43,6 +45,7 @@ from sportello.platforms.booking.api_models import (
 from sportello.platforms.booking.settings import BookingTenantSettings, booking_settings
 
 B = TypeVar("B", bound=BaseModel)
+T = TypeVar("T")
 
 _NOT_CONFIGURED = "The tenant has no [tenants.booking]"
 _TITLES = {
@@ -62,6 +65,13 @@ def _settings(request: web.Request, tenant_id: str) -> BookingTenantSettings:
     return settings
 
 
+def _configured(request: web.Request, scope: str) -> tuple[str, BookingTenantSettings]:
+    """The request's tenant and its booking settings, once the key has ``scope``."""
+    tenant_id = tenant_of(request)
+    require(request, scope)
+    return tenant_id, _settings(request, tenant_id)
+
+
 def _body(model: type[B], raw: bytes) -> B:
     try:
         return model.model_validate_json(raw or b"null")
@@ -73,6 +83,22 @@ def _body(model: type[B], raw: bytes) -> B:
 
 def _refused(exc: service.BookingError) -> _Problem:
     return _Problem(exc.status, _TITLES.get(exc.status, "Bad Request"), exc.detail)
+
+
+async def _booking(
+    request: web.Request,
+    work: Callable[[AsyncConnection], Awaitable[T]],
+    *,
+    write: bool = True,
+) -> T:
+    """``work`` in one transaction (a read-only connection when not ``write``); a refusal
+    of the booking service becomes its problem answer."""
+    engine = request.app[ENGINE]
+    try:
+        async with engine.begin() if write else reading(engine) as conn:
+            return await work(conn)
+    except service.BookingError as exc:
+        raise _refused(exc) from None
 
 
 def _date(request: web.Request, name: str, default: date) -> date:
@@ -100,9 +126,7 @@ def _max_attempts(request: web.Request) -> int:
 )
 @handles_problems
 async def list_offices(request: web.Request) -> web.StreamResponse:
-    tenant_id = tenant_of(request)
-    require(request, "read")
-    settings = _settings(request, tenant_id)
+    _, settings = _configured(request, "read")
     items = [
         {
             "id": o.id,
@@ -131,9 +155,7 @@ async def list_offices(request: web.Request) -> web.StreamResponse:
 )
 @handles_problems
 async def list_slots(request: web.Request) -> web.StreamResponse:
-    tenant_id = tenant_of(request)
-    require(request, "read")
-    settings = _settings(request, tenant_id)
+    tenant_id, settings = _configured(request, "read")
     now = request.app[CLOCK].now()
     first = max(_date(request, "from", service.local_day(now)), service.local_day(now))
     try:
@@ -142,20 +164,20 @@ async def list_slots(request: web.Request) -> web.StreamResponse:
         days = 0
     if not 1 <= days <= MAX_DAYS:
         raise _Problem(400, "Bad Request", f"days: an integer from 1 to {MAX_DAYS}")
-    try:
-        async with reading(request.app[ENGINE]) as conn:
-            found = await service.free_slots(
-                conn,
-                tenant_id,
-                settings,
-                request.match_info["office_id"],
-                request.match_info["service_id"],
-                first,
-                days,
-                now,
-            )
-    except service.BookingError as exc:
-        raise _refused(exc) from None
+    found = await _booking(
+        request,
+        lambda conn: service.free_slots(
+            conn,
+            tenant_id,
+            settings,
+            request.match_info["office_id"],
+            request.match_info["service_id"],
+            first,
+            days,
+            now,
+        ),
+        write=False,
+    )
     items = [
         {
             "start": s.start.isoformat(),
@@ -233,18 +255,14 @@ def _code(request: web.Request) -> str:
 )
 @handles_problems
 async def read_booking(request: web.Request) -> web.StreamResponse:
-    tenant_id = tenant_of(request)
-    require(request, "personal_data")
-    _settings(request, tenant_id)
+    tenant_id, _ = _configured(request, "personal_data")
     body = _body(VerifyRequest, await read_body(request))
     now = request.app[CLOCK].now()
-    try:
-        async with request.app[ENGINE].begin() as conn:
-            found = await service.read(
-                conn, tenant_id, _code(request), body.verify, principal_of(request).actor, now
-            )
-    except service.BookingError as exc:
-        raise _refused(exc) from None
+    actor = principal_of(request).actor
+    found = await _booking(
+        request,
+        lambda conn: service.read(conn, tenant_id, _code(request), body.verify, actor, now),
+    )
     return web.json_response(found)
 
 
@@ -257,16 +275,12 @@ async def read_booking(request: web.Request) -> web.StreamResponse:
 )
 @handles_problems
 async def cancel_booking(request: web.Request) -> web.StreamResponse:
-    tenant_id = tenant_of(request)
-    require(request, "write")
-    _settings(request, tenant_id)
+    tenant_id, _ = _configured(request, "write")
     body = _body(VerifyRequest, await read_body(request))
     now = request.app[CLOCK].now()
-    try:
-        async with request.app[ENGINE].begin() as conn:
-            found = await service.cancel(conn, tenant_id, _code(request), body.verify, now)
-    except service.BookingError as exc:
-        raise _refused(exc) from None
+    found = await _booking(
+        request, lambda conn: service.cancel(conn, tenant_id, _code(request), body.verify, now)
+    )
     return web.json_response(found)
 
 
@@ -283,25 +297,22 @@ async def cancel_booking(request: web.Request) -> web.StreamResponse:
 )
 @handles_problems
 async def reschedule_booking(request: web.Request) -> web.StreamResponse:
-    tenant_id = tenant_of(request)
-    require(request, "write")
-    settings = _settings(request, tenant_id)
+    tenant_id, settings = _configured(request, "write")
     body = _body(RescheduleRequest, await read_body(request))
     now = request.app[CLOCK].now()
-    try:
-        async with request.app[ENGINE].begin() as conn:
-            found = await service.reschedule(
-                conn,
-                tenant_id=tenant_id,
-                settings=settings,
-                raw_code=_code(request),
-                verify=body.verify,
-                start=body.start,
-                now=now,
-                max_attempts=_max_attempts(request),
-            )
-    except service.BookingError as exc:
-        raise _refused(exc) from None
+    found = await _booking(
+        request,
+        lambda conn: service.reschedule(
+            conn,
+            tenant_id=tenant_id,
+            settings=settings,
+            raw_code=_code(request),
+            verify=body.verify,
+            start=body.start,
+            now=now,
+            max_attempts=_max_attempts(request),
+        ),
+    )
     return web.json_response(found)
 
 
@@ -313,14 +324,10 @@ async def reschedule_booking(request: web.Request) -> web.StreamResponse:
 )
 @handles_problems
 async def booking_ics(request: web.Request) -> web.StreamResponse:
-    tenant_id = tenant_of(request)
-    require(request, "read")
-    settings = _settings(request, tenant_id)
-    try:
-        async with reading(request.app[ENGINE]) as conn:
-            row = await service.ics_data(conn, tenant_id, _code(request))
-    except service.BookingError as exc:
-        raise _refused(exc) from None
+    tenant_id, settings = _configured(request, "read")
+    row = await _booking(
+        request, lambda conn: service.ics_data(conn, tenant_id, _code(request)), write=False
+    )
     office = settings.office(row.office_id)
     svc = office.service(row.service_id) if office is not None else None
     office_name = office.name if office is not None else row.office_id
@@ -354,25 +361,23 @@ async def booking_ics(request: web.Request) -> web.StreamResponse:
 )
 @handles_problems
 async def list_day(request: web.Request) -> web.StreamResponse:
-    tenant_id = tenant_of(request)
-    require(request, "personal_data")
-    settings = _settings(request, tenant_id)
+    tenant_id, settings = _configured(request, "personal_data")
     now = request.app[CLOCK].now()
     day = _date(request, "date", service.local_day(now))
     office_id = request.match_info["office_id"]
-    try:
-        async with request.app[ENGINE].begin() as conn:
-            items = await service.day_list(
-                conn,
-                tenant_id=tenant_id,
-                settings=settings,
-                office_id=office_id,
-                day=day,
-                actor=principal_of(request).actor,
-                now=now,
-            )
-    except service.BookingError as exc:
-        raise _refused(exc) from None
+    actor = principal_of(request).actor
+    items = await _booking(
+        request,
+        lambda conn: service.day_list(
+            conn,
+            tenant_id=tenant_id,
+            settings=settings,
+            office_id=office_id,
+            day=day,
+            actor=actor,
+            now=now,
+        ),
+    )
     return web.json_response({"office_id": office_id, "date": day.isoformat(), "items": items})
 
 
@@ -384,15 +389,11 @@ async def list_day(request: web.Request) -> web.StreamResponse:
 )
 @handles_problems
 async def no_show(request: web.Request) -> web.StreamResponse:
-    tenant_id = tenant_of(request)
-    require(request, "write")
-    _settings(request, tenant_id)
+    tenant_id, _ = _configured(request, "write")
     now = request.app[CLOCK].now()
-    try:
-        async with request.app[ENGINE].begin() as conn:
-            found = await service.mark_no_show(conn, tenant_id, _code(request), now)
-    except service.BookingError as exc:
-        raise _refused(exc) from None
+    found = await _booking(
+        request, lambda conn: service.mark_no_show(conn, tenant_id, _code(request), now)
+    )
     return web.json_response(found)
 
 

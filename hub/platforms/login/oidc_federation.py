@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -61,12 +60,18 @@ from sportello.connectors.oidc.intermediate import (
 from sportello.connectors.oidc.keys import KeyRing
 from sportello.connectors.oidc.tokens import MAX_JWT_BYTES, peek
 from sportello.platforms.login.keys import public_url
-from sportello.platforms.login.oidc_keys import OidcConfigError, entity_id, read_trust_marks
+from sportello.platforms.login.oidc_keys import (
+    OidcConfigError,
+    entity_id,
+    read_trust_anchor,
+    read_trust_marks,
+)
 from sportello.platforms.login.settings import (
     OidcFederationSettings,
     oidc_federation_settings,
     oidc_tenant_settings,
 )
+from sportello.secrets import write_secret_file
 
 log = logging.getLogger("sportello.platforms.login.oidc_federation")
 
@@ -108,24 +113,12 @@ def make_or_rotate_federation(
         if path.exists():
             raise OidcConfigError(f"{path} exists: use --rotate to replace the key")
         ring = KeyRing.new("RSA", use="sig")
-    keys_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(ring.to_json())
-    os.replace(tmp, path)
+    write_secret_file(path, ring.to_json().encode("utf-8"), encrypted=False)
     return ring
 
 
 def anchor_of(settings: OidcFederationSettings) -> TrustAnchor:
-    path = settings.trust_anchor_jwks
-    try:
-        jwks = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise OidcConfigError(f"trust_anchor_jwks: {path}: {type(exc).__name__}") from None
-    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
-        raise OidcConfigError(f"trust_anchor_jwks: {path} is not a JWKS")
-    return TrustAnchor(settings.trust_anchor, jwks)
+    return read_trust_anchor(settings.trust_anchor, settings.trust_anchor_jwks)
 
 
 def intermediate_config(config: HubConfig, settings: OidcFederationSettings) -> IntermediateConfig:

@@ -23,6 +23,7 @@ from sportello.platforms.login.settings import (
     oidc_federation_settings,
     oidc_tenant_settings,
 )
+from sportello.secrets import write_secret_file
 
 KEYS_FILE = "keys.json"
 TRUST_MARKS_FILE = "trust_marks.json"
@@ -58,13 +59,8 @@ def read_keys(keys_dir: Path) -> RpKeys:
 
 def write_keys(keys_dir: Path, keys: RpKeys) -> Path:
     """Write ``keys.json`` atomically, readable by the owner only."""
-    keys_dir.mkdir(parents=True, exist_ok=True)
     path = keys_dir / KEYS_FILE
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(keys.to_json())
-    os.replace(tmp, path)
+    write_secret_file(path, keys.to_json().encode("utf-8"), encrypted=False)
     return path
 
 
@@ -97,15 +93,20 @@ def read_trust_marks(keys_dir: Path) -> list[dict[str, Any]]:
     return data
 
 
-def trust_anchor(settings: OidcTenantSettings) -> TrustAnchor:
-    path = settings.trust_anchor_jwks
+def read_trust_anchor(anchor: str, path: Path) -> TrustAnchor:
+    """The trust anchor ``anchor`` with its federation JWKS read from ``path`` (the
+    ``trust_anchor_jwks`` setting, named in the errors)."""
     try:
         jwks = json.loads(path.read_text("utf-8"))
     except (OSError, ValueError) as exc:
         raise OidcConfigError(f"trust_anchor_jwks: {path}: {type(exc).__name__}") from None
     if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
         raise OidcConfigError(f"trust_anchor_jwks: {path} is not a JWKS")
-    return TrustAnchor(settings.trust_anchor, jwks)
+    return TrustAnchor(anchor, jwks)
+
+
+def trust_anchor(settings: OidcTenantSettings) -> TrustAnchor:
+    return read_trust_anchor(settings.trust_anchor, settings.trust_anchor_jwks)
 
 
 def federation_config(config: HubConfig, tenant: TenantConfig) -> RpFederationConfig:
