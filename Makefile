@@ -31,7 +31,16 @@ $(VENV)/.installed: $(VENV)/.deps $(SRCLIST)
 	$(EDITABLE) --no-deps -e . --config-settings editable_mode=strict
 	@touch $@
 
-install: $(VENV)/.installed
+# Bootstrap Italia for the hub's pages, from its npm package (pinned by package-lock.json),
+# copied into hub/web/static/kit: the hub serves it itself, no CDN. Without npm the pages
+# still work, unstyled, and a message says so.
+KIT := hub/web/static/kit/VERSION
+$(KIT): package.json package-lock.json hub/web/vendor.py
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --no-audit --no-fund --loglevel=error && $(PY) hub/web/vendor.py; \
+	else echo "!! npm not found: the pages are served without Bootstrap Italia (install Node.js and npm)"; fi
+
+install: $(VENV)/.installed $(KIT)
 
 FORCE:
 
@@ -117,4 +126,4 @@ chaos: install
 	SPORTELLO_TEST_PG_URL='$(PG_URL)' $(BIN)/python tests/chaos/chaos_day.py $(CHAOS_ARGS)
 
 clean:
-	rm -rf $(VENV) build docs/_build *.egg-info
+	rm -rf $(VENV) build docs/_build *.egg-info node_modules hub/web/static/kit

@@ -27,8 +27,20 @@ def packages(root: Path = ROOT) -> list[str]:
             if any(name == m or name.startswith(m + ".") for m in nested):
                 continue  # a nested mapping (sportello.connectors) owns its own folder
             found.add(name)
-    data_only = {name for name in tool["setuptools"].get("package-data", {}) if name != "*"}
+    data_only = {
+        name
+        for name in tool["setuptools"].get("package-data", {})
+        if name != "*" and _folder(root, mapping, name).is_dir()
+    }
     return sorted(found | data_only)
+
+
+def _folder(root: Path, mapping: dict[str, str], name: str) -> Path:
+    """The folder of package ``name`` (a data-only folder may be absent, e.g. the UI kit
+    before ``npm ci``: then it is not listed)."""
+    prefix = max((m for m in mapping if name == m or name.startswith(m + ".")), key=len)
+    rest = name[len(prefix) :].lstrip(".")
+    return root / mapping[prefix] / Path(*rest.split(".")) if rest else root / mapping[prefix]
 
 
 if __name__ == "__main__":

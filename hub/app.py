@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sportello import __version__, migrate, readiness, tenant_store
 from sportello.api import core as api
 from sportello.connectors.http1 import LeanHttpClient
+from sportello.web import assets as web_assets
 
 from .appkeys import (
     CLOCK,
@@ -183,6 +184,7 @@ def create_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_routes(api.routes())
+    app.router.add_routes(web_assets.routes())
     app.router.add_routes(app[PLUGINS].api_routes())
     app.router.add_routes(app[PLUGINS].web_routes())
     return app

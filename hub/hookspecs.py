@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from .outbox import Handler
     from .periodic import PeriodicTask
     from .services import HubServices
+    from .web.area import AreaSource
+    from .web.handoff import LoginHandoff
 
 PROJECT = "sportello"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -101,6 +103,27 @@ def hub_accounting_adapters() -> dict[str, type[Any]]:
 @hookspec
 def hub_suap_adapters() -> dict[str, type[Any]]:
     """SUAP back-office adapter classes by name, chosen per tenant."""
+
+
+@dataclass(frozen=True)
+class AdapterKind:
+    """A kind of tenant adapter (``[tenants.adapters.<kind>]``) declared by a platform, beside
+    the kernel's own (registry, accounting, suap): ``contract`` is the ``Protocol`` its
+    adapters follow; their classes come from ``hub_adapters``."""
+
+    contract: type[Any]
+    description: str = ""
+
+
+@hookspec
+def hub_adapter_kinds() -> dict[str, AdapterKind]:
+    """The adapter kinds this plugin declares, by name (e.g. ``booking``: an agenda)."""
+
+
+@hookspec
+def hub_adapters() -> dict[str, dict[str, type[Any]]]:
+    """Adapter classes of declared kinds, as ``{kind: {name: class}}``, built per tenant as
+    ``cls(options, base_dir=...)``."""
 
 
 @hookspec
@@ -281,6 +304,9 @@ class NoticeDocument:
     debtor: str  # the debtor's fiscal code
     payable: bool  # still payable (not paid, expired or cancelled)
     station: bool  # the hub's EC station answers the Node for it (applyCost is served there)
+    #: the outbox lock key of the position's pending work where the Node reads it (GPD mode:
+    #: its creation in GPD); a job holding it runs after that work. None: nothing to wait for
+    lock: str | None = None
 
 
 @hookspec(firstresult=True)
@@ -373,6 +399,26 @@ def hub_notice_paid(
     ``send`` queues the payment event for SEND)."""
 
 
+@hookspec(firstresult=True)
+def hub_login_handoff(app: web.Application) -> LoginHandoff | None:
+    """The login platform's service for the hub's own pages (front office, console): the
+    tenant's login buttons and the one-time code exchange (:mod:`sportello.web.handoff`).
+    None: no login platform is enabled."""
+
+
+@hookspec
+def hub_login_return_paths() -> list[str]:
+    """Paths of the hub's own pages that receive login codes, with ``{tenant}`` for the
+    tenant's id (e.g. ``/t/{tenant}/sportello/accesso``): the login platform accepts them
+    as ``return_to`` on the hub's public URL, besides each tenant's ``return_urls``."""
+
+
+@hookspec
+def hub_personal_area() -> list[AreaSource]:
+    """This plugin's sections of the citizen's personal area (:mod:`sportello.web.area`):
+    what it holds for one fiscal code (payments, practices, appointments, messages...)."""
+
+
 @hookspec
 def hub_demo_prepare(
     config: HubConfig, data_dir: Path, trust_idps: tuple[Path, ...]
@@ -394,3 +440,62 @@ def hub_demo_pdnd_purposes(config: HubConfig, tenant: TenantConfig) -> dict[str,
 def hub_demo_seed(app: web.Application) -> Awaitable[object] | None:
     """``sportello demo``, once the hub and every sandbox listen: seed this plugin's demo
     data (``app`` is the running web app). Failures are logged, never raised."""
+
+
+# --- onboarding and readiness checks (sportello tenants onboard / status) -------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OnboardStep:
+    """One line of a tenant's onboarding on ``platform``.
+
+    ``state``: ``made`` (the hub made it in this run), ``present`` (it was there: kept as
+    is, never overwritten), ``todo`` (someone must do it elsewhere, with ``values``: a URL to
+    register, a public key and its kid to upload...) or ``blocked`` (the hub cannot make it
+    as configured; ``what`` says how to fix the configuration). ``values`` never hold a
+    secret: a private key or a shared secret appears as its reference (``file:...``)."""
+
+    platform: str
+    state: str  # made | present | todo | blocked
+    what: str
+    values: Mapping[str, str] = field(default_factory=dict)
+
+
+class CheckFailed(Exception):
+    """A tenant check failed; ``str()`` names the reason (never a secret)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckContext:
+    """What a tenant check may use: the configuration, the shared HTTP session, the time."""
+
+    config: HubConfig
+    session: Any  # aiohttp.ClientSession
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TenantCheck:
+    """One check that asks a platform (or the hub's own public routes) whether the tenant is
+    ready there. ``run(ctx)`` returns a short detail on success and raises
+    :class:`CheckFailed` with the reason otherwise (other exceptions are reported by type)."""
+
+    platform: str
+    name: str
+    run: Callable[[CheckContext], Awaitable[str]]
+
+
+@hookspec
+def hub_onboard(config: HubConfig, tenant: TenantConfig, make: bool) -> list[OnboardStep] | None:
+    """The tenant's onboarding on this plugin's platforms: with ``make`` the plugin first
+    makes what the hub can make where the tenant's configuration references it (keys and
+    certificates under ``keys_dir``, key files of ``{file = ...}`` references; mode 0600;
+    never replacing one that exists), then lists what is left to do elsewhere and with
+    which values. Without ``make`` nothing is written. None: nothing to onboard."""
+
+
+@hookspec
+def hub_tenant_checks(config: HubConfig, tenant: TenantConfig) -> list[TenantCheck] | None:
+    """Checks of the tenant's readiness on this plugin's platforms that ask the platform
+    (network allowed: run by ``sportello tenants onboard``, ``tenants status --check`` and
+    the onboarding API, never by ``/readyz``). None: nothing to check."""

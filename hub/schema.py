@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -231,6 +232,41 @@ config_generation = Table(
     Column("name", String(40), primary_key=True),
     Column("generation", BigInteger(), nullable=False),
     Column("changed_at", UTCDateTime(), nullable=False),
+)
+
+# The last result of each tenant check (``sportello tenants status --check``, onboarding):
+# what ``tenants status`` shows without asking the platforms again. One row per check.
+tenant_checks = Table(
+    "tenant_checks",
+    metadata,
+    Column("tenant_id", String(40), primary_key=True),
+    Column("platform", String(40), primary_key=True),
+    Column("name", String(80), primary_key=True),
+    Column("ok", Boolean(), nullable=False),
+    Column("detail", Text(), nullable=False),
+    Column("checked_at", UTCDateTime(), nullable=False),
+)
+
+
+# Browser sessions of the hub's own pages (``sportello.web.sessions``): the front office's
+# citizens (audience ``sportello``) and the console's operators (``console``). The cookie
+# holds a random token; only its SHA-256 is stored. ``data`` is the JSON the page keeps
+# (the identity of a login); ``csrf`` the token every form of the session carries.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("audience", String(20), nullable=False),
+    Column("tenant_id", String(40), nullable=True),
+    Column("subject", String(200), nullable=False),
+    Column("data", Text(), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("last_seen_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+    Index("ix_web_sessions_expires_at", "expires_at"),
+    Index("ix_web_sessions_audience_subject", "audience", "subject"),
 )
 
 

@@ -74,7 +74,10 @@ def hub_outbox_handlers() -> dict[str, HandlerFactory]:
 
 @hookimpl
 def hub_web_app(app: web.Application) -> None:
+    from .returns import install
     from .routes import web_app
+
+    install(app)
 
     web_app(app)
 
@@ -314,3 +317,24 @@ async def hub_demo_seed(app: web.Application) -> None:
     for tenant_id in done:  # the anchor's keys may be new: resolve chains afresh
         if service is not None:
             service.forget_chains(tenant_id)
+
+
+@hookimpl
+def hub_onboard(config: HubConfig, tenant: TenantConfig, make: bool) -> list[Any]:
+    from .onboard import onboard
+
+    return onboard(config, tenant, make)
+
+
+@hookimpl
+def hub_tenant_checks(config: HubConfig, tenant: TenantConfig) -> list[Any]:
+    from .onboard import tenant_checks
+
+    return tenant_checks(config, tenant)
+
+
+@hookimpl
+def hub_login_handoff(app: web.Application) -> Any:
+    from .handoff import Handoff
+
+    return Handoff(app)

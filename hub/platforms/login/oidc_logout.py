@@ -61,6 +61,8 @@ from sportello.platforms.login.routes import cookie_name
 from sportello.platforms.login.store import LoginStore
 from sportello.services import HubServices
 
+from .returns import own_return_urls
+
 log = logging.getLogger("sportello.platforms.login.oidc")
 
 
@@ -117,7 +119,7 @@ async def logout_view(request: web.Request) -> web.StreamResponse:
     form = await request.post() if request.method == "POST" else request.query
     raw_return = form.get("return_to")
     return_to = raw_return if isinstance(raw_return, str) and raw_return else None
-    allowed = {str(u) for u in settings.return_urls}
+    allowed = {str(u) for u in settings.return_urls} | own_return_urls(request.app, tenant)
     if settings.organization_url:
         allowed.add(str(settings.organization_url))
     if return_to is not None and return_to not in allowed:

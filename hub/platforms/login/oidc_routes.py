@@ -76,6 +76,8 @@ from sportello.platforms.login.settings import OidcTenantSettings, oidc_tenant_s
 from sportello.platforms.login.store import PENDING_TTL, LoginStore, digest
 from sportello.platforms.login.tables import oidc_requests
 
+from .returns import own_return_urls
+
 log = logging.getLogger("sportello.platforms.login.oidc")
 
 BROWSER_COOKIE = "sportello_oidc"
@@ -311,7 +313,11 @@ async def login_view(request: web.Request) -> web.StreamResponse:
     provider_id = query.get("provider") or ""
     kind = _scheme_of(settings, provider_id) if provider_id else None
     shown = kind or "spid"
-    if return_to is not None and return_to not in settings.return_urls:
+    if (
+        return_to is not None
+        and return_to not in settings.return_urls
+        and return_to not in own_return_urls(request.app, tenant)
+    ):
         return _refuse(
             settings, shown, "indirizzo di ritorno non autorizzato (return_to)", status=400
         )

@@ -51,6 +51,8 @@ from sportello.platforms.login.keys import LoginConfigError, build_sp, login_set
 from sportello.platforms.login.settings import saml_settings
 from sportello.platforms.login.store import LoginStore
 
+from .returns import own_return_urls
+
 log = logging.getLogger("sportello.platforms.login.routes")
 
 BROWSER_COOKIE = "sportello_login"
@@ -220,8 +222,10 @@ async def metadata_view(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="application/samlmetadata+xml")
 
 
-def _return_to_allowed(tenant: TenantConfig, kind: Kind, url: str) -> bool:
-    return url in login_settings(tenant, kind).return_urls
+def _return_to_allowed(request: web.Request, tenant: TenantConfig, kind: Kind, url: str) -> bool:
+    return url in login_settings(tenant, kind).return_urls or url in own_return_urls(
+        request.app, tenant
+    )
 
 
 async def login_view(request: web.Request) -> web.StreamResponse:
@@ -232,7 +236,7 @@ async def login_view(request: web.Request) -> web.StreamResponse:
     query = request.query
     return_to = query.get("return_to") or None
     state = query.get("state") or None
-    if return_to is not None and not _return_to_allowed(tenant, kind, return_to):
+    if return_to is not None and not _return_to_allowed(request, tenant, kind, return_to):
         return pages.refused(kind, "indirizzo di ritorno non autorizzato (return_to)", status=400)
     if state is not None and len(state) > 200:
         return pages.refused(kind, "parametro state troppo lungo (max 200)", status=400)
