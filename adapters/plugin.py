@@ -9,6 +9,8 @@ from sportello.hookspecs import hookimpl
 from .accounting.csv_adapter import CsvAccountingAdapter
 from .accounting.rest_adapter import RestAccountingAdapter
 from .accounting.sql_adapter import SqlAccountingAdapter
+from .agenda.base import KIND as AGENDA_KIND
+from .agenda.sqlite_adapter import SqliteAgenda
 from .messaging.sql_source import SqlCampaignSource
 from .notifications.csv_source import CsvNotificationSource
 from .notifications.sql_source import SqlNotificationSource
@@ -46,3 +48,9 @@ def hub_accounting_adapters() -> dict[str, type[Any]]:
         "rest": RestAccountingAdapter,
         "sql": SqlAccountingAdapter,
     }
+
+
+@hookimpl
+def hub_adapters() -> dict[str, dict[str, type[Any]]]:
+    # kinds declared by a platform (hub_adapter_kinds): the agenda of the booking platform
+    return {AGENDA_KIND: {"sqlite": SqliteAgenda}}

@@ -119,6 +119,7 @@ def create_app(
     app[CLOCK] = clock or SystemClock()
     app[PLUGINS] = plugins or Plugins(config.plugins.disabled)
     app[METRICS] = HubMetrics()
+    app[READINESS] = ReadinessChecks()
     workers = config.outbox.workers if run_workers is None else run_workers
 
     generation = [0]  # of the stored tenants the app starts with
@@ -217,7 +218,7 @@ async def readyz(request: web.Request) -> web.Response:
     except Exception as exc:
         checks["database"] = f"unreachable: {type(exc).__name__}"
         checks["migrations"] = "unknown"
-    problems = await asyncio.to_thread(_config_problems, request.app)
+    problems = await request.app[READINESS].problems(request.app)
     checks["platforms"] = "ok" if not problems else f"{len(problems)} problem(s)"
     ok = all(v == "ok" for v in checks.values())
     return web.json_response(
@@ -232,6 +233,53 @@ async def readyz(request: web.Request) -> web.Response:
 
 def _config_problems(app: web.Application) -> list[readiness.Problem]:
     return readiness.config_problems(app[CONFIG], plugins=app[PLUGINS], app=app)
+
+
+class ReadinessChecks:
+    """The platforms' checks of ``/readyz``, shared by concurrent probes and reused a while
+    when they are costly.
+
+    They read every tenant's keys and secrets (about a millisecond per tenant): with
+    thousands of tenants a probe every few seconds would keep a core busy and slow every
+    request. A result that took at least :attr:`COSTLY` seconds is reused for
+    :attr:`REUSE` times what it took (8,000 tenants: about a minute; a hub of a few
+    tenants checks on every probe), never across a reload (another configuration), and
+    probes arriving while the checks run wait for that run instead of starting another."""
+
+    COSTLY = 0.1
+    REUSE = 10.0
+
+    def __init__(self) -> None:
+        self._last: tuple[HubConfig, float, list[readiness.Problem]] | None = None
+        self._running: asyncio.Future[list[readiness.Problem]] | None = None
+
+    async def problems(self, app: web.Application) -> list[readiness.Problem]:
+        config, now = app[CONFIG], time.monotonic()
+        last = self._last
+        if last is not None and last[0] is config and now < last[1]:
+            return last[2]
+        running = self._running
+        if running is None:
+            running = self._running = asyncio.ensure_future(self._check(app, config))
+            running.add_done_callback(self._finished)
+        return await asyncio.shield(running)
+
+    def _finished(self, done: asyncio.Future[list[readiness.Problem]]) -> None:
+        if self._running is done:
+            self._running = None
+
+    async def _check(self, app: web.Application, config: HubConfig) -> list[readiness.Problem]:
+        started = time.monotonic()
+        found = await asyncio.to_thread(_config_problems, app)
+        took = time.monotonic() - started
+        if took >= self.COSTLY:
+            self._last = (config, time.monotonic() + self.REUSE * took, found)
+        else:
+            self._last = None
+        return found
+
+
+READINESS = web.AppKey("readiness", ReadinessChecks)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -32,6 +31,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from . import toml_files
 
 SECRET_HINT = 'secrets must be references: write {env = "NAME"} or {file = "path"}, not the value'
 
@@ -55,6 +56,11 @@ class ConfigModel(BaseModel):
 _Model = ConfigModel
 
 
+#: whitespace (``str.isspace``) or a control character below 32
+_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f]")
+
+
+@functools.lru_cache(maxsize=4096)  # thousands of tenant files repeat the same URLs
 def _http_url(value: str) -> str:
     """An absolute http(s) URL with a host: ``sportello.example.it`` or ``htps//...`` would
     end up in SAML entityIDs, return URLs and platform calls as relative nonsense."""
@@ -67,7 +73,7 @@ def _http_url(value: str) -> str:
         parts is None
         or parts.scheme not in ("http", "https")
         or not parts.hostname
-        or any(c.isspace() or ord(c) < 32 for c in value)
+        or _SPACE_OR_CONTROL.search(value)
     ):
         raise ValueError(
             "expected an absolute http:// or https:// URL with a host, "
@@ -370,7 +376,17 @@ class HubConfig(_Model):
         return tenants
 
     def tenant(self, tenant_id: str) -> TenantConfig | None:
-        return next((t for t in self.tenants if t.id == tenant_id), None)
+        """The tenant with this id (a dict look-up: called on every request, with thousands
+        of tenants). The index lives in the instance's ``__dict__`` beside the fields (not
+        a field: equality and dumps ignore it) and is rebuilt when ``tenants`` is another
+        list (``model_copy(update=...)`` copies the ``__dict__``) or changed length."""
+        tenants = self.tenants
+        cached = self.__dict__.get("_tenant_index")
+        if cached is None or cached[0] is not tenants or len(cached[1]) != len(tenants):
+            cached = (tenants, {t.id: t for t in tenants})
+            self.__dict__["_tenant_index"] = cached
+        found: TenantConfig | None = cached[1].get(tenant_id)
+        return found
 
     def section(self, name: str) -> Any:
         """A hub-level section a plugin declares (``hub_settings``, e.g. login's ``[idps]``)."""
@@ -523,21 +539,27 @@ def validate_tenant(
 
 
 def read_toml(p: Path, replace: dict[str, str] | None = None) -> dict[str, Any]:
+    return parse_toml(p, _read_bytes(p), replace)
+
+
+def _read_bytes(p: Path) -> bytes:
     try:
-        raw = p.read_bytes()
+        return p.read_bytes()
     except FileNotFoundError:
         raise ConfigError(p, ["file not found"]) from None
     except OSError as exc:
         raise ConfigError(p, [f"cannot be read: {exc.strerror}"]) from None
-    try:
-        text = raw.decode("utf-8")
-        for old, new in (replace or {}).items():
-            text = text.replace(old, new)
-        return tomllib.loads(text)
-    except UnicodeDecodeError:
-        raise ConfigError(p, ["is not UTF-8 text"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(p, [f"invalid TOML: {exc}"]) from None
+
+
+def parse_toml(p: Path, raw: bytes, replace: dict[str, str] | None = None) -> dict[str, Any]:
+    """``raw``, the bytes of the file ``p`` (named in errors), parsed as TOML."""
+    return _document(p, toml_files.parse_bytes(raw, replace))
+
+
+def _document(p: Path, parsed: toml_files.Parsed) -> dict[str, Any]:
+    if isinstance(parsed, list):
+        raise ConfigError(p, parsed)
+    return parsed
 
 
 def _model_for(data: Mapping[str, Any], plugins: Any) -> type[HubConfig]:
@@ -559,15 +581,73 @@ def read_tenants_dir(
     if not folder.is_dir():
         raise ConfigError(folder, ["tenants_dir: not a folder"])
     seen: dict[str, str] = dict(taken or {})
-    out = []
-    for path in sorted(folder.glob("*.toml")):
-        data = read_toml(path, replace)
-        tenant = validate_tenant(data, model=model, source=str(path), base_dir=folder.resolve())
+    out: list[tuple[str, TenantConfig]] = []
+    base_dir = folder.resolve()
+    cache_key = (str(base_dir), model, tuple(sorted((replace or {}).items())))
+    previous = _TENANT_FILES.pop(cache_key, {})
+    current: dict[str, tuple[bytes, TenantConfig]] = {}
+    try:
+        _read_tenant_files(folder, model, replace, base_dir, previous, current, seen, out)
+    except BaseException:  # a bad file: what validated stays known for the next read
+        _TENANT_FILES[cache_key] = {**previous, **current}
+        raise
+    _TENANT_FILES[cache_key] = current
+    while len(_TENANT_FILES) > _TENANT_DIRS_KEPT:
+        del _TENANT_FILES[next(iter(_TENANT_FILES))]
+    return out
+
+
+def _read_tenant_files(
+    folder: Path,
+    model: type[HubConfig],
+    replace: dict[str, str] | None,
+    base_dir: Path,
+    previous: dict[str, tuple[bytes, TenantConfig]],
+    current: dict[str, tuple[bytes, TenantConfig]],
+    seen: dict[str, str],
+    out: list[tuple[str, TenantConfig]],
+) -> None:
+    paths = sorted(folder.glob("*.toml"))
+    raws: list[bytes | ConfigError] = []
+    for path in paths:
+        try:
+            raws.append(_read_bytes(path))
+        except ConfigError as exc:  # raised in its turn, after the files before it
+            raws.append(exc)
+    changed = [
+        i
+        for i, (path, raw) in enumerate(zip(paths, raws, strict=True))
+        if isinstance(raw, bytes) and previous.get(str(path), (None,))[0] != raw
+    ]
+    # the files that changed (all of them at start-up) parsed at once, on every core
+    texts = [raw for i in changed if isinstance(raw := raws[i], bytes)]
+    documents = toml_files.parse_all(texts, replace)
+    parsed = dict(zip(changed, documents, strict=True))
+    for i, path in enumerate(paths):
+        raw = raws[i]
+        if isinstance(raw, ConfigError):
+            raise raw
+        if i in parsed:
+            data = _document(path, parsed[i])
+            tenant = validate_tenant(data, model=model, source=str(path), base_dir=base_dir)
+        else:
+            tenant = previous[str(path)][1]
+        current[str(path)] = (raw, tenant)
         if tenant.id in seen:
             raise ConfigError(path, [f"id: tenant {tenant.id!r} is already in {seen[tenant.id]}"])
         seen[tenant.id] = str(path)
         out.append((str(path), tenant))
-    return out
+
+
+#: Tenant files already validated, per folder (and model, and text replacements): path ->
+#: (the file's bytes, the tenant). A reload of thousands of tenant files reads them all
+#: but parses and validates again only those whose bytes changed (TOML parsing and
+#: validation cost a hundred times the read; comparing bytes, not timestamps, cannot miss
+#: a change made within a timestamp's granularity); the others are the same frozen objects.
+#: Only files that validated are kept; a folder read replaces its entry whole, so removed
+#: files leave it. The last :data:`_TENANT_DIRS_KEPT` folders are kept.
+_TENANT_FILES: dict[tuple[Any, ...], dict[str, tuple[bytes, TenantConfig]]] = {}
+_TENANT_DIRS_KEPT = 8
 
 
 def load_config(

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from .periodic import PeriodicTask
     from .services import HubServices
     from .web.area import AreaSource
+    from .web.console import ConsolePanel
     from .web.handoff import LoginHandoff
 
 PROJECT = "sportello"
@@ -417,6 +418,21 @@ def hub_login_return_paths() -> list[str]:
 def hub_personal_area() -> list[AreaSource]:
     """This plugin's sections of the citizen's personal area (:mod:`sportello.web.area`):
     what it holds for one fiscal code (payments, practices, appointments, messages...)."""
+
+
+@hookspec(firstresult=True)
+def hub_web_site(tenant: TenantConfig) -> Mapping[str, Any] | None:
+    """The header and footer of the citizen's pages of ``tenant`` (:mod:`sportello.web.site`):
+    the comune's name, logo, site and the front office's menu, for every platform's pages
+    (booking, requests...). None: the platform has nothing for this tenant. The first
+    plugin that answers wins (built-in: ``frontoffice``)."""
+
+
+@hookspec
+def hub_console_panels() -> list[ConsolePanel]:
+    """This plugin's panels of the operator console (:mod:`sportello.web.console`): what it
+    holds for one tenant (positions, receipts, campaigns, notifications, bookings) as a
+    table or a chart, read with ``await panel.rows(app, tenant_id, filters)``."""
 
 
 @hookspec

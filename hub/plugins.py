@@ -14,6 +14,7 @@ import pluggy
 from . import hookspecs
 from .hookspecs import (
     PROJECT,
+    AdapterKind,
     CreatedNotice,
     HandlerFactory,
     KnownNotice,
@@ -49,9 +50,10 @@ BUILTIN_PLUGINS = {
     "adapters": "sportello.adapters.plugin",
     "platforms": "sportello.platforms",
 }
-# The kernel's own hook implementations (the ``webhook`` outbox kind), registered after the
-# built-ins under the name ``kernel`` (disabling it turns the webhook deliveries off).
-KERNEL_PLUGINS = {"kernel": "sportello.events"}
+# The kernel's own hook implementations (the ``webhook`` outbox kind; the onboarding API),
+# registered after the built-ins under these names (disabling ``kernel`` turns the webhook
+# deliveries off, ``onboarding`` the admin onboarding routes).
+KERNEL_PLUGINS = {"kernel": "sportello.events", "onboarding": "sportello.api.onboarding"}
 
 
 class PluginConflict(Exception):
@@ -144,6 +146,17 @@ class Plugins:
 
     def suap_adapters(self) -> dict[str, type[Any]]:
         return self._merge(self.pm.hook.hub_suap_adapters(), "SUAP adapter")
+
+    def adapter_kinds(self) -> dict[str, AdapterKind]:
+        """The adapter kinds plugins declare (``hub_adapter_kinds``)."""
+        return self._merge(self.pm.hook.hub_adapter_kinds(), "adapter kind")
+
+    def kind_adapters(self, kind: str) -> dict[str, type[Any]]:
+        """The adapter classes of a declared ``kind`` (``hub_adapters``)."""
+        return self._merge(
+            [(result or {}).get(kind, {}) for result in self.pm.hook.hub_adapters()],
+            f"{kind} adapter",
+        )
 
     def campaign_sources(self) -> dict[str, type[Any]]:
         return self._merge(self.pm.hook.hub_campaign_sources(), "campaign source")

@@ -10,6 +10,7 @@ HubServices`: the web app, ``sportello worker``, a CLI command). Platforms reach
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from collections.abc import Callable
@@ -40,12 +41,17 @@ class AdapterNotInstalled(LookupError):
 
 
 def _catalogues(plugins: Plugins) -> dict[str, Callable[[], dict[str, type[Any]]]]:
-    """The adapter classes by kind, as the plugin hooks provide them."""
-    return {
+    """The adapter classes by kind, as the plugin hooks provide them: the kernel's own
+    kinds, each with its hook, and every kind a plugin declares (``hub_adapter_kinds``),
+    whose classes come from ``hub_adapters``."""
+    catalogues: dict[str, Callable[[], dict[str, type[Any]]]] = {
         "registry": plugins.registry_adapters,
         "suap": plugins.suap_adapters,
         "accounting": plugins.accounting_adapters,
     }
+    for kind in plugins.adapter_kinds():
+        catalogues.setdefault(kind, functools.partial(plugins.kind_adapters, kind))
+    return catalogues
 
 
 class TenantAdapters:

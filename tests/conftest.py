@@ -3,17 +3,30 @@
 PostgreSQL comes from SPORTELLO_TEST_PG_URL (default: the local server, database `test`);
 each test gets a database of its own, dropped afterwards. When the server does not answer,
 the PostgreSQL variants are skipped and the run ends with a loud warning.
+
+Databases (see ``db_templates.py``):
+
+- ``db_url``: already migrated to every head (kernel and platform branches), a copy of a
+  template the migrations ran into once per pytest process; ``create_app(...,
+  apply_migrations=True)`` and ``migrate.upgrade`` find nothing to do on it;
+- ``empty_db_url``: empty, for tests of the migrations themselves (upgrade from nothing or
+  from an old revision, plugin branches, a hub refusing an unmigrated database);
+- ``pg_url``: an empty PostgreSQL database; ``engine``: a migrated engine on ``db_url``.
+
+``SPORTELLO_TEST_DB_TEMPLATE=0`` makes ``db_url`` empty again (every test migrates, as
+before the templates; for comparing times, or when a template is suspected).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import asyncpg
 import pytest
+from db_templates import Templates
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sportello import migrate
@@ -22,6 +35,7 @@ from sportello.db import create_engine
 
 PG_ADMIN_URL = os.environ.get("SPORTELLO_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 _pg_state: dict[str, str | None] = {}
+USE_TEMPLATES = os.environ.get("SPORTELLO_TEST_DB_TEMPLATE", "1") != "0"
 
 
 def _pg_unavailable() -> str | None:
@@ -53,32 +67,69 @@ def _asyncpg_dsn(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://")
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database (SQLAlchemy URL), dropped after the test."""
+def _skip_without_pg() -> None:
     reason = _pg_unavailable()
     if reason:
         pytest.skip(f"PostgreSQL unreachable at {PG_ADMIN_URL}: {reason}")
-    name = f"sportello_t_{uuid.uuid4().hex[:10]}"
 
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(PG_ADMIN_URL)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
 
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+@pytest.fixture(scope="session")
+def db_templates() -> Iterator[Templates]:
+    """This process's migrated template databases (built on first use, dropped at the end)."""
+    templates = Templates(PG_ADMIN_URL)
     try:
-        yield f"{base.replace('postgresql://', 'postgresql+asyncpg://')}/{name}"
+        yield templates
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        templates.close()
+
+
+@pytest.fixture
+def pg_url(db_templates: Templates) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database (SQLAlchemy URL), dropped after the test."""
+    _skip_without_pg()
+    name = db_templates.pg_create_empty()
+    try:
+        yield db_templates.pg_url(name)
+    finally:
+        db_templates.pg_drop(name)
+
+
+@pytest.fixture
+def migrated_pg_url(db_templates: Templates) -> Iterator[str]:
+    """A PostgreSQL database at every migration head (a copy of the template), dropped after."""
+    _skip_without_pg()
+    name = db_templates.pg_create()
+    try:
+        yield db_templates.pg_url(name)
+    finally:
+        db_templates.pg_drop(name)
+
+
+@pytest.fixture
+def migrated_sqlite_url(db_templates: Templates, tmp_path: Path) -> str:
+    """A SQLite database at every migration head (``tmp_path/hub.sqlite``, a copy of the
+    template)."""
+    path = tmp_path / "hub.sqlite"
+    db_templates.sqlite_copy(path)
+    return f"sqlite+aiosqlite:///{path}"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
-def db_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
-    """The same test on SQLite and on PostgreSQL."""
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same test on SQLite and on PostgreSQL, on a database at every migration head
+    (empty when ``SPORTELLO_TEST_DB_TEMPLATE=0``)."""
+    if not USE_TEMPLATES:
+        if request.param == "sqlite":
+            return f"sqlite+aiosqlite:///{tmp_path / 'hub.sqlite'}"
+        return str(request.getfixturevalue("pg_url"))
+    if request.param == "sqlite":
+        return str(request.getfixturevalue("migrated_sqlite_url"))
+    return str(request.getfixturevalue("migrated_pg_url"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same test on SQLite and on PostgreSQL, on an empty database (no migration run)."""
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'hub.sqlite'}"
     return str(request.getfixturevalue("pg_url"))
@@ -88,7 +139,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-
 async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
     """A migrated engine on each backend."""
     eng = create_engine(DatabaseSettings(url=db_url))
-    await migrate.upgrade(eng)
+    if not USE_TEMPLATES:
+        await migrate.upgrade(eng)
     try:
         yield eng
     finally:

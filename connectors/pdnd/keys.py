@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -83,9 +84,23 @@ def _as_bytes(pem: bytes | str) -> bytes:
 
 
 def load_private_key(pem: bytes | str) -> rsa.RSAPrivateKey:
-    """Parse an unencrypted PEM RSA private key of at least 2048 bits."""
+    """Parse an unencrypted PEM RSA private key of at least 2048 bits.
+
+    Parsed keys are kept by their PEM (the last :data:`_PARSED_KEYS` of them): OpenSSL's
+    consistency check of an RSA key costs tens of milliseconds, and a hub with thousands of
+    tenants sharing one key file (or ``/readyz``, which checks every tenant's key) would
+    repeat it for each. Key objects are immutable; the cache lives in this process only."""
+    return _parse_private_key(_as_bytes(pem))
+
+
+#: how many parsed private keys :func:`load_private_key` keeps
+_PARSED_KEYS = 16384
+
+
+@functools.lru_cache(maxsize=_PARSED_KEYS)
+def _parse_private_key(data: bytes) -> rsa.RSAPrivateKey:
     try:
-        key = serialization.load_pem_private_key(_as_bytes(pem), password=None)
+        key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError, UnicodeEncodeError) as exc:
         # Never quote the input: it is a secret.
         raise InvalidKeyError(

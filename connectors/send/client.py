@@ -35,6 +35,7 @@ import copy
 import inspect
 import logging
 import re
+import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
@@ -55,6 +56,7 @@ from ..errors import (
     TransportError,
     error_from_response,
 )
+from ..http1 import BadResponse, ConnectFailed, LeanHttpClient
 from ..pdnd.client import PdndClient
 from ..retry import RetryPolicy, Sleep
 from ..signing import OutgoingRequest
@@ -76,6 +78,7 @@ from .models import (
     NewNotificationResponse,
     NotificationPrice,
     NotificationRequestStatus,
+    PaymentEventF24,
     PaymentEventPagoPa,
     PreLoadRequest,
     PreLoadResponse,
@@ -175,6 +178,7 @@ class SendClient(BaseConnector):
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
         sleep: Sleep = asyncio.sleep,
+        transport: LeanHttpClient | None = None,
     ) -> None:
         if not purpose_id:
             raise ValueError("purpose_id is required (the PDND purpose for SEND)")
@@ -185,6 +189,7 @@ class SendClient(BaseConnector):
             retry=retry,
             timeout=timeout,
             sleep=sleep,
+            transport=transport,
         )
         self.pdnd = pdnd
         self.purpose_id = purpose_id
@@ -215,18 +220,24 @@ class SendClient(BaseConnector):
         return [_model(PreLoadResponse, item, response, "preload") for item in data]
 
     async def upload(
-        self, slot: PreLoadResponse, content: bytes, *, content_type: str = "application/pdf"
+        self,
+        slot: PreLoadResponse,
+        content: bytes,
+        *,
+        content_type: str = "application/pdf",
+        sha256: str | None = None,
     ) -> str:
         """Upload ``content`` to a preloaded slot; the ``x-amz-version-id`` SEND answered.
 
         Sends ``x-amz-meta-secret`` and ``x-amz-checksum-sha256`` (base64 SHA-256, sent as
-        a header: the storage accepts it as a header or as the trailer the spec describes).
-        Retried like a read: the same bytes to the same key.
+        a header: the storage accepts it as a header or as the trailer the spec describes;
+        ``sha256``: the caller's, else computed here; the storage refuses bytes that do
+        not match it). Retried like a read: the same bytes to the same key.
         """
         headers = {
             "Content-Type": content_type,
             "x-amz-meta-secret": slot.secret,
-            "x-amz-checksum-sha256": sha256_b64(content),
+            "x-amz-checksum-sha256": sha256 or sha256_b64(content),
         }
         _, answer_headers, _ = await self._presigned(slot.httpMethod, slot.url, content, headers)
         version = next(
@@ -239,11 +250,22 @@ class SendClient(BaseConnector):
         return version
 
     async def upload_files(
-        self, contents: Sequence[bytes], *, content_type: str = "application/pdf"
+        self,
+        contents: Sequence[bytes],
+        *,
+        content_type: str = "application/pdf",
+        digests: Sequence[str] | None = None,
     ) -> list[UploadedFile]:
-        """Preload and upload up to 15 files; their references for the notification request."""
+        """Preload and upload up to 15 files; their references for the notification request
+        (``digests``: their base64 SHA-256 when the caller has them, else computed here)."""
+        if digests is not None and len(digests) != len(contents):
+            raise ValueError("one digest per file")
         requests = [
-            PreLoadRequest(preloadIdx=str(i), contentType=content_type, sha256=sha256_b64(c))  # type: ignore[arg-type]
+            PreLoadRequest(
+                preloadIdx=str(i),
+                contentType=content_type,  # type: ignore[arg-type]
+                sha256=digests[i] if digests is not None else sha256_b64(c),
+            )
             for i, c in enumerate(contents)
         ]
         slots = await self.preload(requests)
@@ -251,7 +273,9 @@ class SendClient(BaseConnector):
         uploaded: list[UploadedFile] = []
         for index, (request, content) in enumerate(zip(requests, contents, strict=True)):
             slot = by_idx.get(str(index)) or slots[index]
-            version = await self.upload(slot, content, content_type=content_type)
+            version = await self.upload(
+                slot, content, content_type=content_type, sha256=request.sha256
+            )
             uploaded.append(
                 UploadedFile(
                     key=slot.key,
@@ -423,6 +447,16 @@ class SendClient(BaseConnector):
         body = {"events": [e.wire() for e in events]}
         await self._call("POST", "/delivery/events/payment/pagopa", json=body, expected=(204,))
 
+    async def payment_events_f24(self, events: Sequence[PaymentEventF24]) -> None:
+        """``POST /delivery/events/payment/f24`` (204; deprecated in the bundle, still
+        served): the sender tells SEND that F24s of these notifications were paid (SEND
+        adds ``PAYMENT`` to the recipient's timeline). Retried like a read: SEND keeps one
+        ``PAYMENT`` for a repeated event."""
+        if not events:
+            raise ValueError("at least one payment event")
+        body = {"events": [e.wire() for e in events]}
+        await self._call("POST", "/delivery/events/payment/f24", json=body, expected=(204,))
+
     # -- progress streams ------------------------------------------------------------------
 
     async def create_stream(self, request: StreamRequest) -> StreamMetadata:
@@ -524,24 +558,12 @@ class SendClient(BaseConnector):
     async def _presigned_once(
         self, method: str, url: str, data: bytes | None, headers: Mapping[str, str]
     ) -> tuple[int, Mapping[str, str], bytes]:
-        try:
-            async with self.session.request(
-                method,
-                URL(url, encoded=True),
-                data=data,
-                headers=dict(headers),
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
-                allow_redirects=False,
-            ) as resp:
-                status, answer_headers, body = resp.status, resp.headers, await resp.read()
-        except TimeoutError as exc:
-            raise ConnectorTimeout(f"storage: no answer within {self.timeout:g}s") from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise ConnectError(f"storage: {type(exc).__name__}") from exc
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-            raise TransportError(f"storage: {type(exc).__name__}") from exc
-        except aiohttp.ClientError as exc:
-            raise ProtocolError(f"storage: invalid HTTP answer: {type(exc).__name__}") from exc
+        if self.transport is not None:
+            status, answer_headers, body = await self._presigned_lean(
+                self.transport, method, url, data, headers
+            )
+        else:
+            status, answer_headers, body = await self._presigned_aiohttp(method, url, data, headers)
         if status == 200:
             return status, answer_headers, body
         code, message = _s3_error(body)
@@ -554,6 +576,52 @@ class SendClient(BaseConnector):
                 body=body.decode("utf-8", errors="replace"),
             )
         raise error_from_response(self.platform, status, answer_headers, body)
+
+    async def _presigned_lean(
+        self,
+        transport: LeanHttpClient,
+        method: str,
+        url: str,
+        data: bytes | None,
+        headers: Mapping[str, str],
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        try:
+            result = await transport.request(
+                method, url, headers=headers, body=data or b"", time_limit=self.timeout
+            )
+        except TimeoutError as exc:
+            raise ConnectorTimeout(f"storage: no answer within {self.timeout:g}s") from exc
+        except ConnectFailed as exc:
+            if isinstance(exc.__cause__, ssl.SSLCertVerificationError):  # will fail again
+                raise TransportError("storage: TLS certificate error", retryable=False) from exc
+            raise ConnectError(f"storage: {type(exc).__name__}") from exc
+        except OSError as exc:  # ConnectionDropped and other socket errors
+            raise TransportError(f"storage: {type(exc).__name__}") from exc
+        except BadResponse as exc:
+            raise ProtocolError(f"storage: invalid HTTP answer: {exc}") from exc
+        return result.status, result.headers, result.body
+
+    async def _presigned_aiohttp(
+        self, method: str, url: str, data: bytes | None, headers: Mapping[str, str]
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        try:
+            async with self.session.request(
+                method,
+                URL(url, encoded=True),
+                data=data,
+                headers=dict(headers),
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                allow_redirects=False,
+            ) as resp:
+                return resp.status, resp.headers, await resp.read()
+        except TimeoutError as exc:
+            raise ConnectorTimeout(f"storage: no answer within {self.timeout:g}s") from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise ConnectError(f"storage: {type(exc).__name__}") from exc
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+            raise TransportError(f"storage: {type(exc).__name__}") from exc
+        except aiohttp.ClientError as exc:
+            raise ProtocolError(f"storage: invalid HTTP answer: {type(exc).__name__}") from exc
 
 
 def _s3_error(body: bytes) -> tuple[str | None, str | None]:

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 __all__ = [
     "IUN_PATTERN",
@@ -42,6 +43,7 @@ __all__ = [
     "NotificationPrice",
     "NotificationRequestStatus",
     "PagoPaPayment",
+    "PaymentEventF24",
     "PaymentEventPagoPa",
     "PaymentItem",
     "PhysicalAddress",
@@ -455,6 +457,31 @@ class PaymentEventPagoPa(_Request):
         r"(\.[0-9]+)?(Z|([+\-][0-9]{2}):([0-9]{2}))$"
     )
     amount: int = Field(ge=-(2**31), le=2**31 - 1, description="euro cents")
+
+
+class PaymentEventF24(_Request):
+    """``PaymentEventF24``: an F24 of a notification paid (at a bank, a post office, home
+    banking), told to SEND by its sender: the IUN, the paying recipient and the amount."""
+
+    iun: Iun
+    paymentDate: datetime = Field(description="date and time, with its offset")
+    recipientTaxId: TaxId
+    recipientType: Literal["PF", "PG"]
+    amount: int = Field(ge=-(2**31), le=2**31 - 1, description="euro cents")
+
+    @field_validator("paymentDate")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("paymentDate needs its UTC offset")
+        return value
+
+    def wire(self) -> dict[str, Any]:
+        body = super().wire()
+        body["paymentDate"] = (
+            self.paymentDate.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        )
+        return body
 
 
 class LegalFactListElement(_Response):

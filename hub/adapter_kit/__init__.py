@@ -1,10 +1,11 @@
 """Adapter kit: contract tests, a pytest plugin and a scaffold for adapter authors.
 
 Registry (anagrafe) adapters have their contract in :mod:`.contract`, accounting
-(ragioneria) adapters in :mod:`.accounting_contract`, SUAP adapters in :mod:`.suap_contract`.
+(ragioneria) adapters in :mod:`.accounting_contract`, SUAP adapters in :mod:`.suap_contract`,
+agenda adapters (the ``booking`` kind) in :mod:`.agenda_contract`.
 The pytest parts (fixtures, ``RegistryContractTests``, ``AccountingContractTests``,
-``SuapContractTests``) live in :mod:`sportello.adapter_kit.pytest_plugin`, so importing this
-package does not need pytest.
+``SuapContractTests``, ``AgendaContractTests``) live in
+:mod:`sportello.adapter_kit.pytest_plugin`, so importing this package does not need pytest.
 """
 
 from .accounting_contract import (
@@ -13,6 +14,7 @@ from .accounting_contract import (
     canonical_positions,
     run_accounting_contract,
 )
+from .agenda_contract import AgendaContract, AgendaFactory, canonical_agenda, run_agenda_contract
 from .contract import (
     UNKNOWN_FISCAL_CODE,
     AdapterFactory,
@@ -32,18 +34,22 @@ __all__ = [
     "AccountingContract",
     "AccountingFactory",
     "AdapterFactory",
+    "AgendaContract",
+    "AgendaFactory",
     "ContractViolation",
     "ProjectNames",
     "RegistryContract",
     "ScaffoldError",
     "SuapContract",
     "SuapFactory",
+    "canonical_agenda",
     "canonical_dataset",
     "canonical_positions",
     "canonical_practices",
     "expected_household",
     "plugins_with",
     "run_accounting_contract",
+    "run_agenda_contract",
     "run_registry_contract",
     "run_suap_contract",
     "scaffold",

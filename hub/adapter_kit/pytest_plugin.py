@@ -2,8 +2,8 @@
 
 Loaded automatically once Sportello is installed (entry point ``pytest11``), or explicitly
 with ``-p sportello.adapter_kit.pytest_plugin``. :class:`RegistryContractTests`,
-:class:`AccountingContractTests` and :class:`SuapContractTests` also work without the plugin
-loaded: they carry the fixtures they need.
+:class:`AccountingContractTests`, :class:`SuapContractTests` and :class:`AgendaContractTests`
+also work without the plugin loaded: they carry the fixtures they need.
 
 Fixtures:
 
@@ -34,6 +34,7 @@ from .accounting_contract import (
     ReconciliationReader,
     canonical_positions,
 )
+from .agenda_contract import AgendaContract, AgendaFactory, canonical_agenda
 from .contract import AdapterFactory, RegistryContract, canonical_dataset, plugins_with
 from .suap_contract import SuapContract, SuapFactory, canonical_practices
 
@@ -42,6 +43,7 @@ MARKER = "sportello_plugin"
 __all__ = [
     "MARKER",
     "AccountingContractTests",
+    "AgendaContractTests",
     "RegistryContractTests",
     "SuapContractTests",
 ]
@@ -432,3 +434,95 @@ class SuapContractTests:
 
     def test_registered_through_the_hook(self, suap_contract: SuapContract, tmp_path: Path) -> None:
         self.run_check("registered_through_the_hook", suap_contract, tmp_path)
+
+
+class AgendaContractTests:
+    """Every agenda contract check as a test (see :mod:`sportello.adapter_kit.agenda_contract`:
+    the ``booking`` adapter kind). Subclass it and define the ``agenda_factory`` fixture
+    (``async def factory(agenda, workdir) -> adapter``); ``sportello_plugin`` enables the hook
+    check, and overriding ``agenda_spec`` runs the checks on another agenda."""
+
+    @pytest.fixture
+    def agenda_factory(self) -> AgendaFactory:
+        pytest.fail(
+            f"{type(self).__name__} must define the agenda_factory fixture: "
+            "async def factory(agenda, workdir) -> adapter"
+        )
+
+    @pytest.fixture
+    def agenda_spec(self) -> dict[str, Any]:
+        return canonical_agenda()
+
+    @pytest.fixture
+    def sportello_plugin(self, request: pytest.FixtureRequest) -> object | None:
+        return _marked(request)[0]
+
+    @pytest.fixture
+    def sportello_plugins(
+        self, request: pytest.FixtureRequest, sportello_plugin: object | None
+    ) -> Plugins:
+        return _plugins(request, sportello_plugin)
+
+    @pytest.fixture
+    def agenda_contract(
+        self,
+        agenda_factory: AgendaFactory,
+        agenda_spec: dict[str, Any],
+        sportello_plugin: object | None,
+        sportello_plugins: Plugins,
+    ) -> AgendaContract:
+        plugins = None if sportello_plugin is None else sportello_plugins
+        return AgendaContract(agenda_factory, agenda=agenda_spec, plugins=plugins)
+
+    def run_check(self, check: str, contract: AgendaContract, tmp_path: Path) -> None:
+        """Run one check of :class:`AgendaContract` in a new event loop."""
+        __tracebackhide__ = True
+        why = contract.skipped(check)
+        if why:
+            pytest.skip(
+                f"{why}: override the sportello_plugin fixture (or use the {MARKER} marker)"
+            )
+        asyncio.run(contract.run(check, tmp_path))
+
+    def test_offices_and_services(self, agenda_contract: AgendaContract, tmp_path: Path) -> None:
+        self.run_check("offices_and_services", agenda_contract, tmp_path)
+
+    def test_free_slots_follow_hours_and_closed_days(
+        self, agenda_contract: AgendaContract, tmp_path: Path
+    ) -> None:
+        self.run_check("free_slots_follow_hours_and_closed_days", agenda_contract, tmp_path)
+
+    def test_slots_skip_the_hour_that_does_not_exist(
+        self, agenda_contract: AgendaContract, tmp_path: Path
+    ) -> None:
+        self.run_check("slots_skip_the_hour_that_does_not_exist", agenda_contract, tmp_path)
+
+    def test_book_takes_a_seat_and_day_lists_it(
+        self, agenda_contract: AgendaContract, tmp_path: Path
+    ) -> None:
+        self.run_check("book_takes_a_seat_and_day_lists_it", agenda_contract, tmp_path)
+
+    def test_capacity_is_never_exceeded_by_simultaneous_bookings(
+        self, agenda_contract: AgendaContract, tmp_path: Path
+    ) -> None:
+        self.run_check(
+            "capacity_is_never_exceeded_by_simultaneous_bookings", agenda_contract, tmp_path
+        )
+
+    def test_refuses_what_it_does_not_offer(
+        self, agenda_contract: AgendaContract, tmp_path: Path
+    ) -> None:
+        self.run_check("refuses_what_it_does_not_offer", agenda_contract, tmp_path)
+
+    def test_move_and_cancel_free_the_old_seat(
+        self, agenda_contract: AgendaContract, tmp_path: Path
+    ) -> None:
+        self.run_check("move_and_cancel_free_the_old_seat", agenda_contract, tmp_path)
+
+    def test_close_is_idempotent(self, agenda_contract: AgendaContract, tmp_path: Path) -> None:
+        self.run_check("close_is_idempotent", agenda_contract, tmp_path)
+
+    def test_registered_through_the_hook(
+        self, agenda_contract: AgendaContract, tmp_path: Path
+    ) -> None:
+        self.run_check("registered_through_the_hook", agenda_contract, tmp_path)

@@ -421,6 +421,11 @@ def idempotency_key(request: web.Request) -> str:
     return key
 
 
+def request_digest(request: web.Request, raw_body: bytes) -> str:
+    """What ``idempotent`` stores with a key to tell a replay from another request."""
+    return hashlib.sha256(request.method.encode() + request.path.encode() + raw_body).hexdigest()
+
+
 async def idempotent(
     request: web.Request,
     tenant_id: str,
@@ -432,7 +437,7 @@ async def idempotent(
     The business change, its outbox rows and the stored answer commit together.
     """
     key = idempotency_key(request)
-    digest = hashlib.sha256(request.method.encode() + request.path.encode() + raw_body).hexdigest()
+    digest = request_digest(request, raw_body)
     engine = request.app[ENGINE]
     for _ in range(2):
         try:

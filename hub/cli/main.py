@@ -707,71 +707,6 @@ def tenants_add(config_path: Path, tenant_file: Path) -> None:
     click.echo(f"tenant {tenant.id} {'added' if created else 'replaced'}")
 
 
-@tenants_group.command("status")
-@config_option
-@click.option("--json", "as_json", is_flag=True)
-@friendly
-def tenants_status(config_path: Path, as_json: bool) -> None:
-    """A table of tenants x platforms: ready, or what is missing (the readiness checks of
-    `config check` and /readyz), and each tenant's last outbox error. Exit status 1 when
-    something is missing."""
-    from rich.markup import escape
-    from sqlalchemy import select
-
-    from sportello import tenant_store
-    from sportello.readiness import config_problems
-    from sportello.schema import outbox
-
-    async def read(conn: Any) -> tuple[HubConfig, dict[str, str]]:
-        merged = await tenant_store.with_stored(conn, config)
-        rows = await conn.execute(
-            select(outbox.c.tenant_id, outbox.c.kind, outbox.c.last_error, outbox.c.updated_at)
-            .where(outbox.c.last_error.is_not(None), outbox.c.status.in_(("pending", "failed")))
-            .order_by(outbox.c.updated_at.desc())
-            .limit(10_000)
-        )
-        last: dict[str, str] = {}
-        for r in rows:
-            last.setdefault(r.tenant_id, f"{fmt(r.updated_at)} {r.kind}: {r.last_error[:120]}")
-        return merged, last
-
-    config = load_config(config_path)
-    config, last = run_async(with_conn(config, read))
-    problems = config_problems(config, plugins=Plugins(config.plugins.disabled))
-    status: dict[str, dict[str, list[str]]] = {
-        t.id: {name: [] for name in t.sections()} for t in config.tenants
-    }
-    for p in problems:
-        if p.tenant in status:
-            status[p.tenant].setdefault(p.platform, []).append(p.problem)
-    if as_json:
-        out = [
-            {
-                "tenant": tid,
-                "platforms": {k: ("ready" if not v else v) for k, v in cells.items()},
-                "last_error": last.get(tid),
-            }
-            for tid, cells in status.items()
-        ]
-        click.echo(json.dumps(out))
-    else:
-        columns = sorted({name for cells in status.values() for name in cells})
-        table = Table("tenant", *columns, "last error")
-        for tid, cells in status.items():
-            row = [
-                ""
-                if c not in cells
-                else "[green]ready[/]"
-                if not cells[c]
-                else "[red]" + escape("; ".join(cells[c])) + "[/]"
-                for c in columns
-            ]
-            table.add_row(tid, *row, escape(last.get(tid, "")))
-        Console().print(table)
-    if any(cells for t in status.values() for cells in t.values()):
-        sys.exit(1)
-
-
 @tenants_group.command("reload")
 @config_option
 @friendly
@@ -836,8 +771,11 @@ def config_check(path: Path) -> None:
 
 def _add_builtin_commands() -> None:
     from sportello.adapter_kit.cli import adapter_group
+    from sportello.cli.onboard import tenants_onboard, tenants_status
 
     main.add_command(adapter_group)
+    tenants_group.add_command(tenants_onboard)
+    tenants_group.add_command(tenants_status)
 
 
 _add_builtin_commands()

@@ -16,6 +16,8 @@ from sportello.hookspecs import hookimpl
 #: The built-in platforms: plugin name -> module.
 BUILTINS = {
     "booking": "sportello.platforms.booking",
+    "console": "sportello.platforms.console",
+    "frontoffice": "sportello.platforms.frontoffice",
     "io": "sportello.platforms.io",
     "login": "sportello.platforms.login",
     "pagopa": "sportello.platforms.pagopa",

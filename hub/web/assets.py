@@ -7,6 +7,7 @@ files are served as immutable (cached a year by browsers); an unknown version an
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import mimetypes
 from functools import lru_cache
@@ -41,6 +42,16 @@ def url(path: str) -> str:
     return f"{PREFIX}/{version()}/{path.lstrip('/')}"
 
 
+#: text files served gzip-compressed to browsers that accept it
+COMPRESSIBLE = frozenset({".css", ".js", ".svg"})
+
+
+@lru_cache(maxsize=16)
+def _gzipped(path: str, mtime_ns: int) -> bytes:
+    """A static file compressed once (per version of it: ``mtime_ns`` is in the key)."""
+    return gzip.compress(Path(path).read_bytes(), compresslevel=9, mtime=0)
+
+
 async def serve(request: web.Request) -> web.StreamResponse:
     if request.match_info["version"] != version():
         raise web.HTTPNotFound(text="unknown asset version")
@@ -52,6 +63,18 @@ async def serve(request: web.Request) -> web.StreamResponse:
     if STATIC not in target.parents or not target.is_file():
         raise web.HTTPNotFound(text="no such asset")
     kind, _ = mimetypes.guess_type(target.name)
+    if target.suffix in COMPRESSIBLE and "gzip" in request.headers.get("Accept-Encoding", ""):
+        # the kit's CSS and JavaScript are 0.6 and 1 MB: a phone gets a tenth of that
+        return web.Response(
+            body=_gzipped(str(target), target.stat().st_mtime_ns),
+            headers={
+                "Cache-Control": "public, max-age=31536000, immutable",
+                "Content-Type": kind or "application/octet-stream",
+                "Content-Encoding": "gzip",
+                "Vary": "Accept-Encoding",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
     response = web.FileResponse(
         target,
         headers={

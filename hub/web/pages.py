@@ -9,14 +9,17 @@ with :func:`render`, which adds the security headers every page carries.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jinja2
 from aiohttp import web
 
 from . import assets
 
+ROME = ZoneInfo("Europe/Rome")
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 #: every page: no framing, no sniffing, scripts and styles only from the hub (the kit's
@@ -47,8 +50,20 @@ def environment(*folders: Path) -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.globals["static"] = assets.url
+    env.filters["it_date"] = it_date
     env.globals["kit_installed"] = assets.kit_installed
     return env
+
+
+def it_date(value: object) -> str:
+    """A date or an instant as Italians read it, in Europe/Rome: ``07/12/2026`` or
+    ``07/12/2026 alle 10:30``."""
+    if isinstance(value, datetime):
+        local = value.astimezone(ROME) if value.tzinfo else value
+        return local.strftime("%d/%m/%Y alle %H:%M")
+    if isinstance(value, date):
+        return value.strftime("%d/%m/%Y")
+    return "" if value is None else str(value)
 
 
 def render(

@@ -101,6 +101,9 @@ class _Option:
     payment_method: str | None = None
     psp_company: str | None = None
     id_receipt: str | None = None
+    #: SEND's notification cost (``notificationFee``), already in ``body``'s amount and in
+    #: its creditor's first transfer
+    notification_fee: int = 0
 
     @property
     def iuv(self) -> str:
@@ -186,6 +189,8 @@ class _State:
     violations: list[SpecViolation] = field(default_factory=list)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     closing: asyncio.Event = field(default_factory=asyncio.Event)
+    #: every notificationFee written (``GET /__sandbox/notification-fees``)
+    fee_updates: list[dict[str, Any]] = field(default_factory=list)
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -200,6 +205,7 @@ class _State:
         self.faults.clear()
         self.calls.clear()
         self.violations.clear()
+        self.fee_updates.clear()
 
     def refresh(self, position: _Position) -> _Position:
         """Apply what time does: validity date reached, last due date passed."""
@@ -338,7 +344,7 @@ def _model(position: _Position) -> dict[str, Any]:
         item = dict(option.body)
         item["nav"] = "3" + option.iuv
         item.setdefault("fee", 0)
-        item["notificationFee"] = 0
+        item["notificationFee"] = option.notification_fee
         options.append(item)
     body["paymentOption"] = options
     return body
@@ -385,7 +391,7 @@ def _base_response(position: _Position) -> dict[str, Any]:
                     "insertedDate": format_datetime(option.inserted),
                     "paymentMethod": option.payment_method,
                     "fee": body.get("fee") or 0,
-                    "notificationFee": 0,
+                    "notificationFee": option.notification_fee,
                     "pspCompany": option.psp_company,
                     "idReceipt": option.id_receipt,
                     "status": option.status,
@@ -535,9 +541,12 @@ def _update(state: _State, org: str, iupd: str, body: Any, *, to_publish: bool) 
     _check_unique_iuvs(state, org, options, iupd)
     validity = parse_datetime(position_body.pop("validityDate", None))
     status = gpd_states.updated(position.status, to_publish=to_publish, validity_date=validity)
+    fees = {o.iuv: o.notification_fee for o in position.options if o.notification_fee}
     state.unindex(position)
     for option in options:
         option.inserted = position.inserted
+        if fees.get(option.iuv):  # GPD keeps SEND's cost over the creditor's update
+            _apply_notification_fee(org, option, fees[option.iuv])
     position.body, position.options, position.status = position_body, options, status
     position.validity_date = validity
     position.last_updated = now
@@ -547,6 +556,75 @@ def _update(state: _State, org: str, iupd: str, body: Any, *, to_publish: bool) 
             position.validity_date = now
     state.index(position)
     return position
+
+
+def _primary_transfer(org: str, option: _Option) -> dict[str, Any] | None:
+    """The transfer that carries SEND's cost: the first (by ``idTransfer``) credited to the
+    organization itself, never a stamp (GPD's ``findPrimaryTransfer``)."""
+    ours = [
+        t
+        for t in option.body.get("transfer") or []
+        if (t.get("organizationFiscalCode") or org) == org and not t.get("stamp")
+    ]
+    return min(ours, key=lambda t: str(t.get("idTransfer"))) if ours else None
+
+
+def _apply_notification_fee(org: str, option: _Option, fee: int) -> None:
+    """Set the option's ``notificationFee``: the amount and the primary transfer lose the old
+    fee and gain the new one, so the transfers still sum to the amount."""
+    transfer = _primary_transfer(org, option)
+    if transfer is None:
+        raise _Refused(
+            422,
+            "Unprocessable payment option",
+            f"No transfer of the payment option with Organization Fiscal Code {org} and NAV "
+            f"3{option.iuv} can carry the notification fee",
+        )
+    delta = fee - option.notification_fee
+    option.body["amount"] = int(option.body["amount"]) + delta
+    transfer["amount"] = int(transfer["amount"]) + delta
+    option.notification_fee = fee
+
+
+async def update_notification_fee(request: web.Request) -> web.Response:
+    """``PUT .../organizations/{org}/paymentoptions/{nav}/notificationfee`` with
+    ``{"notificationFee": cents}``: SEND (ASYNC mode) writes its notification cost into the
+    option (GPD's internal ``updateNotificationFee``, not in the published ``gpd.json``):
+    200 with the option, 404 for an unknown NAV, 422 when the option or its position can no
+    longer change (paid, reported, invalid, expired)."""
+    state = request.app[STATE]
+    org, nav = _org(request), request.match_info["nav"]
+    body = await _read_json(request)
+    fee = body.get("notificationFee") if isinstance(body, dict) else None
+    if type(fee) is not int or fee < 0:
+        raise _Refused(400, _BAD_REQUEST, "notificationFee: must be an integer >= 0")
+    iupd = state.iuvs.get((org, nav[1:])) if nav.startswith("3") else None
+    position = state.find(org, iupd) if iupd is not None else None
+    option = (
+        next((o for o in position.options if "3" + o.iuv == nav), None)
+        if position is not None
+        else None
+    )
+    if position is None or option is None:
+        raise _Refused(
+            404,
+            "Not found the payment option",
+            f"Not found a payment option for Organization Fiscal Code {org} and NAV {nav}",
+        )
+    if option.status != "PO_UNPAID" or position.status not in UPDATABLE - {S.EXPIRED}:
+        raise _Refused(
+            422,
+            "Unprocessable payment option",
+            f"The payment option with Organization Fiscal Code {org} and NAV {nav} is not in a "
+            f"state where its notification fee can change ({position.status.value})",
+        )
+    _apply_notification_fee(org, option, fee)
+    position.last_updated = state.now()
+    state.fee_updates.append(
+        {"organization": org, "nav": nav, "notificationFee": fee, "amount": option.body["amount"]}
+    )
+    [item] = [o for o in _base_response(position)["paymentOption"] if o["nav"] == nav]
+    return _json(item)
 
 
 def _delete(state: _State, org: str, iupd: str) -> None:
@@ -1277,6 +1355,11 @@ async def pay_option(request: web.Request) -> web.Response:
     )
 
 
+async def list_fee_updates(request: web.Request) -> web.Response:
+    """Every ``notificationFee`` written (SEND's ASYNC mode), in order."""
+    return _json(request.app[STATE].fee_updates)
+
+
 async def list_violations(request: web.Request) -> web.Response:
     state = request.app[STATE]
     return _json(
@@ -1341,6 +1424,11 @@ def create_app(
     router.add_delete(one, delete_position, name="deletePosition")
     router.add_post(f"{one}/publish", publish_position, name="publishPosition")
     router.add_post(f"{one}/invalidate", invalidate_position, name="invalidatePosition")
+    router.add_put(
+        f"{GPD_PREFIX}/organizations/{{org}}/paymentoptions/{{nav}}/notificationfee",
+        update_notification_fee,
+        name="updateNotificationFee",
+    )
 
     files = f"{UPLOAD_PREFIX}/brokers/{{broker}}/organizations/{{org}}/debtpositions"
     router.add_post(
@@ -1369,4 +1457,5 @@ def create_app(
     router.add_get("/__sandbox/uploads", list_uploads)
     router.add_post("/__sandbox/pay/{org}/{iuv}", pay_option)
     router.add_get("/__sandbox/spec-violations", list_violations)
+    router.add_get("/__sandbox/notification-fees", list_fee_updates)
     return app

@@ -28,6 +28,10 @@ checks (``x-api-key``, then the PDND voucher, checked against the PDND sandbox's
 - ``POST /delivery/events/payment/pagopa`` (204): the creditor's payment events; each
   notice of an accepted notification of the caller gets ``PAYMENT`` (status ``PAID``), an
   unknown notice a 404 (nothing applied);
+- ``POST /delivery/events/payment/f24`` (204): the sender's F24 payments (IUN, recipient
+  tax id and type, instant, amount), checked against ``PaymentEventsRequestF24``; the
+  recipient gets ``PAYMENT`` with an ``idF24`` (status ``PAID``), once per event; an IUN or a
+  recipient the caller has not is a 404 (nothing applied);
 - ``GET /delivery/v2.3/price/{paTaxId}/{noticeCode}``: the cost of the notice's recipient
   now (``SEND_FEE`` + the sender's ``paFee``, plus ``ANALOG_COST`` of the product and its
   VAT once a registered letter was sent; 0 with ``FLAT_RATE``), 404 before acceptance;
@@ -60,6 +64,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from sportello.clock import Clock, SystemClock
@@ -67,7 +72,15 @@ from sportello.clock import Clock, SystemClock
 from ..common import platform_app
 from ..pdnd.hosts import SANDBOX_ISSUER
 from ..voucher import VoucherChecker, VoucherInvalid
-from .validation import NEW_NOTIFICATION, PAYMENT_EVENTS_PAGOPA, PRELOAD, STREAM_REQUEST, check
+from .validation import (
+    F24_KINDS_SCHEMAS,
+    NEW_NOTIFICATION,
+    PAYMENT_EVENTS_F24,
+    PAYMENT_EVENTS_PAGOPA,
+    PRELOAD,
+    STREAM_REQUEST,
+    check,
+)
 
 __all__ = [
     "DEFAULT_PDND_URL",
@@ -84,6 +97,9 @@ __all__ = [
 ]
 
 DEFAULT_PDND_URL = "http://127.0.0.1:8104"
+#: GPD's debt positions service under the pagoPA sandbox's base URL, and the sandbox's key
+GPD_PATH = "/gpd/debt-positions-service/v1"
+DEFAULT_GPD_API_KEY = "sandbox-gpd-key"
 DEMO_API_KEY = "sandbox-send-demo-key"
 DEMO_SENDER_TAX_ID = "00000000999"
 OTHER_API_KEY = "sandbox-send-other-key"
@@ -165,6 +181,15 @@ class _Notification:
     cost: dict[int, int] = field(default_factory=dict)
     viewed_at: str | None = None
     refined_at: str | None = None
+    #: ASYNC mode: the refusals GPD's answers gave (None: GPD not asked yet), and whether
+    #: the asking is under way
+    gpd_errors: list[dict[str, Any]] | None = None
+    gpd_pending: bool = False
+
+    @property
+    def asynchronous(self) -> bool:
+        """pagoPaIntMode ASYNC: SEND writes its cost into the GPD positions."""
+        return self.body.get("pagoPaIntMode") == "ASYNC"
 
 
 @dataclass
@@ -208,8 +233,16 @@ class SendSandbox:
         page_size: int,
         stream_retry_after_ms: int,
         taxonomy_codes: Collection[str],
+        gpd_url: str | None = None,
+        gpd_api_key: str = "",
+        gpd_retry_delay: float = 1.0,
     ) -> None:
         self.initial_senders = list(senders)
+        self.gpd_url = gpd_url.rstrip("/") if gpd_url else None
+        self.gpd_api_key = gpd_api_key
+        self.gpd_retry_delay = gpd_retry_delay
+        self.session: aiohttp.ClientSession | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
         self.vouchers = vouchers
         self.clock = clock
         self.acceptance_delay = acceptance_delay
@@ -236,6 +269,8 @@ class SendSandbox:
         self.faults: list[_Fault] = []
         self.calls: deque[dict[str, Any]] = deque(maxlen=_MAX_CALLS)
         self.event_counter = 0
+        #: every notificationFee this twin wrote into GPD (``GET /__sandbox/gpd-fees``)
+        self.gpd_log: list[dict[str, Any]] = []
 
     # -- time --------------------------------------------------------------------------
 
@@ -259,7 +294,17 @@ class SendSandbox:
             if notification.state == "WAITING":
                 if now - notification.created < self.acceptance_delay:
                     continue
-                self._validate(notification)
+                if notification.asynchronous and notification.gpd_errors is None:
+                    errors = self._problems(notification)
+                    if errors:  # refused before GPD is touched
+                        self._decide(notification, errors)
+                    else:  # ASYNC: GPD must have the positions; SEND writes its cost
+                        if not notification.gpd_pending:
+                            notification.gpd_pending = True
+                            self._spawn(self._gpd_accept(notification))
+                        continue
+                else:
+                    self._validate(notification)
                 notification.next_due = now
             while notification.pending and notification.next_due <= now:
                 self._apply(notification, notification.pending.popleft())
@@ -286,8 +331,9 @@ class SendSandbox:
 
     def _f24_problems(self, metadata: dict[str, Any], element: str) -> list[dict[str, Any]]:
         """The F24 metadata file preloaded as JSON, an object with exactly one of the
-        ``F24Metadata`` kinds (``f24Standard``, ``f24Simplified``, ``f24Excise``, ``f24Elid``)
-        as an object; else ``F24_METADATA_NOT_VALID``."""
+        ``F24Metadata`` kinds, that kind checked field by field against its schema of the
+        bundle (``F24_KINDS_SCHEMAS``); else ``F24_METADATA_NOT_VALID``, its detail naming
+        the fields (``f24Standard.localTax.records[0].municipality: must match ...``)."""
         key = str((metadata.get("ref") or {}).get("key", "")).removeprefix("safestorage://")
         upload = self.uploads[key]
         detail = None
@@ -303,13 +349,21 @@ class SendSandbox:
             )
             if not isinstance(data, dict) or set(data) - set(F24_KINDS):
                 detail = "not an F24Metadata object"
-            elif len(kinds) != 1 or not isinstance(data[kinds[0]], dict):
+            elif len(kinds) != 1 or not isinstance(data[kinds[0]], dict) or not data[kinds[0]]:
                 detail = "one and only one of " + ", ".join(F24_KINDS) + " (an object)"
+            else:
+                found = check(F24_KINDS_SCHEMAS[kinds[0]], data[kinds[0]], kinds[0])
+                if found:
+                    detail = "; ".join(f"{where}: {what}" for _, where, what in found[:10])
         if detail is None:
             return []
-        return [{"code": "F24_METADATA_NOT_VALID", "element": element, "detail": detail}]
+        return [{"code": "F24_METADATA_NOT_VALID", "element": element, "detail": detail[:2048]}]
 
     def _validate(self, notification: _Notification) -> None:
+        self._decide(notification, self._problems(notification) + (notification.gpd_errors or []))
+
+    def _problems(self, notification: _Notification) -> list[dict[str, Any]]:
+        """Why the request is refused (the files, the F24 metadata, the addresses)."""
         body, sender = notification.body, notification.sender
         errors: list[dict[str, Any]] = []
         for index, document in enumerate(body["documents"]):
@@ -337,6 +391,10 @@ class SendSandbox:
                         "recIndex": rec_index,
                     }
                 )
+        return errors
+
+    def _decide(self, notification: _Notification, errors: list[dict[str, Any]]) -> None:
+        """ACCEPTED (the workflow queued) or REFUSED with ``errors``."""
         if errors:
             notification.state = "REFUSED"
             notification.status = "REFUSED"
@@ -361,6 +419,114 @@ class SendSandbox:
             return
         notification.state = "ACCEPTED"
         notification.pending.extend(self._workflow(notification))
+
+    # -- ASYNC mode: SEND writes its cost into GPD -------------------------------------------
+
+    def cost(self, notification: _Notification, rec_index: int) -> dict[str, Any]:
+        """The recipient's cost now, as the price API answers it: the postal cost counts once
+        the registered letter was sent (SEND knowledge base, "Pagamenti pagoPA": in the
+        analog workflow a first cost is attributed at the first attempt), so the cost of one
+        notice grows while the notification travels."""
+        body = notification.body
+        flat = body["notificationFeePolicy"] == "FLAT_RATE"
+        letters = sum(
+            1
+            for e in notification.timeline
+            if e["category"] == "SEND_ANALOG_DOMICILE" and e["details"].get("recIndex") == rec_index
+        )
+        analog = 0 if flat else ANALOG_COST[body["physicalCommunicationType"]] * letters
+        vat: int = body["vat"] if body.get("vat") is not None else 22
+        pa_fee = 0 if flat else body.get("paFee") or 0
+        send_fee = 0 if flat else SEND_FEE
+        return {
+            "partialPrice": send_fee + analog,
+            "totalPrice": send_fee + analog + pa_fee + analog * vat // 100,
+            "vat": vat,
+            "paFee": pa_fee,
+            "sendFee": send_fee,
+            "analogCost": analog,
+        }
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    @staticmethod
+    def _cost_payments(notification: _Notification, rec_index: int | None = None) -> list[Any]:
+        """``(recIndex, payIndex, pagoPa)`` of the payments with ``applyCost``."""
+        return [
+            (i, j, payment["pagoPa"])
+            for i, recipient in enumerate(notification.body["recipients"])
+            for j, payment in enumerate(recipient.get("payments") or [])
+            if payment.get("pagoPa", {}).get("applyCost") and rec_index in (None, i)
+        ]
+
+    async def _put_fee(self, notification: _Notification, pago: dict[str, Any], fee: int) -> int:
+        """``PUT {gpd}/organizations/{creditorTaxId}/paymentoptions/{noticeCode}/
+        notificationfee``, GPD's API SEND calls in ASYNC mode; GPD's status (0: no answer),
+        retried while GPD fails (5xx, no answer)."""
+        if self.gpd_url is None:
+            return 404  # no GPD twin configured: no position can be found
+        url = (
+            f"{self.gpd_url}/organizations/{pago['creditorTaxId']}/paymentoptions/"
+            f"{pago['noticeCode']}/notificationfee"
+        )
+        while True:
+            if self.session is None or self.session.closed:
+                self.session = aiohttp.ClientSession()
+            status = 0
+            try:
+                async with self.session.put(
+                    url,
+                    json={"notificationFee": fee},
+                    headers={"Ocp-Apim-Subscription-Key": self.gpd_api_key},
+                    timeout=aiohttp.ClientTimeout(total=10),
+                ) as response:
+                    status = response.status
+                    await response.read()
+            except (aiohttp.ClientError, TimeoutError):
+                status = 0
+            self.gpd_log.append(
+                {
+                    "iun": notification.iun,
+                    "creditorTaxId": pago["creditorTaxId"],
+                    "noticeCode": pago["noticeCode"],
+                    "notificationFee": fee,
+                    "status": status,
+                }
+            )
+            if (status and status < 500 and status != 429) or self.closing.is_set():
+                return status
+            await asyncio.sleep(self.gpd_retry_delay)
+
+    async def _gpd_accept(self, notification: _Notification) -> None:
+        """Before accepting an ASYNC notification: each payment with ``applyCost`` gets the
+        recipient's cost in GPD; a position GPD has not (404) or cannot change (422) refuses
+        the notification with ``PAYMENT_NOT_VALID``."""
+        errors = []
+        for i, j, pago in self._cost_payments(notification):
+            status = await self._put_fee(
+                notification, pago, self.cost(notification, i)["totalPrice"]
+            )
+            if not 200 <= status < 300:
+                errors.append(
+                    {
+                        "code": "PAYMENT_NOT_VALID",
+                        "element": f"recipients[{i}].payments[{j}].pagoPa",
+                        "detail": "the payment is not a position GPD has open "
+                        f"(GPD answered {status})",
+                        "recIndex": i,
+                    }
+                )
+        notification.gpd_errors = errors
+
+    async def _gpd_update(self, notification: _Notification, rec_index: int) -> None:
+        """The recipient's cost changed: written again into GPD (nothing to do once GPD
+        refuses, e.g. the position was paid meanwhile)."""
+        fee = self.cost(notification, rec_index)["totalPrice"]
+        for _, _, pago in self._cost_payments(notification, rec_index):
+            await self._put_fee(notification, pago, fee)
 
     def _release(self, notification: _Notification) -> None:
         """A refused request frees its protocol number and notices (they may be sent again)."""
@@ -554,6 +720,12 @@ class SendSandbox:
             )
         if step.category == "REFINEMENT" and notification.refined_at is None:
             notification.refined_at = now
+        if (
+            step.category == "SEND_ANALOG_DOMICILE"
+            and notification.asynchronous
+            and step.rec_index is not None
+        ):  # the cost grew: SEND writes the new one into GPD
+            self._spawn(self._gpd_update(notification, step.rec_index))
         notification.timeline.append(element)
         new_status = step.status
         if notification.status == "CANCELLED" and new_status != "CANCELLED":
@@ -793,6 +965,16 @@ async def send_notification(request: web.Request) -> web.Response:
         return _bad(
             [("PN_GENERIC_INVALIDPARAMETER_TAXONOMYCODE", "taxonomyCode", "unknown taxonomy code")]
         )
+    if body.get("pagoPaIntMode") == "ASYNC" and body["notificationFeePolicy"] == "DELIVERY_MODE":
+        # PaFeeV21, VatV21: required with DELIVERY_MODE in the asynchronous mode
+        missing = [name for name in ("paFee", "vat") if body.get(name) is None]
+        if missing:
+            return _bad(
+                [
+                    ("PN_GENERIC_INVALIDPARAMETER_REQUIRED", name, "must not be null")
+                    for name in missing
+                ]
+            )
     protocol_key = (sender.tax_id, body["paProtocolNumber"], body.get("idempotenceToken") or "")
     if protocol_key in state.by_protocol:
         return _problem(
@@ -1087,31 +1269,7 @@ async def price(request: web.Request) -> web.Response:
             "Not Found",
             [("PN_DELIVERY_NOTIFICATIONCOSTNOTFOUND", None, "no notification for this notice")],
         )
-    rec_index = found[1]
-    body = notification.body
-    flat = body["notificationFeePolicy"] == "FLAT_RATE"
-    # The cost as it stands now, as SEND's price API answers it: the postal cost counts
-    # once the registered letter was sent (SEND knowledge base, "Pagamenti pagoPA": in the
-    # analog workflow a first cost is attributed at the first attempt), so the price of
-    # one notice grows while the notification travels.
-    letters = sum(
-        1
-        for e in notification.timeline
-        if e["category"] == "SEND_ANALOG_DOMICILE" and e["details"].get("recIndex") == rec_index
-    )
-    analog = 0 if flat else ANALOG_COST[body["physicalCommunicationType"]] * letters
-    vat: int = body["vat"] if body.get("vat") is not None else 22
-    pa_fee = 0 if flat else body.get("paFee") or 0
-    send_fee = 0 if flat else SEND_FEE
-    answer: dict[str, Any] = {
-        "iun": notification.iun,
-        "partialPrice": send_fee + analog,
-        "totalPrice": send_fee + analog + pa_fee + analog * vat // 100,
-        "vat": vat,
-        "paFee": pa_fee,
-        "sendFee": send_fee,
-        "analogCost": analog,
-    }
+    answer: dict[str, Any] = {"iun": notification.iun, **state.cost(notification, found[1])}
     if notification.refined_at:
         answer["refinementDate"] = notification.refined_at
     if notification.viewed_at:
@@ -1324,6 +1482,86 @@ async def payment_events(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def payment_events_f24(request: web.Request) -> web.Response:
+    """``paymentEventsRequestF24``: F24 payments told by the sender; 204. Each event names an
+    accepted notification of the caller (else 404, nothing applied) and one of its recipients
+    by ``recipientTaxId`` and ``recipientType`` (else 404 naming the field); the recipient
+    gets ``PAYMENT`` (``idF24``, ``amount``, channel ``PA``) and the notification PAID. The
+    same event again (same IUN, recipient, instant and amount: the same ``idF24``) is kept
+    once."""
+    state, sender = _ctx(request)
+    body, error = await _body(request)
+    if error is not None:
+        return error
+    problems = check(PAYMENT_EVENTS_F24, body)
+    if problems:
+        return _bad(problems)
+    found = []
+    for index, event in enumerate(body["events"]):
+        notification = state.by_iun.get(event["iun"])
+        if (
+            notification is None
+            or notification.state != "ACCEPTED"
+            or notification.sender.tax_id != sender.tax_id
+        ):
+            return _problem(
+                404,
+                "Not Found",
+                [("PN_GENERIC_NOT_FOUND", f"events[{index}].iun", "no notification with this IUN")],
+            )
+        rec_index = next(
+            (
+                i
+                for i, r in enumerate(notification.body["recipients"])
+                if r["taxId"] == event["recipientTaxId"]
+                and r["recipientType"] == event["recipientType"]
+            ),
+            None,
+        )
+        if rec_index is None:
+            return _problem(
+                404,
+                "Not Found",
+                [
+                    (
+                        "PN_GENERIC_NOT_FOUND",
+                        f"events[{index}].recipientTaxId",
+                        "no recipient of the notification with this taxId and recipientType",
+                    )
+                ],
+            )
+        paid_at = datetime.fromisoformat(event["paymentDate"].replace("z", "Z")).astimezone(UTC)
+        id_f24 = str(
+            uuid.uuid5(
+                uuid.NAMESPACE_URL,
+                f"f24:{notification.iun}:{rec_index}:{paid_at.isoformat()}:{event['amount']}",
+            )
+        )
+        found.append((notification, rec_index, event, id_f24, paid_at))
+    for notification, rec_index, event, id_f24, paid_at in found:
+        if any(
+            e["category"] == "PAYMENT" and e["details"].get("idF24") == id_f24
+            for e in notification.timeline
+        ):
+            continue
+        recipient = notification.body["recipients"][rec_index]
+        details: dict[str, Any] = {
+            "recIndex": rec_index,
+            "recipientType": recipient["recipientType"],
+            "amount": event["amount"],
+            "idF24": id_f24,
+            "paymentSourceChannel": "PA",
+            "eventTimestamp": paid_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        }
+        state._apply(notification, _Step("PAYMENT", rec_index, details, status="PAID"))
+    return web.Response(status=204)
+
+
+async def list_gpd_fees(request: web.Request) -> web.Response:
+    """Every ``notificationFee`` this twin wrote into GPD (ASYNC mode), with GPD's status."""
+    return _json(request.app[SEND_STATE].gpd_log)
+
+
 async def reset(request: web.Request) -> web.Response:
     request.app[SEND_STATE].reset()
     return _json({"reset": True})
@@ -1524,6 +1762,9 @@ def create_app(
     page_size: int = 50,
     stream_retry_after_ms: int = 1000,
     taxonomy_codes: Collection[str] = TAXONOMY_CODES,
+    gpd_url: str | None = None,
+    gpd_api_key: str = DEFAULT_GPD_API_KEY,
+    gpd_retry_delay: float = 1.0,
 ) -> web.Application:
     """The SEND twin.
 
@@ -1531,7 +1772,11 @@ def create_app(
     their ``aud`` must be ``voucher_audience`` (default: this twin's own base URL, e.g.
     ``http://127.0.0.1:8106``) and, when ``purposes`` is given, their ``purposeId`` one of
     them. ``acceptance_delay``: seconds a request stays WAITING; ``step_delay``: seconds
-    between two timeline steps (0: the whole workflow at the first look).
+    between two timeline steps (0: the whole workflow at the first look). ``gpd_url``: the
+    base URL of GPD's debt positions service (the pagoPA sandbox's
+    ``.../gpd/debt-positions-service/v1``), where an ASYNC notification's cost is written
+    with ``gpd_api_key`` (``Ocp-Apim-Subscription-Key``), retried every
+    ``gpd_retry_delay`` seconds while GPD fails.
     """
     if acceptance_delay < 0 or step_delay < 0 or page_size < 1 or stream_retry_after_ms < 0:
         raise ValueError("delays must not be negative and page_size must be positive")
@@ -1552,6 +1797,9 @@ def create_app(
         page_size=page_size,
         stream_retry_after_ms=stream_retry_after_ms,
         taxonomy_codes=taxonomy_codes,
+        gpd_url=gpd_url,
+        gpd_api_key=gpd_api_key,
+        gpd_retry_delay=gpd_retry_delay,
     )
     app = platform_app("send", "SEND (Piattaforma Notifiche Digitali) B2B API for senders")
     app[SEND_STATE] = state
@@ -1571,6 +1819,7 @@ def create_app(
         "/delivery/v2.3/price/{paTaxId}/{noticeCode}", price, name="retrieveNotificationPriceV23"
     )
     r.add_post("/delivery/events/payment/pagopa", payment_events, name="paymentEventsRequestPagoPa")
+    r.add_post("/delivery/events/payment/f24", payment_events_f24, name="paymentEventsRequestF24")
     r.add_put(
         "/delivery-push/v2.0/notifications/cancel/{iun}", cancel, name="notificationCancellation"
     )
@@ -1604,14 +1853,21 @@ def create_app(
     r.add_post("/__sandbox/notifications/{iun}/view", view_notification)
     r.add_post("/__sandbox/notifications/{iun}/pay", pay_notification)
     r.add_post("/__sandbox/reset", reset)
+    r.add_get("/__sandbox/gpd-fees", list_gpd_fees)
     r.add_get("/__sandbox/faults", list_faults)
     r.add_post("/__sandbox/faults", add_faults)
     r.add_delete("/__sandbox/faults", clear_faults)
     r.add_get("/__sandbox/calls", list_calls)
 
     async def on_cleanup(app: web.Application) -> None:
-        app[SEND_STATE].closing.set()
-        await app[SEND_STATE].vouchers.close()
+        state = app[SEND_STATE]
+        state.closing.set()
+        for task in list(state.tasks):
+            task.cancel()
+        await asyncio.gather(*state.tasks, return_exceptions=True)
+        if state.session is not None:
+            await state.session.close()
+        await state.vouchers.close()
 
     app.on_cleanup.append(on_cleanup)
     return app

@@ -11,10 +11,14 @@ from .app import DEMO_API_KEY
 
 
 def _build(*, peers: dict[str, str]) -> web.Application:
-    """The SEND twin, checking vouchers against the PDND sandbox wherever it runs."""
-    from .app import create_app
+    """The SEND twin, checking vouchers against the PDND sandbox wherever it runs and
+    writing ASYNC notifications' costs into the pagoPA sandbox's GPD (over HTTP)."""
+    from .app import GPD_PATH, create_app
 
-    return create_app(pdnd_url=peers["pdnd"]) if "pdnd" in peers else create_app()
+    gpd_url = peers["pagopa"].rstrip("/") + GPD_PATH if "pagopa" in peers else None
+    if "pdnd" in peers:
+        return create_app(pdnd_url=peers["pdnd"], gpd_url=gpd_url)
+    return create_app(gpd_url=gpd_url)
 
 
 SANDBOX = SandboxApp(

@@ -14,7 +14,9 @@ import re
 from typing import Any
 
 __all__ = [
+    "F24_KINDS_SCHEMAS",
     "NEW_NOTIFICATION",
+    "PAYMENT_EVENTS_F24",
     "PAYMENT_EVENTS_PAGOPA",
     "PRELOAD",
     "STREAM_REQUEST",
@@ -35,6 +37,7 @@ _TAX_ID = (
 _IUN = r"^[A-Z]{4}-[A-Z]{4}-[A-Z]{4}-[0-9]{6}-[A-Z]{1}-[0-9]{1}$"
 _KEY = r"^(safestorage:\/\/)?[A-Za-z0-9._-]+$"
 _PEC = r"^[^@\s\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 
 
 def _str(
@@ -212,6 +215,267 @@ PAYMENT_EVENTS_PAGOPA: Schema = _obj(
 )
 
 
+#: ``PaymentEventsRequestF24`` (deprecated in the bundle, still served): F24 payments of
+#: notifications, told by their sender.
+PAYMENT_EVENTS_F24: Schema = _obj(
+    {
+        "events": _arr(
+            _obj(
+                {
+                    "iun": _str(_IUN, 25, 25),
+                    "paymentDate": {"type": "string", "format": "date-time"},
+                    "recipientTaxId": _str(_TAX_ID, 11, 16),
+                    "recipientType": _str(r"PF|PG", 2, 2),
+                    "amount": _int(-(2**31), 2**31 - 1),
+                },
+                ("iun", "paymentDate", "recipientTaxId", "recipientType", "amount"),
+            )
+        )
+    },
+    ("events",),
+)
+
+
+# -- F24Metadata (the JSON file of an F24 payment) ---------------------------------------------
+# The bundle's F24 schemas. Their patterns are searched as JSON Schema does; PersonalData's
+# ``[A-Z\\s]`` is read as ``[A-Z\s]`` (letters and spaces) like the bundle's other names.
+
+_CF_OR_VAT = (
+    r"^([A-Z]{6}[0-9LMNPQRSTUV]{2}[ABCDEHLMPRST]{1}[0-9LMNPQRSTUV]{2}[A-Z]{1}"
+    r"[0-9LMNPQRSTUV]{3}[A-Z]{1})|([0-9]{11})$"
+)
+_MONEY = _str(r"^[0-9]{3,15}$")
+_YEAR = _str(r"^[1-2][0-9]{3}$")
+_RATA = _str(r"^[A-Z0-9]{0,4}$")
+_OFFICE3 = _str(r"^[A-Z0-9]{3}$")
+_DOC11 = _str(r"^\d{11}$")
+
+
+def _record(props: dict[str, Schema], required: tuple[str, ...] = ()) -> Schema:
+    """A record with ``IncludeNotificationCost`` (``applyCost`` required)."""
+    return _obj({**props, "applyCost": _BOOL}, ("applyCost", *required))
+
+
+_PERSONAL = _obj(
+    {
+        "surname": _str(r"^[A-Z\s]{1,24}$"),
+        "name": _str(r"^[A-Z\s]{1,20}$"),
+        "birthDate": _str(r"^\d{2}-\d{2}-\d{4}$"),
+        "sex": _str(r"^[FM]$"),
+        "birthPlace": _str(r"^[A-Z\s]{1,40}$"),
+        "birthProvince": _str(r"^[A-Z]{2}$"),
+    }
+)
+_TAX_ADDRESS = _obj(
+    {
+        "municipality": _str(r"^[A-Z]{1,40}$"),
+        "province": _str(r"^[A-Z]{2}$"),
+        "address": _str(r"^[A-Z0-9\s.]{1,35}$"),
+    }
+)
+_PERSON = _obj({"personalData": _PERSONAL, "taxAddress": _TAX_ADDRESS})
+_COMPANY = _obj({"name": _str(r"^[A-Z\s]{1,60}$"), "taxAddress": _TAX_ADDRESS})
+_PAYER_ELIDE = _obj(
+    {
+        "taxCode": _str(_CF_OR_VAT),
+        "person": _PERSON,
+        "company": _COMPANY,
+        "relativePersonTaxCode": _str(_CF_OR_VAT),
+        "id": _str(r"^[A-Z0-9]{2}$"),
+    }
+)
+_PAYER_STANDARD = _obj({**_PAYER_ELIDE["props"], "isNotTaxYear": _BOOL})
+_PAYER_SIMPLIFIED = _obj(
+    {
+        "taxCode": _str(_CF_OR_VAT),
+        "personalData": _PERSONAL,
+        "relativePersonTaxCode": _str(_CF_OR_VAT),
+        "id": _str(r"^[A-Z0-9]{2}$"),
+        "document": _DOC11,
+        "office": _OFFICE3,
+    }
+)
+_TREASURY = _obj(
+    {
+        "records": _arr(
+            _record(
+                {
+                    "taxType": _str(r"^[A-Z0-9]{4}$"),
+                    "installment": _RATA,
+                    "year": _YEAR,
+                    "debit": _MONEY,
+                    "credit": _MONEY,
+                }
+            )
+        ),
+        "office": _OFFICE3,
+        "document": _DOC11,
+    }
+)
+_PERIOD = _obj({"startDate": _str(r"^[0-9]{6}$"), "endDate": _str(r"^[0-9]{6}$")})
+_INPS = _obj(
+    {
+        "records": _arr(
+            _record(
+                {
+                    "office": _str(r"^[0-9]{3,4}$"),
+                    "reason": _str(r"^[A-Z-]{3,4}$"),
+                    "inps": _str(r"^[A-Za-z0-9\s]{0,17}$"),
+                    "period": _PERIOD,
+                    "debit": _MONEY,
+                    "credit": _MONEY,
+                }
+            )
+        )
+    }
+)
+_REGION = _obj(
+    {
+        "records": _arr(
+            _record(
+                {
+                    "region": _str(r"^[0-9]{2}$"),
+                    "taxType": _str(r"^[0-9A-Z]{4}$"),
+                    "installment": _RATA,
+                    "year": _YEAR,
+                    "debit": _MONEY,
+                    "credit": _MONEY,
+                }
+            )
+        )
+    }
+)
+_LOCAL_RECORD_PROPS: dict[str, Schema] = {
+    "municipality": _str(r"^[0-9A-Z]{4}$"),
+    "reconsideration": _BOOL,
+    "propertiesChanges": _BOOL,
+    "advancePayment": _BOOL,
+    "fullPayment": _BOOL,
+    "numberOfProperties": _str(r"^[0-9]{3}$"),
+    "taxType": _str(r"^[0-9]{4}$"),
+    "installment": _RATA,
+    "year": _YEAR,
+    "debit": _MONEY,
+    "credit": _MONEY,
+}
+_LOCAL_TAX = _obj(
+    {
+        "operationId": _str(r"^[A-Z0-9]{18}$"),
+        "records": _arr(_record(_LOCAL_RECORD_PROPS, ("municipality", "taxType"))),
+        "deduction": _MONEY,
+    }
+)
+_SOCIAL = _obj(
+    {
+        "records": _arr(
+            _record(
+                {
+                    "office": _str(r"^[0-9]{5}$"),
+                    "company": _str(r"^[0-9]{8}$"),
+                    "control": _str(r"^[0-9]{2}$"),
+                    "refNumber": _str(r"^[0-9]{6}$"),
+                    "reason": _str(r"^[A-Z0-9]$"),
+                    "debit": _MONEY,
+                    "credit": _MONEY,
+                }
+            )
+        ),
+        "socSecRecords": _arr(
+            _record(
+                {
+                    "institution": _str(r"^[0-9]{4}$"),
+                    "office": _str(r"^[0-9A-Z]{5}$"),
+                    "reason": _str(r"^[0-9A-Z]{3,4}$"),
+                    "position": _str(r"^[0-9]{9}$"),
+                    "period": _PERIOD,
+                    "debit": _MONEY,
+                    "credit": _MONEY,
+                }
+            )
+        ),
+    }
+)
+_EXCISE = _obj(
+    {
+        "records": _arr(
+            _record(
+                {
+                    "institution": _str(r"^[A-Z]{2}$"),
+                    "province": _str(r"^[A-Z]{2}$"),
+                    "id": _str(r"^[A-Z0-9]{17}$"),
+                    "taxType": _str(r"^[0-9A-Z]{4}$"),
+                    "installment": _RATA,
+                    "month": _str(r"^[0-1][0-9]$"),
+                    "year": _YEAR,
+                    "debit": _MONEY,
+                }
+            )
+        ),
+        "office": _OFFICE3,
+        "document": _DOC11,
+    }
+)
+_TREASURY_AND_OTHER = _obj(
+    {
+        "office": _OFFICE3,
+        "document": _DOC11,
+        "records": _arr(
+            _record(
+                {
+                    "type": _str(r"^[A-Z]$"),
+                    "id": _str(r"^[A-Z0-9]{17}$"),
+                    "taxType": _str(r"^[A-Z0-9]{4}$"),
+                    "year": _YEAR,
+                    "debit": _MONEY,
+                }
+            )
+        ),
+    }
+)
+
+#: Each ``F24Metadata`` kind's schema (``F24Standard``, ``F24Simplified``, ``F24Excise``,
+#: ``F24Elid``).
+F24_KINDS_SCHEMAS: dict[str, Schema] = {
+    "f24Standard": _obj(
+        {
+            "taxPayer": _PAYER_STANDARD,
+            "treasury": _TREASURY,
+            "inps": _INPS,
+            "region": _REGION,
+            "localTax": _LOCAL_TAX,
+            "socialSecurity": _SOCIAL,
+        }
+    ),
+    "f24Simplified": _obj(
+        {
+            "taxPayer": _PAYER_SIMPLIFIED,
+            "payments": _obj(
+                {
+                    "operationId": _str(r"^[A-Z0-9]{18}$"),
+                    "records": _arr(
+                        _record(
+                            {**_LOCAL_RECORD_PROPS, "section": _str(r"^(ER|RG|EL)$")},
+                            ("municipality", "taxType", "section"),
+                        )
+                    ),
+                }
+            ),
+        }
+    ),
+    "f24Excise": _obj(
+        {
+            "taxPayer": _PAYER_STANDARD,
+            "treasury": _TREASURY,
+            "inps": _INPS,
+            "region": _REGION,
+            "localTax": _LOCAL_TAX,
+            "excise": _EXCISE,
+        }
+    ),
+    "f24Elid": _obj({"taxPayer": _PAYER_ELIDE, "treasury": _TREASURY_AND_OTHER}),
+}
+
+
 def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
@@ -266,6 +530,8 @@ def check(schema: Schema, value: Any, path: str = "") -> list[Problem]:
             return [
                 ("PN_GENERIC_INVALIDPARAMETER_SIZE", where, f"size must be between {lo} and {hi}")
             ]
+        if schema.get("format") == "date-time" and not _DATE_TIME.fullmatch(value):
+            return [("PN_GENERIC_INVALIDPARAMETER", where, "must be a date-time (RFC 3339)")]
         pattern = schema.get("pattern")
         if pattern is not None and not re.search(pattern, value):
             return [("PN_GENERIC_INVALIDPARAMETER_PATTERN", where, f'must match "{pattern}"')]

@@ -594,3 +594,79 @@ async def test_no_reminder_when_the_lead_time_has_passed(engine) -> None:  # typ
             max_attempts=3,
         )
         assert await store.list_rows(conn, tenant_id="demo") == []
+
+
+# --- the limit on second-factor attempts ------------------------------------------------------
+
+
+async def test_wrong_second_factors_lock_the_code_even_when_simultaneous(hub) -> None:  # type: ignore[no-untyped-def]
+    client, auth, other = hub
+    clock = client.app[CLOCK]
+    r = await post(client, "/bookings", citizen(start="2027-03-03T09:00:00+01:00"), auth)
+    code = (await r.json())["code"]
+    r = await post(client, "/bookings", citizen(start="2027-03-03T09:30:00+01:00"), auth)
+    untouched = (await r.json())["code"]
+    # 20 wrong attempts at once, on read, cancel and move: only 5 (verify_attempts) are checked
+    paths = ["read", "cancel", "reschedule"]
+    answers = await asyncio.gather(
+        *(
+            post(
+                client,
+                f"/bookings/{code}/{paths[i % 3]}",
+                {"verify": f"wrong{i}@example.it", "start": "2027-03-03T10:00:00+01:00"}
+                if paths[i % 3] == "reschedule"
+                else {"verify": f"wrong{i}@example.it"},
+                auth,
+            )
+            for i in range(20)
+        )
+    )
+    statuses = sorted(a.status for a in answers)
+    assert statuses == [404] * 5 + [429] * 15, statuses
+    for a in answers:
+        assert a.content_type == "application/problem+json"
+        if a.status == 429:
+            assert 1 <= int(a.headers["Retry-After"]) <= 15 * 60
+            assert "verify" in (await a.json())["detail"]
+    # locked: even the right factor waits; the lock is per code (another code still answers)
+    r = await post(client, f"/bookings/{code}/read", {"verify": "anna.rossi@example.it"}, auth)
+    assert r.status == 429 and int(r.headers["Retry-After"]) <= 15 * 60
+    r = await post(client, f"/bookings/{untouched}/read", {"verify": "anna.rossi@example.it"}, auth)
+    assert r.status == 200
+    # another tenant's key cannot lock (nor see) this tenant's code
+    r = await client.post(
+        f"/api/v1/tenants/demo/booking/bookings/{untouched}/read",
+        json={"verify": "x@example.it"},
+        headers=other,
+    )
+    assert r.status == 404
+    # after the lock the count starts again; the right factor works and resets it
+    clock.advance(15 * 60 + 1)
+    for _ in range(4):
+        r = await post(client, f"/bookings/{code}/read", {"verify": "nope@example.it"}, auth)
+        assert r.status == 404
+    r = await post(client, f"/bookings/{code}/read", {"verify": "anna.rossi@example.it"}, auth)
+    assert r.status == 200
+    for _ in range(4):
+        r = await post(client, f"/bookings/{code}/read", {"verify": "nope@example.it"}, auth)
+        assert r.status == 404
+    r = await post(client, f"/bookings/{code}/cancel", {"verify": "anna.rossi@example.it"}, auth)
+    assert r.status == 200 and (await r.json())["status"] == "cancelled"
+
+
+async def test_the_attempt_count_is_atomic_under_concurrency(engine) -> None:  # type: ignore[no-untyped-def]
+    """Many transactions taking attempts at once on the same code get distinct numbers; only
+    ``verify_attempts`` of them pass, whatever the backend."""
+    settings_ = settings().model_copy(update={"verify_attempts": 3})
+    code = service.new_code()
+
+    async def one() -> int | str:
+        try:
+            async with engine.begin() as conn:
+                return await service.take_attempt(conn, "demo", settings_, code, NOW)
+        except service.Locked:
+            return "locked"
+
+    got = await asyncio.gather(*(one() for _ in range(25)))
+    assert sorted(x for x in got if isinstance(x, int)) == [1, 2, 3]
+    assert got.count("locked") == 22

@@ -204,8 +204,8 @@ def test_demo_starts_the_hub_and_every_sandbox(tmp_path: Path) -> None:
             line = proc.stderr.readline()
             assert line or proc.poll() is None, "demo exited"
         assert get_json(f"http://127.0.0.1:{hub_port}/readyz")["status"] == "ready"
-        names = [get_json(f"http://127.0.0.1:{base + i}/status")["platform"] for i in range(1, 9)]
-        assert names == ["idp", "pagopa", "io", "pdnd", "anpr", "oidc", "send", "inad"]
+        names = [get_json(f"http://127.0.0.1:{base + i}/status")["platform"] for i in range(1, 10)]
+        assert names == ["idp", "pagopa", "io", "pdnd", "anpr", "oidc", "send", "inad", "email"]
     finally:
         proc.terminate()
         assert proc.wait(15) == 0

@@ -55,6 +55,8 @@ DEMO_PORTS = {
     "oidc": 8106,
     "send": 8107,
     "inad": 8108,
+    "email": 8109,
+    "email-smtp": 8125,  # the e-mail sandbox's SMTP port
 }
 
 

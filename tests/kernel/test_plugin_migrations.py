@@ -60,13 +60,15 @@ async def _tables(engine) -> set[str]:  # type: ignore[no-untyped-def]
         return set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
 
 
-async def test_a_plugin_branch_is_upgraded_with_the_kernel(db_url: str, tmp_path: Path) -> None:
+async def test_a_plugin_branch_is_upgraded_with_the_kernel(
+    empty_db_url: str, tmp_path: Path
+) -> None:
     plugins = _acme(tmp_path)
     heads = migrate.head_revisions(plugins)
     # the kernel's head, each built-in platform's own branch (booking), and acme's
     assert "acme_0001" in heads and len(heads) == len(migrate.head_revisions()) + 1
     assert migrate.head_revision(plugins) == ", ".join(heads)
-    engine = create_engine(DatabaseSettings(url=db_url))
+    engine = create_engine(DatabaseSettings(url=empty_db_url))
     try:
         await migrate.upgrade(engine, plugins=plugins)
         assert await migrate.current_revisions(engine) == heads
@@ -80,11 +82,11 @@ async def test_a_plugin_branch_is_upgraded_with_the_kernel(db_url: str, tmp_path
 
 
 async def test_a_database_of_the_kernel_chain_upgrades_to_every_head(
-    db_url: str, tmp_path: Path
+    empty_db_url: str, tmp_path: Path
 ) -> None:
     """An existing database (alembic_version at 0015, from before plugin branches) gets the
     rest of the kernel chain and the plugin's branch, with its rows intact."""
-    engine = create_engine(DatabaseSettings(url=db_url))
+    engine = create_engine(DatabaseSettings(url=empty_db_url))
     try:
         await migrate.upgrade(engine, KERNEL_AT)
         assert await migrate.current_revisions(engine) == (KERNEL_AT,)

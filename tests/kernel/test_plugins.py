@@ -56,6 +56,7 @@ def test_builtins_come_from_the_entry_point_group() -> None:
         "oidc",
         "send",
         "inad",
+        "email",
     ]
 
 

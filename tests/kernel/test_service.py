@@ -123,8 +123,8 @@ async def test_readiness_fails_when_the_schema_is_behind(client: TestClient) -> 
     assert (await r.json())["checks"]["migrations"] == f"at None, need {migrate.head_revision()}"
 
 
-async def test_refuses_to_start_on_an_unmigrated_database(db_url: str) -> None:
-    app = create_app(make_config(db_url), apply_migrations=False)
+async def test_refuses_to_start_on_an_unmigrated_database(empty_db_url: str) -> None:
+    app = create_app(make_config(empty_db_url), apply_migrations=False)
     with pytest.raises(SchemaOutdated, match="run `sportello db upgrade --config"):
         async with TestClient(TestServer(app)):
             pass

@@ -617,8 +617,8 @@ def test_tenants_status_shows_ready_missing_and_the_last_error(tmp_path: Path, d
     rows = {row["tenant"]: row for row in json.loads(r.output)}
     assert rows["alpha"]["platforms"] == {} and rows["alpha"]["last_error"] is None
     pdnd = rows["beta"]["platforms"]["pdnd"]
-    assert pdnd != "ready" and any("beta-pdnd.pem" in p for p in pdnd)
-    assert any("BETA_HOOK" in str(v) for v in rows["beta"]["platforms"].values())
+    assert pdnd["state"] == "missing" and any("beta-pdnd.pem" in p for p in pdnd["missing"])
+    assert any("BETA_HOOK" in m for m in rows["beta"]["platforms"]["webhooks"]["missing"])
 
     key = tmp_path / "tenants.d" / "keys" / "beta-pdnd.pem"
     key.parent.mkdir()
@@ -655,12 +655,15 @@ def test_tenants_status_shows_ready_missing_and_the_last_error(tmp_path: Path, d
     )
     rows = {row["tenant"]: row for row in json.loads(r.output)}
     assert r.exit_code == 0, r.output
-    assert rows["beta"]["platforms"]["pdnd"] == "ready"
+    # nothing missing; no purpose to ask a voucher for: nothing to check
+    assert rows["beta"]["platforms"]["pdnd"]["state"] == "configured"
+    assert rows["beta"]["platforms"]["pdnd"]["missing"] == []
     assert "webhook: HTTP 503 [upstream]" in rows["alpha"]["last_error"]
+    assert "[upstream]" in rows["alpha"]["platforms"]["webhooks"]["last_error"]
     r = runner.invoke(
         main, ["tenants", "status", "--config", str(main_file)], env={"BETA_HOOK": "x"}
     )
-    assert r.exit_code == 0 and "ready" in r.output and "[upstream]" in r.output
+    assert r.exit_code == 0 and "configured" in r.output and "[upstream]" in r.output
 
 
 def test_tenants_list_without_a_current_database_shows_the_files(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from click.testing import CliRunner
-from conftest import Stack, write_cli_config
+from send_stack import Stack, write_cli_config
 
 from sportello import apikeys
 from sportello.app import ENGINE, SERVICES, create_app

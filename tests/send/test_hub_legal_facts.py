@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp.test_utils import TestClient
-from conftest import Stack
+from send_stack import Stack
 from test_hub_send import BASE, body, drain, hub, post  # noqa: F401 (the hub fixture)
 
 from sportello import apikeys

@@ -7,6 +7,7 @@ tenant's key sees nothing; the progress stream's events are stored once and anno
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator
@@ -15,18 +16,24 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import Stack
 from factories import drain_outbox
+from send_stack import Stack
 from sqlalchemy import func, select, update
 
 from sportello import apikeys
 from sportello.app import ENGINE, SERVICES, create_app
 from sportello.config import parse_config
 from sportello.outbox import store
-from sportello.platforms.send.service import SEND_STREAMS
+from sportello.platforms.send.service import (
+    SEND_QUEUE,
+    SEND_STREAMS,
+    Change,
+    QueuedRequest,
+    SendRows,
+)
 from sportello.platforms.send.tables import send_events, send_notifications
 from sportello.sandbox.send.app import DEMO_API_KEY
-from sportello.schema import ledger
+from sportello.schema import idempotency_keys, ledger, outbox
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 BASE = "/api/v1/tenants/demo/send/notifications"
@@ -290,3 +297,155 @@ async def test_jobs_queued_by_an_earlier_version_still_finish_once(
             row = (await conn.execute(select(n.status, n.iun).where(n.id == queued["id"]))).one()
         assert (row.status, row.iun) == ("accepted", record["iun"]), kind
         assert len(await twin_record(stack, "VERB-2026-7")) == 1
+
+
+async def test_posts_arriving_together_are_stored_together_and_stay_idempotent(
+    hub: tuple[TestClient, dict[str, str]], stack: Stack
+) -> None:
+    """POSTs at the same time are stored in group commits (``NotificationQueue``); each is
+    still answered once per Idempotency-Key, a protocol number is still the tenant's once,
+    and every notification reaches SEND once."""
+    client, keys = hub
+    k = keys["demo"]
+    plain = [post(client, k, body(f"VERB-2026-B{i}"), f"kb-{i}") for i in range(10)]
+    twice = [post(client, k, body("VERB-2026-B20"), "kb-20") for _ in range(2)]
+    same_protocol = [post(client, k, body("VERB-2026-B21"), f"kb-21-{i}") for i in range(2)]
+    other_body = [post(client, k, body(f"VERB-2026-B2{i}"), "kb-22") for i in (2, 3)]
+    answers = await asyncio.gather(*plain, *twice, *same_protocol, *other_body)
+    ok = answers[:10]
+    assert [s for s, _ in ok] == [202] * 10
+    assert len({a["id"] for _, a in ok}) == 10
+    assert answers[10] == answers[11] and answers[10][0] == 202  # one notification, one answer
+    assert sorted(s for s, _ in answers[12:14]) == [202, 409]
+    assert sorted(s for s, _ in answers[14:16]) == [202, 422]
+    again = await post(client, k, body("VERB-2026-B3"), "kb-3")  # a replay after the batch
+    assert again == ok[3]
+    await drain(client)
+    async with client.app[ENGINE].connect() as conn:
+        statuses = (await conn.execute(select(send_notifications.c.status))).scalars().all()
+    assert statuses == ["accepted"] * 13
+    for protocol in [f"VERB-2026-B{i}" for i in range(10)] + ["VERB-2026-B20", "VERB-2026-B21"]:
+        assert len(await twin_record(stack, protocol)) == 1, protocol
+
+
+async def test_queue_many_stores_only_the_plain_requests(
+    hub: tuple[TestClient, dict[str, str]],
+) -> None:
+    """The group commit stores a request only when nothing in the database or in the batch
+    has its key or protocol number; the others get None (the API then runs them alone)."""
+    client, keys = hub
+    queue = client.app[SEND_QUEUE]
+    now = client.app[SERVICES].clock.now()
+
+    def item(key: str, protocol: str, tenant: str = "demo") -> QueuedRequest:
+        wire = {
+            "paProtocolNumber": protocol,
+            "idempotenceToken": f"token-{key}",
+            "subject": "Verbale",
+            "recipients": [{"taxId": "RSSMRA80A01H501U", "denomination": "Mario Rossi"}],
+        }
+        return QueuedRequest(tenant, key, "digest", wire, [("Verbale", PDF)], ["sha"], "t", now)
+
+    assert (await post(client, keys["demo"], body("P-1"), "q-1"))[0] == 202  # stored alone
+    answers = await queue._queue_many(
+        [
+            item("q-1", "P-9"),  # the key has an answer
+            item("q-2", "P-1"),  # the protocol number is taken
+            item("q-3", "P-3"),
+            item("q-3", "P-4"),  # the same key again in the batch
+            item("q-5", "P-3"),  # the same protocol number again in the batch
+            item("q-3", "P-3", tenant="other"),  # another tenant: its own keys and numbers
+        ]
+    )
+    assert [a is None for a in answers] == [True, True, False, True, True, False]
+    assert answers[2] is not None and answers[5] is not None
+    assert answers[2]["pa_protocol_number"] == "P-3" and answers[2]["status"] == "queued"
+    async with client.app[ENGINE].connect() as conn:
+        i = idempotency_keys.c
+        stored = (await conn.execute(select(i.tenant_id, i.key, i.body))).all()
+        jobs = (await conn.execute(select(func.count()).select_from(outbox))).scalar()
+    assert {(r.tenant_id, r.key) for r in stored} == {
+        ("demo", "q-1"),
+        ("demo", "q-3"),
+        ("other", "q-3"),
+    }
+    assert json.loads(next(r.body for r in stored if r.tenant_id == "other")) == answers[5]
+    assert jobs == 3  # one send.upload each
+
+
+async def test_first_acceptance_check_runs_in_the_upload_job(
+    hub: tuple[TestClient, dict[str, str]], stack: Stack
+) -> None:
+    """The twin decides at once: the job that sent the request asks for the acceptance
+    ``acceptance_poll_seconds`` later (0.05 here) and commits the IUN; no acceptance job."""
+    client, keys = hub
+    status, queued = await post(client, keys["demo"], body("VERB-2026-8"), "k-8")
+    assert status == 202
+    await drain(client)
+    [record] = await twin_record(stack, "VERB-2026-8")
+    async with client.app[ENGINE].connect() as conn:
+        n = send_notifications.c
+        row = (await conn.execute(select(send_notifications).where(n.id == queued["id"]))).one()
+        kinds = (await conn.execute(select(outbox.c.kind))).scalars().all()
+    assert (row.status, row.iun) == ("accepted", record["iun"])
+    assert row.notification_request_id == record["notificationRequestId"]
+    assert row.accepted_at is not None
+    assert "send.acceptance" not in kinds and "send.upload" in kinds
+
+
+@pytest.mark.parametrize("stack", [{"acceptance_delay": 0.6}], indirect=True)
+async def test_a_waiting_request_gets_an_acceptance_job_after_retry_after(
+    hub: tuple[TestClient, dict[str, str]], stack: Stack
+) -> None:
+    """SEND answers WAITING with ``retryAfter`` (1 s from the twin): the row is committed
+    ``waiting`` with its request id and a ``send.acceptance`` job due then, which takes it
+    to ``accepted``."""
+    client, keys = hub
+    status, queued = await post(client, keys["demo"], body("VERB-2026-9"), "k-9")
+    assert status == 202
+    await drain(client)
+    [record] = await twin_record(stack, "VERB-2026-9")
+    async with client.app[ENGINE].connect() as conn:
+        n = send_notifications.c
+        row = (await conn.execute(select(send_notifications).where(n.id == queued["id"]))).one()
+        jobs = (await conn.execute(select(outbox).where(outbox.c.kind == "send.acceptance"))).all()
+    assert (row.status, row.iun) == ("accepted", record["iun"])
+    [job] = jobs
+    assert json.loads(job.payload)["request_id"] == record["notificationRequestId"]
+    # due SEND's retryAfter after the answer (the row's commit comes a moment later)
+    assert (job.next_attempt_at - job.created_at).total_seconds() >= 0.9
+
+
+async def test_send_rows_change_only_rows_in_the_expected_status(
+    hub: tuple[TestClient, dict[str, str]],
+) -> None:
+    """``SendRows.apply``: one transaction for what arrives together; a change applies only
+    while the row is in its ``when`` status (a second change of the same row in the batch
+    loses), and each row gets its own values."""
+    client, keys = hub
+    ids = [
+        (await post(client, keys["demo"], body(f"VERB-2026-R{i}"), f"kr-{i}"))[1]["id"]
+        for i in range(3)
+    ]
+    rows = SendRows(client.app[SERVICES])
+    results = await asyncio.gather(
+        rows.apply(Change(ids[0], "queued", {"status": "waiting", "iun": "IUN-A"})),
+        rows.apply(Change(ids[1], "queued", {"status": "waiting", "iun": "IUN-B"})),
+        rows.apply(Change(ids[1], "queued", {"status": "waiting", "iun": "IUN-X"})),
+        rows.apply(Change(ids[2], "requesting", {"status": "waiting", "iun": "IUN-C"})),
+    )
+    assert list(results) == [True, True, False, False]
+    async with client.app[ENGINE].connect() as conn:
+        found = {
+            r.id: (r.status, r.iun)
+            for r in await conn.execute(
+                select(
+                    send_notifications.c.id, send_notifications.c.status, send_notifications.c.iun
+                )
+            )
+        }
+    assert found == {
+        ids[0]: ("waiting", "IUN-A"),
+        ids[1]: ("waiting", "IUN-B"),
+        ids[2]: ("queued", None),
+    }

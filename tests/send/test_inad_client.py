@@ -6,7 +6,7 @@ from datetime import date
 from typing import Any
 
 import pytest
-from conftest import Stack
+from send_stack import Stack
 
 from sportello.connectors.fiscal_code import is_person_code
 from sportello.connectors.inad import InadUnauthorized, NoDigitalDomicile

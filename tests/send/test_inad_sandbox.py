@@ -10,7 +10,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from conftest import Stack
+from send_stack import Stack
 
 from sportello.connectors.fiscal_code import is_person_code
 from sportello.sandbox.inad.app import BASE_PATH, generate_population

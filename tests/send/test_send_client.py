@@ -9,8 +9,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import Stack
 from pypdf import PdfReader
+from send_stack import Stack
 
 from sportello.connectors.errors import ServerError
 from sportello.connectors.send import (

@@ -39,9 +39,9 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from conftest import NOTIFICATION_COLUMNS, Stack, client_key
 from factories import POSITION_COLUMNS, drain_outbox
 from pagopa_node import XSD_DIR
+from send_stack import NOTIFICATION_COLUMNS, Stack, client_key
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Stack
+from send_stack import Stack
 from test_send_import import fine, write
 from test_send_pagopa import CF, Hub, drain, hub, twin_body  # noqa: F401
 from test_send_sandbox import (
@@ -40,7 +40,18 @@ from sportello.sandbox.send.app import SEND_STATE
 METADATA = {
     "f24Simplified": {
         "taxPayer": {"taxCode": CF, "id": "01"},
-        "payments": {"records": [{"tributeCode": "3944", "debit": 12000}]},
+        "payments": {
+            "records": [
+                {
+                    "section": "EL",
+                    "municipality": "H501",
+                    "taxType": "3944",
+                    "year": "2026",
+                    "debit": "12000",
+                    "applyCost": False,
+                }
+            ]
+        },
     }
 }
 F24_JSON = json.dumps(METADATA).encode()

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 from click.testing import CliRunner
-from conftest import NOTIFICATION_COLUMNS, Stack, write_cli_config
+from send_stack import NOTIFICATION_COLUMNS, Stack, write_cli_config
 from sqlalchemy import func, select
 from test_hub_send import drain, hub, tenant, twin_record  # noqa: F401 (the hub fixture)
 

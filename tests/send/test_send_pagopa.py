@@ -30,10 +30,10 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import Stack
 from factories import drain_outbox
 from lxml import etree
 from pagopa_node import RT, XSD_DIR, get_payment, outcome, payload_of, send_rt, verify
+from send_stack import Stack
 from sqlalchemy import select
 
 from sportello import apikeys

@@ -14,7 +14,7 @@ import jsonschema
 import jwt
 import pytest
 import yaml
-from conftest import Stack
+from send_stack import Stack
 
 from sportello.sandbox.send.app import DEMO_API_KEY, OTHER_API_KEY
 

@@ -5,7 +5,8 @@ Scopes: ``read`` for the catalogue, the free slots and the ``.ics``; ``write`` t
 cancel, move and mark a no-show; ``personal_data`` for what returns a citizen's data (the
 appointment read with its code, the operator's day list), every such read audited. A
 citizen's own actions (read, cancel, move) need the booking code and a second factor, the
-fiscal code or the e-mail given at booking; a wrong one is the same 404 as a wrong code.
+fiscal code or the e-mail given at booking; a wrong one is the same 404 as a wrong code,
+and after ``verify_attempts`` wrong ones the code is locked (429 with Retry-After).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sportello.adapters.agenda.base import KIND as AGENDA_KIND
+from sportello.adapters.agenda.base import AgendaAdapter, AgendaError
 from sportello.api.bodies import read_body
 from sportello.api.core import (
     PREFIX,
@@ -30,7 +33,7 @@ from sportello.api.core import (
     tenant_of,
 )
 from sportello.api.openapi import Answer, Query, operation
-from sportello.appkeys import CLOCK, CONFIG, ENGINE
+from sportello.appkeys import CLOCK, CONFIG, ENGINE, SERVICES
 from sportello.db import reading
 from sportello.platforms.booking import ics, service
 from sportello.platforms.booking.api_models import (
@@ -43,6 +46,7 @@ from sportello.platforms.booking.api_models import (
     VerifyRequest,
 )
 from sportello.platforms.booking.settings import BookingTenantSettings, booking_settings
+from sportello.tenant_adapters import AdapterNotInstalled
 
 B = TypeVar("B", bound=BaseModel)
 T = TypeVar("T")
@@ -53,8 +57,11 @@ _TITLES = {
     404: "Not Found",
     409: "Conflict",
     422: "Unprocessable Content",
+    429: "Too Many Requests",
+    503: "Service Unavailable",
 }
 MAX_DAYS = 31
+_LOCKED = "Too many wrong second factors for this code: locked (Retry-After)"
 
 
 def _settings(request: web.Request, tenant_id: str) -> BookingTenantSettings:
@@ -63,6 +70,18 @@ def _settings(request: web.Request, tenant_id: str) -> BookingTenantSettings:
     if settings is None:
         raise _Problem(409, "Conflict", f"{_NOT_CONFIGURED}: add it to book appointments")
     return settings
+
+
+def _agenda(request: web.Request, tenant_id: str) -> AgendaAdapter | None:
+    """The comune's agenda (``[tenants.adapters.booking]``), None for the hub's own tables;
+    an agenda that is not installed or cannot be built is a 503 naming it."""
+    try:
+        agenda: AgendaAdapter | None = request.app[SERVICES].adapters.get(tenant_id, AGENDA_KIND)
+        return agenda
+    except (AdapterNotInstalled, ValueError, TypeError) as exc:
+        raise _Problem(
+            503, "Service Unavailable", f"[tenants.adapters.booking]: {str(exc)[:200]}"
+        ) from None
 
 
 def _configured(request: web.Request, scope: str) -> tuple[str, BookingTenantSettings]:
@@ -82,7 +101,10 @@ def _body(model: type[B], raw: bytes) -> B:
 
 
 def _refused(exc: service.BookingError) -> _Problem:
-    return _Problem(exc.status, _TITLES.get(exc.status, "Bad Request"), exc.detail)
+    problem = _Problem(exc.status, _TITLES.get(exc.status, "Bad Request"), exc.detail)
+    if isinstance(exc, service.Locked):
+        problem.response.headers["Retry-After"] = str(exc.retry_after)
+    return problem
 
 
 async def _booking(
@@ -99,6 +121,33 @@ async def _booking(
             return await work(conn)
     except service.BookingError as exc:
         raise _refused(exc) from None
+
+
+async def _verified(
+    request: web.Request,
+    tenant_id: str,
+    settings: BookingTenantSettings,
+    work: Callable[[AsyncConnection], Awaitable[T]],
+) -> T:
+    """``work`` (which checks the second factor) under the per-code limit: the attempt
+    takes its number in a committed transaction first (429 with Retry-After once the code
+    is locked), a wrong factor (404) counts, a right one starts the count again."""
+    engine = request.app[ENGINE]
+    code = _code(request)
+    now = request.app[CLOCK].now()
+    taken = await _booking(
+        request, lambda conn: service.take_attempt(conn, tenant_id, settings, code, now)
+    )
+    try:
+        result = await _booking(request, work)
+    except _Problem as exc:
+        if exc.response.status == 404:
+            async with engine.begin() as conn:
+                await service.attempt_failed(conn, tenant_id, settings, code, taken, now)
+        raise
+    async with engine.begin() as conn:
+        await service.attempt_succeeded(conn, tenant_id, code, now)
+    return result
 
 
 def _date(request: web.Request, name: str, default: date) -> date:
@@ -126,7 +175,27 @@ def _max_attempts(request: web.Request) -> int:
 )
 @handles_problems
 async def list_offices(request: web.Request) -> web.StreamResponse:
-    _, settings = _configured(request, "read")
+    tenant_id, settings = _configured(request, "read")
+    agenda = _agenda(request, tenant_id)
+    if agenda is not None:  # the comune's agenda owns offices, services and hours
+        try:
+            offices = await agenda.offices()
+        except AgendaError as exc:
+            raise _refused(service.refused_by_agenda(exc)) from None
+        items = [
+            {
+                "id": o.id,
+                "name": o.name,
+                "address": o.address,
+                "services": [s.model_dump() for s in o.services],
+                "hours": {},
+                "holidays": [],
+            }
+            for o in offices
+        ]
+        return web.json_response(
+            {"items": items, "horizon_days": settings.horizon_days, "timezone": "Europe/Rome"}
+        )
     items = [
         {
             "id": o.id,
@@ -164,20 +233,23 @@ async def list_slots(request: web.Request) -> web.StreamResponse:
         days = 0
     if not 1 <= days <= MAX_DAYS:
         raise _Problem(400, "Bad Request", f"days: an integer from 1 to {MAX_DAYS}")
-    found = await _booking(
-        request,
-        lambda conn: service.free_slots(
-            conn,
-            tenant_id,
-            settings,
-            request.match_info["office_id"],
-            request.match_info["service_id"],
-            first,
-            days,
-            now,
-        ),
-        write=False,
-    )
+    agenda = _agenda(request, tenant_id)
+    office_id, service_id = request.match_info["office_id"], request.match_info["service_id"]
+    if agenda is not None:
+        try:
+            found = await service.agenda_slots(
+                agenda, settings, office_id, service_id, first, days, now
+            )
+        except service.BookingError as exc:
+            raise _refused(exc) from None
+    else:
+        found = await _booking(
+            request,
+            lambda conn: service.free_slots(
+                conn, tenant_id, settings, office_id, service_id, first, days, now
+            ),
+            write=False,
+        )
     items = [
         {
             "start": s.start.isoformat(),
@@ -222,6 +294,8 @@ async def create_booking(request: web.Request) -> web.StreamResponse:
         logged_in=body.logged_in,
     )
 
+    agenda = _agenda(request, tenant_id)
+
     async def produce(conn: Any) -> tuple[int, dict[str, Any]]:
         try:
             booked = await service.book(
@@ -234,6 +308,7 @@ async def create_booking(request: web.Request) -> web.StreamResponse:
                 citizen=citizen,
                 now=now,
                 max_attempts=_max_attempts(request),
+                agenda=agenda,
             )
         except service.BookingError as exc:
             raise _refused(exc) from None
@@ -250,17 +325,19 @@ def _code(request: web.Request) -> str:
     "readBooking",
     "An appointment, for the citizen with its code and second factor (personal_data; audited)",
     body=VerifyRequest,
-    responses={200: Booking, 409: _NOT_CONFIGURED},
+    responses={200: Booking, 409: _NOT_CONFIGURED, 429: _LOCKED},
     scope="personal_data",
 )
 @handles_problems
 async def read_booking(request: web.Request) -> web.StreamResponse:
-    tenant_id, _ = _configured(request, "personal_data")
+    tenant_id, settings = _configured(request, "personal_data")
     body = _body(VerifyRequest, await read_body(request))
     now = request.app[CLOCK].now()
     actor = principal_of(request).actor
-    found = await _booking(
+    found = await _verified(
         request,
+        tenant_id,
+        settings,
         lambda conn: service.read(conn, tenant_id, _code(request), body.verify, actor, now),
     )
     return web.json_response(found)
@@ -270,16 +347,32 @@ async def read_booking(request: web.Request) -> web.StreamResponse:
     "cancelBooking",
     "Cancel an appointment with its code and second factor (scope write)",
     body=VerifyRequest,
-    responses={200: Booking, 409: "Already started, marked a no-show, or not configured"},
+    responses={
+        200: Booking,
+        409: "Already started, marked a no-show, or not configured",
+        429: _LOCKED,
+    },
     scope="write",
 )
 @handles_problems
 async def cancel_booking(request: web.Request) -> web.StreamResponse:
-    tenant_id, _ = _configured(request, "write")
+    tenant_id, settings = _configured(request, "write")
     body = _body(VerifyRequest, await read_body(request))
     now = request.app[CLOCK].now()
-    found = await _booking(
-        request, lambda conn: service.cancel(conn, tenant_id, _code(request), body.verify, now)
+    found = await _verified(
+        request,
+        tenant_id,
+        settings,
+        lambda conn: service.cancel(
+            conn,
+            tenant_id,
+            _code(request),
+            body.verify,
+            now,
+            settings=settings,
+            max_attempts=_max_attempts(request),
+            agenda=_agenda(request, tenant_id),
+        ),
     )
     return web.json_response(found)
 
@@ -292,6 +385,7 @@ async def cancel_booking(request: web.Request) -> web.StreamResponse:
         200: Booking,
         409: "The new slot is full, the appointment cannot change, or not configured",
         422: "Not a bookable slot",
+        429: _LOCKED,
     },
     scope="write",
 )
@@ -300,8 +394,10 @@ async def reschedule_booking(request: web.Request) -> web.StreamResponse:
     tenant_id, settings = _configured(request, "write")
     body = _body(RescheduleRequest, await read_body(request))
     now = request.app[CLOCK].now()
-    found = await _booking(
+    found = await _verified(
         request,
+        tenant_id,
+        settings,
         lambda conn: service.reschedule(
             conn,
             tenant_id=tenant_id,
@@ -311,6 +407,7 @@ async def reschedule_booking(request: web.Request) -> web.StreamResponse:
             start=body.start,
             now=now,
             max_attempts=_max_attempts(request),
+            agenda=_agenda(request, tenant_id),
         ),
     )
     return web.json_response(found)
@@ -328,22 +425,7 @@ async def booking_ics(request: web.Request) -> web.StreamResponse:
     row = await _booking(
         request, lambda conn: service.ics_data(conn, tenant_id, _code(request)), write=False
     )
-    office = settings.office(row.office_id)
-    svc = office.service(row.service_id) if office is not None else None
-    office_name = office.name if office is not None else row.office_id
-    location = f"{office_name}, {office.address}" if office and office.address else office_name
-    code = service.display_code(row.code)
-    body = ics.calendar(
-        uid=f"{row.code}@{tenant_id}.booking.sportello",
-        start=row.starts_at,
-        end=row.ends_at,
-        stamp=row.updated_at,
-        summary=f"{svc.name if svc else row.service_id} - {office_name}",
-        location=location,
-        description=f"Codice di prenotazione: {code}",
-        sequence=row.version - 1,
-        cancelled=row.status == "cancelled",
-    )
+    code, body = ics.appointment(settings, tenant_id, row)
     return web.Response(
         body=body,
         content_type="text/calendar",
@@ -376,6 +458,7 @@ async def list_day(request: web.Request) -> web.StreamResponse:
             day=day,
             actor=actor,
             now=now,
+            agenda=_agenda(request, tenant_id),
         ),
     )
     return web.json_response({"office_id": office_id, "date": day.isoformat(), "items": items})

@@ -10,6 +10,24 @@ code only.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any, Protocol
+
+
+class Offices(Protocol):
+    """Where an office's name, address and services are found by id: ``[tenants.booking]``
+    (``BookingTenantSettings``) or a comune's agenda's offices (:class:`OfficesOf`)."""
+
+    def office(self, office_id: str) -> Any: ...
+
+
+class OfficesOf:
+    """The offices a comune's agenda lists (``AgendaOffice``), looked up by id."""
+
+    def __init__(self, offices: list[Any]) -> None:
+        self._by_id = {o.id: o for o in offices}
+
+    def office(self, office_id: str) -> Any:
+        return self._by_id.get(office_id)
 
 
 def escape(text: str) -> str:
@@ -76,3 +94,27 @@ def calendar(
         "END:VCALENDAR",
     ]
     return ("\r\n".join(fold(line) for line in lines) + "\r\n").encode()
+
+
+def appointment(settings: Offices, tenant_id: str, row: Any) -> tuple[str, bytes]:
+    """The display code and the ``.ics`` of an appointment's row (the API's download and
+    the e-mail's attachment are the same file)."""
+    from sportello.platforms.booking.service import display_code
+
+    office = settings.office(row.office_id)
+    svc = office.service(row.service_id) if office is not None else None
+    office_name = office.name if office is not None else row.office_id
+    location = f"{office_name}, {office.address}" if office and office.address else office_name
+    code = display_code(row.code)
+    body = calendar(
+        uid=f"{row.code}@{tenant_id}.booking.sportello",
+        start=row.starts_at,
+        end=row.ends_at,
+        stamp=row.updated_at,
+        summary=f"{svc.name if svc else row.service_id} - {office_name}",
+        location=location,
+        description=f"Codice di prenotazione: {code}",
+        sequence=row.version - 1,
+        cancelled=row.status == "cancelled",
+    )
+    return code, body

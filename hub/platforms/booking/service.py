@@ -10,17 +10,32 @@ many arrive at once. Every function works in the caller's transaction.
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sportello import audit
+from sportello.adapters.agenda.base import (
+    AgendaAdapter,
+    AgendaBooking,
+    AgendaEntry,
+    AgendaError,
+    AgendaHolder,
+    AgendaOffice,
+    AgendaService,
+    AgendaSlot,
+    AgendaUnavailable,
+    NotBookable,
+    SlotTaken,
+    UnknownBooking,
+)
 from sportello.connectors.fiscal_code import is_person_code
 from sportello.outbox.store import NewJob, enqueue_many
 from sportello.platforms.booking.settings import (
@@ -28,10 +43,18 @@ from sportello.platforms.booking.settings import (
     BookingService,
     BookingTenantSettings,
 )
-from sportello.platforms.booking.tables import booking_appointments, booking_seats
+from sportello.platforms.booking.tables import (
+    booking_appointments,
+    booking_attempts,
+    booking_seats,
+)
 
+log = logging.getLogger("sportello.booking")
 ROME = ZoneInfo("Europe/Rome")
 REMINDER_KIND = "booking.reminder"
+EMAIL_KIND = "booking.email"
+#: What an e-mail of an appointment's version says (``jobs.email_handler``).
+EMAIL_WHAT = ("confirmation", "reminder", "cancellation")
 
 #: Booking codes: 12 characters of an alphabet without look-alikes (no 0/O, 1/I/L), about
 #: 59 bits from ``secrets``: not guessable, and a second factor is asked on top.
@@ -71,6 +94,22 @@ class NotFound(BookingError):
     """No such appointment, or the second factor does not match (404: the same answer)."""
 
     status = 404
+
+
+class Unavailable(BookingError):
+    """The comune's agenda cannot be reached (503): try again later."""
+
+    status = 503
+
+
+class Locked(BookingError):
+    """Too many wrong second factors for this code: locked for ``retry_after`` seconds (429)."""
+
+    status = 429
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +157,42 @@ def normalize_code(raw: str) -> str:
 
 def local_day(moment: datetime) -> date:
     return moment.astimezone(ROME).date()
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """The UTC instants a local day (Europe/Rome) starts and ends."""
+    since = datetime.combine(day, datetime.min.time(), ROME).astimezone(UTC)
+    until = datetime.combine(day + timedelta(days=1), datetime.min.time(), ROME).astimezone(UTC)
+    return since, until
+
+
+def refused_by_agenda(exc: AgendaError) -> BookingError:
+    """What the hub answers for an agenda's refusal."""
+    detail = str(exc)[:300] or type(exc).__name__
+    if isinstance(exc, SlotTaken):
+        return SlotFull(detail)
+    if isinstance(exc, NotBookable):
+        return NotOffered(detail)
+    if isinstance(exc, UnknownBooking):
+        return Conflict(f"the agenda no longer holds this appointment: {detail}")
+    if isinstance(exc, AgendaUnavailable):
+        return Unavailable(f"the comune's agenda is unavailable: {detail}")
+    return Unavailable(f"the comune's agenda refused: {detail}")
+
+
+def check_window(settings: BookingTenantSettings, start: datetime, now: datetime) -> None:
+    """What the hub checks before asking a comune's agenda: an aware time, not past, within
+    the horizon (the agenda checks its own hours)."""
+    if start.tzinfo is None:
+        raise NotOffered("start: give the time with its offset (e.g. 2027-03-01T09:00:00+01:00)")
+    try:
+        day = local_day(start.astimezone(UTC))
+    except (OverflowError, ValueError):
+        raise NotOffered("start: out of range") from None
+    if start <= now:
+        raise NotOffered("start: the time is in the past")
+    if day > last_day(settings, now):
+        raise NotOffered(f"start: bookings open {settings.horizon_days} days ahead")
 
 
 def _exists(local: datetime) -> bool:
@@ -247,7 +322,7 @@ def _insert_ignore(conn: AsyncConnection) -> Any:
     return dialect.insert(booking_seats).on_conflict_do_nothing()
 
 
-async def _take_seat(
+async def take_seat(
     conn: AsyncConnection,
     tenant_id: str,
     office: BookingOffice,
@@ -280,7 +355,7 @@ async def _take_seat(
     raise SlotFull(f"start: every seat of this slot is taken ({service.capacity})")
 
 
-async def _free_seat(conn: AsyncConnection, code: str) -> None:
+async def free_seat(conn: AsyncConnection, code: str) -> None:
     await conn.execute(booking_seats.delete().where(booking_seats.c.code == code))
 
 
@@ -328,6 +403,74 @@ async def _queue_reminder(
     return True
 
 
+async def _queue_emails(
+    conn: AsyncConnection,
+    tenant_id: str,
+    settings: BookingTenantSettings,
+    code: str,
+    version: int,
+    start: datetime,
+    now: datetime,
+    max_attempts: int,
+    *,
+    what: str,
+) -> int:
+    """Queue the e-mails of this version of the appointment when the tenant has
+    ``[tenants.booking.email]``: ``what`` (a confirmation, at once, of the booking, the
+    move or the cancellation) and, for a booked version, the reminder ``reminder_hours``
+    before it (when that moment is still ahead). The idempotency key names the version,
+    so the e-mail's Message-ID is the same on every attempt (``jobs.email_handler``)."""
+    mail = settings.email
+    if mail is None:
+        return 0
+    jobs: list[tuple[str, datetime | None]] = []
+    if mail.confirmation:
+        jobs.append((what, None))
+    when = start - timedelta(hours=settings.reminder_hours)
+    if mail.reminder and what != "cancellation" and when > now:
+        jobs.append(("reminder", when))
+    await enqueue_many(
+        conn,
+        [
+            NewJob(
+                tenant_id,
+                EMAIL_KIND,
+                {"code": code, "version": version, "what": kind},
+                idempotency_key=f"{EMAIL_KIND}:{kind}:{code}:{version}",
+                not_before=at,
+            )
+            for kind, at in jobs
+        ],
+        now=now,
+        default_max_attempts=max_attempts,
+    )
+    return len(jobs)
+
+
+def _agenda(
+    conn: AsyncConnection,
+    tenant_id: str,
+    settings: BookingTenantSettings,
+    now: datetime,
+    external: AgendaAdapter | None,
+) -> AgendaAdapter:
+    """The comune's agenda when the tenant names one, else the hub's own tables."""
+    if external is not None:
+        return external
+    return HubAgenda(conn, tenant_id, settings, now)
+
+
+async def _forget(agenda: AgendaAdapter | None, booking_id: str) -> None:
+    """Undo a booking the comune's agenda made when the hub's own record of it failed (the
+    failure is what the caller sees; this one is only logged)."""
+    if agenda is None:
+        return
+    try:
+        await agenda.cancel(booking_id)
+    except Exception:
+        log.exception("booking: the agenda kept a seat the hub could not record")
+
+
 async def book(
     conn: AsyncConnection,
     *,
@@ -339,21 +482,34 @@ async def book(
     citizen: Citizen,
     now: datetime,
     max_attempts: int,
+    agenda: AgendaAdapter | None = None,
 ) -> dict[str, Any]:
-    """Book a seat; the appointment's view (with its code). Raises a :class:`BookingError`."""
-    office, service = resolve(settings, office_id, service_id)
+    """Book a seat through the agenda (``agenda``: the comune's, from
+    ``[tenants.adapters.booking]``; None: the hub's own tables); the appointment's view
+    (with its code). Raises a :class:`BookingError`."""
+    if agenda is None:
+        resolve(settings, office_id, service_id)  # the office and service first, by name
     validate_citizen(citizen)
-    end = check_slot(settings, office, service, start, now)
-    start = start.astimezone(UTC)
+    if agenda is not None:
+        check_window(settings, start, now)
     code = new_code()
-    await _take_seat(conn, tenant_id, office, service, start, code)
+    holder = AgendaHolder(
+        name=citizen.name, surname=citizen.surname, reference=code, reason=citizen.reason
+    )
+    try:
+        held = await _agenda(conn, tenant_id, settings, now, agenda).book(
+            office_id, service_id, start, holder
+        )
+    except AgendaError as exc:
+        raise refused_by_agenda(exc) from None
+    start = held.start.astimezone(UTC)
     values = {
         "tenant_id": tenant_id,
         "code": code,
-        "office_id": office.id,
-        "service_id": service.id,
+        "office_id": held.office_id,
+        "service_id": held.service_id,
         "starts_at": start,
-        "ends_at": end,
+        "ends_at": held.end.astimezone(UTC),
         "status": "booked",
         "name": citizen.name,
         "surname": citizen.surname,
@@ -366,11 +522,19 @@ async def book(
         "reminded_version": None,
         "created_at": now,
         "updated_at": now,
+        "agenda_ref": held.id if agenda is not None else None,
     }
-    await conn.execute(booking_appointments.insert().values(**values))
-    await _queue_reminder(
-        conn, tenant_id, settings, code, 1, start, citizen.fiscal_code, now, max_attempts
-    )
+    try:
+        await conn.execute(booking_appointments.insert().values(**values))
+        await _queue_reminder(
+            conn, tenant_id, settings, code, 1, start, citizen.fiscal_code, now, max_attempts
+        )
+        await _queue_emails(
+            conn, tenant_id, settings, code, 1, start, now, max_attempts, what="confirmation"
+        )
+    except BaseException:
+        await _forget(agenda, held.id)
+        raise
     return view(values)
 
 
@@ -401,6 +565,97 @@ def _matches(row: Any, verify: str) -> bool:
         if known:
             ok |= hmac.compare_digest(given, known.casefold().encode())
     return ok
+
+
+# --- the limit on second-factor attempts ------------------------------------------------------
+
+
+def _upsert(conn: AsyncConnection) -> Any:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(booking_attempts)
+
+
+async def take_attempt(
+    conn: AsyncConnection,
+    tenant_id: str,
+    settings: BookingTenantSettings,
+    raw_code: str,
+    now: datetime,
+) -> int:
+    """Take the next second-factor attempt of a code, in its own transaction (commit it
+    before checking the factor): its number, or :class:`Locked`.
+
+    One upsert increments the count and returns it, so concurrent attempts (any replica,
+    SQLite or PostgreSQL) get distinct numbers and at most ``verify_attempts`` are ever
+    checked: the one that takes a number beyond the limit is refused before its factor is
+    looked at, and locks the code if the last allowed attempt has not already. An expired
+    lock starts the count again. A malformed code is :class:`NotFound` (nothing counted)."""
+    code = normalize_code(raw_code)
+    table = booking_attempts
+    expired = and_(table.c.locked_until.is_not(None), table.c.locked_until <= now)
+    stmt = _upsert(conn).values(
+        tenant_id=tenant_id, code=code, attempts=1, locked_until=None, updated_at=now
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.tenant_id, table.c.code],
+        set_={
+            "attempts": case((expired, 1), else_=table.c.attempts + 1),
+            "locked_until": case((expired, None), else_=table.c.locked_until),
+            "updated_at": now,
+        },
+    ).returning(table.c.attempts, table.c.locked_until)
+    taken, locked_until = (await conn.execute(stmt)).one()
+    if locked_until is None and taken > settings.verify_attempts:
+        locked_until = now + timedelta(minutes=settings.verify_lock_minutes)
+        await conn.execute(
+            update(table)
+            .where(table.c.tenant_id == tenant_id, table.c.code == code)
+            .where(table.c.locked_until.is_(None))
+            .values(locked_until=locked_until)
+        )
+    if locked_until is not None:
+        wait = max(1, int((locked_until - now).total_seconds() + 0.999))
+        raise Locked(
+            f"verify: too many wrong attempts for booking {display_code(code)!r}; "
+            f"try again in {(wait + 59) // 60} minutes",
+            wait,
+        )
+    return int(taken)
+
+
+async def attempt_failed(
+    conn: AsyncConnection,
+    tenant_id: str,
+    settings: BookingTenantSettings,
+    raw_code: str,
+    taken: int,
+    now: datetime,
+) -> None:
+    """The attempt numbered ``taken`` was wrong (its own transaction): the last allowed
+    one locks the code for ``verify_lock_minutes``."""
+    if taken < settings.verify_attempts:
+        return
+    table = booking_attempts
+    await conn.execute(
+        update(table)
+        .where(table.c.tenant_id == tenant_id, table.c.code == normalize_code(raw_code))
+        .where(table.c.locked_until.is_(None))
+        .values(locked_until=now + timedelta(minutes=settings.verify_lock_minutes))
+    )
+
+
+async def attempt_succeeded(
+    conn: AsyncConnection, tenant_id: str, raw_code: str, now: datetime
+) -> None:
+    """The right factor was given: the count starts again (unless the code got locked
+    meanwhile by concurrent wrong attempts: then the lock stays)."""
+    table = booking_attempts
+    await conn.execute(
+        update(table)
+        .where(table.c.tenant_id == tenant_id, table.c.code == normalize_code(raw_code))
+        .where(table.c.locked_until.is_(None))
+        .values(attempts=0, updated_at=now)
+    )
 
 
 async def _load(
@@ -468,16 +723,42 @@ def _changeable(row: Any, now: datetime) -> None:
 
 
 async def cancel(
-    conn: AsyncConnection, tenant_id: str, raw_code: str, verify: str, now: datetime
+    conn: AsyncConnection,
+    tenant_id: str,
+    raw_code: str,
+    verify: str,
+    now: datetime,
+    *,
+    settings: BookingTenantSettings,
+    max_attempts: int = 5,
+    agenda: AgendaAdapter | None = None,
 ) -> dict[str, Any]:
-    """Cancel (the seat is free again; a queued reminder will see the new version and not
-    go). Cancelling a cancelled appointment answers it as it is."""
+    """Cancel (the seat is free again, in the hub's tables or in the comune's agenda that
+    holds it; a queued reminder will see the new version and not go; with ``settings`` the
+    cancellation is e-mailed). Cancelling a cancelled appointment answers it as it is."""
     row = await _load(conn, tenant_id, raw_code, verify, lock=True)
     if row.status == "cancelled":
         return view(row)
     _changeable(row, now)
-    await _free_seat(conn, row.code)
+    try:
+        if row.agenda_ref is None:  # the hub's own seat (also under a later external agenda)
+            await _agenda(conn, tenant_id, settings, now, None).cancel(row.code)
+        else:
+            await _held_by(agenda).cancel(row.agenda_ref)  # cancelling twice is no error
+    except AgendaError as exc:
+        raise refused_by_agenda(exc) from None
     await _change(conn, row, now, status="cancelled")
+    await _queue_emails(
+        conn,
+        tenant_id,
+        settings,
+        row.code,
+        row.version + 1,
+        row.starts_at,
+        now,
+        max_attempts,
+        what="cancellation",
+    )
     return view(await _load(conn, tenant_id, row.code, None))
 
 
@@ -491,18 +772,42 @@ async def reschedule(
     start: datetime,
     now: datetime,
     max_attempts: int,
+    agenda: AgendaAdapter | None = None,
 ) -> dict[str, Any]:
-    """Move the appointment to another slot of the same office and service."""
+    """Move the appointment to another slot of the same office and service (in the hub's
+    tables, or in the comune's agenda that holds it)."""
     row = await _load(conn, tenant_id, raw_code, verify, lock=True)
     _changeable(row, now)
-    office, service = resolve(settings, row.office_id, row.service_id)
-    end = check_slot(settings, office, service, start, now)
-    start = start.astimezone(UTC)
-    if start == row.starts_at:
-        return view(row)
-    await _free_seat(conn, row.code)
-    await _take_seat(conn, tenant_id, office, service, start, row.code)  # SlotFull: rolled back
-    await _change(conn, row, now, starts_at=start, ends_at=end)
+    if row.agenda_ref is None:  # the hub's own seat: the hub's agenda, in this transaction
+        office, service = resolve(settings, row.office_id, row.service_id)
+        check_slot(settings, office, service, start, now)
+        if start.astimezone(UTC) == row.starts_at:
+            return view(row)
+        try:  # SlotTaken: the transaction rolls back, the old seat stays
+            held = await _agenda(conn, tenant_id, settings, now, None).move(row.code, start)
+        except AgendaError as exc:
+            raise refused_by_agenda(exc) from None
+        start = held.start.astimezone(UTC)
+        await _change(conn, row, now, starts_at=start, ends_at=held.end.astimezone(UTC))
+    else:
+        check_window(settings, start, now)
+        start = start.astimezone(UTC)
+        if start == row.starts_at:
+            return view(row)
+        held_by = _held_by(agenda)
+        try:
+            held = await held_by.move(row.agenda_ref, start)  # SlotTaken: the old seat kept
+        except AgendaError as exc:
+            raise refused_by_agenda(exc) from None
+        start = held.start.astimezone(UTC)
+        try:
+            await _change(conn, row, now, starts_at=start, ends_at=held.end.astimezone(UTC))
+        except BaseException:
+            try:
+                await held_by.move(row.agenda_ref, row.starts_at)
+            except Exception:
+                log.exception("booking: the agenda kept a move the hub could not record")
+            raise
     await _queue_reminder(
         conn,
         tenant_id,
@@ -513,6 +818,17 @@ async def reschedule(
         row.fiscal_code,
         now,
         max_attempts,
+    )
+    await _queue_emails(
+        conn,
+        tenant_id,
+        settings,
+        row.code,
+        row.version + 1,
+        start,
+        now,
+        max_attempts,
+        what="confirmation",
     )
     return view(await _load(conn, tenant_id, row.code, None))
 
@@ -526,13 +842,17 @@ async def day_list(
     day: date,
     actor: str,
     now: datetime,
+    agenda: AgendaAdapter | None = None,
 ) -> list[dict[str, Any]]:
-    """Every appointment of an office on a local day, by time (audited: an operator's read)."""
+    """Every appointment of an office on a local day, by time (audited: an operator's read).
+    With the comune's agenda, its list of the day: the hub's appointments with their data,
+    the ones booked elsewhere (at the desk, by phone) as the agenda shows them."""
+    if agenda is not None:
+        return await _agenda_day(conn, tenant_id, agenda, office_id, day, actor, now)
     office = settings.office(office_id)
     if office is None:
         raise NotFound(f"office {office_id[:40]!r} not found")
-    since = datetime.combine(day, datetime.min.time(), ROME).astimezone(UTC)
-    until = datetime.combine(day + timedelta(days=1), datetime.min.time(), ROME).astimezone(UTC)
+    since, until = day_bounds(day)
     rows = (
         await conn.execute(
             select(booking_appointments)
@@ -551,6 +871,96 @@ async def day_list(
     return [view(r) for r in rows]
 
 
+async def _agenda_day(
+    conn: AsyncConnection,
+    tenant_id: str,
+    agenda: AgendaAdapter,
+    office_id: str,
+    day: date,
+    actor: str,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    try:
+        entries = await agenda.day(office_id, day)
+    except AgendaError as exc:
+        raise refused_by_agenda(exc) from None
+    ids = [e.id for e in entries]
+    ours = (
+        {
+            r.agenda_ref: r
+            for r in (
+                await conn.execute(
+                    select(booking_appointments).where(
+                        booking_appointments.c.tenant_id == tenant_id,
+                        booking_appointments.c.agenda_ref.in_(ids),
+                    )
+                )
+            ).all()
+        }
+        if ids
+        else {}
+    )
+    await _audit(conn, tenant_id, actor, "booking.day", f"{office_id}:{day.isoformat()}", now)
+    out = []
+    for e in entries:
+        row = ours.get(e.id)
+        if row is not None:
+            out.append({**view(row), "agenda_id": e.id})
+            continue
+        out.append(
+            {
+                "code": None,
+                "office_id": e.office_id,
+                "service_id": e.service_id,
+                "start": e.start.astimezone(UTC).isoformat(),
+                "end": e.end.astimezone(UTC).isoformat(),
+                "status": "booked",
+                "name": e.name,
+                "surname": e.surname,
+                "fiscal_code": None,
+                "email": None,
+                "phone": None,
+                "reason": None,
+                "logged_in": False,
+                "agenda_id": e.id,
+            }
+        )
+    return out
+
+
+def _held_by(agenda: AgendaAdapter | None) -> AgendaAdapter:
+    if agenda is None:
+        raise Unavailable(
+            "the appointment is held by the comune's agenda, and the tenant names none "
+            "([tenants.adapters.booking])"
+        )
+    return agenda
+
+
+async def agenda_slots(
+    agenda: AgendaAdapter,
+    settings: BookingTenantSettings,
+    office_id: str,
+    service_id: str,
+    first: date,
+    days: int,
+    now: datetime,
+) -> list[Slot]:
+    """The comune's agenda's free slots, from now to the horizon."""
+    last = min(first + timedelta(days=days - 1), last_day(settings, now))
+    if last < first:
+        return []
+    try:
+        found = await agenda.free_slots(office_id, service_id, first, (last - first).days + 1)
+    except AgendaError as exc:
+        raise refused_by_agenda(exc) from None
+    return [
+        Slot(s.start.astimezone(UTC), s.end.astimezone(UTC), s.free, s.capacity)
+        for s in found
+        if s.start > now
+    ]
+
+
 async def mark_no_show(
     conn: AsyncConnection, tenant_id: str, raw_code: str, now: datetime
 ) -> dict[str, Any]:
@@ -564,3 +974,144 @@ async def mark_no_show(
         raise Conflict("the appointment has not started yet")
     await _change(conn, row, now, status="no_show")
     return view(await _load(conn, tenant_id, row.code, None))
+
+
+# --- the hub's own tables as an agenda ---------------------------------------------------------
+
+
+class HubAgenda:
+    """The hub's own tables as an agenda: the reference implementation of the ``booking``
+    adapter kind (:class:`~sportello.adapters.agenda.base.AgendaAdapter`), used whenever the
+    tenant names no ``[tenants.adapters.booking]``.
+
+    Seats in ``booking_seats`` (one row per seat: never more than capacity), keyed by the
+    booking code, which is also the booking's id here; offices, services and hours from
+    ``[tenants.booking]``. It works in the caller's transaction (``conn``), so the seat and
+    the appointment's row commit together. The adapter kit's agenda checks run against it
+    (tests/booking/test_booking_agenda.py) as against any adapter."""
+
+    name = "hub"
+
+    def __init__(
+        self,
+        conn: AsyncConnection,
+        tenant_id: str,
+        settings: BookingTenantSettings,
+        now: datetime,
+    ) -> None:
+        self.conn = conn
+        self.tenant_id = tenant_id
+        self.settings = settings
+        self.now = now
+
+    async def offices(self) -> list[AgendaOffice]:
+        return [
+            AgendaOffice(
+                id=o.id,
+                name=o.name,
+                address=o.address,
+                services=tuple(AgendaService(**s.model_dump()) for s in o.services),
+            )
+            for o in self.settings.offices
+        ]
+
+    async def free_slots(
+        self, office_id: str, service_id: str, first: date, days: int
+    ) -> list[AgendaSlot]:
+        try:
+            found = await free_slots(
+                self.conn,
+                self.tenant_id,
+                self.settings,
+                office_id,
+                service_id,
+                first,
+                days,
+                self.now,
+            )
+        except BookingError as exc:
+            raise NotBookable(exc.detail) from None
+        return [
+            AgendaSlot(start=s.start, end=s.end, free=s.free, capacity=s.capacity) for s in found
+        ]
+
+    async def _hold(
+        self, office_id: str, service_id: str, start: datetime, code: str
+    ) -> AgendaBooking:
+        try:
+            office, svc = resolve(self.settings, office_id, service_id)
+            end = check_slot(self.settings, office, svc, start, self.now)
+            start = start.astimezone(UTC)
+            await take_seat(self.conn, self.tenant_id, office, svc, start, code)
+        except SlotFull as exc:
+            raise SlotTaken(exc.detail) from None
+        except BookingError as exc:
+            raise NotBookable(exc.detail) from None
+        return AgendaBooking(id=code, office_id=office.id, service_id=svc.id, start=start, end=end)
+
+    async def book(
+        self, office_id: str, service_id: str, start: datetime, holder: AgendaHolder
+    ) -> AgendaBooking:
+        return await self._hold(office_id, service_id, start, holder.reference)
+
+    async def _seat(self, booking_id: str) -> object:
+        seat = (
+            await self.conn.execute(
+                select(booking_seats).where(
+                    booking_seats.c.tenant_id == self.tenant_id,
+                    booking_seats.c.code == booking_id,
+                )
+            )
+        ).first()
+        if seat is None:
+            raise UnknownBooking(f"no seat held by {booking_id[:40]!r}")
+        return seat
+
+    async def move(self, booking_id: str, start: datetime) -> AgendaBooking:
+        seat = await self._seat(booking_id)
+        office_id, service_id = seat.office_id, seat.service_id  # type: ignore[attr-defined]
+        if seat.starts_at == start.astimezone(UTC):  # type: ignore[attr-defined]
+            _, svc = resolve(self.settings, office_id, service_id)
+            end = start.astimezone(UTC) + timedelta(minutes=svc.minutes)
+            return AgendaBooking(
+                id=booking_id, office_id=office_id, service_id=service_id, start=start, end=end
+            )
+        await free_seat(self.conn, booking_id)
+        return await self._hold(office_id, service_id, start, booking_id)  # a failure rolls back
+
+    async def cancel(self, booking_id: str) -> None:
+        await free_seat(self.conn, booking_id)
+
+    async def day(self, office_id: str, day: date) -> list[AgendaEntry]:
+        since, until = day_bounds(day)
+        rows = (
+            await self.conn.execute(
+                select(booking_appointments)
+                .where(
+                    and_(
+                        booking_appointments.c.tenant_id == self.tenant_id,
+                        booking_appointments.c.office_id == office_id,
+                        booking_appointments.c.status == "booked",
+                        booking_appointments.c.starts_at >= since,
+                        booking_appointments.c.starts_at < until,
+                    )
+                )
+                .order_by(booking_appointments.c.starts_at, booking_appointments.c.id)
+            )
+        ).all()
+        return [
+            AgendaEntry(
+                id=r.code,
+                office_id=r.office_id,
+                service_id=r.service_id,
+                start=r.starts_at,
+                end=r.ends_at,
+                name=r.name,
+                surname=r.surname,
+                reference=r.code,
+            )
+            for r in rows
+        ]
+
+    async def close(self) -> None:
+        return None

@@ -13,11 +13,12 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from sportello.config import ConfigModel as _Model
-from sportello.config import TenantConfig
+from sportello.config import SecretRef, TenantConfig
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_ADDRESS = r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$"
 _INTERVAL = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -78,10 +79,40 @@ class BookingOffice(_Model):
         return sorted(out)
 
 
+class BookingEmail(_Model):
+    """The comune's SMTP server for the booking's e-mails (``[tenants.booking.email]``)."""
+
+    host: Annotated[str, Field(min_length=1, max_length=253)]
+    port: Annotated[int, Field(ge=1, le=65535)] = 587
+    starttls: bool = Field(default=True, description="upgrade the connection (submission, 587)")
+    implicit_tls: bool = Field(default=False, description="TLS from the first byte (port 465)")
+    username: str | None = None
+    password: SecretRef | None = Field(default=None, description="by reference (env or file)")
+    ca_file: str | None = Field(default=None, description="trust this CA (PEM) for TLS")
+    from_address: Annotated[str, Field(pattern=_ADDRESS, max_length=254)]
+    from_name: Annotated[str, Field(max_length=100)] | None = None
+    reply_to: Annotated[str, Field(pattern=_ADDRESS, max_length=254)] | None = None
+    timeout: Annotated[float, Field(gt=0, le=300)] = 30.0
+    confirmation: bool = Field(default=True, description="e-mail the confirmation at booking")
+    reminder: bool = Field(default=True, description="e-mail the reminder before the day")
+
+    @model_validator(mode="after")
+    def _credentials(self) -> BookingEmail:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("give both username and password, or neither")
+        if self.starttls and self.implicit_tls:
+            raise ValueError("starttls and implicit_tls exclude each other")
+        return self
+
+
 class BookingTenantSettings(_Model):
     """Appointments at the comune's offices (docs/booking.md)."""
 
-    offices: Annotated[list[BookingOffice], Field(min_length=1)]
+    offices: list[BookingOffice] = Field(
+        default_factory=list,
+        description="the offices (none when [tenants.adapters.booking] names the comune's "
+        "agenda, which then owns offices, services and hours)",
+    )
     holidays: list[date] = Field(default_factory=list, description="days every office is closed")
     horizon_days: Annotated[int, Field(ge=1, le=366)] = Field(
         default=60, description="how many days ahead a citizen may book"
@@ -91,6 +122,17 @@ class BookingTenantSettings(_Model):
     )
     io_service: str | None = Field(
         default=None, description="App IO service for reminders (none: no App IO reminder)"
+    )
+    email: BookingEmail | None = Field(
+        default=None, description="SMTP for e-mail confirmations and reminders (none: no e-mail)"
+    )
+    verify_attempts: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=5,
+        description="wrong second factors (fiscal code or e-mail) a booking code takes "
+        "before it is locked",
+    )
+    verify_lock_minutes: Annotated[int, Field(ge=1, le=10080)] = Field(
+        default=15, description="how long a code stays locked after too many wrong attempts"
     )
 
     @model_validator(mode="after")

@@ -5,6 +5,11 @@ office, service, start, seat number), seat numbers run from 0 to the service's c
 minus one, and a booking takes a seat with an insert that does nothing on conflict. The
 database, not the code, decides who got the last seat. Cancelling or moving an appointment
 deletes its seat row, so the seat is free again.
+
+``booking_attempts`` (migration ``booking_0002``) counts the second-factor attempts of a
+code that have not succeeded: an attempt takes its number with one atomic upsert before
+the factor is checked, so however many arrive at once, at most ``verify_attempts`` are
+checked before the code is locked (``service.take_attempt``).
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ booking_appointments = Table(
     Column("reminded_version", Integer(), nullable=True),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    # the appointment's id in the comune's agenda ([tenants.adapters.booking]); None when the
+    # hub's own seats hold it (migration booking_0002)
+    Column("agenda_ref", String(64), nullable=True),
     Index("ix_booking_appointments_day", "tenant_id", "office_id", "starts_at"),
 )
 
@@ -48,4 +56,14 @@ booking_seats = Table(
     Column("starts_at", UTCDateTime(), primary_key=True),
     Column("seat", Integer(), primary_key=True),
     Column("code", String(16), nullable=False, unique=True),
+)
+
+booking_attempts = Table(
+    "booking_attempts",
+    metadata,
+    Column("tenant_id", String(40), primary_key=True),
+    Column("code", String(16), primary_key=True),
+    Column("attempts", Integer(), nullable=False),  # taken and not (yet) succeeded
+    Column("locked_until", UTCDateTime(), nullable=True),
+    Column("updated_at", UTCDateTime(), nullable=False),
 )

@@ -91,3 +91,31 @@ async def hub_queue_message(
         now=now,
         expedition_at=expedition_at,
     )
+
+
+@hookimpl
+def hub_onboard(config: HubConfig, tenant: TenantConfig, make: bool) -> list[Any]:
+    from .onboard import onboard
+
+    return onboard(config, tenant, make)
+
+
+@hookimpl
+def hub_tenant_checks(config: HubConfig, tenant: TenantConfig) -> list[Any]:
+    from .onboard import tenant_checks
+
+    return tenant_checks(config, tenant)
+
+
+@hookimpl
+def hub_personal_area() -> list[Any]:
+    from .personal_area import sources
+
+    return sources()
+
+
+@hookimpl
+def hub_console_panels() -> list[Any]:
+    from .console import PANELS
+
+    return list(PANELS)

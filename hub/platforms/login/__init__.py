@@ -338,3 +338,10 @@ def hub_login_handoff(app: web.Application) -> Any:
     from .handoff import Handoff
 
     return Handoff(app)
+
+
+@hookimpl
+def hub_console_panels() -> list[Any]:
+    from .console import PANELS
+
+    return list(PANELS)

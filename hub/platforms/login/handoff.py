@@ -34,14 +34,14 @@ class Handoff:
                 continue
             base = f"/t/{tenant.id}/{kind}/login"
             query = {"return_to": return_to, "state": state}
-            await service.idps.ensure(tenant, kind)  # type: ignore[arg-type]
+            await service.idps.ensure(tenant, kind)
             idps = [
                 IdpChoice(
                     name=i.name or i.entity_id,
                     entity_id=i.entity_id,
                     url=f"{base}?{urlencode({**query, 'idp': i.entity_id})}",
                 )
-                for i in service.idps.all(tenant, kind)  # type: ignore[arg-type]
+                for i in service.idps.all(tenant, kind)
             ]
             random.shuffle(idps)  # AgID's SPID button: providers in random order
             out.append(

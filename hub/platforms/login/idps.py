@@ -76,34 +76,55 @@ class IdpDirectory:
         return bool(settings and settings.use_registry and kind == "spid")
 
     async def load_all(self) -> None:
-        """Load every tenant's sources; a source that fails is logged and retried later."""
+        """Load every tenant's sources; a source that fails is logged and retried later.
+
+        Each source is read and parsed once however many tenants list it (thousands of
+        tenants usually trust the same IdP metadata files): the tenants share its IdPs."""
         self.reload_registry()
+        memo: dict[str, list[IdpInfo] | Exception] = {}
         for tenant in self.config.tenants:
             for kind in ("spid", "cie"):
                 if saml_settings(tenant, kind) is not None:
-                    await self._load(tenant, kind)
+                    await self._load(tenant, kind, memo=memo)
 
-    async def _load(self, tenant: TenantConfig, kind: Kind, *, only_urls: bool = False) -> None:
+    async def _load(
+        self,
+        tenant: TenantConfig,
+        kind: Kind,
+        *,
+        only_urls: bool = False,
+        memo: dict[str, list[IdpInfo] | Exception] | None = None,
+    ) -> None:
         known = self._known.setdefault((tenant.id, kind), {})
         for source in self._sources(tenant, kind):
             is_url = source.startswith(("http://", "https://"))
             if only_urls and not is_url:
                 continue
-            try:
-                data = await (_fetch(source) if is_url else asyncio.to_thread(_read, source))
-                self._fetched[source] = time.monotonic()
-                found = (
-                    parse_signed_idp_metadata(
-                        data, self.certs, now=datetime.now(UTC), what=f"IdP metadata {source}"
-                    )
-                    if is_url
-                    else parse_idp_metadata(data)
+            found = memo.get(source) if memo is not None else None
+            if found is None:
+                found = await self._read_source(source, is_url)
+                if memo is not None:
+                    memo[source] = found
+            if isinstance(found, Exception):  # one bad source never hides the others
+                continue
+            for idp in found:
+                known[idp.entity_id] = idp
+
+    async def _read_source(self, source: str, is_url: bool) -> list[IdpInfo] | Exception:
+        try:
+            data = await (_fetch(source) if is_url else asyncio.to_thread(_read, source))
+            self._fetched[source] = time.monotonic()
+            return (
+                parse_signed_idp_metadata(
+                    data, self.certs, now=datetime.now(UTC), what=f"IdP metadata {source}"
                 )
-                for idp in found:
-                    known[idp.entity_id] = idp
-            except Exception as exc:  # one bad source never hides the others
-                self._fetched[source] = time.monotonic()
-                log.warning("IdP metadata %s not loaded: %s", source, exc)
+                if is_url
+                else parse_idp_metadata(data)
+            )
+        except Exception as exc:  # logged once per source, not per tenant listing it
+            self._fetched[source] = time.monotonic()
+            log.warning("IdP metadata %s not loaded: %s", source, exc)
+            return exc
 
     def all(self, tenant: TenantConfig, kind: Kind) -> list[IdpInfo]:
         found = dict(self._known.get((tenant.id, kind), {}))

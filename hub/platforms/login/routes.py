@@ -13,7 +13,9 @@
   refusals answer 4xx, anomalies 19-25 show the prescribed message with 403;
 - ``logout`` (SP-initiated) and ``slo`` (LogoutResponse from the IdP, or an IdP-initiated
   LogoutRequest answered with a signed LogoutResponse); CIE has no SAML SLO (its IdP never
-  answers), so ``/cie/logout`` ends the local session only.
+  answers), so ``/cie/logout`` ends the local session only. ``logout?return_to=`` (a URL
+  accepted as a login's ``return_to``) sends the browser there at the end, not to the
+  "logged out" page.
 
 The handoff: the tenant's application exchanges the code server-side at
 ``POST /api/v1/tenants/{tenant}/logins/exchange`` with its API key (scope ``personal``); see
@@ -421,13 +423,18 @@ async def logout_view(request: web.Request) -> web.StreamResponse:
     service = request.app[LOGIN]
     now = request.app[CLOCK].now()
     session_id = _get_cookie(request, service.config, SESSION_COOKIE.format(kind=kind))
+    # where the browser goes once logged out (a hub page's own return path, or one of the
+    # tenant's return_urls), instead of the plain "logged out" page
+    back = request.query.get("return_to") or None
+    if back is not None and not _return_to_allowed(request, tenant, kind, back):
+        back = None
     row = await service.store.session(session_id, tenant.id) if session_id else None
     if row is None or row["ended_at"] is not None:
-        return pages.logged_out(kind)
+        return _logged_out(kind, back)
     await service.store.end_session(row["session_id"], now)
     idp = await service.idps.get(tenant, kind, row["idp_entity_id"])
     if kind == "cie" or idp is None or not (idp.slo_redirect or idp.slo_post):
-        resp: web.StreamResponse = pages.logged_out(kind)
+        resp: web.StreamResponse = _logged_out(kind, back)
         _del_cookie(resp, service.config, SESSION_COOKIE.format(kind=kind))
         return resp
     out = logout.build_logout_request(
@@ -445,9 +452,29 @@ async def logout_view(request: web.Request) -> web.StreamResponse:
     else:
         resp = _form_page(out.form_html)
     state = f"{out.request_id}|{int(out.issue_instant.timestamp())}|{row['session_id']}"
+    if back is not None:
+        state += "|" + base64.urlsafe_b64encode(back.encode()).decode().rstrip("=")
     _set_cookie(resp, service.config, LOGOUT_COOKIE.format(kind=kind), state, 900)
     _del_cookie(resp, service.config, SESSION_COOKIE.format(kind=kind))
     return resp
+
+
+def _logged_out(kind: Kind, back: str | None) -> web.Response:
+    """The end of a logout: the page that says so, or a 303 to the ``return_to`` given."""
+    if back is None:
+        return pages.logged_out(kind)
+    return web.Response(status=303, headers={"Location": back, "Cache-Control": "no-store"})
+
+
+def _back_from(request: web.Request, tenant: TenantConfig, kind: Kind, raw: str) -> str | None:
+    """The ``return_to`` kept in the logout cookie (checked again: never an open redirect)."""
+    if not raw:
+        return None
+    try:
+        back = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return back if _return_to_allowed(request, tenant, kind, back) else None
 
 
 def _peek_issuer(params: dict[str, str], key: str, binding: str) -> str | None:
@@ -491,7 +518,8 @@ async def slo_view(request: web.Request) -> web.StreamResponse:
         if key == "SAMLResponse":
             state = _get_cookie(request, service.config, LOGOUT_COOKIE.format(kind=kind)) or ""
             request_id, _, rest = state.partition("|")
-            stamp, _, _session = rest.partition("|")
+            stamp, _, rest = rest.partition("|")
+            _session, _, back64 = rest.partition("|")
             if not request_id or not stamp.isdigit():
                 raise ResponseRejected("in_response_to", "no logout was started in this browser")
             instant = datetime.fromtimestamp(int(stamp), UTC)
@@ -514,7 +542,7 @@ async def slo_view(request: web.Request) -> web.StreamResponse:
                     now=now,
                     relay_state=params.get("RelayState"),
                 )
-            resp: web.StreamResponse = pages.logged_out(kind)
+            resp: web.StreamResponse = _logged_out(kind, _back_from(request, tenant, kind, back64))
             _del_cookie(resp, service.config, LOGOUT_COOKIE.format(kind=kind))
             return resp
         if binding == "redirect":

@@ -72,9 +72,10 @@ def hub_outbox_handlers() -> dict[str, HandlerFactory]:
 
 @hookimpl
 def hub_web_routes() -> list[web.AbstractRouteDef]:
+    from . import personal_area
     from .station import station_routes
 
-    return [*station_routes()]
+    return [*station_routes(), *personal_area.routes()]
 
 
 @hookimpl
@@ -119,7 +120,9 @@ def _receipts(app: web.Application, tenant_id: str) -> Callable[[], Awaitable[No
         from .receipts import ReceiptSync
 
         services = app[SERVICES]
-        sync = ReceiptSync(services.engine, services.config, services.clock, services.session)
+        sync = ReceiptSync(
+            services.engine, services.config, services.clock, services.session, services.plugins
+        )
         report = await sync.sync(tenant_id)
         if report.stored:
             log.info("pagopa: receipts read", extra={"tenant": tenant_id, "stored": report.stored})
@@ -208,3 +211,31 @@ async def hub_demo_seed(app: web.Application) -> None:
     config = app[CONFIG]
     await register_demo_station(config, hub_url(config))
     await seed_demo_fdr(app)
+
+
+@hookimpl
+def hub_onboard(config: HubConfig, tenant: TenantConfig, make: bool) -> list[Any]:
+    from .onboard import onboard
+
+    return onboard(config, tenant, make)
+
+
+@hookimpl
+def hub_tenant_checks(config: HubConfig, tenant: TenantConfig) -> list[Any]:
+    from .onboard import tenant_checks
+
+    return tenant_checks(config, tenant)
+
+
+@hookimpl
+def hub_personal_area() -> list[Any]:
+    from .personal_area import sources
+
+    return sources()
+
+
+@hookimpl
+def hub_console_panels() -> list[Any]:
+    from .console import PANELS
+
+    return list(PANELS)

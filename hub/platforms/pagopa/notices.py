@@ -21,6 +21,7 @@ from sportello.platforms.pagopa.store import (
     PagopaStore,
     PositionConflict,
     effective_status,
+    gpd_lock,
 )
 from sportello.services import HubServices
 
@@ -64,6 +65,7 @@ async def notice_document(
         debtor=match.position.fiscal_code.upper(),
         payable=payable,
         station=settings.mode == "station",
+        lock=gpd_lock(tenant_id, match.iupd) if settings.mode == "gpd" else None,
     )
 
 
@@ -152,5 +154,7 @@ async def create_notice(
             debtor=position.fiscal_code.upper(),
             payable=True,
             station=settings.mode == "station",
+            # a job holding it (the SEND upload) runs after the position's creation in GPD
+            lock=gpd_lock(tenant_id, position.iupd) if settings.mode == "gpd" else None,
         ),
     )

@@ -241,7 +241,9 @@ async def sync_receipts(
     from sportello.platforms.pagopa.store import PagopaNotConfigured
 
     async with hub_services(config) as services:
-        sync = ReceiptSync(services.engine, config, services.clock, services.session)
+        sync = ReceiptSync(
+            services.engine, config, services.clock, services.session, services.plugins
+        )
         try:
             report = await sync.sync(tenant_id, since=since)
         except (ReceiptsUnavailable, PagopaNotConfigured) as exc:
@@ -259,7 +261,9 @@ async def recover_receipts(
     from sportello.platforms.pagopa.store import PagopaNotConfigured
 
     async with hub_services(config) as services:
-        sync = ReceiptSync(services.engine, config, services.clock, services.session)
+        sync = ReceiptSync(
+            services.engine, config, services.clock, services.session, services.plugins
+        )
         try:
             report = await sync.recover(
                 tenant_id, older_than=timedelta(minutes=minutes), since=since

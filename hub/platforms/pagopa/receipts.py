@@ -7,7 +7,8 @@ In GPD mode PagoPA answers the Node and keeps the receipts; the hub reads them b
   the notice numbers the hub already has a receipt for, fetches each new one's XML (the
   ``paSendRT[V2]`` request GPD stored) and stores it with ``PagopaStore.store_receipt``,
   the station's exactly-once path: a receipt stored twice is a harmless duplicate, and
-  forwarding to accounting is queued in the same transaction. The cursor moves to the
+  forwarding to accounting is queued in the same transaction, and so is SEND's payment event
+  when a SEND notification carries the notice (``hub_notice_paid``). The cursor moves to the
   latest payment day seen, by compare-and-set from the value the round read: of two rounds
   at once (replicas, ``receipts-sync``) the later writer never moves it back.
 - :meth:`ReceiptSync.recover` takes the options whose payment started (paGetPayment
@@ -23,7 +24,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from sqlalchemy import select, update
@@ -42,6 +43,9 @@ from sportello.platforms.pagopa.receipts_tables import receipt_cursors
 from sportello.platforms.pagopa.settings import PagopaTenantSettings
 from sportello.platforms.pagopa.store import OptionMatch, PagopaStore, ReceiptOutcome
 from sportello.platforms.pagopa.tables import receipts
+
+if TYPE_CHECKING:
+    from sportello.plugins import Plugins
 
 __all__ = ["ReceiptSync", "ReceiptsUnavailable", "RecoveryReport", "SyncReport"]
 
@@ -91,9 +95,12 @@ class ReceiptSync:
         config: HubConfig,
         clock: Clock,
         session: aiohttp.ClientSession,
+        plugins: Plugins | None = None,
     ) -> None:
         self.engine, self.config, self.clock, self.session = engine, config, clock, session
-        self.store = PagopaStore(engine, config, clock)
+        # ``plugins``: told of each notice a receipt read back pays (``hub_notice_paid``: the
+        # SEND platform tells SEND), as when the station stores one
+        self.store = PagopaStore(engine, config, clock, plugins)
 
     def _client(self, tenant_id: str) -> tuple[PagopaTenantSettings, GpdReceiptsClient]:
         settings = self.store.settings(tenant_id)

@@ -111,3 +111,24 @@ def hub_cli_commands() -> list[Any]:
     from .cli import keys_group, residents_group
 
     return [residents_group, keys_group]
+
+
+@hookimpl
+def hub_onboard(config: HubConfig, tenant: TenantConfig, make: bool) -> list[Any]:
+    from .onboard import onboard
+
+    return onboard(config, tenant, make)
+
+
+@hookimpl
+def hub_tenant_checks(config: HubConfig, tenant: TenantConfig) -> list[Any]:
+    from .onboard import tenant_checks
+
+    return tenant_checks(config, tenant)
+
+
+@hookimpl
+def hub_personal_area() -> list[Any]:
+    from .personal_area import sources
+
+    return sources()

@@ -49,6 +49,7 @@ def hub_tables() -> list[Table]:
 @hookimpl
 def hub_outbox_handlers() -> dict[str, HandlerFactory]:
     from . import service
+    from .f24_payments import F24_PAYMENT_KIND, f24_payment_handler
     from .payments import PAYMENT_KIND
 
     return {
@@ -57,14 +58,15 @@ def hub_outbox_handlers() -> dict[str, HandlerFactory]:
         service.ACCEPTANCE_KIND: service.acceptance_handler,
         service.CANCEL_KIND: service.cancel_handler,
         PAYMENT_KIND: service.payment_handler,
+        F24_PAYMENT_KIND: f24_payment_handler,
     }
 
 
 @hookimpl
 def hub_api_routes() -> list[web.AbstractRouteDef]:
-    from . import api, legal_facts
+    from . import api, f24_payments, legal_facts
 
-    return [*api.routes(), *legal_facts.routes()]
+    return [*api.routes(), *f24_payments.routes(), *legal_facts.routes()]
 
 
 @hookimpl
@@ -78,10 +80,18 @@ def hub_platform_setup(
 async def _setup(services: HubServices, app: web.Application) -> AsyncIterator[None]:
     from .inad import INAD_DOMICILES, Domiciles
     from .payments import SEND_SURCHARGES, Surcharges
-    from .service import SEND_CLIENTS, SEND_STREAMS, SendClients, StreamReader
+    from .service import (
+        SEND_CLIENTS,
+        SEND_QUEUE,
+        SEND_STREAMS,
+        NotificationQueue,
+        SendClients,
+        StreamReader,
+    )
 
     clients = SendClients(services)
     app[SEND_CLIENTS] = clients
+    app[SEND_QUEUE] = NotificationQueue(services)
     app[SEND_STREAMS] = StreamReader(services, clients)
     app[INAD_DOMICILES] = Domiciles(services)
     app[SEND_SURCHARGES] = Surcharges(services, clients)
@@ -187,3 +197,31 @@ def hub_demo_pdnd_purposes(config: HubConfig, tenant: TenantConfig) -> dict[str,
     if inad is not None:
         out[inad.purpose_id] = str(inad.base_url).rstrip("/")
     return out
+
+
+@hookimpl
+def hub_onboard(config: HubConfig, tenant: TenantConfig, make: bool) -> list[Any]:
+    from .onboard import onboard
+
+    return onboard(config, tenant, make)
+
+
+@hookimpl
+def hub_tenant_checks(config: HubConfig, tenant: TenantConfig) -> list[Any]:
+    from .onboard import tenant_checks
+
+    return tenant_checks(config, tenant)
+
+
+@hookimpl
+def hub_personal_area() -> list[Any]:
+    from .personal_area import sources
+
+    return sources()
+
+
+@hookimpl
+def hub_console_panels() -> list[Any]:
+    from .console import PANELS
+
+    return list(PANELS)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
 import copy
 import json
@@ -14,6 +13,7 @@ from datetime import date, datetime, time
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
+import pybase64
 from aiohttp import web
 from pydantic import Field, ValidationError
 from sqlalchemy import select
@@ -33,6 +33,7 @@ from sportello.api.core import (
     page_params,
     path_id,
     problem,
+    request_digest,
     require,
     tenant_of,
 )
@@ -61,6 +62,8 @@ from sportello.platforms.send.inad import (
 from sportello.platforms.send.payments import (
     NoticeAttachment,
     PaymentProblem,
+    check_async_fees,
+    link_mode,
     notice_attachments,
 )
 from sportello.platforms.send.service import (
@@ -68,7 +71,9 @@ from sportello.platforms.send.service import (
     CANCEL_KIND,
     CANCELLING,
     QUEUED,
+    SEND_QUEUE,
     ProtocolTaken,
+    QueuedRequest,
     check_request,
     queue_notification,
     sender_fields,
@@ -104,10 +109,10 @@ def _where(exc: ValidationError) -> str:
 
 def _prepare(
     request: web.Request, tenant_id: str, raw: bytes
-) -> tuple[NotificationIn, dict[str, Any], list[bytes], list[bytes]]:
+) -> tuple[NotificationIn, dict[str, Any], list[bytes], list[bytes], list[str]]:
     """The body checked as SEND would check it (before anything is queued), the request to
-    store (without documents), the documents' bytes and the F24 metadata files (JSON); else a
-    400 naming the field."""
+    store (without documents), the documents' bytes, the F24 metadata files (JSON) and the
+    documents' SHA-256 (base64); else a 400 naming the field."""
     tenant = request.app[CONFIG].tenant(tenant_id)
     if tenant is None or send_settings(tenant) is None:
         raise _Problem(409, "Conflict", "SEND is not configured for this tenant ([tenants.send])")
@@ -118,7 +123,9 @@ def _prepare(
     contents: list[bytes] = []
     for i, doc in enumerate(body.documents):
         try:
-            contents.append(base64.b64decode(doc.content_base64, validate=True))
+            # only the alphabet and the padding where it belongs, as base64.b64decode(...,
+            # validate=True), with SIMD: 100 KB in microseconds (the stdlib's: a millisecond)
+            contents.append(pybase64.b64decode(doc.content_base64, validate=True))
         except (binascii.Error, ValueError):
             raise _Problem(
                 400, "Bad Request", f"documents.{i}.content_base64: not valid base64"
@@ -157,13 +164,14 @@ def _prepare(
         "vat": body.vat,
     }
     wire = {k: v for k, v in wire.items() if v is not None}
+    digests = [sha256_b64(c) for c in contents]
     try:  # what SEND would refuse with a 400 is refused here, before it is queued
         check_request(
-            wire, [(d.title, sha256_b64(c)) for c, d in zip(contents, body.documents, strict=True)]
+            wire, [(d.title, sha) for d, sha in zip(body.documents, digests, strict=True)]
         )
     except ValidationError as exc:
         raise _Problem(400, "Bad Request", _where(exc)) from None
-    return body, wire, contents, f24_files
+    return body, wire, contents, f24_files, digests
 
 
 async def _create_position(
@@ -227,9 +235,14 @@ async def _create_position(
     )
     wire.setdefault("amount", spec.amount)
     wire.setdefault("paymentExpirationDate", spec.due_date.isoformat())
-    if doc.station and spec.apply_cost and not wire.get("pagoPaIntMode"):
-        wire["pagoPaIntMode"] = "SYNC"
-    return NoticeAttachment(spec.recipient, len(payments) - 1, created.notice_number, doc.pdf)
+    link_mode(wire, doc.station, spec.apply_cost)
+    try:
+        check_async_fees(wire)
+    except PaymentProblem as exc:
+        raise _Problem(400, "Bad Request", str(exc)) from None
+    return NoticeAttachment(
+        spec.recipient, len(payments) - 1, created.notice_number, doc.pdf, lock=doc.lock
+    )
 
 
 @operation(
@@ -255,7 +268,7 @@ async def create_notification(request: web.Request) -> web.StreamResponse:
     p = require(request, "write")
     idempotency_key(request)
     raw = await read_body(request)
-    body, wire, contents, f24_files = _prepare(request, tenant_id, raw)
+    body, wire, contents, f24_files, digests = _prepare(request, tenant_id, raw)
     notices: list[NoticeAttachment] = []
     pagopa = any(pay.get("pagoPa") for r in wire["recipients"] for pay in r.get("payments") or [])
     if pagopa and not await _answered(request, tenant_id):  # a replay gets the stored answer
@@ -264,6 +277,23 @@ async def create_notification(request: web.Request) -> web.StreamResponse:
         except PaymentProblem as exc:
             raise _Problem(exc.status, _TITLES[exc.status], str(exc)) from None
     now = request.app[CLOCK].now()
+    if body.position is None and not any(r.get("payments") for r in wire["recipients"]):
+        # no payment to record: stored with the POSTs that arrive with it (group commit)
+        answer = await request.app[SEND_QUEUE].queue(
+            QueuedRequest(
+                tenant_id=tenant_id,
+                key=idempotency_key(request),
+                digest=request_digest(request, raw),
+                wire=wire,
+                documents=[(d.title, c) for d, c in zip(body.documents, contents, strict=True)],
+                digests=digests,
+                actor=p.actor,
+                now=now,
+            )
+        )
+        if answer is not None:
+            return web.json_response(answer, status=202)
+        # a replay, a protocol number taken, a conflict: this request alone, as any other
 
     async def produce(conn: Any) -> tuple[int, dict[str, Any]]:
         queued = copy.deepcopy(wire)  # a retry of this transaction starts from the request

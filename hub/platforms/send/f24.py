@@ -9,22 +9,26 @@ metadata file with the notification (``send_documents``, ``idx`` from
 (:func:`f24_payment`); the upload job preloads and uploads it as JSON and the request gets its
 real reference (:func:`resolve_f24`). SEND builds the F24 PDF from the metadata itself.
 
-The hub checks the file's shape (a JSON object with exactly one of the four kinds, an
-object, at most :data:`MAX_F24_BYTES`), not every field of the four F24 models: SEND refuses
-a metadata file its schema refuses with ``F24_METADATA_NOT_VALID`` at acceptance.
+The hub checks every field of the file against the bundle's F24 schemas before anything is
+queued (:func:`sportello.connectors.send.f24.f24_metadata_problems`: exactly one of the four
+kinds, each section and record, patterns, required fields such as a local tax record's
+``municipality`` and ``taxType``, strict types), at most :data:`MAX_F24_BYTES`: SEND refuses
+a metadata file its schema refuses with ``F24_METADATA_NOT_VALID`` at acceptance, after the
+notification was sent; the hub names the field at once instead (the API's 400, the import's
+row and column).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from sportello.connectors.send import sha256_b64
+from sportello.connectors.send.f24 import F24_KINDS, f24_metadata_bytes_problems
 from sportello.platforms.send.tables import F24_DOCUMENT_BASE
 
-#: ``F24Metadata``'s kinds: one and only one of them.
-F24_KINDS = ("f24Standard", "f24Simplified", "f24Excise", "f24Elid")
+__all__ = ["F24_KINDS", "MAX_F24_BYTES", "f24_payment", "f24_problem", "resolve_f24"]
+
 #: The largest F24 metadata file the hub takes (an F24 has a few dozen lines).
 MAX_F24_BYTES = 256 * 1024
 #: The placeholder key of the stored request's ``metadataAttachment.ref`` (then the upload's).
@@ -32,24 +36,17 @@ _PLACEHOLDER = "sportello-f24-"
 
 
 def f24_problem(content: bytes) -> str | None:
-    """Why ``content`` is not an F24 metadata file SEND could take, or None."""
+    """Why ``content`` is not an F24 metadata file SEND would take (every field checked,
+    the first few problems named by their path, e.g. ``f24Standard.localTax.records[0].
+    municipality: must match ^[0-9A-Z]{4}$``), or None."""
     if len(content) > MAX_F24_BYTES:
         return f"{len(content)} bytes, more than the {MAX_F24_BYTES} allowed"
-    try:
-        data = json.loads(content)
-    except (ValueError, UnicodeDecodeError):
-        return "not JSON (the F24 metadata, F24Metadata)"
-    if not isinstance(data, dict):
-        return "not a JSON object (F24Metadata)"
-    unknown = sorted(set(data) - set(F24_KINDS))
-    if unknown:
-        return f"unknown field {unknown[0][:40]!r}: one of {', '.join(F24_KINDS)}"
-    kinds = [k for k in F24_KINDS if data.get(k) is not None]
-    if len(kinds) != 1:
-        return f"one and only one of {', '.join(F24_KINDS)}"
-    if not isinstance(data[kinds[0]], dict) or not data[kinds[0]]:
-        return f"{kinds[0]}: an object with the F24's sections"
-    return None
+    problems = f24_metadata_bytes_problems(content)
+    if not problems:
+        return None
+    shown = [f"{field}: {message}" if field else message for field, message in problems[:5]]
+    more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+    return "; ".join(shown) + more
 
 
 def f24_payment(k: int, title: str, apply_cost: bool, content: bytes) -> dict[str, Any]:

@@ -45,6 +45,8 @@ from sportello.platforms.send.f24 import MAX_F24_BYTES, f24_payment, f24_problem
 from sportello.platforms.send.payments import (
     NoticeAttachment,
     PaymentProblem,
+    check_async_fees,
+    link_mode,
     notice_attachments,
 )
 from sportello.platforms.send.service import (
@@ -900,9 +902,9 @@ async def _create_notice(
         },
         *recipient.get("payments", []),  # an F24
     ]
-    if doc.station and row.apply_cost and not row.wire.get("pagoPaIntMode"):
-        row.wire["pagoPaIntMode"] = "SYNC"
-    return [NoticeAttachment(0, 0, created.notice_number, doc.pdf)]
+    link_mode(row.wire, doc.station, row.apply_cost)
+    check_async_fees(row.wire)  # PaymentProblem: the row's paFee or vat named
+    return [NoticeAttachment(0, 0, created.notice_number, doc.pdf, lock=doc.lock)]
 
 
 def _payment_column(exc: PaymentProblem) -> str:

@@ -16,6 +16,18 @@ its command line), which allocates the notice code. Before the notification is q
   creditor's own system adds SEND's cost when the Node asks for the amount (SEND knowledge
   base, "Pagamenti pagoPA", devportal-docs ``knowledge-base-di-piattaforma-notifiche/
   pagamenti-e-spese-di-notifica/pagamenti-pagopa.md``);
+- with ``applyCost`` on a notice whose position the tenant keeps in GPD (the pagoPA
+  platform's GPD mode: pagoPA answers the Node from GPD, the hub's station is not asked),
+  the request says ``pagoPaIntMode: ASYNC``: SEND itself writes its cost into the position
+  (GPD's ``notificationFee``, added to the option's amount and to its creditor's transfer)
+  when it accepts the notification and again whenever the cost changes (a registered
+  letter sent), and refuses the notification (``PAYMENT_NOT_VALID``) when GPD does not
+  have the position. So the request needs ``paFee`` and ``vat`` (``PaFeeV21``/``VatV21``:
+  required with DELIVERY_MODE in ASYNC mode; else 400 naming them), and its upload job
+  holds the position's outbox lock (``NoticeDocument.lock``): it runs only after the
+  pagoPA platform's pending GPD jobs of that position (its creation first), so SEND never
+  looks for a position GPD does not have yet. A receipt read back from GPD
+  (``receipts-sync``) tells SEND like one the station stores (below);
 - a notice already in another live notification of the tenant is refused (409): SEND
   refuses the same notice twice too.
 
@@ -90,6 +102,32 @@ class NoticeAttachment:
     pay_index: int
     notice_code: str
     pdf: bytes
+    #: the outbox lock of the position's pending work where the Node reads it (GPD mode):
+    #: the notification's upload waits for it
+    lock: str | None = None
+
+
+def link_mode(wire: dict[str, Any], station: bool, apply_cost: bool) -> None:
+    """``wire``'s ``pagoPaIntMode`` for a payment with ``apply_cost`` on a notice of the
+    tenant: SYNC when the hub's station answers the Node for it (it adds SEND's cost), ASYNC
+    when GPD does (SEND writes its cost into GPD); the caller's choice is kept."""
+    if apply_cost and not wire.get("pagoPaIntMode"):
+        wire["pagoPaIntMode"] = "SYNC" if station else "ASYNC"
+
+
+def check_async_fees(wire: dict[str, Any]) -> None:
+    """In ASYNC mode with DELIVERY_MODE SEND needs ``paFee`` and ``vat`` to compute the cost
+    it writes into GPD (``PaFeeV21``, ``VatV21``): :class:`PaymentProblem` (400) naming the
+    missing one."""
+    if wire.get("pagoPaIntMode") != "ASYNC" or wire.get("notificationFeePolicy") != "DELIVERY_MODE":
+        return
+    for name, what in (("paFee", "the sender's cost in euro cents"), ("vat", "the VAT percent")):
+        if wire.get(name) is None:
+            raise PaymentProblem(
+                name,
+                f"required ({what}): with applyCost on a notice kept in GPD SEND writes its "
+                "cost into the position (pagoPaIntMode ASYNC, DELIVERY_MODE)",
+            )
 
 
 def _pagopa_payments(wire: dict[str, Any]) -> list[tuple[int, int, dict[str, Any]]]:
@@ -105,13 +143,13 @@ async def notice_attachments(
     services: HubServices, tenant_id: str, wire: dict[str, Any], actor: str
 ) -> list[NoticeAttachment]:
     """The notice PDFs to attach to ``wire``'s pagoPA payments (module docstring); sets
-    ``wire["pagoPaIntMode"]`` to SYNC when the station adds SEND's cost. Raises
+    ``wire["pagoPaIntMode"]`` to SYNC when the station adds SEND's cost, to ASYNC when SEND
+    writes it into GPD (:func:`link_mode`). Raises
     :class:`PaymentProblem`. Call it before the transaction that queues the notification
     (it renders PDFs)."""
     plugins = services.plugins
     out: list[NoticeAttachment] = []
     seen: dict[str, str] = {}
-    synchronous = False
     for i, j, pago in _pagopa_payments(wire):
         where = f"recipients.{i}.payments.{j}.pagoPa"
         code = str(pago["noticeCode"])
@@ -136,10 +174,9 @@ async def notice_attachments(
                 "the notice is not payable (paid, expired, cancelled or not yet valid)",
                 409,
             )
-        synchronous = synchronous or (doc.station and bool(pago["applyCost"]))
-        out.append(NoticeAttachment(i, j, code, doc.pdf))
-    if synchronous and not wire.get("pagoPaIntMode"):
-        wire["pagoPaIntMode"] = "SYNC"
+        link_mode(wire, doc.station, bool(pago["applyCost"]))
+        out.append(NoticeAttachment(i, j, code, doc.pdf, lock=doc.lock))
+    check_async_fees(wire)
     return out
 
 

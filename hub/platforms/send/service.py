@@ -14,19 +14,24 @@ too).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import and_, bindparam, case, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sportello.batching import Batcher
 from sportello.config import TenantConfig
-from sportello.connectors.errors import PermanentError, ServerError
+from sportello.connectors.errors import ConnectorError, PermanentError, ServerError
 from sportello.connectors.pdnd.client import PdndClient
 from sportello.connectors.pdnd.environments import assertion_audience_for
 from sportello.connectors.pdnd.keys import kid_for_private_key
@@ -61,6 +66,7 @@ from sportello.platforms.send.tables import (
     send_notifications,
     send_streams,
 )
+from sportello.schema import idempotency_keys
 from sportello.services import HubServices
 
 log = logging.getLogger("sportello.platforms.send")
@@ -132,6 +138,7 @@ class SendClients:
                 api_key=lambda: api_key.reveal(),
                 pdnd=client,
                 purpose_id=send.purpose_id,
+                transport=self.services.http if send.http_client == "lean" else None,
             )
         return self._clients[tenant_id]
 
@@ -195,71 +202,198 @@ async def queue_notification(
     of the tenant carries one of its notices. ``f24``: the F24 metadata files (JSON) the
     request's ``f24`` payments refer to by placeholder (``f24.f24_payment``), in order."""
     protocol = str(wire["paProtocolNumber"])
-    taken = (
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    inserted = (
         await conn.execute(
-            select(send_notifications.c.id).where(
-                send_notifications.c.tenant_id == tenant_id,
-                send_notifications.c.pa_protocol_number == protocol,
+            dialect.insert(send_notifications)
+            .values(_notification_values(tenant_id, wire, actor, now))
+            .on_conflict_do_nothing(index_elements=["tenant_id", "pa_protocol_number"])
+            .returning(send_notifications.c.id)
+        )
+    ).scalar()
+    if inserted is None:  # the tenant has this protocol number already
+        taken = (
+            await conn.execute(
+                select(send_notifications.c.id).where(
+                    send_notifications.c.tenant_id == tenant_id,
+                    send_notifications.c.pa_protocol_number == protocol,
+                )
             )
-        )
-    ).first()
-    if taken is not None:
-        raise ProtocolTaken(int(taken.id), protocol)
-    result = await conn.execute(
-        send_notifications.insert().values(
-            tenant_id=tenant_id,
-            pa_protocol_number=protocol,
-            idempotence_token=wire["idempotenceToken"],
-            subject=wire["subject"],
-            request=json.dumps(wire),
-            recipients=json.dumps(
-                [
-                    {"tax_id": r["taxId"], "denomination": r["denomination"]}
-                    for r in wire["recipients"]
-                ]
-            ),
-            status=QUEUED,
-            created_by=actor,
-            created_at=now,
-            updated_at=now,
-        )
-    )
-    primary_key = result.inserted_primary_key
-    assert primary_key is not None
-    notification_id = int(primary_key[0])
-    await conn.execute(
-        send_documents.insert(),
-        [
-            {
-                "notification_id": notification_id,
-                "idx": i,
-                "title": title,
-                "content": content,
-                "sha256": sha256_b64(content),
-            }
-            for i, (title, content) in enumerate(documents)
-        ]
-        + [
-            {
-                "notification_id": notification_id,
-                "idx": F24_DOCUMENT_BASE + k,
-                "title": f"F24 metadata {k + 1}",
-                "content": content,
-                "sha256": sha256_b64(content),
-            }
-            for k, content in enumerate(f24)
-        ],
-    )
+        ).scalar_one()
+        raise ProtocolTaken(int(taken), protocol)
+    notification_id = int(inserted)
+    await conn.execute(send_documents.insert(), _document_rows(notification_id, documents, f24))
     await record_payments(
         conn, tenant_id=tenant_id, notification_id=notification_id, wire=wire, notices=notices
     )
+    # GPD-mode notices: the upload (and request) waits for the positions' GPD jobs
+    locks = sorted({n.lock for n in notices if n.lock})
     await enqueue_many(
         conn,
-        [NewJob(tenant_id, UPLOAD_KIND, {"notification_id": notification_id})],
+        [NewJob(tenant_id, UPLOAD_KIND, {"notification_id": notification_id}, lock=locks or None)],
         now=now,
         default_max_attempts=max_attempts,
     )
     return notification_id
+
+
+def _notification_values(
+    tenant_id: str, wire: dict[str, Any], actor: str, now: datetime
+) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant_id,
+        "pa_protocol_number": str(wire["paProtocolNumber"]),
+        "idempotence_token": wire["idempotenceToken"],
+        "subject": wire["subject"],
+        "request": json.dumps(wire),
+        "recipients": json.dumps(
+            [{"tax_id": r["taxId"], "denomination": r["denomination"]} for r in wire["recipients"]]
+        ),
+        "status": QUEUED,
+        "created_by": actor,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _document_rows(
+    notification_id: int,
+    documents: Sequence[tuple[str, bytes]],
+    f24: Sequence[bytes],
+    digests: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """The ``send_documents`` rows: the PDFs (``digests``: their SHA-256, when the caller
+    has them), then the F24 metadata files."""
+    return [
+        {
+            "notification_id": notification_id,
+            "idx": i,
+            "title": title,
+            "content": content,
+            "sha256": digests[i] if digests is not None else sha256_b64(content),
+        }
+        for i, (title, content) in enumerate(documents)
+    ] + [
+        {
+            "notification_id": notification_id,
+            "idx": F24_DOCUMENT_BASE + k,
+            "title": f"F24 metadata {k + 1}",
+            "content": content,
+            "sha256": sha256_b64(content),
+        }
+        for k, content in enumerate(f24)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedRequest:
+    """One ``POST .../send/notifications`` for :class:`NotificationQueue`: what
+    :func:`queue_notification` stores, with the request's ``Idempotency-Key`` and digest
+    (``sportello.api.core.request_digest``) and the answer to store under them."""
+
+    tenant_id: str
+    key: str
+    digest: str
+    wire: dict[str, Any]
+    documents: Sequence[tuple[str, bytes]]
+    digests: Sequence[str]  # the documents' SHA-256 (base64)
+    actor: str
+    now: datetime
+    f24: Sequence[bytes] = ()
+
+
+class NotificationQueue:
+    """The API's notifications without payments (nothing for ``record_payments``), queued
+    in group commits
+    (``sportello.batching``): the POSTs that arrive together are stored in one transaction
+    (the notifications, their documents, their ``send.upload`` jobs and the stored answers
+    of their Idempotency-Keys), and each is answered only after the commit.
+
+    Only the plain case is written here: a request whose key already has an answer, whose
+    protocol number the tenant already has (or another request of the same batch has the
+    same key or protocol number), or a batch that meets a unique constraint (a concurrent
+    request on another replica) gets ``None``, and the API runs that request alone through
+    ``sportello.api.core.idempotent`` (the replay, the 409, the 422 as for any request)."""
+
+    def __init__(self, services: HubServices) -> None:
+        self.engine, self.clock, self.config = services.engine, services.clock, services.config
+        self.queue = Batcher(self._queue_many)
+
+    async def _queue_many(self, items: Sequence[QueuedRequest]) -> list[dict[str, Any] | None]:
+        n, k = send_notifications.c, idempotency_keys.c
+        answers: dict[int, dict[str, Any]] = {}
+        try:
+            async with self.engine.begin() as conn:
+                answered = {
+                    (r.tenant_id, r.key)
+                    for r in await conn.execute(
+                        select(k.tenant_id, k.key).where(k.key.in_({i.key for i in items}))
+                    )
+                }
+                protocols = {str(i.wire["paProtocolNumber"]) for i in items}
+                taken = {
+                    (r.tenant_id, r.pa_protocol_number)
+                    for r in await conn.execute(
+                        select(n.tenant_id, n.pa_protocol_number).where(
+                            n.pa_protocol_number.in_(protocols)
+                        )
+                    )
+                }
+                chosen: list[QueuedRequest] = []
+                for item in items:
+                    key = (item.tenant_id, item.key)
+                    protocol = (item.tenant_id, str(item.wire["paProtocolNumber"]))
+                    if key in answered or protocol in taken:
+                        continue
+                    answered.add(key)
+                    taken.add(protocol)
+                    chosen.append(item)
+                if not chosen:
+                    return [None] * len(items)
+                ids = (
+                    await conn.execute(
+                        send_notifications.insert().returning(n.id, sort_by_parameter_order=True),
+                        [_notification_values(i.tenant_id, i.wire, i.actor, i.now) for i in chosen],
+                    )
+                ).scalars()
+                rows: list[dict[str, Any]] = []
+                jobs: list[NewJob] = []
+                for item, notification_id in zip(chosen, ids, strict=True):
+                    rows += _document_rows(notification_id, item.documents, item.f24, item.digests)
+                    jobs.append(
+                        NewJob(item.tenant_id, UPLOAD_KIND, {"notification_id": notification_id})
+                    )
+                    answers[id(item)] = {
+                        "id": notification_id,
+                        "status": QUEUED,
+                        "pa_protocol_number": item.wire["paProtocolNumber"],
+                        "idempotence_token": item.wire["idempotenceToken"],
+                    }
+                await conn.execute(send_documents.insert(), rows)
+                now = self.clock.now()
+                await enqueue_many(
+                    conn, jobs, now=now, default_max_attempts=self.config.outbox.max_attempts
+                )
+                await conn.execute(
+                    idempotency_keys.insert(),
+                    [
+                        {
+                            "tenant_id": i.tenant_id,
+                            "key": i.key,
+                            "request_sha256": i.digest,
+                            "status": 202,
+                            "body": json.dumps(answers[id(i)]),
+                            "created_at": now,
+                        }
+                        for i in chosen
+                    ],
+                )
+        except IntegrityError:  # a concurrent request won a key or a protocol number
+            return [None] * len(items)
+        return [answers.get(id(i)) for i in items]
+
+
+SEND_QUEUE = web.AppKey("send_queue", NotificationQueue)
 
 
 # -- rows ---------------------------------------------------------------------------------
@@ -304,83 +438,241 @@ def status_event(row: Any, status: str, **extra: Any) -> tuple[str, str, dict[st
     return (row.tenant_id, STATUS_EVENT, data)
 
 
+#: A ``Change`` value that stands for the time of its commit.
+_NOW: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One notification's state change (:class:`SendRows`): ``values`` on the row while its
+    status is ``when``; with it, the documents' keys (``docs``: ``b_id``, ``b_key``,
+    ``b_version``), a webhook and an outbox job, all only if the row changed."""
+
+    notification_id: int
+    when: str
+    values: dict[str, Any]
+    docs: Sequence[dict[str, Any]] = ()
+    event: tuple[str, str, dict[str, Any]] | None = None
+    job: NewJob | None = None
+
+
+class SendRows:
+    """The notifications' rows as the outbox handlers read and change them, in group commits
+    (``sportello.batching``): the rows and documents of every job ready at once in one read,
+    their state changes in one transaction. A caller goes on only after the commit, so a
+    row is ``requesting`` in the database before its request is sent."""
+
+    def __init__(self, services: HubServices) -> None:
+        self.engine, self.clock, self.config = services.engine, services.clock, services.config
+        self.load = Batcher(self._load)
+        self.apply = Batcher(self._apply)
+
+    async def _load(self, ids: Sequence[int]) -> list[tuple[Any, list[Any]]]:
+        """Each notification's row (None when gone) and, while it is ``queued``, its
+        documents (with their content), in one query."""
+        n, d = send_notifications.c, send_documents.c
+        joined = send_notifications.outerjoin(
+            send_documents, and_(d.notification_id == n.id, n.status == QUEUED)
+        )
+        rows: dict[int, Any] = {}
+        docs: dict[int, list[Any]] = {}
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                select(send_notifications, d.id.label("doc_id"), *_DOC_REFS, d.content)
+                .select_from(joined)
+                .where(n.id.in_(set(ids)))
+                .order_by(n.id, d.idx)
+            )
+            for r in result:
+                rows.setdefault(r.id, r)
+                if r.doc_id is not None:
+                    docs.setdefault(r.id, []).append(
+                        SimpleNamespace(
+                            id=r.doc_id,
+                            idx=r.idx,
+                            title=r.title,
+                            sha256=r.sha256,
+                            file_key=r.file_key,
+                            version_token=r.version_token,
+                            content=r.content,
+                        )
+                    )
+        return [(rows.get(i), docs.get(i, [])) for i in ids]
+
+    async def _apply(self, changes: Sequence[Change]) -> list[bool]:
+        """The changes in one transaction; for each, whether its row changed. Each group of
+        changes from one status to the same columns is one ``UPDATE ... WHERE status =
+        :when RETURNING id`` (the compare-and-set; a column whose values differ is a
+        ``CASE`` on the id). A second change of one row in the same batch loses, as it
+        would have lost the compare-and-set after the first."""
+        n = send_notifications.c
+        now = self.clock.now()
+        first: dict[int, Change] = {}
+        for c in changes:
+            first.setdefault(c.notification_id, c)
+        groups: dict[tuple[str, tuple[str, ...]], list[Change]] = {}
+        for c in first.values():
+            groups.setdefault((c.when, tuple(sorted(c.values))), []).append(c)
+        winners: dict[int, Change] = {}
+        async with self.engine.begin() as conn:
+            for (when, names), group in groups.items():
+                values: dict[str, Any] = {"updated_at": now}
+                for name in names:
+                    given = [now if c.values[name] is _NOW else c.values[name] for c in group]
+                    if all(v == given[0] for v in given):
+                        values[name] = given[0]
+                    else:
+                        column = send_notifications.c[name]
+                        values[name] = case(
+                            {
+                                c.notification_id: literal(v, column.type)
+                                for c, v in zip(group, given, strict=True)
+                            },
+                            value=n.id,
+                            else_=column,
+                        )
+                changed = set(
+                    (
+                        await conn.execute(
+                            update(send_notifications)
+                            .where(n.id.in_([c.notification_id for c in group]), n.status == when)
+                            .values(values)
+                            .returning(n.id)
+                        )
+                    ).scalars()
+                )
+                for c in group:
+                    if c.notification_id in changed:
+                        winners[c.notification_id] = c
+            docs = [doc for c in winners.values() for doc in c.docs]
+            if docs:
+                await conn.execute(
+                    update(send_documents)
+                    .where(send_documents.c.id == bindparam("b_id"))
+                    .values(file_key=bindparam("b_key"), version_token=bindparam("b_version")),
+                    docs,
+                )
+            for c in winners.values():
+                if c.values.get("status") in (REFUSED, FAILED, CANCELLED):
+                    await release_notices(conn, c.notification_id)
+            events = [c.event for c in winners.values() if c.event is not None]
+            if events:
+                await emit(conn, self.config, events, now=now)
+            jobs = [c.job for c in winners.values() if c.job is not None]
+            if jobs:
+                await enqueue_many(
+                    conn, jobs, now=now, default_max_attempts=self.config.outbox.max_attempts
+                )
+        return [winners.get(c.notification_id) is c for c in changes]
+
+
 # -- outbox handlers ----------------------------------------------------------------------
 
 
 def upload_handler(services: HubServices) -> Handler:
     """``send.upload``: preload and upload the documents SEND does not have yet, then, in the
     same job, the notification request (:func:`_request`: committed ``requesting`` with the
-    documents' keys before SEND is called, so a retry of this job asks SEND first)."""
+    documents' keys before SEND is called, so a retry of this job asks SEND first). The
+    rows are read and changed in group commits with the other jobs running (``SendRows``)."""
     clients = SendClients(services)
-    engine, clock = services.engine, services.clock
+    rows = SendRows(services)
 
     async def handle(job: Job) -> Delivery:
         notification_id = int(job.payload["notification_id"])
-        async with engine.connect() as conn:
-            row = await _row(conn, notification_id)
-            docs = (
-                []
-                if row is None or row.status != QUEUED
-                else (
-                    await conn.execute(
-                        select(send_documents.c.id, send_documents.c.content, send_documents.c.idx)
-                        .where(
-                            send_documents.c.notification_id == notification_id,
-                            send_documents.c.file_key.is_(None),
-                        )
-                        .order_by(send_documents.c.idx)
-                    )
-                ).all()
-            )
+        row, docs = await rows.load(notification_id)
         if row is not None and row.status in (UPLOADED, REQUESTING):  # an earlier attempt's
-            return await _request(services, clients, notification_id)
+            return await _request(services, clients, rows, notification_id)
         if row is None or row.status != QUEUED:
             return Delivery()
         client = clients.get(row.tenant_id)
         # Same bytes, same checksum: a retry of the whole step is safe (new slots, no notification).
         # PDFs (acts, notice PDFs), then the F24 metadata files (JSON)
-        docs = [d for d in docs if d.idx < F24_DOCUMENT_BASE] + [
-            d for d in docs if d.idx >= F24_DOCUMENT_BASE
+        pending = [d for d in docs if d.file_key is None]
+        pending = [d for d in pending if d.idx < F24_DOCUMENT_BASE] + [
+            d for d in pending if d.idx >= F24_DOCUMENT_BASE
         ]
         uploaded: list[UploadedFile] = []
         for kind, group in (
-            ("application/pdf", [d for d in docs if d.idx < F24_DOCUMENT_BASE]),
-            ("application/json", [d for d in docs if d.idx >= F24_DOCUMENT_BASE]),
+            ("application/pdf", [d for d in pending if d.idx < F24_DOCUMENT_BASE]),
+            ("application/json", [d for d in pending if d.idx >= F24_DOCUMENT_BASE]),
         ):
             for start in range(0, len(group), 15):
                 chunk = group[start : start + 15]
                 uploaded += await client.upload_files(
-                    [bytes(d.content) for d in chunk], content_type=kind
+                    [bytes(d.content) for d in chunk],
+                    content_type=kind,
+                    digests=[d.sha256 for d in chunk],  # stored with the bytes
                 )
-        async with engine.begin() as conn:
-            if uploaded:
-                await conn.execute(
-                    update(send_documents)
-                    .where(send_documents.c.id == bindparam("b_id"))
-                    .values(file_key=bindparam("b_key"), version_token=bindparam("b_version")),
-                    [
-                        {"b_id": doc_id, "b_key": file.key, "b_version": file.version_token}
-                        for (doc_id, _, _), file in zip(docs, uploaded, strict=True)
-                    ],
-                )
-            # committed before SEND is called: a retry of this job asks SEND first
-            if not await _set(conn, notification_id, clock.now(), when=QUEUED, status=REQUESTING):
-                return Delivery()
-            request = await _request_of(conn, row)
-        return await _request(services, clients, notification_id, row=row, request=request)
+        keys = {d.id: file for d, file in zip(pending, uploaded, strict=True)}
+        refs = [  # the documents as stored below, for the request (no second read)
+            SimpleNamespace(
+                idx=d.idx,
+                title=d.title,
+                sha256=d.sha256,
+                file_key=keys[d.id].key if d.id in keys else d.file_key,
+                version_token=keys[d.id].version_token if d.id in keys else d.version_token,
+            )
+            for d in docs
+        ]
+        if _pays_with_pagopa(row):  # the notice PDFs' references are read
+            async with services.engine.connect() as conn:
+                request = await _request_of(conn, row, refs)
+        else:
+            request = await _request_of(None, row, refs)
+        # committed before SEND is called: a retry of this job asks SEND first
+        marked = await rows.apply(
+            Change(
+                notification_id,
+                QUEUED,
+                {"status": REQUESTING},
+                docs=[
+                    {"b_id": doc_id, "b_key": file.key, "b_version": file.version_token}
+                    for doc_id, file in keys.items()
+                ],
+            )
+        )
+        if not marked:
+            return Delivery()
+        return await _request(services, clients, rows, notification_id, row=row, request=request)
 
     return handle
 
 
-async def _request_of(conn: AsyncConnection, row: Any) -> NewNotificationRequest:
-    d = send_documents.c
-    docs = (  # not the content: SEND has it by now (the bytes stay in the database)
-        await conn.execute(
-            select(d.idx, d.title, d.sha256, d.file_key, d.version_token)
-            .where(d.notification_id == row.id)
-            .order_by(d.idx)
-        )
-    ).all()
+def _pays_with_pagopa(row: Any) -> bool:
+    return '"pagoPa"' in row.request and any(
+        p.get("pagoPa")
+        for r in json.loads(row.request)["recipients"]
+        for p in r.get("payments") or []
+    )
+
+
+#: The columns of ``send_documents`` a request refers to (not the content).
+_DOC_REFS = (
+    send_documents.c.idx,
+    send_documents.c.title,
+    send_documents.c.sha256,
+    send_documents.c.file_key,
+    send_documents.c.version_token,
+)
+
+
+async def _request_of(
+    conn: AsyncConnection | None, row: Any, docs: Sequence[Any] | None = None
+) -> NewNotificationRequest:
+    """The request of ``row`` with its uploaded documents (``docs``: their references, read
+    here when not given; ``conn`` may be None only with ``docs``, for a request without
+    pagoPA payments)."""
+    if docs is None:
+        assert (
+            conn is not None
+        )  # not the content: SEND has it by now (the bytes stay in the database)
+        docs = (
+            await conn.execute(
+                select(*_DOC_REFS)
+                .where(send_documents.c.notification_id == row.id)
+                .order_by(send_documents.c.idx)
+            )
+        ).all()
     body = json.loads(row.request)
     body["documents"] = [
         NotificationDocument.of(
@@ -391,14 +683,21 @@ async def _request_of(conn: AsyncConnection, row: Any) -> NewNotificationRequest
         if d.idx < PAYMENT_DOCUMENT_BASE
     ]
     if any(p.get("pagoPa") for r in body["recipients"] for p in r.get("payments") or []):
+        assert conn is not None
         await attach_to_request(conn, int(row.id), body, docs)  # the notice PDFs the hub attached
     resolve_f24(body, docs)  # the F24 metadata files' references
     return NewNotificationRequest.model_validate(body)
 
 
+#: The first acceptance check runs in the job that sent the request when it is due within
+#: this many seconds (``acceptance_poll_seconds``); later ones in ``send.acceptance`` jobs.
+INLINE_ACCEPTANCE_SECONDS = 1.0
+
+
 async def _request(
     services: HubServices,
     clients: SendClients,
+    rows: SendRows,
     notification_id: int,
     *,
     row: Any = None,
@@ -406,7 +705,13 @@ async def _request(
 ) -> Delivery:
     """The notification request, sent once (module docstring). ``row`` and ``request``: the
     upload just committed the row ``requesting`` (SEND has not been called); without them the
-    row is read, and one found ``requesting`` is resumed (SEND is asked first)."""
+    row is read, and one found ``requesting`` is resumed (SEND is asked first).
+
+    Then the acceptance: when the first check is due within ``INLINE_ACCEPTANCE_SECONDS``
+    it is made here, and an answer (ACCEPTED, REFUSED) is committed with the request id in
+    one transaction; else (or WAITING, or no answer) the row is committed ``waiting`` with a
+    ``send.acceptance`` job for the next check. A crash before that commit leaves the row
+    ``requesting``: the retry finds the request at SEND by protocol number and token."""
     engine, clock = services.engine, services.clock
     resuming = False
     if row is None or request is None:
@@ -435,38 +740,62 @@ async def _request(
         except PermanentError as exc:
             await _fail(services, row, str(exc))
             return Delivery()
-    now = clock.now()
     send = _send_of(services, row.tenant_id)
     delay = send.acceptance_poll_seconds if send else 10.0
     attempts = send.acceptance_poll_attempts if send else 200
-    async with engine.begin() as conn:
-        if await _set(
-            conn,
+    status: NotificationRequestStatus | None = found if found and not found.waiting else None
+    if status is None and delay <= INLINE_ACCEPTANCE_SECONDS:
+        await asyncio.sleep(delay)
+        try:
+            status = await client.request_status(request_id)
+        except (ConnectorError, ValueError) as exc:  # the acceptance job asks again
+            log.info("send: first acceptance check of %s failed: %s", request_id, exc)
+    if status is not None and not status.waiting:
+        await rows.apply(_decision(row, status, REQUESTING, request_id=request_id))
+        return Delivery(remote_id=request_id)
+    if status is not None:  # WAITING: the next check when SEND says
+        delay = float(status.retryAfter or 0) or delay
+    await rows.apply(
+        Change(
             notification_id,
-            now,
-            when=REQUESTING,
-            status=WAITING,
-            notification_request_id=request_id,
-        ):
-            await enqueue_many(
-                conn,
-                [
-                    NewJob(
-                        row.tenant_id,
-                        ACCEPTANCE_KIND,
-                        {  # what the check needs: it does not read the row
-                            "notification_id": notification_id,
-                            "request_id": request_id,
-                            "pa_protocol_number": row.pa_protocol_number,
-                        },
-                        max_attempts=attempts,
-                        not_before=now + timedelta(seconds=delay),
-                    )
-                ],
-                now=now,
-                default_max_attempts=attempts,
-            )
+            REQUESTING,
+            {"status": WAITING, "notification_request_id": request_id},
+            job=NewJob(
+                row.tenant_id,
+                ACCEPTANCE_KIND,
+                {  # what the check needs: it does not read the row
+                    "notification_id": notification_id,
+                    "request_id": request_id,
+                    "pa_protocol_number": row.pa_protocol_number,
+                },
+                max_attempts=attempts,
+                not_before=clock.now() + timedelta(seconds=delay),
+            ),
+        )
+    )
     return Delivery(remote_id=request_id)
+
+
+def _decision(
+    row: Any, status: NotificationRequestStatus, when: str, *, request_id: str | None = None
+) -> Change:
+    """SEND's answer ACCEPTED (the IUN) or REFUSED (the errors) for a row still ``when``,
+    with its webhook (``request_id``: stored too, when the row has none yet)."""
+    extra = {"notification_request_id": request_id} if request_id else {}
+    if status.accepted:
+        return Change(
+            int(row.id),
+            when,
+            {"status": ACCEPTED, "iun": status.iun, "accepted_at": _NOW, **extra},
+            event=status_event(row, ACCEPTED, iun=status.iun),
+        )
+    errors = [e.model_dump(exclude_none=True) for e in status.errors]
+    return Change(
+        int(row.id),
+        when,
+        {"status": REFUSED, "errors": json.dumps(errors), **extra},
+        event=status_event(row, REFUSED, errors=[e["code"] for e in errors]),
+    )
 
 
 def request_handler(services: HubServices) -> Handler:
@@ -474,8 +803,10 @@ def request_handler(services: HubServices) -> Handler:
     an earlier version (which queued the request as a job of its own)."""
     clients = SendClients(services)
 
+    rows = SendRows(services)
+
     async def handle(job: Job) -> Delivery:
-        return await _request(services, clients, int(job.payload["notification_id"]))
+        return await _request(services, clients, rows, int(job.payload["notification_id"]))
 
     return handle
 
@@ -499,7 +830,8 @@ async def _fail(services: HubServices, row: Any, error: str) -> None:
 def acceptance_handler(services: HubServices) -> Handler:
     """``send.acceptance``: ACCEPTED (the IUN) or REFUSED (the errors); else ask again."""
     clients = SendClients(services)
-    engine, clock = services.engine, services.clock
+    rows = SendRows(services)
+    engine = services.engine
 
     async def handle(job: Job) -> Delivery:
         notification_id = int(job.payload["notification_id"])
@@ -520,43 +852,9 @@ def acceptance_handler(services: HubServices) -> Handler:
             return Delivery()
         client = clients.get(row.tenant_id)
         status = await client.request_status(row.notification_request_id)
-        now = clock.now()
-        if status.accepted:
-            async with engine.begin() as conn:
-                if await _set(
-                    conn,
-                    notification_id,
-                    now,
-                    when=WAITING,
-                    status=ACCEPTED,
-                    iun=status.iun,
-                    accepted_at=now,
-                ):
-                    await emit(
-                        conn,
-                        services.config,
-                        [status_event(row, ACCEPTED, iun=status.iun)],
-                        now=now,
-                    )
-            return Delivery(remote_id=status.iun)
-        if status.refused:
-            errors = [e.model_dump(exclude_none=True) for e in status.errors]
-            async with engine.begin() as conn:
-                if await _set(
-                    conn,
-                    notification_id,
-                    now,
-                    when=WAITING,
-                    status=REFUSED,
-                    errors=json.dumps(errors),
-                ):
-                    await emit(
-                        conn,
-                        services.config,
-                        [status_event(row, REFUSED, errors=[e["code"] for e in errors])],
-                        now=now,
-                    )
-            return Delivery()
+        if not status.waiting:
+            await rows.apply(_decision(row, status, WAITING))
+            return Delivery(remote_id=status.iun if status.accepted else None)
         send = _send_of(services, row.tenant_id)
         wait = float(status.retryAfter or 0) or (send.acceptance_poll_seconds if send else 10.0)
         raise StillWaiting(

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -29,6 +29,12 @@ class SendTenantSettings(_Model):
     acceptance_poll_seconds: Annotated[float, Field(gt=0)] = 10.0
     acceptance_poll_attempts: Annotated[int, Field(ge=1)] = 200
     stream_poll_seconds: Annotated[float, Field(gt=0)] = 60.0
+    http_client: Literal["lean", "aiohttp"] = Field(
+        default="lean",
+        description="lean: the hub's own HTTP/1.1 client for SEND's calls and the uploads "
+        "(a third of aiohttp's CPU per call); aiohttp: the shared session (e.g. behind an "
+        "HTTP proxy)",
+    )
 
 
 class InadTenantSettings(_Model):

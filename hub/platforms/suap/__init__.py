@@ -104,3 +104,10 @@ def hub_cli_commands() -> list[Any]:
     from .cli import suap_group
 
     return [suap_group]
+
+
+@hookimpl
+def hub_personal_area() -> list[Any]:
+    from .personal_area import sources
+
+    return sources()

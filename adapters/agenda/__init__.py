@@ -1,0 +1,1 @@
+"""Agenda adapters: the ``booking`` adapter kind (a comune's existing appointment software)."""

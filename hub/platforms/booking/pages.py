@@ -1,0 +1,782 @@
+"""The citizen's booking pages, ``/t/{tenant}/sportello/prenota/...`` (Italian, Bootstrap
+Italia, plain forms: no JavaScript needed), on the booking service the REST API uses.
+
+The steps (C.SE.1.8, 2.2): 1. office and service, 2. day and time among the free slots,
+3. the citizen's data and the reason (prefilled and the fiscal code fixed when logged in
+with SPID or CIE at the front office; no login needed), 4. the summary before confirming
+(C.SE.1.4), 5. the confirmation with the booking code, the ``.ics`` file and the way to
+move or cancel. Moving and cancelling need the code and a second factor (the fiscal code
+or the e-mail given at booking), under the per-code limit of wrong attempts; a logged-in
+citizen's own appointment needs no second factor.
+
+Forms carry a CSRF token (the session's, or a double-submit cookie before any login).
+A tenant without ``[tenants.booking]`` answers 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+import jinja2
+from aiohttp import web
+from pydantic import ValidationError
+
+from sportello.appkeys import CLOCK, CONFIG, ENGINE
+from sportello.config import TenantConfig
+from sportello.db import reading
+from sportello.web import CSRF_FIELD, WebSession, anonymous_csrf, csrf_valid, environment, render
+from sportello.web.citizen import citizen, display_name
+from sportello.web.site import site
+
+from . import ics, service
+from .api_models import BookingRequest
+from .settings import BookingOffice, BookingService, BookingTenantSettings, booking_settings
+
+T = TypeVar("T")
+HERE = Path(__file__).resolve().parent
+BASE = "/t/{tenant}/sportello/prenota"
+STEPS = ["Ufficio e servizio", "Giorno e ora", "I tuoi dati", "Riepilogo", "Conferma"]
+WEEK = 7
+DAYS = ("lunedì", "martedì", "mercoledì", "giovedì", "venerdì", "sabato", "domenica")
+MONTHS = (
+    "gennaio",
+    "febbraio",
+    "marzo",
+    "aprile",
+    "maggio",
+    "giugno",
+    "luglio",
+    "agosto",
+    "settembre",
+    "ottobre",
+    "novembre",
+    "dicembre",
+)
+#: the form's fields, their labels and what a refusal of each says
+FIELDS = {
+    "name": "Nome",
+    "surname": "Cognome",
+    "email": "E-mail",
+    "phone": "Telefono (facoltativo)",
+    "fiscal_code": "Codice fiscale (facoltativo)",
+    "reason": "Motivo dell'appuntamento",
+}
+FIELD_ERRORS = {
+    "name": "Scrivi il nome (al massimo 100 caratteri).",
+    "surname": "Scrivi il cognome (al massimo 100 caratteri).",
+    "email": "Scrivi un indirizzo e-mail valido, ad esempio nome@esempio.it.",
+    "phone": "Scrivi un numero di telefono di sole cifre, ad esempio +39 333 1234567.",
+    "fiscal_code": "Il codice fiscale non è valido: controllalo o lascia il campo vuoto.",
+    "reason": "Scrivi il motivo dell'appuntamento (al massimo 500 caratteri).",
+}
+
+_ENV = web.AppKey("booking_pages_env", jinja2.Environment)
+
+
+def install(app: web.Application) -> None:
+    app[_ENV] = environment(HERE / "templates")
+
+
+def _env(app: web.Application) -> jinja2.Environment:
+    return app[_ENV] if _ENV in app else environment(HERE / "templates")
+
+
+def _tenant(request: web.Request) -> tuple[TenantConfig, BookingTenantSettings]:
+    tenant = request.app[CONFIG].tenant(request.match_info["tenant"])
+    settings = booking_settings(tenant) if tenant is not None else None
+    if tenant is None or settings is None:
+        raise web.HTTPNotFound(text="no booking here")
+    return tenant, settings
+
+
+def base(tenant: TenantConfig) -> str:
+    return BASE.format(tenant=tenant.id)
+
+
+def local(moment: datetime) -> datetime:
+    return moment.astimezone(service.ROME)
+
+
+def day_label(day: date) -> str:
+    return f"{DAYS[day.weekday()]} {day.day} {MONTHS[day.month - 1]} {day.year}"
+
+
+def when_label(start: datetime) -> str:
+    at = local(start)
+    return f"{day_label(at.date())}, ore {at:%H:%M}"
+
+
+class Page:
+    """A page being answered: its CSRF token (the session's or the anonymous cookie's)."""
+
+    def __init__(self, request: web.Request, session: WebSession | None) -> None:
+        self.request = request
+        self.session = session
+        self._carrier = web.Response()
+        self.token = (
+            session.csrf
+            if session is not None
+            else anonymous_csrf(request, self._carrier, request.app[CONFIG])
+        )
+
+    def render(
+        self,
+        tenant: TenantConfig,
+        template: str,
+        title: str,
+        *,
+        status: int = 200,
+        **extra: Any,
+    ) -> web.Response:
+        ctx = {
+            "site": site(self.request.app, tenant, self.request.path),
+            "title": title,
+            "base": base(tenant),
+            "front_office": f"/t/{tenant.id}/sportello/",
+            "user_name": display_name(self.session),
+            "logout_url": f"/t/{tenant.id}/sportello/esci" if self.session else "",
+            "csrf_token": self.token,
+            "steps": STEPS,
+            "kit_script": False,  # plain forms: no script needed
+            **extra,
+        }
+        resp = render(_env(self.request.app), template, ctx, status=status)
+        for name, morsel in self._carrier.cookies.items():
+            resp.cookies[name] = morsel
+        return resp
+
+
+async def _page(request: web.Request, tenant: TenantConfig) -> Page:
+    return Page(request, await citizen(request, tenant.id))
+
+
+def _pick(
+    settings: BookingTenantSettings, raw: str | None
+) -> tuple[BookingOffice, BookingService] | None:
+    if not raw or "/" not in raw:
+        return None
+    office_id, service_id = raw.split("/", 1)
+    office = settings.office(office_id)
+    chosen = office.service(service_id) if office else None
+    return (office, chosen) if office and chosen else None
+
+
+def _start(raw: str | None) -> datetime | None:
+    if not raw or len(raw) > 40:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    return value.astimezone(UTC) if value.tzinfo else None
+
+
+def _error(
+    page: Page, tenant: TenantConfig, title: str, text: str, *, status: int, back: str
+) -> web.Response:
+    return page.render(
+        tenant, "booking/message.html", title, status=status, text=text, back_url=back
+    )
+
+
+# --- 1. office and service --------------------------------------------------------------------
+
+
+async def choose(request: web.Request) -> web.StreamResponse:
+    tenant, settings = _tenant(request)
+    page = await _page(request, tenant)
+    return page.render(
+        tenant,
+        "booking/choose.html",
+        "Prenota un appuntamento",
+        step=0,
+        offices=settings.offices,
+        error=request.query.get("errore") == "servizio",
+    )
+
+
+# --- 2. day and time --------------------------------------------------------------------------
+
+
+async def slots(request: web.Request) -> web.StreamResponse:
+    tenant, settings = _tenant(request)
+    page = await _page(request, tenant)
+    picked = _pick(settings, request.query.get("servizio"))
+    if picked is None:
+        raise web.HTTPSeeOther(base(tenant) + "/?errore=servizio")
+    office, chosen = picked
+    now = request.app[CLOCK].now()
+    today = service.local_day(now)
+    try:
+        first = date.fromisoformat(request.query.get("dal", ""))
+    except ValueError:
+        first = today
+    last = service.last_day(settings, now)
+    first = min(max(first, today), last)
+    async with reading(request.app[ENGINE]) as conn:
+        found = await service.free_slots(
+            conn, tenant.id, settings, office.id, chosen.id, first, WEEK, now
+        )
+    days: dict[date, list[tuple[str, str]]] = {}
+    for s in found:
+        at = local(s.start)
+        days.setdefault(at.date(), []).append((s.start.isoformat(), f"{at:%H:%M}"))
+    after = first + timedelta(days=WEEK)
+    before = first - timedelta(days=WEEK)
+    key = f"{office.id}/{chosen.id}"
+    return page.render(
+        tenant,
+        "booking/slots.html",
+        "Scegli il giorno e l'ora",
+        step=1,
+        office=office,
+        chosen=chosen,
+        key=key,
+        days=[(day_label(d), items) for d, items in sorted(days.items())],
+        period=f"dal {day_label(first)} al {day_label(min(after - timedelta(days=1), last))}",
+        next_url=(
+            f"{base(tenant)}/orari?{urlencode({'servizio': key, 'dal': after.isoformat()})}"
+            if after <= last
+            else ""
+        ),
+        prev_url=(
+            f"{base(tenant)}/orari?{urlencode({'servizio': key, 'dal': before.isoformat()})}"
+            if first > today
+            else ""
+        ),
+        error=request.query.get("errore") == "orario",
+    )
+
+
+# --- 3. the citizen's data --------------------------------------------------------------------
+
+
+def _slot_or_redirect(
+    tenant: TenantConfig, settings: BookingTenantSettings, values: Mapping[str, Any], now: datetime
+) -> tuple[BookingOffice, BookingService, datetime]:
+    picked = _pick(settings, str(values.get("servizio") or ""))
+    if picked is None:
+        raise web.HTTPSeeOther(base(tenant) + "/?errore=servizio")
+    office, chosen = picked
+    start = _start(str(values.get("inizio") or ""))
+    key = f"{office.id}/{chosen.id}"
+    again = f"{base(tenant)}/orari?{urlencode({'servizio': key, 'errore': 'orario'})}"
+    if start is None:
+        raise web.HTTPSeeOther(again)
+    try:
+        service.check_slot(settings, office, chosen, start, now)
+    except service.BookingError:
+        raise web.HTTPSeeOther(again) from None
+    return office, chosen, start
+
+
+def _prefill(session: WebSession | None) -> dict[str, str]:
+    if session is None:
+        return {}
+    data = session.data
+    return {
+        "name": str(data.get("name") or ""),
+        "surname": str(data.get("family_name") or ""),
+        "email": str(data.get("email") or ""),
+        "phone": str(data.get("phone") or ""),
+        "fiscal_code": session.subject,
+    }
+
+
+def _data_page(
+    page: Page,
+    tenant: TenantConfig,
+    office: BookingOffice,
+    chosen: BookingService,
+    start: datetime,
+    values: Mapping[str, str],
+    errors: Mapping[str, str],
+    *,
+    status: int = 200,
+) -> web.Response:
+    return page.render(
+        tenant,
+        "booking/data.html",
+        "I tuoi dati",
+        status=status,
+        step=2,
+        office=office,
+        chosen=chosen,
+        key=f"{office.id}/{chosen.id}",
+        start=start.isoformat(),
+        when=when_label(start),
+        values=values,
+        errors=errors,
+        labels=FIELDS,
+        logged_in=page.session is not None,
+        login_url=f"/t/{tenant.id}/sportello/?"
+        + urlencode(
+            {
+                "next": f"{base(tenant)}/dati?"
+                + urlencode({"servizio": f"{office.id}/{chosen.id}", "inizio": start.isoformat()})
+            }
+        ),
+    )
+
+
+async def data(request: web.Request) -> web.StreamResponse:
+    tenant, settings = _tenant(request)
+    page = await _page(request, tenant)
+    now = request.app[CLOCK].now()
+    if request.method == "POST":
+        form = await request.post()
+        if not csrf_valid(request, form.get(CSRF_FIELD), request.app[CONFIG], page.session):
+            return _expired(page, tenant)
+        office, chosen, start = _slot_or_redirect(tenant, settings, form, now)
+        values = {k: str(form.get(k) or "") for k in FIELDS}
+        if page.session is not None:
+            values["fiscal_code"] = page.session.subject
+    else:
+        office, chosen, start = _slot_or_redirect(tenant, settings, request.query, now)
+        values = {k: "" for k in FIELDS} | _prefill(page.session)
+    return _data_page(page, tenant, office, chosen, start, values, {})
+
+
+def _expired(page: Page, tenant: TenantConfig) -> web.Response:
+    return _error(
+        page,
+        tenant,
+        "Pagina scaduta",
+        "Il modulo era scaduto o è stato inviato da un'altra pagina: ricomincia la prenotazione.",
+        status=403,
+        back=base(tenant) + "/",
+    )
+
+
+def _validate(
+    form: Mapping[str, Any], session: WebSession | None
+) -> tuple[dict[str, str], dict[str, str]]:
+    values = {k: " ".join(str(form.get(k) or "").split()) for k in FIELDS}
+    values["reason"] = str(form.get("reason") or "").strip()
+    values["fiscal_code"] = values["fiscal_code"].replace(" ", "").upper()
+    if session is not None:
+        values["fiscal_code"] = session.subject  # the login's, not the form's
+    errors: dict[str, str] = {}
+    body = {
+        "office_id": "x",
+        "service_id": "x",
+        "start": "2030-01-01T09:00:00+01:00",
+        "name": values["name"],
+        "surname": values["surname"],
+        "email": values["email"],
+        "reason": values["reason"],
+        "fiscal_code": values["fiscal_code"] or None,
+        "phone": values["phone"] or None,
+    }
+    try:
+        BookingRequest.model_validate(body)
+    except ValidationError as exc:
+        for err in exc.errors():
+            name = str(err["loc"][0]) if err["loc"] else ""
+            if name in FIELD_ERRORS:
+                errors.setdefault(name, FIELD_ERRORS[name])
+    if values["fiscal_code"] and "fiscal_code" not in errors:
+        from sportello.connectors.fiscal_code import is_person_code
+
+        if not is_person_code(values["fiscal_code"]):
+            errors["fiscal_code"] = FIELD_ERRORS["fiscal_code"]
+    return values, errors
+
+
+# --- 4. the summary ---------------------------------------------------------------------------
+
+
+async def summary(request: web.Request) -> web.StreamResponse:
+    tenant, settings = _tenant(request)
+    page = await _page(request, tenant)
+    form = await request.post()
+    if not csrf_valid(request, form.get(CSRF_FIELD), request.app[CONFIG], page.session):
+        return _expired(page, tenant)
+    now = request.app[CLOCK].now()
+    office, chosen, start = _slot_or_redirect(tenant, settings, form, now)
+    values, errors = _validate(form, page.session)
+    if errors:
+        return _data_page(page, tenant, office, chosen, start, values, errors, status=422)
+    return page.render(
+        tenant,
+        "booking/summary.html",
+        "Riepilogo",
+        step=3,
+        office=office,
+        chosen=chosen,
+        key=f"{office.id}/{chosen.id}",
+        start=start.isoformat(),
+        when=when_label(start),
+        values=values,
+        labels=FIELDS,
+    )
+
+
+# --- 5. the booking and its confirmation ----------------------------------------------------
+
+
+async def confirm(request: web.Request) -> web.StreamResponse:
+    tenant, settings = _tenant(request)
+    page = await _page(request, tenant)
+    form = await request.post()
+    if not csrf_valid(request, form.get(CSRF_FIELD), request.app[CONFIG], page.session):
+        return _expired(page, tenant)
+    now = request.app[CLOCK].now()
+    office, chosen, start = _slot_or_redirect(tenant, settings, form, now)
+    values, errors = _validate(form, page.session)
+    if errors:
+        return _data_page(page, tenant, office, chosen, start, values, errors, status=422)
+    person = service.Citizen(
+        name=values["name"],
+        surname=values["surname"],
+        email=values["email"],
+        reason=values["reason"],
+        fiscal_code=values["fiscal_code"] or None,
+        phone=values["phone"] or None,
+        logged_in=page.session is not None,
+    )
+    try:
+        async with request.app[ENGINE].begin() as conn:
+            booked = await service.book(
+                conn,
+                tenant_id=tenant.id,
+                settings=settings,
+                office_id=office.id,
+                service_id=chosen.id,
+                start=start,
+                citizen=person,
+                now=now,
+                max_attempts=request.app[CONFIG].outbox.max_attempts,
+            )
+    except service.SlotFull:
+        key = f"{office.id}/{chosen.id}"
+        raise web.HTTPSeeOther(
+            f"{base(tenant)}/orari?{urlencode({'servizio': key, 'errore': 'orario'})}"
+        ) from None
+    except service.BookingError:
+        return _error(
+            page,
+            tenant,
+            "Prenotazione non riuscita",
+            "Non è stato possibile prenotare questo orario: scegline un altro.",
+            status=409,
+            back=base(tenant) + "/",
+        )
+    # POST-redirect-GET: reloading the confirmation never books twice
+    raise web.HTTPSeeOther(f"{base(tenant)}/{booked['code']}/confermata")
+
+
+async def _row(request: web.Request, tenant: TenantConfig) -> Any:
+    try:
+        async with reading(request.app[ENGINE]) as conn:
+            return await service.ics_data(conn, tenant.id, request.match_info["code"])
+    except service.BookingError:
+        raise web.HTTPNotFound(text="no such booking") from None
+
+
+async def confirmed(request: web.Request) -> web.StreamResponse:
+    """The confirmation (no personal data: the code is all the page knows)."""
+    tenant, settings = _tenant(request)
+    page = await _page(request, tenant)
+    row = await _row(request, tenant)
+    office = settings.office(row.office_id)
+    chosen = office.service(row.service_id) if office else None
+    code = service.display_code(row.code)
+    return page.render(
+        tenant,
+        "booking/confirmed.html",
+        "Prenotazione confermata",
+        step=4,
+        code=code,
+        office=office,
+        chosen=chosen,
+        when=when_label(row.starts_at),
+        status_label={"booked": "Prenotato", "cancelled": "Annullato"}.get(row.status, row.status),
+        ics_url=f"{base(tenant)}/{code}/calendario.ics",
+        manage_url=f"{base(tenant)}/gestisci?{urlencode({'codice': code})}",
+        area_url=f"/t/{tenant.id}/sportello/area/appuntamenti",
+    )
+
+
+async def calendar(request: web.Request) -> web.StreamResponse:
+    tenant, settings = _tenant(request)
+    row = await _row(request, tenant)
+    code, body = ics.appointment(settings, tenant.id, row)
+    return web.Response(
+        body=body,
+        content_type="text/calendar",
+        charset="utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="appuntamento-{code}.ics"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+# --- move and cancel ---------------------------------------------------------------------------
+
+
+async def _verified(
+    request: web.Request,
+    tenant: TenantConfig,
+    settings: BookingTenantSettings,
+    code: str,
+    work: Callable[[Any], Awaitable[T]],
+) -> T:
+    """``work`` (which checks the second factor) under the per-code limit of wrong
+    attempts, as the API does: the attempt is counted first, a right one resets it."""
+    engine = request.app[ENGINE]
+    now = request.app[CLOCK].now()
+    async with engine.begin() as conn:
+        taken = await service.take_attempt(conn, tenant.id, settings, code, now)
+    try:
+        async with engine.begin() as conn:
+            result = await work(conn)
+    except service.NotFound:
+        async with engine.begin() as conn:
+            await service.attempt_failed(conn, tenant.id, settings, code, taken, now)
+        raise
+    async with engine.begin() as conn:
+        await service.attempt_succeeded(conn, tenant.id, code, now)
+    return result
+
+
+async def _own_factor(
+    request: web.Request, tenant: TenantConfig, session: WebSession | None, code: str
+) -> str | None:
+    """A logged-in citizen's own appointment needs no second factor: their fiscal code."""
+    if session is None:
+        return None
+    try:
+        async with reading(request.app[ENGINE]) as conn:
+            row = await service.ics_data(conn, tenant.id, code)
+    except service.BookingError:
+        return None
+    return session.subject if (row.fiscal_code or "").upper() == session.subject else None
+
+
+def _manage_refused(
+    page: Page, tenant: TenantConfig, code: str, exc: service.BookingError
+) -> web.Response:
+    if isinstance(exc, service.Locked):
+        text = (
+            "Troppi tentativi sbagliati per questo codice: riprova tra "
+            f"{(exc.retry_after + 59) // 60} minuti."
+        )
+        status = 429
+    elif isinstance(exc, service.NotFound):
+        text = (
+            "Nessuna prenotazione con questo codice e questo codice fiscale o e-mail: "
+            "controlla i dati e riprova."
+        )
+        status = 404
+    else:
+        text = (
+            "Questo appuntamento non si può più cambiare (è già iniziato, è stato annullato "
+            "o l'orario non è più libero)."
+        )
+        status = 409
+    return page.render(
+        tenant,
+        "booking/manage.html",
+        "Gestisci la prenotazione",
+        status=status,
+        code=code,
+        verify="",
+        booking=None,
+        error=text,
+    )
+
+
+async def manage(request: web.Request) -> web.StreamResponse:
+    """The code (and second factor) form, then the appointment with move and cancel."""
+    tenant, settings = _tenant(request)
+    page = await _page(request, tenant)
+    if request.method == "POST":
+        form = await request.post()
+        if not csrf_valid(request, form.get(CSRF_FIELD), request.app[CONFIG], page.session):
+            return _expired(page, tenant)
+        code = str(form.get("codice") or "").strip()[:40]
+        verify = str(form.get("verifica") or "").strip()[:254]
+    else:
+        code = request.query.get("codice", "").strip()[:40]
+        verify = ""
+    own = await _own_factor(request, tenant, page.session, code) if code else None
+    verify = verify or own or ""
+    if not code or not verify:
+        return page.render(
+            tenant,
+            "booking/manage.html",
+            "Gestisci la prenotazione",
+            code=code,
+            verify="",
+            booking=None,
+            error="",
+        )
+    actor = f"citizen:{page.session.subject}" if page.session else "citizen:booking-code"
+    now = request.app[CLOCK].now()
+    try:
+        found = await _verified(
+            request,
+            tenant,
+            settings,
+            code,
+            lambda conn: service.read(conn, tenant.id, code, verify, actor, now),
+        )
+    except service.BookingError as exc:
+        return _manage_refused(page, tenant, code, exc)
+    office = settings.office(found["office_id"])
+    chosen = office.service(found["service_id"]) if office else None
+    start = datetime.fromisoformat(found["start"])
+    return page.render(
+        tenant,
+        "booking/manage.html",
+        "Gestisci la prenotazione",
+        code=found["code"],
+        verify="" if own else verify,
+        booking=found,
+        office=office,
+        chosen=chosen,
+        when=when_label(start),
+        changeable=found["status"] == "booked" and start > now,
+        ics_url=f"{base(tenant)}/{found['code']}/calendario.ics",
+        error="",
+    )
+
+
+async def cancel(request: web.Request) -> web.StreamResponse:
+    tenant, settings = _tenant(request)
+    page = await _page(request, tenant)
+    form = await request.post()
+    if not csrf_valid(request, form.get(CSRF_FIELD), request.app[CONFIG], page.session):
+        return _expired(page, tenant)
+    code = str(form.get("codice") or "").strip()[:40]
+    verify = str(form.get("verifica") or "").strip()[:254]
+    verify = verify or await _own_factor(request, tenant, page.session, code) or ""
+    now = request.app[CLOCK].now()
+    try:
+        found = await _verified(
+            request,
+            tenant,
+            settings,
+            code,
+            lambda conn: service.cancel(
+                conn,
+                tenant.id,
+                code,
+                verify,
+                now,
+                settings=settings,
+                max_attempts=request.app[CONFIG].outbox.max_attempts,
+            ),
+        )
+    except service.BookingError as exc:
+        return _manage_refused(page, tenant, code, exc)
+    return page.render(
+        tenant,
+        "booking/message.html",
+        "Prenotazione annullata",
+        text=f"La prenotazione {found['code']} è stata annullata.",
+        kind="success",
+        back_url=base(tenant) + "/",
+        back_label="Prenota un altro appuntamento",
+    )
+
+
+async def move(request: web.Request) -> web.StreamResponse:
+    """The free slots of the appointment's service to move it to (POST: code, factor)."""
+    tenant, settings = _tenant(request)
+    page = await _page(request, tenant)
+    form = await request.post()
+    if not csrf_valid(request, form.get(CSRF_FIELD), request.app[CONFIG], page.session):
+        return _expired(page, tenant)
+    code = str(form.get("codice") or "").strip()[:40]
+    verify = str(form.get("verifica") or "").strip()[:254]
+    own = await _own_factor(request, tenant, page.session, code)
+    verify = verify or own or ""
+    now = request.app[CLOCK].now()
+    actor = f"citizen:{page.session.subject}" if page.session else "citizen:booking-code"
+    try:
+        found = await _verified(
+            request,
+            tenant,
+            settings,
+            code,
+            lambda conn: service.read(conn, tenant.id, code, verify, actor, now),
+        )
+    except service.BookingError as exc:
+        return _manage_refused(page, tenant, code, exc)
+    start = _start(str(form.get("inizio") or ""))
+    if start is not None:
+        try:
+            moved = await _verified(
+                request,
+                tenant,
+                settings,
+                code,
+                lambda conn: service.reschedule(
+                    conn,
+                    tenant_id=tenant.id,
+                    settings=settings,
+                    raw_code=code,
+                    verify=verify,
+                    start=start,
+                    now=now,
+                    max_attempts=request.app[CONFIG].outbox.max_attempts,
+                ),
+            )
+        except service.BookingError as exc:
+            return _manage_refused(page, tenant, code, exc)
+        raise web.HTTPSeeOther(f"{base(tenant)}/{moved['code']}/confermata")
+    office = settings.office(found["office_id"])
+    chosen = office.service(found["service_id"]) if office else None
+    if office is None or chosen is None:
+        return _manage_refused(page, tenant, code, service.Conflict("gone"))
+    async with reading(request.app[ENGINE]) as conn:
+        free = await service.free_slots(
+            conn,
+            tenant.id,
+            settings,
+            office.id,
+            chosen.id,
+            service.local_day(now),
+            min(settings.horizon_days, 14),
+            now,
+        )
+    days: dict[date, list[tuple[str, str]]] = {}
+    for s in free:
+        at = local(s.start)
+        days.setdefault(at.date(), []).append((s.start.isoformat(), f"{at:%H:%M}"))
+    return page.render(
+        tenant,
+        "booking/move.html",
+        "Sposta la prenotazione",
+        code=found["code"],
+        verify="" if own else verify,
+        office=office,
+        chosen=chosen,
+        when=when_label(datetime.fromisoformat(found["start"])),
+        days=[(day_label(d), items) for d, items in sorted(days.items())],
+    )
+
+
+def routes() -> list[web.RouteDef]:
+    b = BASE
+    return [
+        web.get(b + "/", choose),
+        web.get(b + "/orari", slots),
+        web.get(b + "/dati", data),
+        web.post(b + "/dati", data),
+        web.post(b + "/riepilogo", summary),
+        web.post(b + "/conferma", confirm),
+        web.get(b + "/gestisci", manage),
+        web.post(b + "/gestisci", manage),
+        web.post(b + "/annulla", cancel),
+        web.post(b + "/sposta", move),
+        web.get(b + "/{code}/confermata", confirmed),
+        web.get(b + "/{code}/calendario.ics", calendar),
+    ]

@@ -1,0 +1,412 @@
+"""The citizen's front office and booking pages, without a browser (the browser journey is
+tests/e2e/test_browser_frontoffice.py): the login return (state, one-time code, session,
+audit), the personal area's sections (a platform down is said, never "nothing"), tenant
+isolation, logout, and the booking steps with and without login, on SQLite and PostgreSQL.
+
+The login platform is replaced by a fake ``hub_login_handoff`` (its real exchange needs a
+SAML login, which the browser test does through the sandbox IdP)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from html import unescape
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import sqlalchemy as sa
+from aiohttp.test_utils import TestClient, TestServer
+from factories import iban_with
+
+from sportello.app import ENGINE, create_app
+from sportello.appkeys import CONFIG
+from sportello.clock import FakeClock
+from sportello.config import parse_config
+from sportello.hookspecs import hookimpl
+from sportello.platforms.pagopa.store import PagopaStore
+from sportello.plugins import Plugins
+from sportello.schema import audit_log, web_sessions
+from sportello.web.area import AreaSection
+from sportello.web.handoff import IdpChoice, LoginChoice
+
+# Monday 1 March 2027, 09:00 in Rome
+NOW = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)
+ANNA = "RSSMRA80A01H501U"
+OTHER = "VRDGPP70B02F205Z"
+EC = "00000000999"
+HOURS = {d: ["09:00-12:00"] for d in ("mon", "tue", "wed", "thu", "fri")}
+BOOKING: dict[str, Any] = {
+    "offices": [
+        {
+            "id": "anagrafe",
+            "name": "Ufficio Anagrafe",
+            "address": "Piazza del Municipio 1",
+            "services": [
+                {"id": "cie", "name": "Carta d'identità elettronica", "minutes": 30},
+            ],
+            "hours": HOURS,
+        }
+    ],
+    "horizon_days": 30,
+}
+
+
+class FakeLogin:
+    """The login platform's handoff, with codes ``good-<fiscal code>`` usable once."""
+
+    def __init__(self) -> None:
+        self.used: set[str] = set()
+
+    @hookimpl
+    def hub_login_handoff(self, app: Any) -> Any:
+        return self
+
+    @hookimpl
+    def hub_login_return_paths(self) -> list[str]:
+        return []
+
+    async def choices(self, tenant: Any, *, return_to: str, state: str) -> list[LoginChoice]:
+        idps = tuple(
+            IdpChoice(name=f"IdP {n}", entity_id=f"https://idp{n}.example", url=f"/idp{n}")
+            for n in range(3)
+        )
+        return [
+            LoginChoice("spid", "saml", "Entra con SPID", f"/t/{tenant.id}/spid/login", idps),
+            LoginChoice("cie", "saml", "Entra con CIE", f"/t/{tenant.id}/cie/login?x=1", idps[:1]),
+        ]
+
+    async def exchange(
+        self, tenant_id: str, code: str, *, actor: str, purpose: str, now: datetime
+    ) -> dict[str, Any] | None:
+        if not code.startswith("good-") or code in self.used:
+            return None
+        self.used.add(code)
+        return {
+            "scheme": "spid",
+            "protocol": "saml",
+            "level": 2,
+            "fiscal_code": code.removeprefix("good-"),
+            "attributes": {"name": "Anna", "familyName": "Rossi", "email": "anna@example.it"},
+        }
+
+
+class Broken:
+    """A section whose platform is down."""
+
+    key, title, order = "rotta", "Sezione rotta", 99
+
+    async def section(self, app: Any, tenant: Any, fiscal_code: str, *, now: datetime) -> Any:
+        raise ConnectionError("down")
+
+
+class Echo:
+    """A section that shows whose data it was asked for."""
+
+    key, title, order = "eco", "Eco", 98
+
+    async def section(self, app: Any, tenant: Any, fiscal_code: str, *, now: datetime) -> Any:
+        from sportello.web.area import AreaItem
+
+        return AreaSection(
+            self.key, self.title, items=[AreaItem(title=f"{tenant.id}:{fiscal_code}")]
+        )
+
+
+class Extra:
+    @hookimpl
+    def hub_personal_area(self) -> list[Any]:
+        return [Broken(), Echo()]
+
+
+def tenant(tid: str, fiscal_code: str) -> dict[str, Any]:
+    return {
+        "id": tid,
+        "name": f"Comune di {tid.title()}",
+        "ipa_code": f"c_{tid[:4]}",
+        "fiscal_code": fiscal_code,
+        "cadastral_code": "Z999",
+        "frontoffice": {"home_url": "https://www.comune.example.it/", "logo_url": "/logo.png"},
+        "booking": BOOKING,
+        "pagopa": {
+            "ec_fiscal_code": fiscal_code,
+            "broker_id": fiscal_code,
+            "station_id": fiscal_code + "_01",
+            "segregation_code": "01",
+            "mode": "station",
+        },
+    }
+
+
+@pytest.fixture
+async def hub(tmp_path: Path, db_url: str):  # type: ignore[no-untyped-def]
+    config = parse_config(
+        {
+            "server": {"public_url": "http://hub.example"},
+            "database": {"url": db_url},
+            "outbox": {"workers": False},
+            "plugins": {"disabled": ["login"]},
+            "tenants": [tenant("demo", EC), tenant("altro", "00000000888")],
+        },
+        source=str(tmp_path / "hub.toml"),
+        base_dir=tmp_path,
+    )
+    plugins = Plugins(config.plugins.disabled)
+    plugins.register(FakeLogin(), "fakelogin")
+    plugins.register(Extra(), "extra")
+    app = create_app(config, plugins=plugins, clock=FakeClock(NOW), apply_migrations=True)
+    async with TestClient(TestServer(app)) as client:
+        yield client
+
+
+async def login(client: TestClient, tid: str = "demo", cf: str = ANNA) -> None:
+    home = await client.get(f"/t/{tid}/sportello/")
+    assert home.status == 200
+    state = home.cookies["sportello-fo-state"].value
+    resp = await client.get(
+        f"/t/{tid}/sportello/accesso",
+        params={"code": f"good-{cf}", "state": state},
+        allow_redirects=False,
+    )
+    assert resp.status == 303, await resp.text()
+    assert resp.headers["Location"] == f"/t/{tid}/sportello/area"
+
+
+def csrf(body: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', body)
+    assert found, "no CSRF token in the page"
+    return found.group(1)
+
+
+def hidden(body: str, form_action: str) -> dict[str, str]:
+    """The fields of the form posting to ``form_action``."""
+    start = body.index(f'action="{form_action}"')
+    chunk = body[start : body.index("</form>", start)]
+    return {
+        n: unescape(v)
+        for n, v in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', chunk)
+    }
+
+
+async def test_home_shows_the_comune_and_the_login_buttons(hub: TestClient) -> None:
+    resp = await hub.get("/t/demo/sportello/")
+    body = await resp.text()
+    assert resp.status == 200
+    assert "Comune di Demo" in body and 'src="/logo.png"' in body
+    assert "Entra con SPID" in body and "Entra con CIE" in body
+    assert 'href="/idp0"' in body  # CIE straight to its (one) IdP
+    assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
+    assert "<script>" not in body and " style=" not in body  # nothing inline for CSP
+    chooser = await (await hub.get("/t/demo/sportello/accedi/spid")).text()
+    assert all(f"IdP {n}" in chooser for n in range(3))
+    assert "Non hai SPID?" in chooser
+    # no front office for an unknown tenant
+    assert (await hub.get("/t/nessuno/sportello/")).status == 404
+
+
+async def test_login_starts_an_audited_session_and_the_area_opens(hub: TestClient) -> None:
+    await login(hub)
+    area = await hub.get("/t/demo/sportello/area")
+    body = await area.text()
+    assert area.status == 200 and ANNA in body and "Anna Rossi" in body
+    for key in ("pagamenti", "appuntamenti", "messaggi", "notifiche", "rotta", "eco"):
+        assert f'href="/t/demo/sportello/area/{key}"' in body
+    engine = hub.server.app[ENGINE]
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(audit_log.c.action, audit_log.c.subject).where(
+                    audit_log.c.action == "frontoffice.login"
+                )
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [("frontoffice.login", ANNA)]
+
+
+async def test_a_refused_login_leads_back(hub: TestClient) -> None:
+    home = await hub.get("/t/demo/sportello/")
+    state = home.cookies["sportello-fo-state"].value
+    wrong_state = await hub.get(
+        "/t/demo/sportello/accesso", params={"code": f"good-{ANNA}", "state": "x" * 22}
+    )
+    assert wrong_state.status == 400
+    assert 'href="/t/demo/sportello/"' in await wrong_state.text()
+    used = await hub.get("/t/demo/sportello/accesso", params={"code": "bad", "state": state})
+    assert used.status == 400 and "Riprova" in await used.text()
+    assert (await hub.get("/t/demo/sportello/area", allow_redirects=False)).status == 303
+
+
+async def test_a_section_that_fails_says_so_and_reads_by_tenant_and_person(
+    hub: TestClient,
+) -> None:
+    await login(hub)
+    broken = await hub.get("/t/demo/sportello/area/rotta")
+    assert broken.status == 200 and "non è disponibile" in await broken.text()
+    echo = await (await hub.get("/t/demo/sportello/area/eco")).text()
+    assert f"demo:{ANNA}" in echo
+    assert (await hub.get("/t/demo/sportello/area/nulla")).status == 404
+
+
+async def test_a_session_of_one_tenant_is_none_on_another(hub: TestClient) -> None:
+    await login(hub, "demo")
+    resp = await hub.get("/t/altro/sportello/area", allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"].startswith("/t/altro/sportello/?")
+    pdf = await hub.get(
+        "/t/altro/sportello/pagamenti/301000000000000000/avviso.pdf", allow_redirects=False
+    )
+    assert pdf.status == 303  # no session there: to the login, never the notice
+
+
+async def test_payments_section_and_notice_are_the_citizens_own(hub: TestClient) -> None:
+    app = hub.server.app
+    store = PagopaStore(app[ENGINE], app[CONFIG], FakeClock(NOW))
+    mine = await store.create_position("demo", _position("P-1", ANNA))
+    theirs = await store.create_position("demo", _position("P-2", OTHER))
+    await login(hub)
+    body = await (await hub.get("/t/demo/sportello/area/pagamenti")).text()
+    assert mine.options[0].nav in body and "84,00 €" in body and "Da pagare" in body
+    assert theirs.options[0].nav not in body
+    pdf = await hub.get(f"/t/demo/sportello/pagamenti/{mine.options[0].nav}/avviso.pdf")
+    assert pdf.status == 200 and (await pdf.read()).startswith(b"%PDF-")
+    other = await hub.get(f"/t/demo/sportello/pagamenti/{theirs.options[0].nav}/avviso.pdf")
+    assert other.status == 404
+    async with app[ENGINE].connect() as conn:
+        actions = {
+            r.action
+            for r in await conn.execute(
+                sa.select(audit_log.c.action).where(audit_log.c.subject == ANNA)
+            )
+        }
+    assert {"pagopa.area.read", "pagopa.notice.pdf"} <= actions
+
+
+def _position(iupd: str, cf: str) -> dict[str, Any]:
+    due = NOW + timedelta(days=30)
+    return {
+        "iupd": iupd,
+        "type": "F",
+        "fiscal_code": cf,
+        "full_name": "Anna Rossi",
+        "company_name": "Comune di Demo",
+        "payment_options": [
+            {
+                "amount": 8400,
+                "description": "TARI 2027",
+                "due_date": due.isoformat(),
+                "transfers": [
+                    {
+                        "id_transfer": 1,
+                        "amount": 8400,
+                        "organization_fiscal_code": EC,
+                        "remittance_information": "TARI 2027",
+                        "category": "9/0101101IM/",
+                        "iban": iban_with("05428", "000000123456"),
+                    }
+                ],
+            }
+        ],
+    }
+
+
+async def test_logout_needs_the_token_and_ends_the_session(hub: TestClient) -> None:
+    await login(hub)
+    body = await (await hub.get("/t/demo/sportello/area")).text()
+    refused = await hub.post("/t/demo/sportello/esci", data={"csrf_token": "nope"})
+    assert refused.status == 403
+    resp = await hub.post(
+        "/t/demo/sportello/esci", data={"csrf_token": csrf(body)}, allow_redirects=False
+    )
+    assert resp.status == 303
+    target = urlsplit(resp.headers["Location"])
+    assert target.path == "/t/demo/spid/logout"  # then the IdP's logout
+    assert parse_qs(target.query)["return_to"] == ["http://hub.example/t/demo/sportello/uscita"]
+    back = await hub.get("/t/demo/sportello/uscita", allow_redirects=False)
+    assert back.headers["Location"] == "https://www.comune.example.it/"
+    assert (await hub.get("/t/demo/sportello/area", allow_redirects=False)).status == 303
+    async with hub.server.app[ENGINE].connect() as conn:
+        revoked = (await conn.execute(sa.select(web_sessions.c.revoked_at))).scalars().all()
+    assert revoked and all(r is not None for r in revoked)
+
+
+async def _book(hub: TestClient, fields: dict[str, str]) -> tuple[str, str]:
+    """Steps 1 to 5; the booking code and the confirmation page."""
+    b = "/t/demo/sportello/prenota"
+    first = await hub.get(b + "/")
+    assert first.status == 200 and "Ufficio Anagrafe" in await first.text()
+    slots = await hub.get(b + "/orari", params={"servizio": "anagrafe/cie"})
+    page = await slots.text()
+    assert slots.status == 200
+    start = re.findall(r'name="inizio" id="[^"]+" value="([^"]+)"', page)[0]
+    form = await hub.get(b + "/dati", params={"servizio": "anagrafe/cie", "inizio": start})
+    page = await form.text()
+    token = csrf(page)
+    posted = {"csrf_token": token, "servizio": "anagrafe/cie", "inizio": start, **fields}
+    bad = await hub.post(b + "/riepilogo", data={**posted, "email": "non-una-mail"})
+    assert bad.status == 422 and 'aria-invalid="true"' in await bad.text()
+    summary = await hub.post(b + "/riepilogo", data=posted)
+    page = await summary.text()
+    assert summary.status == 200 and "Conferma la prenotazione" in page
+    confirm = hidden(page, b + "/conferma")
+    done = await hub.post(b + "/conferma", data=confirm)
+    page = await done.text()
+    assert done.status == 200, page
+    code = re.search(r'id="booking-code">([A-Z0-9-]+)<', page)
+    assert code
+    return code.group(1), page
+
+
+async def test_booking_without_login(hub: TestClient) -> None:
+    fields = {
+        "name": "Mario",
+        "surname": "Bianchi",
+        "email": "mario@example.it",
+        "phone": "",
+        "fiscal_code": "",
+        "reason": "Prima carta d'identità",
+    }
+    code, page = await _book(hub, fields)
+    assert "lunedì 1 marzo 2027, ore 09:30" in page or "ore" in page
+    ics = await hub.get(f"/t/demo/sportello/prenota/{code}/calendario.ics")
+    assert ics.status == 200 and b"BEGIN:VEVENT" in await ics.read()
+    b = "/t/demo/sportello/prenota"
+    manage = await (await hub.get(b + "/gestisci", params={"codice": code})).text()
+    token = csrf(manage)
+    wrong = await hub.post(
+        b + "/gestisci", data={"csrf_token": token, "codice": code, "verifica": "x@y.it"}
+    )
+    assert wrong.status == 404
+    right = await hub.post(
+        b + "/gestisci", data={"csrf_token": token, "codice": code, "verifica": "mario@example.it"}
+    )
+    page = await right.text()
+    assert right.status == 200 and "Mario Bianchi" in page
+    cancelled = await hub.post(b + "/annulla", data=hidden(page, b + "/annulla"))
+    assert cancelled.status == 200 and "annullata" in await cancelled.text()
+    # the same code on another tenant's pages is nobody's
+    assert (await hub.get(f"/t/altro/sportello/prenota/{code}/confermata")).status == 404
+
+
+async def test_booking_logged_in_is_prefilled_and_in_the_area(hub: TestClient) -> None:
+    await login(hub)
+    b = "/t/demo/sportello/prenota"
+    slots = await (await hub.get(b + "/orari", params={"servizio": "anagrafe/cie"})).text()
+    start = re.findall(r'name="inizio" id="[^"]+" value="([^"]+)"', slots)[0]
+    form = await (
+        await hub.get(b + "/dati", params={"servizio": "anagrafe/cie", "inizio": start})
+    ).text()
+    assert 'value="Anna"' in form and f'value="{ANNA}" readonly' in form
+    fields = {
+        "name": "Anna",
+        "surname": "Rossi",
+        "email": "anna@example.it",
+        "phone": "",
+        "fiscal_code": OTHER,  # ignored: the login's fiscal code is used
+        "reason": "Rinnovo",
+    }
+    code, _ = await _book(hub, fields)
+    area = await (await hub.get("/t/demo/sportello/area/appuntamenti")).text()
+    assert code in area and "Prenotato" in area
+    # the logged-in citizen manages their own appointment without a second factor
+    own = await hub.get(b + "/gestisci", params={"codice": code})
+    assert own.status == 200 and "Annulla la prenotazione" in await own.text()
