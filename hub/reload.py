@@ -237,7 +237,14 @@ class Reloader:
                 warnings.filterwarnings("ignore", "Changing state of started", DeprecationWarning)
                 self.app[CONFIG] = config
                 try:
-                    await tenant_store.sync_rows(self.app[ENGINE], config, self.app[CLOCK].now())
+                    # the rows of the added and changed tenants (thousands of others stay)
+                    touched = {*result.added, *result.changed}
+                    rows = [t for t in config.tenants if t.id in touched]
+                    await tenant_store.sync_rows(
+                        self.app[ENGINE],
+                        config.model_copy(update={"tenants": rows}),
+                        self.app[CLOCK].now(),
+                    )
                     layer = await self._build(config)
                 except Exception as exc:
                     for key in [k for k in self.app if k not in snapshot]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets as _random
+import time
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -99,11 +100,37 @@ def decrypt(envelope: str, *, source: str = "secret") -> bytes:
 
 
 def read_secret_file(path: Path) -> str:
-    """The file's secret, decrypted when it is stored encrypted."""
+    """The file's secret, decrypted when it is stored encrypted.
+
+    Secrets are read where they are used, often on every request (a station's key) or for
+    every tenant (``/readyz``): a plain (not encrypted) file is read again only when its
+    ``stat`` changed (inode, size, modification and change times). A file modified less
+    than :data:`SETTLED_SECONDS` ago is always read (a timestamp's granularity is coarser
+    than a nanosecond, so two writes in quick succession could share one), so a rotated or
+    edited secret is used at once."""
+    st = os.stat(path)
+    stamp = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    key = str(path)
+    cached = _READ.get(key)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
     data = path.read_text(encoding="utf-8")
-    if is_encrypted(data):
+    if is_encrypted(data):  # never kept: it depends on the master keys of the moment too
         return decrypt(data, source=str(path)).decode("utf-8").strip()
-    return data.strip()
+    value = data.strip()
+    if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > SETTLED_SECONDS * 1e9:
+        if len(_READ) >= _READ_KEPT:
+            _READ.clear()
+        _READ[key] = (stamp, value)
+    else:
+        _READ.pop(key, None)
+    return value
+
+
+#: a secret file modified longer ago than this is kept (see :func:`read_secret_file`)
+SETTLED_SECONDS = 2.0
+_READ: dict[str, tuple[tuple[int, int, int, int], str]] = {}
+_READ_KEPT = 4096
 
 
 def write_secret_file(path: Path, plaintext: bytes, *, encrypted: bool) -> None:

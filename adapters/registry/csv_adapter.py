@@ -16,12 +16,14 @@ from typing import Any, ClassVar
 from pydantic import ValidationError
 
 from .base import RegistryDataError, RegistryRecord, mapping_from
+from .certificates import ReferenceDesk
 
 
-class CsvRegistryAdapter:
+class CsvRegistryAdapter(ReferenceDesk):
     name: ClassVar[str] = "csv"
 
     def __init__(self, options: dict[str, Any], *, base_dir: Path) -> None:
+        self._options, self._base_dir = dict(options), base_dir
         if "path" not in options:
             raise ValueError("the csv registry adapter needs options.path")
         path = Path(options["path"])

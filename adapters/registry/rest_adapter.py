@@ -16,6 +16,11 @@ JSON keys differ from the ``RegistryRecord`` field names. The service answers:
 The fiscal code is sent upper-cased. An object that does not validate is reported by
 ``problems()`` (source: the path; row: its position, 1 for a single object; the key) and
 skipped. Other answers raise the typed errors of :mod:`sportello.adapters.rest`.
+
+``POST {base_url}/residence-changes``
+    a residence declaration (``ResidenceDeclaration`` as JSON); 200 or 201 with
+    ``{"practice": "<number>"}``. Certificates are drawn from the registry's data
+    (:mod:`.certificates`, marked as a demonstration; option ``comune``).
 """
 
 from __future__ import annotations
@@ -29,13 +34,15 @@ from pydantic import ValidationError
 from sportello.connectors.errors import ProtocolError
 
 from ..rest import RestClient
-from .base import RegistryDataError, RegistryRecord, mapping_from
+from .base import RegistryDataError, RegistryRecord, ResidenceDeclaration, mapping_from
+from .certificates import ReferenceDesk
 
 
-class RestRegistryAdapter:
+class RestRegistryAdapter(ReferenceDesk):
     name: ClassVar[str] = "rest"
 
     def __init__(self, options: dict[str, Any], *, base_dir: Path) -> None:
+        self._options, self._base_dir = dict(options), base_dir
         self.client = RestClient(options, base_dir=base_dir, platform="registry")
         self.columns = mapping_from(options)
         self._problems: list[RegistryDataError] = []
@@ -78,6 +85,23 @@ class RestRegistryAdapter:
         source = self.client.base_url + path
         records = (self._record(source, row, entry) for row, entry in enumerate(body, start=1))
         return [r for r in records if r is not None]
+
+    async def declare_residence_change(self, declaration: ResidenceDeclaration) -> str:
+        """``POST {base_url}/residence-changes`` with the declaration as JSON; the service
+        answers 200 or 201 with ``{"practice": "<number>"}`` (the same for the same
+        ``reference``)."""
+        _, body = await self.client.request(
+            "POST",
+            "/residence-changes",
+            body=declaration.model_dump(mode="json"),
+            ok=(200, 201),
+        )
+        practice = body.get("practice") if isinstance(body, dict) else None
+        if not isinstance(practice, str) or not practice:
+            raise ProtocolError(
+                'POST /residence-changes: expected {"practice": ...}', platform="registry"
+            )
+        return practice
 
     def problems(self) -> list[RegistryDataError]:
         return list(self._problems)

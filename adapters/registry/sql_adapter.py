@@ -17,12 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ..sql_query import sqlite_relative_to
 from .base import RegistryDataError, RegistryRecord, mapping_from
+from .certificates import ReferenceDesk
 
 
-class SqlRegistryAdapter:
+class SqlRegistryAdapter(ReferenceDesk):
     name: ClassVar[str] = "sql"
 
     def __init__(self, options: dict[str, Any], *, base_dir: Path) -> None:
+        self._options, self._base_dir = dict(options), base_dir
         for required in ("url", "table"):
             if required not in options:
                 raise ValueError(f"the sql registry adapter needs options.{required}")

@@ -519,7 +519,9 @@ if __name__ == "__main__":
     parser.add_argument("--notifications", type=int, default=1000)
     parser.add_argument("--backends", default="sqlite")
     parser.add_argument("--concurrency", type=int, default=32, help="client lanes (both sides)")
-    parser.add_argument("--outbox-concurrency", type=int, default=32)
+    parser.add_argument(
+        "--outbox-concurrency", type=int, default=128, help="the hub's [outbox] concurrency"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures there (bench/report.py)")
     # the event loop of `sportello serve` (uvloop unless SPORTELLO_EVENT_LOOP=asyncio)
     from sportello.runner import run_service_loop

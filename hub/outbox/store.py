@@ -11,6 +11,7 @@ queued; a job that ended (done, failed, cancelled) blocks nothing.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Iterable, Sequence
@@ -131,9 +132,11 @@ async def enqueue_many(
     return keys
 
 
+@functools.cache
 def _lock_free() -> ColumnElement[bool]:
     """The row holds no lock, or none of its keys is held by a running job or by an
-    earlier pending one (due or waiting for its next attempt)."""
+    earlier pending one (due or waiting for its next attempt). Built once: the expression
+    has no parameters, and building its aliases and subquery cost every claim CPU."""
     mine = outbox_locks.alias("mine")
     other = outbox_locks.alias("other")
     blocker = outbox.alias("blocker")

@@ -21,6 +21,7 @@ BUILTINS = {
     "io": "sportello.platforms.io",
     "login": "sportello.platforms.login",
     "pagopa": "sportello.platforms.pagopa",
+    "requests": "sportello.platforms.requests",
     "residents": "sportello.platforms.residents",
     "send": "sportello.platforms.send",
     "suap": "sportello.platforms.suap",

@@ -6,7 +6,10 @@
 - :mod:`.pages`: Jinja2 environments over a platform's templates and the kernel's
   ``web/base.html`` and ``web/macros.html``, and :func:`~.pages.render` with the security
   headers of every page;
-- :mod:`.sessions`: browser sessions in the database and CSRF tokens.
+- :mod:`.sessions`: browser sessions in the database and CSRF tokens;
+- :mod:`.citizen`: the citizen's session (audience ``sportello``) for any platform's pages;
+- :mod:`.site`: the header of the citizen's pages (``hub_web_site``);
+- :mod:`.area`: the personal area's sections (``hub_personal_area``).
 """
 
 from __future__ import annotations

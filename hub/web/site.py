@@ -30,4 +30,6 @@ def site(app: web.Application, tenant: TenantConfig, path: str = "") -> dict[str
         "tagline": found.get("tagline") or "",
         "nav": [(label, url, url == best) for label, url in nav],
         "front_office": str(found.get("front_office") or f"/t/{tenant.id}/sportello/"),
+        #: a folder of templates the tenant's pages search first (branding), or ""
+        "templates_dir": str(found.get("templates_dir") or ""),
     }

@@ -10,7 +10,8 @@ which pays through the hub's station) and a page standing for the comune's own s
    listed in "I miei appuntamenti"; "Esci": the session ends, the IdP's single logout, and
    the browser lands on the comune's site;
 2. CIE: "Entra con CIE" straight to the IdP, back to the personal area;
-3. an appointment booked without login.
+3. a SPID anomaly (ErrorCode 22): the login platform's page links back to the comune's site;
+4. an appointment booked without login.
 
 Every page is checked with axe-core (no serious or critical violation: the npm package
 ``axe-core`` from ``npm ci``, injected into the page) and saved as a screenshot under
@@ -355,6 +356,19 @@ async def test_the_citizen_journey(env: Env, browser: Any) -> None:
     await row.get_by_role("button", name="Entra", exact=True).click()
     await cie.wait_for_url(f"{env.front}area")
     await playwright_api.expect(cie.locator("#fiscal-code")).to_have_text(holder.code)
+
+    # a SPID anomaly (here 22: the citizen refused to send the data) leads back to the
+    # comune's site from the login platform's page
+    refused = await _page(browser)
+    await refused.goto(env.front + "accedi/spid")
+    await refused.locator(f'a[data-entity-id="{env.idp}/spid"]').click()
+    await refused.wait_for_url(f"{env.idp}/spid/sso**")
+    await refused.get_by_label("Anomalia").select_option("22")
+    await refused.get_by_role("button", name="Rispondi con anomalia").click()
+    await refused.wait_for_url(f"{env.hub}/t/{TENANT}/spid/acs")
+    await playwright_api.expect(refused.locator('#anomaly[data-code="22"]')).to_be_visible()
+    await refused.locator("#back").click()
+    await refused.wait_for_url(env.comune)
 
     # an appointment without login
     anonymous = await _page(browser, mobile=True)

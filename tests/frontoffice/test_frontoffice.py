@@ -8,6 +8,7 @@ SAML login, which the browser test does through the sandbox IdP)."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from html import unescape
@@ -21,7 +22,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from factories import iban_with
 
 from sportello.app import ENGINE, create_app
-from sportello.appkeys import CONFIG
+from sportello.appkeys import CLOCK, CONFIG
 from sportello.clock import FakeClock
 from sportello.config import parse_config
 from sportello.hookspecs import hookimpl
@@ -87,7 +88,7 @@ class FakeLogin:
             "scheme": "spid",
             "protocol": "saml",
             "level": 2,
-            "fiscal_code": code.removeprefix("good-"),
+            "fiscal_code": code.removeprefix("good-").split("#")[0],
             "attributes": {"name": "Anna", "familyName": "Rossi", "email": "anna@example.it"},
         }
 
@@ -135,19 +136,67 @@ def tenant(tid: str, fiscal_code: str) -> dict[str, Any]:
             "station_id": fiscal_code + "_01",
             "segregation_code": "01",
             "mode": "station",
+            "checkout_url": "http://127.0.0.1:9/checkout/ec/v1",  # never reached here
+            "checkout_api_key": {"env": "SPORTELLO_TEST_FO_CHECKOUT"},
         },
     }
 
 
+SUAP_EXPORT = {
+    "practices": [
+        {
+            "id": "SUAP-2027-001",
+            "applicant_fiscal_code": ANNA,
+            "title": "Apertura di un bar",
+            "kind": "SCIA",
+            "submitted_at": "2027-02-01T09:00:00+01:00",
+            "events": [
+                {"status": "Ricevuta", "at": "2027-02-01T09:00:00+01:00"},
+                {"status": "In istruttoria", "at": "2027-02-10T10:00:00+01:00", "note": "ok"},
+            ],
+        },
+        {
+            "id": "SUAP-2027-002",
+            "applicant_fiscal_code": OTHER,
+            "title": "Pratica di un altro",
+            "kind": "SCIA",
+            "submitted_at": "2027-02-02T09:00:00+01:00",
+            "events": [{"status": "Ricevuta", "at": "2027-02-02T09:00:00+01:00"}],
+        },
+    ]
+}
+
+
 @pytest.fixture
 async def hub(tmp_path: Path, db_url: str):  # type: ignore[no-untyped-def]
+    (tmp_path / "suap.json").write_text(json.dumps(SUAP_EXPORT), encoding="utf-8")
+    demo = tenant("demo", EC)
+    (tmp_path / "anagrafe.csv").write_text(
+        "fiscal_code;family_name;given_name;birth_date;address;municipality_istat\n"
+        f"{ANNA};Rossi;Anna;1980-01-01;Via Roma 1;058091\n",
+        encoding="utf-8",
+    )
+    demo["adapters"] = {
+        "suap": {"plugin": "json", "options": {"path": "suap.json"}},
+        "registry": {"plugin": "csv", "options": {"path": "anagrafe.csv"}},
+    }
+    # "altro" is branded: a software house's own header, found before the built-in one
+    (tmp_path / "brand" / "web").mkdir(parents=True)
+    (tmp_path / "brand" / "web" / "base.html").write_text(
+        '<!doctype html><html lang="it"><title>{{ title }}</title><body>'
+        '<p id="brand">Marchio di {{ site.name }}</p><main>{% block content %}{% endblock %}'
+        "</main></body></html>",
+        encoding="utf-8",
+    )
+    branded = tenant("altro", "00000000888")
+    branded["frontoffice"]["templates_dir"] = "brand"
     config = parse_config(
         {
             "server": {"public_url": "http://hub.example"},
             "database": {"url": db_url},
             "outbox": {"workers": False},
             "plugins": {"disabled": ["login"]},
-            "tenants": [tenant("demo", EC), tenant("altro", "00000000888")],
+            "tenants": [demo, branded],
         },
         source=str(tmp_path / "hub.toml"),
         base_dir=tmp_path,
@@ -266,6 +315,7 @@ async def test_payments_section_and_notice_are_the_citizens_own(hub: TestClient)
     await login(hub)
     body = await (await hub.get("/t/demo/sportello/area/pagamenti")).text()
     assert mine.options[0].nav in body and "84,00 €" in body and "Da pagare" in body
+    assert f'action="/t/demo/sportello/pagamenti/{mine.options[0].nav}/paga"' in body
     assert theirs.options[0].nav not in body
     pdf = await hub.get(f"/t/demo/sportello/pagamenti/{mine.options[0].nav}/avviso.pdf")
     assert pdf.status == 200 and (await pdf.read()).startswith(b"%PDF-")
@@ -410,3 +460,172 @@ async def test_booking_logged_in_is_prefilled_and_in_the_area(hub: TestClient) -
     # the logged-in citizen manages their own appointment without a second factor
     own = await hub.get(b + "/gestisci", params={"codice": code})
     assert own.status == 200 and "Annulla la prenotazione" in await own.text()
+
+
+async def test_an_expired_session_says_so_and_comes_back(hub: TestClient) -> None:
+    await login(hub)
+    clock = hub.server.app[CLOCK]
+    assert isinstance(clock, FakeClock)
+    clock.advance(31 * 60)  # past the session's idle time-out
+    resp = await hub.get("/t/demo/sportello/area/pagamenti", allow_redirects=False)
+    assert resp.status == 303
+    target = resp.headers["Location"]
+    assert "sessione=scaduta" in target
+    assert parse_qs(urlsplit(target).query)["next"] == ["/t/demo/sportello/area/pagamenti"]
+    home = await hub.get(target)
+    page = await home.text()
+    assert "La sessione è scaduta" in page and "Entra con SPID" in page
+    # a new login goes back to the page asked
+    state = home.cookies["sportello-fo-state"].value
+    back = await hub.get(
+        "/t/demo/sportello/accesso",
+        params={"code": f"good-{ANNA}#2", "state": state},
+        allow_redirects=False,
+    )
+    assert back.status == 303
+    assert back.headers["Location"] == "/t/demo/sportello/area/pagamenti"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "data"),
+    [
+        ("GET", "/t/demo/sportello/accesso", None),
+        ("GET", "/t/demo/sportello/accesso?code=" + "x" * 5000 + "&state=y", None),
+        ("GET", "/t/demo/sportello/?next=//evil.example/", None),
+        ("GET", "/t/demo/sportello/prenota/orari?servizio=nulla/nulla&dal=ieri", None),
+        ("GET", "/t/demo/sportello/prenota/orari?servizio=anagrafe/cie&dal=9999-99-99", None),
+        ("GET", "/t/demo/sportello/prenota/dati?servizio=anagrafe/cie&inizio=domani", None),
+        ("GET", "/t/demo/sportello/prenota/dati?servizio=anagrafe/cie&inizio=2027-03-01T23", None),
+        ("GET", "/t/demo/sportello/prenota/ZZZZ/confermata", None),
+        ("GET", "/t/demo/sportello/prenota/gestisci?codice=%00%01", None),
+        ("POST", "/t/demo/sportello/prenota/conferma", {"servizio": "anagrafe/cie"}),
+        ("POST", "/t/demo/sportello/prenota/annulla", {"codice": "x"}),
+        ("POST", "/t/demo/sportello/esci", {}),
+        ("GET", "/t/demo/sportello/pagamenti/abc/avviso.pdf", None),
+        ("POST", "/t/demo/sportello/pagamenti/301000000000000000/paga", {}),
+    ],
+)
+async def test_no_input_gets_a_500(
+    hub: TestClient, method: str, path: str, data: dict[str, str] | None
+) -> None:
+    resp = await hub.request(method, path, data=data, allow_redirects=False)
+    assert resp.status < 500, await resp.text()
+    if resp.status in (302, 303):
+        # never leads off the hub (an open redirect)
+        assert resp.headers["Location"].startswith(("/", "https://www.comune.example.it/"))
+
+
+async def test_the_demo_notice_is_seeded_once(hub: TestClient) -> None:
+    from sportello.platforms.pagopa.personal_area import DEMO_DEBTOR, seed_demo_notice
+
+    app = hub.server.app
+    first = await seed_demo_notice(app)
+    assert first is not None and await seed_demo_notice(app) == first  # kept across restarts
+    await login(hub, cf=DEMO_DEBTOR[0])
+    body = await (await hub.get("/t/demo/sportello/area/pagamenti")).text()
+    assert first in body and "Paga con pagoPA" in body
+
+
+async def test_practices_messages_and_notifications_are_the_citizens_own(
+    hub: TestClient,
+) -> None:
+    from sportello.platforms.io.tables import io_messages
+    from sportello.platforms.send.tables import send_events, send_notifications
+
+    app = hub.server.app
+    async with app[ENGINE].begin() as conn:
+        for tid, cf, subject in (
+            ("demo", ANNA, "Promemoria TARI"),
+            ("demo", OTHER, "Messaggio di un altro"),
+            ("altro", ANNA, "Messaggio di un altro comune"),
+        ):
+            await conn.execute(
+                io_messages.insert().values(
+                    tenant_id=tid,
+                    service_id="S",
+                    fiscal_code=cf,
+                    content=json.dumps({"subject": subject, "markdown": "Testo " * 20}),
+                    feature_level_type="STANDARD",
+                    expedition_at=NOW,
+                    status="processed",
+                    attempts=1,
+                    created_at=NOW,
+                    updated_at=NOW,
+                    sent_at=NOW,
+                )
+            )
+            await conn.execute(
+                send_notifications.insert().values(
+                    tenant_id=tid,
+                    pa_protocol_number=f"PROT-{tid}-{cf}",
+                    idempotence_token="t",
+                    subject=f"Multa: {subject}",
+                    request="{}",
+                    recipients=json.dumps([cf]),
+                    status="accepted",
+                    iun=f"IUN-{tid}-{cf[:4]}",
+                    send_status="DELIVERED",
+                    created_by="test",
+                    created_at=NOW,
+                    updated_at=NOW,
+                    accepted_at=NOW,
+                )
+            )
+        await conn.execute(
+            send_events.insert().values(
+                tenant_id="demo",
+                event_id="e1",
+                iun=f"IUN-demo-{ANNA[:4]}",
+                new_status="DELIVERING",
+                element="{}",
+                received_at=NOW,
+            )
+        )
+    await login(hub)
+    practices = await (await hub.get("/t/demo/sportello/area/pratiche")).text()
+    assert "Apertura di un bar" in practices and "SUAP-2027-001" in practices
+    assert "In istruttoria: ok" in practices and "Ricevuta" in practices  # milestones
+    assert "Pratica di un altro" not in practices
+    messages = await (await hub.get("/t/demo/sportello/area/messaggi")).text()
+    assert "Promemoria TARI" in messages and "Consegnato" in messages
+    assert "di un altro" not in messages
+    notices = await (await hub.get("/t/demo/sportello/area/notifiche")).text()
+    assert f"PROT-demo-{ANNA}" in notices and "Consegnata" in notices and "In consegna" in notices
+    assert "di un altro" not in notices
+    async with app[ENGINE].connect() as conn:
+        actions = {
+            r.action
+            for r in await conn.execute(
+                sa.select(audit_log.c.action).where(audit_log.c.subject == ANNA)
+            )
+        }
+    assert {"suap.practices", "io.area.read", "send.area.read"} <= actions
+
+
+async def test_my_data_say_where_each_field_comes_from(hub: TestClient) -> None:
+    await login(hub)
+    page = await (await hub.get("/t/demo/sportello/area/dati")).text()
+    assert "Via Roma 1 (fonte: anagrafe del comune)" in page
+    assert "01/01/1980 (fonte: anagrafe del comune)" in page
+    hub.session.cookie_jar.clear()
+    await login(hub, cf=OTHER)  # not in the registry: said, not an empty page
+    page = await (await hub.get("/t/demo/sportello/area/dati")).text()
+    assert "Non risulti nell'anagrafe" in unescape(page)
+    async with hub.server.app[ENGINE].connect() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(audit_log.c.actor, audit_log.c.outcome).where(
+                    audit_log.c.action == "resident.lookup"
+                )
+            )
+        ).all()
+    expected = [(f"citizen:{ANNA}", "ok"), (f"citizen:{OTHER}", "not_found")]
+    assert sorted(map(tuple, rows)) == expected
+
+
+async def test_a_branded_tenant_has_its_own_header_on_every_page(hub: TestClient) -> None:
+    for path in ("/t/altro/sportello/", "/t/altro/sportello/prenota/"):
+        page = await (await hub.get(path)).text()
+        assert '<p id="brand">Marchio di Comune di Altro</p>' in page, path
+    plain = await (await hub.get("/t/demo/sportello/prenota/")).text()
+    assert "Marchio" not in plain and "it-header-wrapper" in plain

@@ -279,3 +279,41 @@ def test_many_tenant_files_parsed_on_several_cores_give_the_same_tenants_and_err
     with pytest.raises(ConfigError) as refused:
         load_config(main_file)
     assert "c0007.toml: invalid TOML" in str(refused.value)  # the first in name order
+
+
+# --- secret files: read again only when they changed ---------------------------------------------
+def test_a_settled_secret_file_is_read_once_and_a_changed_one_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from sportello import secrets as secrets_module
+    from sportello.secrets import read_secret_file
+
+    path = tmp_path / "station.key"
+    path.write_text("key-one\n", encoding="utf-8")
+    reads: list[Path] = []
+    real = Path.read_text
+
+    def counting(self: Path, *args: Any, **kwargs: Any) -> str:
+        reads.append(self)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", counting)
+    # just written: read every time (two writes could share a timestamp)
+    assert read_secret_file(path) == "key-one"
+    path.write_text("key-two\n", encoding="utf-8")  # same size, same inode, at once
+    assert read_secret_file(path) == "key-two"
+    assert len(reads) == 2
+    # settled (modified long enough ago): read once
+    old = os.stat(path).st_mtime_ns - 10 * 10**9
+    os.utime(path, ns=(old, old))
+    monkeypatch.setattr(secrets_module, "SETTLED_SECONDS", 0.0)
+    for _ in range(3):
+        assert read_secret_file(path) == "key-two"
+    assert len(reads) == 3
+    path.write_text("key-333\n", encoding="utf-8")  # any change moves the stat
+    assert read_secret_file(path) == "key-333"
+    path.unlink()
+    with pytest.raises(OSError):
+        read_secret_file(path)

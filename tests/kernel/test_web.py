@@ -43,10 +43,7 @@ async def test_the_kit_is_served_versioned_and_immutable(hub: TestClient) -> Non
     assert "immutable" in resp.headers["Cache-Control"]
     assert b".it-header-wrapper" in await resp.read()
     font = await hub.get(
-        assets.url(
-            "kit/fonts/Titillium_Web/"
-            "titillium-web-v10-latin-ext_latin-regular.woff2"
-        )
+        assets.url("kit/fonts/Titillium_Web/titillium-web-v10-latin-ext_latin-regular.woff2")
     )
     assert font.status == 200 and font.headers["Content-Type"] == "font/woff2"
     # another version (an old page after an upgrade, a guess) is not served
@@ -214,3 +211,39 @@ def test_https_cookies_are_host_prefixed_and_secure() -> None:
     anonymous_csrf(_request({}), resp, config)
     morsel = resp.cookies["__Host-sportello-csrf"]
     assert morsel["secure"] and morsel["path"] == "/"
+
+
+@pytest.mark.skipif(not assets.kit_installed(), reason="`make install` copies the UI kit")
+async def test_text_assets_are_served_compressed(hub: TestClient) -> None:
+    import gzip
+
+    path = "kit/css/bootstrap-italia.min.css"
+    plain = await hub.get(assets.url(path), headers={"Accept-Encoding": "identity"})
+    raw = await plain.read()
+    packed = await hub.get(
+        assets.url(path), headers={"Accept-Encoding": "gzip, br"}, auto_decompress=False
+    )
+    body = await packed.read()
+    assert packed.headers["Content-Encoding"] == "gzip"
+    assert "immutable" in packed.headers["Cache-Control"]
+    assert len(body) < len(raw) / 4 and gzip.decompress(body) == raw
+    font = await hub.get(
+        assets.url("kit/fonts/Titillium_Web/titillium-web-v10-latin-ext_latin-regular.woff2"),
+        headers={"Accept-Encoding": "gzip"},
+    )
+    assert "Content-Encoding" not in font.headers  # already compressed
+
+
+def test_pages_can_leave_out_the_kit_script_and_show_dates_in_rome() -> None:
+    env = environment()
+    site = {"name": "Comune", "home_url": "/", "nav": []}
+    with_script = render(env, "web/error.html", {"site": site, "title": "T", "message": "m"})
+    without = render(
+        env, "web/error.html", {"site": site, "title": "T", "message": "m", "kit_script": False}
+    )
+    assert "bootstrap-italia.bundle" not in (without.text or "")
+    if assets.kit_installed():
+        assert "bootstrap-italia.bundle" in (with_script.text or "")
+    it_date = env.filters["it_date"]
+    assert it_date(datetime(2026, 7, 1, 8, 30, tzinfo=UTC)) == "01/07/2026 alle 10:30"
+    assert it_date(datetime(2026, 12, 1, 8, 30, tzinfo=UTC)) == "01/12/2026 alle 09:30"

@@ -30,6 +30,7 @@ from sportello.platforms.send.service import (
     Change,
     QueuedRequest,
     SendRows,
+    _Revealed,
 )
 from sportello.platforms.send.tables import send_events, send_notifications
 from sportello.sandbox.send.app import DEMO_API_KEY
@@ -449,3 +450,21 @@ async def test_send_rows_change_only_rows_in_the_expected_status(
         ids[1]: ("waiting", "IUN-B"),
         ids[2]: ("queued", None),
     }
+
+
+def test_the_api_key_is_read_again_after_its_ttl() -> None:
+    """SEND's API key (a file, perhaps encrypted) is read at most every few seconds, not on
+    every call; a key replaced in its file is used once that time has passed."""
+    reads: list[str] = []
+    current = ["key-1"]
+
+    def reveal() -> str:
+        reads.append(current[0])
+        return current[0]
+
+    cached = _Revealed(reveal, ttl=60.0)
+    assert [cached() for _ in range(3)] == ["key-1"] * 3 and reads == ["key-1"]
+    current[0] = "key-2"
+    assert cached() == "key-1"  # within the ttl
+    fresh = _Revealed(reveal, ttl=0.0)
+    assert fresh() == "key-2" and fresh() == "key-2" and reads == ["key-1", "key-2", "key-2"]

@@ -74,15 +74,21 @@ FIELD_ERRORS = {
     "reason": "Scrivi il motivo dell'appuntamento (al massimo 500 caratteri).",
 }
 
-_ENV = web.AppKey("booking_pages_env", jinja2.Environment)
+_ENVS = web.AppKey("booking_pages_envs", dict)
 
 
 def install(app: web.Application) -> None:
-    app[_ENV] = environment(HERE / "templates")
+    app[_ENVS] = {}
 
 
-def _env(app: web.Application) -> jinja2.Environment:
-    return app[_ENV] if _ENV in app else environment(HERE / "templates")
+def _env(app: web.Application, branding: str = "") -> jinja2.Environment:
+    """The pages' templates: the tenant's branding folder first (``hub_web_site``'s
+    ``templates_dir``, the front office's), then ours."""
+    envs: dict[str, jinja2.Environment] = app[_ENVS] if _ENVS in app else {}
+    if branding not in envs:
+        folders = [Path(branding)] if branding else []
+        envs[branding] = environment(*folders, HERE / "templates")
+    return envs[branding]
 
 
 def _tenant(request: web.Request) -> tuple[TenantConfig, BookingTenantSettings]:
@@ -132,8 +138,9 @@ class Page:
         status: int = 200,
         **extra: Any,
     ) -> web.Response:
+        header = site(self.request.app, tenant, self.request.path)
         ctx = {
-            "site": site(self.request.app, tenant, self.request.path),
+            "site": header,
             "title": title,
             "base": base(tenant),
             "front_office": f"/t/{tenant.id}/sportello/",
@@ -144,7 +151,7 @@ class Page:
             "kit_script": False,  # plain forms: no script needed
             **extra,
         }
-        resp = render(_env(self.request.app), template, ctx, status=status)
+        resp = render(_env(self.request.app, header["templates_dir"]), template, ctx, status=status)
         for name, morsel in self._carrier.cookies.items():
             resp.cookies[name] = morsel
         return resp

@@ -67,4 +67,5 @@ def hub_web_site(tenant: TenantConfig) -> Mapping[str, Any] | None:
         "tagline": settings.tagline or "Servizi online",
         "nav": nav,
         "front_office": front,
+        "templates_dir": str(settings.templates_dir or ""),
     }

@@ -75,12 +75,18 @@ def refused(kind: str, reason: str, *, status: int = 403, back: str | None = Non
     )
 
 
-def anomaly(kind: str, code: int, message: str) -> web.Response:
-    """The SPID anomaly page (ErrorCode nr19-25): the prescribed message, with a 4xx status."""
+def anomaly(kind: str, code: int, message: str, *, back: str | None = None) -> web.Response:
+    """The SPID anomaly page (ErrorCode nr19-25): the prescribed message, with a 4xx status;
+    ``back``: the comune's site, linked."""
+    link = (
+        f'<p><a class="btn" id="back" href="{escape(back)}">Torna al sito del comune</a></p>'
+        if back
+        else ""
+    )
     return page(
         "Accesso non riuscito",
         f'<div class="err" id="anomaly" data-code="{code}"><p>{escape(message)}</p></div>'
-        f"<p>Codice di errore {SCHEME.get(kind, kind)}: {code}.</p>",
+        f"<p>Codice di errore {SCHEME.get(kind, kind)}: {code}.</p>{link}",
         status=403,
     )
 

@@ -42,7 +42,7 @@ from aiohttp import web
 
 from sportello import audit
 from sportello.api.bodies import BodyTooLarge, read_body
-from sportello.appkeys import CLOCK, CONFIG, ENGINE
+from sportello.appkeys import CLOCK, CONFIG, ENGINE, PLUGINS
 from sportello.config import HubConfig, TenantConfig
 from sportello.connectors.spid import authn, logout, metadata, response
 from sportello.connectors.spid.errors import ResponseRejected, SamlError, SpidAnomaly
@@ -329,9 +329,9 @@ async def acs_view(request: web.Request) -> web.StreamResponse:
     try:
         in_response_to, _issuer = response.peek_response(saml)
     except ResponseRejected as exc:
-        return _refuse(tenant, kind, exc)
+        return _refuse_at(request, tenant, kind, exc)
     if not in_response_to:
-        return _refuse(tenant, kind, ResponseRejected("unsolicited", "no InResponseTo"))
+        return _refuse_at(request, tenant, kind, ResponseRejected("unsolicited", "no InResponseTo"))
     try:
         sp = service.sp(tenant, kind)
     except LoginConfigError as exc:
@@ -350,11 +350,13 @@ async def acs_view(request: web.Request) -> web.StreamResponse:
         now=now,
     )
     if isinstance(found, str):
-        return _refuse(tenant, kind, ResponseRejected("in_response_to", found))
+        return _refuse_at(request, tenant, kind, ResponseRejected("in_response_to", found))
     pending, extra = found
     idp = await service.idps.get(tenant, kind, pending.idp_entity_id)
     if idp is None:
-        return _refuse(tenant, kind, ResponseRejected("issuer", "the IdP is no longer trusted"))
+        return _refuse_at(
+            request, tenant, kind, ResponseRejected("issuer", "the IdP is no longer trusted")
+        )
     try:
         identity = response.validate_response(saml, sp=sp, idp=idp, pending=pending, now=now)
         minimum = login_settings(tenant, kind).minimum_level(extra.get("return_to"))
@@ -364,13 +366,17 @@ async def acs_view(request: web.Request) -> web.StreamResponse:
             )
     except ResponseRejected as exc:
         await service.store.consume(pending.request_id, now)
-        return _refuse(tenant, kind, exc)
+        return _refuse_at(request, tenant, kind, exc)
     if not await service.store.consume(pending.request_id, now):
-        return _refuse(tenant, kind, ResponseRejected("replay", "request already answered"))
+        return _refuse_at(
+            request, tenant, kind, ResponseRejected("replay", "request already answered")
+        )
     if not await service.store.remember_assertion(
         idp.entity_id, identity.assertion_id, identity.not_on_or_after
     ):
-        return _refuse(tenant, kind, ResponseRejected("replay", "assertion already used"))
+        return _refuse_at(
+            request, tenant, kind, ResponseRejected("replay", "assertion already used")
+        )
     session_id, code = await service.store.start_session(
         tenant_id=tenant.id, kind=kind, identity=identity, now=now, config=service.config
     )
@@ -396,14 +402,26 @@ async def acs_view(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-def _refuse(tenant: TenantConfig, kind: Kind, exc: ResponseRejected) -> web.Response:
+def _refuse(
+    tenant: TenantConfig, kind: Kind, exc: ResponseRejected, back: str | None = None
+) -> web.Response:
     log.warning(
         "login refused",
         extra={"tenant": tenant.id, "scheme": kind, "check": exc.check, "reason": exc.reason},
     )
     if isinstance(exc, SpidAnomaly):
-        return pages.anomaly(kind, exc.code, exc.message)
-    return pages.refused(kind, exc.reason, status=exc.status)
+        return pages.anomaly(kind, exc.code, exc.message, back=back)
+    return pages.refused(kind, exc.reason, status=exc.status, back=back)
+
+
+def _refuse_at(
+    request: web.Request, tenant: TenantConfig, kind: Kind, exc: ResponseRejected
+) -> web.Response:
+    """A refused login at the ACS, with a way back to the comune's citizen pages when the
+    tenant has some (``hub_web_site``: the front office's ``home_url``)."""
+    found = request.app[PLUGINS].pm.hook.hub_web_site(tenant=tenant)
+    back = str(found["home_url"]) if found and found.get("home_url") else None
+    return _refuse(tenant, kind, exc, back)
 
 
 async def done_view(request: web.Request) -> web.Response:

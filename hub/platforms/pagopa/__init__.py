@@ -211,6 +211,9 @@ async def hub_demo_seed(app: web.Application) -> None:
     config = app[CONFIG]
     await register_demo_station(config, hub_url(config))
     await seed_demo_fdr(app)
+    from .personal_area import seed_demo_notice
+
+    await seed_demo_notice(app)  # the front office's "I miei pagamenti"
 
 
 @hookimpl

@@ -308,3 +308,57 @@ def routes() -> list[web.RouteDef]:
 
 def sources() -> list[Any]:
     return [MyPayments()]
+
+
+#: ``sportello demo``: the sandbox IdP's Giulia Prova has a notice to pay in her area
+DEMO_DEBTOR = ("PRVGLI85H55F205A", "Giulia Prova")
+
+
+async def seed_demo_notice(app: web.Application) -> str | None:
+    """One unpaid notice of the demo tenant for a sandbox identity, so the front office's
+    "I miei pagamenti" has something to pay through Checkout (kept across restarts: the
+    same IUPD and content each year). Returns its notice number."""
+    from .operations import DEMO_IBAN
+    from .store import PagopaStore, PagopaStoreError
+
+    config = app[CONFIG]
+    tenant = config.tenant("demo")
+    settings = pagopa_settings(tenant) if tenant is not None else None
+    if tenant is None or settings is None or settings.checkout_api_key is None:
+        return None
+    now = app[CLOCK].now()
+    due = datetime(now.year + 1, 1, 31, 12, tzinfo=ROME)
+    text = f"TARI {now.year} (demo)"
+    cf, name = DEMO_DEBTOR
+    position = {
+        "iupd": f"DEMO-AREA-TARI-{now.year}",
+        "type": "F",
+        "fiscal_code": cf,
+        "full_name": name,
+        "company_name": tenant.name,
+        "payment_options": [
+            {
+                "amount": 8400,
+                "description": text,
+                "due_date": due,
+                "transfers": [
+                    {
+                        "id_transfer": 1,
+                        "amount": 8400,
+                        "organization_fiscal_code": settings.ec_fiscal_code,
+                        "remittance_information": text,
+                        "category": "9/0101101IM/",
+                        "iban": DEMO_IBAN,
+                    }
+                ],
+            }
+        ],
+    }
+    try:
+        stored = await PagopaStore(app[ENGINE], config, app[CLOCK]).create_position(
+            "demo", position
+        )
+    except PagopaStoreError as exc:
+        log.warning("demo: no notice for the front office (%s)", exc)
+        return None
+    return stored.options[0].nav

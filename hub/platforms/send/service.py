@@ -17,14 +17,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import and_, bindparam, case, literal, select, update
+from sqlalchemy import and_, bindparam, case, literal, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -46,6 +47,7 @@ from sportello.connectors.send import (
     sha256_b64,
 )
 from sportello.connectors.send.models import NotificationRequestStatus, PaymentEventPagoPa
+from sportello.db import reading
 from sportello.events import emit
 from sportello.outbox import Delivery, Handler, Job
 from sportello.outbox.store import NewJob, enqueue_many
@@ -106,6 +108,22 @@ def settings(services: HubServices, tenant_id: str) -> tuple[TenantConfig, SendT
     return tenant, send
 
 
+class _Revealed:
+    """A secret read again at most every ``ttl`` seconds (a file, perhaps encrypted, was read
+    and decrypted on each of SEND's calls): a key replaced in its file is used at most
+    ``ttl`` seconds later."""
+
+    def __init__(self, reveal: Callable[[], str], ttl: float = 5.0) -> None:
+        self._reveal, self._ttl = reveal, ttl
+        self._value, self._until = "", 0.0
+
+    def __call__(self) -> str:
+        now = time.monotonic()
+        if now >= self._until:
+            self._value, self._until = self._reveal(), now + self._ttl
+        return self._value
+
+
 class SendClients:
     """One ``SendClient`` per tenant, built on first use (the PDND client of the tenant)."""
 
@@ -135,7 +153,7 @@ class SendClients:
             self._clients[tenant_id] = SendClient(
                 self.services.session,
                 str(send.base_url).rstrip("/"),
-                api_key=lambda: api_key.reveal(),
+                api_key=_Revealed(api_key.reveal),
                 pdnd=client,
                 purpose_id=send.purpose_id,
                 transport=self.services.http if send.http_client == "lean" else None,
@@ -324,21 +342,20 @@ class NotificationQueue:
         answers: dict[int, dict[str, Any]] = {}
         try:
             async with self.engine.begin() as conn:
-                answered = {
-                    (r.tenant_id, r.key)
-                    for r in await conn.execute(
-                        select(k.tenant_id, k.key).where(k.key.in_({i.key for i in items}))
-                    )
-                }
+                # the keys that have an answer and the protocol numbers taken, in one query
                 protocols = {str(i.wire["paProtocolNumber"]) for i in items}
-                taken = {
-                    (r.tenant_id, r.pa_protocol_number)
-                    for r in await conn.execute(
-                        select(n.tenant_id, n.pa_protocol_number).where(
-                            n.pa_protocol_number.in_(protocols)
-                        )
-                    )
-                }
+                found = union_all(
+                    select(literal("key").label("what"), k.tenant_id, k.key.label("value")).where(
+                        k.key.in_({i.key for i in items})
+                    ),
+                    select(literal("protocol"), n.tenant_id, n.pa_protocol_number).where(
+                        n.pa_protocol_number.in_(protocols)
+                    ),
+                )
+                answered: set[tuple[str, str]] = set()
+                taken: set[tuple[str, str]] = set()
+                for r in await conn.execute(found):
+                    (answered if r.what == "key" else taken).add((r.tenant_id, r.value))
                 chosen: list[QueuedRequest] = []
                 for item in items:
                     key = (item.tenant_id, item.key)
@@ -476,7 +493,7 @@ class SendRows:
         )
         rows: dict[int, Any] = {}
         docs: dict[int, list[Any]] = {}
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             result = await conn.execute(
                 select(send_notifications, d.id.label("doc_id"), *_DOC_REFS, d.content)
                 .select_from(joined)
