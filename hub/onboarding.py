@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import secrets as _random
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .config import HubConfig, SecretRef, TenantConfig
@@ -96,14 +98,22 @@ def _webhook_steps(tenant: TenantConfig, make: bool) -> list[OnboardStep]:
     return out
 
 
+#: one onboarding at a time in this process: each step looks for its file and writes it
+#: when missing, so two runs at once (the API called twice) would both write it, and the
+#: second would replace a key the first had reported (or fail on the first's temporary file)
+_STEPS_LOCK = threading.Lock()
+
+
 def steps(
     config: HubConfig, tenant: TenantConfig, plugins: Any, *, make: bool
 ) -> list[OnboardStep]:
     """Every onboarding step of the tenant: the kernel's (webhooks) and each plugin's."""
-    out = _webhook_steps(tenant, make)
-    for group in reversed(plugins.pm.hook.hub_onboard(config=config, tenant=tenant, make=make)):
-        out.extend(group or [])
-    return out
+    with _STEPS_LOCK:
+        out = _webhook_steps(tenant, make)
+        hook = plugins.pm.hook.hub_onboard
+        for group in reversed(hook(config=config, tenant=tenant, make=make)):
+            out.extend(group or [])
+        return out
 
 
 def checks(config: HubConfig, tenant: TenantConfig, plugins: Any) -> list[TenantCheck]:
@@ -188,6 +198,20 @@ async def save_results(conn: AsyncConnection, tenant_id: str, results: list[Chec
                 for r in results
             ],
         )
+
+
+async def store_results(engine: Any, tenant_id: str, results: list[CheckResult]) -> None:
+    """:func:`save_results` in a transaction of its own, again when a run of the same
+    tenant's checks committed in between (both inserted the same rows: a duplicate key)."""
+    for attempt in range(50):
+        try:
+            async with engine.begin() as conn:
+                await save_results(conn, tenant_id, results)
+            return
+        except IntegrityError:
+            if attempt == 49:
+                raise
+            await asyncio.sleep(0.01 * (attempt % 5))
 
 
 async def load_results(
@@ -332,8 +356,7 @@ async def onboard_tenant(
     results = None
     if check:
         results = await run_checks(config, tenant, plugins, session=session, now=now)
-        async with engine.begin() as conn:
-            await save_results(conn, tenant.id, results)
+        await store_results(engine, tenant.id, results)
     return report(tenant, made, results)
 
 
@@ -363,8 +386,7 @@ async def status_rows(
         async def one(t: TenantConfig) -> None:
             async with gate:
                 results = await run_checks(config, t, plugins, session=session, now=now)
-            async with engine.begin() as conn:
-                await save_results(conn, t.id, results)
+            await store_results(engine, t.id, results)
 
         await asyncio.gather(*(one(t) for t in tenants))
     ids = [t.id for t in tenants]

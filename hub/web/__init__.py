@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from .pages import environment, render
+from .pages import environment, read_form, render
 from .sessions import CSRF_FIELD, WebSession, WebSessions, anonymous_csrf, csrf_valid
 
 __all__ = [
@@ -24,5 +24,6 @@ __all__ = [
     "anonymous_csrf",
     "csrf_valid",
     "environment",
+    "read_form",
     "render",
 ]

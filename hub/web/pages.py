@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 from aiohttp import web
+from multidict import MultiDictProxy
 
 from . import assets
 
@@ -64,6 +65,18 @@ def it_date(value: object) -> str:
     if isinstance(value, date):
         return value.strftime("%d/%m/%Y")
     return "" if value is None else str(value)
+
+
+async def read_form(
+    request: web.Request,
+) -> MultiDictProxy[str | bytes | bytearray | web.FileField] | None:
+    """The posted form, or None when it cannot be read (a multipart body without its
+    boundary or a part's name, an unknown charset, bytes that are not that charset): the
+    page answers 400, never 500. A body over the limit still raises its 413."""
+    try:
+        return await request.post()
+    except (ValueError, LookupError, AssertionError):  # UnicodeDecodeError is a ValueError
+        return None
 
 
 def render(

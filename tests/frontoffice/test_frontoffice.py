@@ -629,3 +629,94 @@ async def test_a_branded_tenant_has_its_own_header_on_every_page(hub: TestClient
         assert '<p id="brand">Marchio di Comune di Altro</p>' in page, path
     plain = await (await hub.get("/t/demo/sportello/prenota/")).text()
     assert "Marchio" not in plain and "it-header-wrapper" in plain
+
+
+@pytest.fixture
+async def agenda_hub(tmp_path: Path, db_url: str):  # type: ignore[no-untyped-def]
+    from sportello.adapter_kit.agenda_contract import canonical_agenda
+    from sportello.adapters.agenda.sqlite_adapter import SqliteAgenda
+
+    SqliteAgenda.load(tmp_path / "agenda.sqlite", canonical_agenda())
+    demo = tenant("demo", EC)
+    demo["adapters"] = {"booking": {"plugin": "sqlite", "options": {"path": "agenda.sqlite"}}}
+    config = parse_config(
+        {"database": {"url": db_url}, "outbox": {"workers": False}, "tenants": [demo]},
+        source=str(tmp_path / "hub.toml"),
+        base_dir=tmp_path,
+    )
+    now = datetime(2030, 3, 14, 8, tzinfo=UTC)
+    app = create_app(config, clock=FakeClock(now), apply_migrations=True)
+    async with TestClient(TestServer(app)) as client:
+        yield client, tmp_path / "agenda.sqlite"
+
+
+async def test_the_pages_book_in_the_comunes_agenda(agenda_hub) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    hub, path = agenda_hub
+    b = "/t/demo/sportello/prenota"
+    first = await (await hub.get(b + "/")).text()
+    assert "Ufficio Tecnico" in first  # the agenda's offices, not [tenants.booking]'s
+    slots = await (
+        await hub.get(b + "/orari", params={"servizio": "anagrafe/residenza", "dal": "2030-03-18"})
+    ).text()
+    start = re.findall(r'name="inizio" id="[^"]+" value="([^"]+)"', slots)[0]
+    assert start == "2030-03-18T08:00:00+00:00"
+    form = await (
+        await hub.get(b + "/dati", params={"servizio": "anagrafe/residenza", "inizio": start})
+    ).text()
+    posted = {
+        "csrf_token": csrf(form),
+        "servizio": "anagrafe/residenza",
+        "inizio": start,
+        "name": "Mario",
+        "surname": "Bianchi",
+        "email": "mario@example.it",
+        "phone": "",
+        "fiscal_code": "",
+        "reason": "Residenza",
+    }
+    done = await hub.post(b + "/conferma", data=posted)
+    page = await done.text()
+    assert done.status == 200 and "Cambio di residenza" in page
+    code = re.search(r'id="booking-code">([A-Z0-9-]+)<', page)
+    assert code
+    held = sqlite3.connect(path).execute("SELECT reference, surname FROM appointments").fetchall()
+    assert held == [(code.group(1).replace("-", ""), "Bianchi")]
+    again = await hub.post(b + "/conferma", data=posted, allow_redirects=False)
+    assert again.status == 303 and "errore=orario" in again.headers["Location"]  # one seat
+    path.unlink()  # the agenda gone: said, never a 500
+    down = await hub.get(b + "/")
+    assert down.status == 503 and "non risponde" in await down.text()
+
+
+async def test_the_saml_logout_goes_back_only_where_a_login_may(tmp_path: Path) -> None:
+    from factories import spid_tenant
+
+    hub_url = "http://hub.example"
+    sp = spid_tenant(tmp_path, hub_url=hub_url, idps=["http://127.0.0.1:9"], return_urls=[])
+    sp["frontoffice"] = {}
+    config = parse_config(
+        {
+            "server": {"public_url": hub_url},
+            "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'h.sqlite'}"},
+            "outbox": {"workers": False},
+            "tenants": [sp],
+        },
+        source=str(tmp_path / "hub.toml"),
+        base_dir=tmp_path,
+    )
+    app = create_app(config, clock=FakeClock(NOW), apply_migrations=True)
+    async with TestClient(TestServer(app)) as client:
+        ours = f"{hub_url}/t/comune/sportello/uscita"  # hub_login_return_paths
+        for kind in ("spid", "cie"):
+            back = await client.get(
+                f"/t/comune/{kind}/logout", params={"return_to": ours}, allow_redirects=False
+            )
+            assert back.status == 303 and back.headers["Location"] == ours
+            evil = await client.get(
+                f"/t/comune/{kind}/logout",
+                params={"return_to": "https://evil.example/"},
+                allow_redirects=False,
+            )
+            assert evil.status == 200 and "evil" not in await evil.text()  # the plain page

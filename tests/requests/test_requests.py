@@ -14,6 +14,8 @@ import io
 import json
 import re
 import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from html import unescape
 from pathlib import Path
@@ -25,6 +27,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from sportello import apikeys
+from sportello.adapters.protocol.base import ProtocolEntry, ProtocolUnavailable
+from sportello.adapters.registry.base import RegistryRefused, ResidenceDeclaration
+from sportello.adapters.registry.csv_adapter import CsvRegistryAdapter
 from sportello.app import CLOCK, CONFIG, ENGINE, SERVICES, create_app
 from sportello.audit import audit_log
 from sportello.clock import FakeClock
@@ -106,15 +111,18 @@ class Hub:
         return {"Authorization": f"Bearer {self.keys[tid]}", "Idempotency-Key": key}
 
 
-@pytest.fixture
-async def hub(tmp_path: Path, db_url: str):  # type: ignore[no-untyped-def]
+@asynccontextmanager
+async def running(tmp_path: Path, db_url: str, *, protocol: bool = False) -> AsyncIterator[Hub]:
     shutil.copy(DEMO_CSV, tmp_path / "anagrafe.csv")
+    tenants = [tenant("demo", EC), tenant("altro", "00000000888")]
+    if protocol:  # the comune's protocol register (its class is put in below)
+        tenants[0]["adapters"]["protocol"] = {"plugin": "test"}
     config = parse_config(
         {
             "server": {"public_url": "http://hub.example"},
             "database": {"url": db_url},
             "outbox": {"workers": False},
-            "tenants": [tenant("demo", EC), tenant("altro", "00000000888")],
+            "tenants": tenants,
         },
         source=str(tmp_path / "hub.toml"),
         base_dir=tmp_path,
@@ -133,6 +141,12 @@ async def hub(tmp_path: Path, db_url: str):  # type: ignore[no-untyped-def]
                     now=clock.now(),
                 )
         yield Hub(client, app, keys)
+
+
+@pytest.fixture
+async def hub(tmp_path: Path, db_url: str) -> AsyncIterator[Hub]:
+    async with running(tmp_path, db_url) as found:
+        yield found
 
 
 def csrf(body: str) -> str:
@@ -447,6 +461,10 @@ async def test_milestones_through_the_api_idempotent_and_audited(hub: Hub) -> No
             )
         ).all()
     assert len(reads) == 2 and {r.subject for r in reads} == {GIOVANNI, "-"}
+    async with hub.app[ENGINE].connect() as conn:
+        q = sa.select(audit_log.c.outcome).where(audit_log.c.action == "requests.milestone")
+        writes = (await conn.execute(q)).scalars().all()
+    assert sorted(writes) == ["completed", "in_progress"]  # the replayed call wrote nothing
     assert "Presa in carico" in await page(hub, f"{url}/")  # the citizen sees it (1.9)
 
 
@@ -519,6 +537,7 @@ async def test_hostile_forms_and_queries_are_never_500(hub: Hub) -> None:
         "requests?after=zz",
         "ratings?from=2027-13-01",
         "ratings?from=yesterday",
+        "ratings?to=",
         "ratings?from=2027-03-02&to=2027-03-01",
         "ratings?format=xml",
         "ratings?service=%3C%3E",
@@ -685,3 +704,122 @@ async def test_console_panels_show_only_the_tenants_requests(hub: Hub) -> None:
             await conn.execute(sa.select(sa.func.count()).select_from(requests_milestones))
         ).scalar()
     assert count == 1  # received (the certificate is issued at its first download)
+
+
+# --- the protocol adapter and the registry's refusals -----------------------------------------
+
+
+class Register:
+    """A comune's protocol register (the ``protocol`` adapter kind), as a test double."""
+
+    name = "test"
+
+    def __init__(self) -> None:
+        self.down = False
+        self.seen: dict[str, ProtocolEntry] = {}
+
+    async def register(self, *, reference: str, **_: Any) -> ProtocolEntry:
+        if self.down:
+            raise ProtocolUnavailable("timeout")
+        entry = self.seen.get(reference) or ProtocolEntry(
+            number=f"PROT-{len(self.seen) + 1}", registered_at=NOW + timedelta(minutes=5)
+        )
+        self.seen[reference] = entry
+        return entry
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_the_comunes_protocol_register_numbers_the_request(
+    tmp_path: Path, db_url: str
+) -> None:
+    async with running(tmp_path, db_url, protocol=True) as hub:
+        await _numbered_by_the_register(hub)
+
+
+async def _numbered_by_the_register(hub: Hub) -> None:
+    await hub.login()
+    url = await start(hub, "certificato")
+    await step(hub, url, 1, {"kind": "residenza", "use": "scuola"})
+    await step(hub, url, 2, {})
+    resp = await send(hub, url)  # the adapter "test" is not installed: 503, not 500
+    assert resp.status == 503 and "la bozza è salvata" in await resp.text()
+    register = Register()
+    hub.app[SERVICES].adapters.put("demo", "protocol", register)
+    register.down = True
+    resp = await send(hub, url)
+    assert resp.status == 503 and "la bozza è salvata" in await resp.text()
+    async with hub.app[ENGINE].connect() as conn:
+        row = (await conn.execute(sa.select(requests_requests))).one()
+    assert row.status == "draft" and row.protocol_number is None  # nothing half-written
+    register.down = False
+    assert (await send(hub, url)).status == 303
+    ack = await page(hub, f"{url}/")
+    assert 'id="protocol">PROT-1<' in ack and "alle 10:05" in ack  # the register's instant
+
+
+async def test_the_registry_refuses_what_it_cannot_issue(tmp_path: Path) -> None:
+    shutil.copy(DEMO_CSV, tmp_path / "anagrafe.csv")
+    adapter = CsvRegistryAdapter({"path": "anagrafe.csv"}, base_dir=tmp_path)
+    with pytest.raises(RegistryRefused, match="not a resident"):
+        await adapter.issue_certificate("RSSMRA80A01H501U", "residenza")
+    with pytest.raises(RegistryRefused, match="unknown certificate kind"):
+        await adapter.issue_certificate(GIOVANNI, "nascita")
+    pdf = await adapter.issue_certificate(GIOVANNI.lower(), "stato_famiglia")
+    assert b"STATO DI FAMIGLIA" in pdf and LAURA.encode() in pdf
+    first = ResidenceDeclaration(
+        reference="ABCDEFGHIJ",
+        protocol_number="2027/0000001",
+        declarant=GIOVANNI,
+        given_name="Giovanni",
+        family_name="Verdi",
+        origin="same_comune",
+        street="Via Roma",
+        number="1",
+        moved_on=date(2027, 2, 1),
+        occupancy="proprietario",
+    )
+    practice = await adapter.declare_residence_change(first)
+    assert await adapter.declare_residence_change(first) == practice  # a retry
+    with pytest.raises(RegistryRefused, match="another declaration"):
+        await adapter.declare_residence_change(first.model_copy(update={"number": "2"}))
+
+
+def test_cli_exports_the_ratings_as_csv(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from sportello import migrate
+    from sportello.cli.main import main as cli
+    from sportello.config import DatabaseSettings
+    from sportello.db import create_engine
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hub.sqlite'}"
+    toml = tmp_path / "hub.toml"
+    toml.write_text(
+        f'[database]\nurl = "{url}"\n\n[[tenants]]\nid = "demo"\nname = "Comune"\n'
+        'ipa_code = "c_z999"\nfiscal_code = "00000000999"\ncadastral_code = "Z999"\n'
+    )
+
+    async def seed() -> None:
+        engine = create_engine(DatabaseSettings(url=url))
+        await migrate.upgrade(engine)
+        async with engine.begin() as conn:
+            await service.rate(conn, "demo", "booking", 5, "chiare", None, NOW)
+            await service.rate(conn, "demo", "requests.residenza", 1, "altro", "lento", NOW)
+            await service.rate(conn, "altro", "booking", 3, None, None, NOW)
+        await engine.dispose()
+
+    asyncio.run(seed())
+    result = CliRunner().invoke(
+        cli, ["requests", "ratings", "demo", "--config", str(toml), "--service", "booking"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert [(r["service"], r["score"], r["follow_up"]) for r in rows] == [
+        ("booking", "5", "chiare")
+    ]
+    result = CliRunner().invoke(
+        cli, ["requests", "ratings", "demo", "--config", str(toml), "--from", "2027-03-02"]
+    )
+    assert result.exit_code == 0 and len(result.output.splitlines()) == 1  # the header only

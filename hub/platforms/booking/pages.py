@@ -25,10 +25,21 @@ import jinja2
 from aiohttp import web
 from pydantic import ValidationError
 
-from sportello.appkeys import CLOCK, CONFIG, ENGINE
+from sportello.adapters.agenda.base import KIND as AGENDA_KIND
+from sportello.adapters.agenda.base import AgendaAdapter, AgendaError
+from sportello.appkeys import CLOCK, CONFIG, ENGINE, SERVICES
 from sportello.config import TenantConfig
 from sportello.db import reading
-from sportello.web import CSRF_FIELD, WebSession, anonymous_csrf, csrf_valid, environment, render
+from sportello.tenant_adapters import AdapterNotInstalled
+from sportello.web import (
+    CSRF_FIELD,
+    WebSession,
+    anonymous_csrf,
+    csrf_valid,
+    environment,
+    read_form,
+    render,
+)
 from sportello.web.citizen import citizen, display_name
 from sportello.web.site import site
 
@@ -161,15 +172,66 @@ async def _page(request: web.Request, tenant: TenantConfig) -> Page:
     return Page(request, await citizen(request, tenant.id))
 
 
-def _pick(
-    settings: BookingTenantSettings, raw: str | None
-) -> tuple[BookingOffice, BookingService] | None:
+class AgendaDown(Exception):
+    """The comune's agenda (``[tenants.adapters.booking]``) cannot be used now."""
+
+
+def _agenda(request: web.Request, tenant: TenantConfig) -> AgendaAdapter | None:
+    """The comune's agenda when the tenant names one (as the API uses it), else None: the
+    hub's own tables."""
+    try:
+        agenda: AgendaAdapter | None = request.app[SERVICES].adapters.get(tenant, AGENDA_KIND)
+    except (AdapterNotInstalled, ValueError, TypeError) as exc:
+        raise AgendaDown(str(exc)[:200]) from None
+    return agenda
+
+
+async def _catalogue(
+    request: web.Request, tenant: TenantConfig, settings: BookingTenantSettings
+) -> tuple[list[Any], AgendaAdapter | None]:
+    """The offices and their services (the agenda's, or ``[tenants.booking]``'s): both
+    have ``id``, ``name``, ``address`` and ``services`` (``id``, ``name``, ``minutes``)."""
+    agenda = _agenda(request, tenant)
+    if agenda is None:
+        return list(settings.offices), None
+    try:
+        return list(await agenda.offices()), agenda
+    except AgendaError as exc:
+        raise AgendaDown(type(exc).__name__) from None
+
+
+def _pick(offices: list[Any], raw: str | None) -> tuple[Any, Any] | None:
     if not raw or "/" not in raw:
         return None
     office_id, service_id = raw.split("/", 1)
-    office = settings.office(office_id)
-    chosen = office.service(service_id) if office else None
+    office = next((o for o in offices if o.id == office_id), None)
+    chosen = next((s for s in office.services if s.id == service_id), None) if office else None
     return (office, chosen) if office and chosen else None
+
+
+def _names(offices: list[Any], office_id: str, service_id: str) -> tuple[Any, Any]:
+    office = next((o for o in offices if o.id == office_id), None)
+    chosen = next((s for s in office.services if s.id == service_id), None) if office else None
+    return office, chosen
+
+
+async def _free(
+    request: web.Request,
+    tenant: TenantConfig,
+    settings: BookingTenantSettings,
+    agenda: AgendaAdapter | None,
+    office_id: str,
+    service_id: str,
+    first: date,
+    days: int,
+    now: datetime,
+) -> list[service.Slot]:
+    if agenda is not None:
+        return await service.agenda_slots(agenda, settings, office_id, service_id, first, days, now)
+    async with reading(request.app[ENGINE]) as conn:
+        return await service.free_slots(
+            conn, tenant.id, settings, office_id, service_id, first, days, now
+        )
 
 
 def _start(raw: str | None) -> datetime | None:
@@ -177,9 +239,10 @@ def _start(raw: str | None) -> datetime | None:
         return None
     try:
         value = datetime.fromisoformat(raw)
-    except ValueError:
+        # an offset that moves it out of years 1-9999 overflows: no such slot either
+        return value.astimezone(UTC) if value.tzinfo else None
+    except (ValueError, OverflowError):
         return None
-    return value.astimezone(UTC) if value.tzinfo else None
 
 
 def _error(
@@ -196,12 +259,13 @@ def _error(
 async def choose(request: web.Request) -> web.StreamResponse:
     tenant, settings = _tenant(request)
     page = await _page(request, tenant)
+    offices, _ = await _catalogue(request, tenant, settings)
     return page.render(
         tenant,
         "booking/choose.html",
         "Prenota un appuntamento",
         step=0,
-        offices=settings.offices,
+        offices=offices,
         error=request.query.get("errore") == "servizio",
     )
 
@@ -212,7 +276,8 @@ async def choose(request: web.Request) -> web.StreamResponse:
 async def slots(request: web.Request) -> web.StreamResponse:
     tenant, settings = _tenant(request)
     page = await _page(request, tenant)
-    picked = _pick(settings, request.query.get("servizio"))
+    offices, agenda = await _catalogue(request, tenant, settings)
+    picked = _pick(offices, request.query.get("servizio"))
     if picked is None:
         raise web.HTTPSeeOther(base(tenant) + "/?errore=servizio")
     office, chosen = picked
@@ -224,10 +289,7 @@ async def slots(request: web.Request) -> web.StreamResponse:
         first = today
     last = service.last_day(settings, now)
     first = min(max(first, today), last)
-    async with reading(request.app[ENGINE]) as conn:
-        found = await service.free_slots(
-            conn, tenant.id, settings, office.id, chosen.id, first, WEEK, now
-        )
+    found = await _free(request, tenant, settings, agenda, office.id, chosen.id, first, WEEK, now)
     days: dict[date, list[tuple[str, str]]] = {}
     for s in found:
         at = local(s.start)
@@ -262,10 +324,15 @@ async def slots(request: web.Request) -> web.StreamResponse:
 # --- 3. the citizen's data --------------------------------------------------------------------
 
 
-def _slot_or_redirect(
-    tenant: TenantConfig, settings: BookingTenantSettings, values: Mapping[str, Any], now: datetime
-) -> tuple[BookingOffice, BookingService, datetime]:
-    picked = _pick(settings, str(values.get("servizio") or ""))
+async def _slot_or_redirect(
+    request: web.Request,
+    tenant: TenantConfig,
+    settings: BookingTenantSettings,
+    values: Mapping[str, Any],
+    now: datetime,
+) -> tuple[Any, Any, datetime]:
+    offices, agenda = await _catalogue(request, tenant, settings)
+    picked = _pick(offices, str(values.get("servizio") or ""))
     if picked is None:
         raise web.HTTPSeeOther(base(tenant) + "/?errore=servizio")
     office, chosen = picked
@@ -275,7 +342,10 @@ def _slot_or_redirect(
     if start is None:
         raise web.HTTPSeeOther(again)
     try:
-        service.check_slot(settings, office, chosen, start, now)
+        if agenda is None:
+            service.check_slot(settings, office, chosen, start, now)
+        else:  # the agenda checks its own hours when booking
+            service.check_window(settings, start, now)
     except service.BookingError:
         raise web.HTTPSeeOther(again) from None
     return office, chosen, start
@@ -335,17 +405,32 @@ async def data(request: web.Request) -> web.StreamResponse:
     page = await _page(request, tenant)
     now = request.app[CLOCK].now()
     if request.method == "POST":
-        form = await request.post()
+        form = await read_form(request)
+        if form is None:
+            return _unreadable(page, tenant)
         if not csrf_valid(request, form.get(CSRF_FIELD), request.app[CONFIG], page.session):
             return _expired(page, tenant)
-        office, chosen, start = _slot_or_redirect(tenant, settings, form, now)
+        office, chosen, start = await _slot_or_redirect(request, tenant, settings, form, now)
         values = {k: str(form.get(k) or "") for k in FIELDS}
         if page.session is not None:
             values["fiscal_code"] = page.session.subject
     else:
-        office, chosen, start = _slot_or_redirect(tenant, settings, request.query, now)
+        office, chosen, start = await _slot_or_redirect(
+            request, tenant, settings, request.query, now
+        )
         values = {k: "" for k in FIELDS} | _prefill(page.session)
     return _data_page(page, tenant, office, chosen, start, values, {})
+
+
+def _unreadable(page: Page, tenant: TenantConfig) -> web.Response:
+    return _error(
+        page,
+        tenant,
+        "Modulo non leggibile",
+        "Il modulo inviato non è leggibile: ricomincia la prenotazione.",
+        status=400,
+        back=base(tenant) + "/",
+    )
 
 
 def _expired(page: Page, tenant: TenantConfig) -> web.Response:
@@ -400,11 +485,13 @@ def _validate(
 async def summary(request: web.Request) -> web.StreamResponse:
     tenant, settings = _tenant(request)
     page = await _page(request, tenant)
-    form = await request.post()
+    form = await read_form(request)
+    if form is None:
+        return _unreadable(page, tenant)
     if not csrf_valid(request, form.get(CSRF_FIELD), request.app[CONFIG], page.session):
         return _expired(page, tenant)
     now = request.app[CLOCK].now()
-    office, chosen, start = _slot_or_redirect(tenant, settings, form, now)
+    office, chosen, start = await _slot_or_redirect(request, tenant, settings, form, now)
     values, errors = _validate(form, page.session)
     if errors:
         return _data_page(page, tenant, office, chosen, start, values, errors, status=422)
@@ -429,11 +516,13 @@ async def summary(request: web.Request) -> web.StreamResponse:
 async def confirm(request: web.Request) -> web.StreamResponse:
     tenant, settings = _tenant(request)
     page = await _page(request, tenant)
-    form = await request.post()
+    form = await read_form(request)
+    if form is None:
+        return _unreadable(page, tenant)
     if not csrf_valid(request, form.get(CSRF_FIELD), request.app[CONFIG], page.session):
         return _expired(page, tenant)
     now = request.app[CLOCK].now()
-    office, chosen, start = _slot_or_redirect(tenant, settings, form, now)
+    office, chosen, start = await _slot_or_redirect(request, tenant, settings, form, now)
     values, errors = _validate(form, page.session)
     if errors:
         return _data_page(page, tenant, office, chosen, start, values, errors, status=422)
@@ -458,6 +547,7 @@ async def confirm(request: web.Request) -> web.StreamResponse:
                 citizen=person,
                 now=now,
                 max_attempts=request.app[CONFIG].outbox.max_attempts,
+                agenda=_agenda(request, tenant),
             )
     except service.SlotFull:
         key = f"{office.id}/{chosen.id}"
@@ -490,8 +580,8 @@ async def confirmed(request: web.Request) -> web.StreamResponse:
     tenant, settings = _tenant(request)
     page = await _page(request, tenant)
     row = await _row(request, tenant)
-    office = settings.office(row.office_id)
-    chosen = office.service(row.service_id) if office else None
+    offices, _ = await _catalogue(request, tenant, settings)
+    office, chosen = _names(offices, row.office_id, row.service_id)
     code = service.display_code(row.code)
     return page.render(
         tenant,
@@ -581,6 +671,9 @@ def _manage_refused(
             "controlla i dati e riprova."
         )
         status = 404
+    elif isinstance(exc, service.Unavailable):
+        text = "Il calendario degli uffici non risponde ora: riprova tra qualche minuto."
+        status = 503
     else:
         text = (
             "Questo appuntamento non si può più cambiare (è già iniziato, è stato annullato "
@@ -604,7 +697,9 @@ async def manage(request: web.Request) -> web.StreamResponse:
     tenant, settings = _tenant(request)
     page = await _page(request, tenant)
     if request.method == "POST":
-        form = await request.post()
+        form = await read_form(request)
+        if form is None:
+            return _unreadable(page, tenant)
         if not csrf_valid(request, form.get(CSRF_FIELD), request.app[CONFIG], page.session):
             return _expired(page, tenant)
         code = str(form.get("codice") or "").strip()[:40]
@@ -636,8 +731,8 @@ async def manage(request: web.Request) -> web.StreamResponse:
         )
     except service.BookingError as exc:
         return _manage_refused(page, tenant, code, exc)
-    office = settings.office(found["office_id"])
-    chosen = office.service(found["service_id"]) if office else None
+    offices, _ = await _catalogue(request, tenant, settings)
+    office, chosen = _names(offices, found["office_id"], found["service_id"])
     start = datetime.fromisoformat(found["start"])
     return page.render(
         tenant,
@@ -658,7 +753,9 @@ async def manage(request: web.Request) -> web.StreamResponse:
 async def cancel(request: web.Request) -> web.StreamResponse:
     tenant, settings = _tenant(request)
     page = await _page(request, tenant)
-    form = await request.post()
+    form = await read_form(request)
+    if form is None:
+        return _unreadable(page, tenant)
     if not csrf_valid(request, form.get(CSRF_FIELD), request.app[CONFIG], page.session):
         return _expired(page, tenant)
     code = str(form.get("codice") or "").strip()[:40]
@@ -679,6 +776,7 @@ async def cancel(request: web.Request) -> web.StreamResponse:
                 now,
                 settings=settings,
                 max_attempts=request.app[CONFIG].outbox.max_attempts,
+                agenda=_agenda(request, tenant),
             ),
         )
     except service.BookingError as exc:
@@ -698,7 +796,9 @@ async def move(request: web.Request) -> web.StreamResponse:
     """The free slots of the appointment's service to move it to (POST: code, factor)."""
     tenant, settings = _tenant(request)
     page = await _page(request, tenant)
-    form = await request.post()
+    form = await read_form(request)
+    if form is None:
+        return _unreadable(page, tenant)
     if not csrf_valid(request, form.get(CSRF_FIELD), request.app[CONFIG], page.session):
         return _expired(page, tenant)
     code = str(form.get("codice") or "").strip()[:40]
@@ -734,26 +834,27 @@ async def move(request: web.Request) -> web.StreamResponse:
                     start=start,
                     now=now,
                     max_attempts=request.app[CONFIG].outbox.max_attempts,
+                    agenda=_agenda(request, tenant),
                 ),
             )
         except service.BookingError as exc:
             return _manage_refused(page, tenant, code, exc)
         raise web.HTTPSeeOther(f"{base(tenant)}/{moved['code']}/confermata")
-    office = settings.office(found["office_id"])
-    chosen = office.service(found["service_id"]) if office else None
+    offices, agenda = await _catalogue(request, tenant, settings)
+    office, chosen = _names(offices, found["office_id"], found["service_id"])
     if office is None or chosen is None:
         return _manage_refused(page, tenant, code, service.Conflict("gone"))
-    async with reading(request.app[ENGINE]) as conn:
-        free = await service.free_slots(
-            conn,
-            tenant.id,
-            settings,
-            office.id,
-            chosen.id,
-            service.local_day(now),
-            min(settings.horizon_days, 14),
-            now,
-        )
+    free = await _free(
+        request,
+        tenant,
+        settings,
+        agenda,
+        office.id,
+        chosen.id,
+        service.local_day(now),
+        min(settings.horizon_days, 14),
+        now,
+    )
     days: dict[date, list[tuple[str, str]]] = {}
     for s in free:
         at = local(s.start)
@@ -771,19 +872,43 @@ async def move(request: web.Request) -> web.StreamResponse:
     )
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _guarded(handler: Handler) -> Handler:
+    """The comune's agenda down (or refusing to list): a page that says so (503)."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except (AgendaDown, service.Unavailable):
+            tenant, _ = _tenant(request)
+            page = await _page(request, tenant)
+            return _error(
+                page,
+                tenant,
+                "Prenotazioni non disponibili",
+                "Il calendario degli uffici non risponde ora: riprova tra qualche minuto.",
+                status=503,
+                back=f"/t/{tenant.id}/sportello/",
+            )
+
+    return guarded
+
+
 def routes() -> list[web.RouteDef]:
     b = BASE
     return [
-        web.get(b + "/", choose),
-        web.get(b + "/orari", slots),
-        web.get(b + "/dati", data),
-        web.post(b + "/dati", data),
-        web.post(b + "/riepilogo", summary),
-        web.post(b + "/conferma", confirm),
-        web.get(b + "/gestisci", manage),
-        web.post(b + "/gestisci", manage),
-        web.post(b + "/annulla", cancel),
-        web.post(b + "/sposta", move),
-        web.get(b + "/{code}/confermata", confirmed),
+        web.get(b + "/", _guarded(choose)),
+        web.get(b + "/orari", _guarded(slots)),
+        web.get(b + "/dati", _guarded(data)),
+        web.post(b + "/dati", _guarded(data)),
+        web.post(b + "/riepilogo", _guarded(summary)),
+        web.post(b + "/conferma", _guarded(confirm)),
+        web.get(b + "/gestisci", _guarded(manage)),
+        web.post(b + "/gestisci", _guarded(manage)),
+        web.post(b + "/annulla", _guarded(cancel)),
+        web.post(b + "/sposta", _guarded(move)),
+        web.get(b + "/{code}/confermata", _guarded(confirmed)),
         web.get(b + "/{code}/calendario.ics", calendar),
     ]

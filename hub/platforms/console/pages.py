@@ -254,7 +254,7 @@ async def _tenant_scope(request: web.Request) -> tuple[Operator, TenantConfig]:
 async def _form(request: web.Request) -> dict[str, str]:
     try:
         data = await request.post()
-    except (ValueError, web.HTTPException):
+    except (ValueError, LookupError, AssertionError, web.HTTPException):  # charset=nope
         raise _bad(request, "Il modulo inviato non è leggibile.") from None
     return {k: v for k, v in data.items() if isinstance(v, str)}
 
@@ -298,21 +298,29 @@ def _text(request: web.Request, name: str) -> str | None:
     return value or None
 
 
+#: the years a date filter may name (the API's booking dates: the same)
+MIN_YEAR, MAX_YEAR = 2000, 2999
+
+
 def _day(request: web.Request, name: str, default: date) -> date:
     raw = request.query.get(name, "").strip()
     if not raw:
         return default
     try:
-        return date.fromisoformat(raw)
+        value = date.fromisoformat(raw)
     except ValueError:
         raise _bad(
             request, f"Il filtro «{name}» non è una data (AAAA-MM-GG): {raw[:20]!r}."
         ) from None
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        # the ranges and charts add and take days: year 1 or 9999 would overflow (a 500)
+        raise _bad(request, f"Il filtro «{name}» deve cadere tra il {MIN_YEAR} e il {MAX_YEAR}.")
+    return value
 
 
 def _page(request: web.Request) -> int:
     raw = request.query.get("pagina", "0").strip() or "0"
-    if not raw.isdigit() or int(raw) > 100_000:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > 100_000:  # not "²"
         raise _bad(request, "Il numero di pagina non è valido.")
     return int(raw)
 
@@ -823,7 +831,7 @@ async def outbox_page(request: web.Request) -> web.StreamResponse:
 async def outbox_retry(request: web.Request) -> web.StreamResponse:
     op, tenant = await _tenant_scope(request)
     raw = request.match_info["job"]
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:  # not "²"
         raise _not_found(request, op)
     job_id = int(raw)
     form = await _form(request)

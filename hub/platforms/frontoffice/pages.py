@@ -33,7 +33,7 @@ from aiohttp import web
 from sportello import audit
 from sportello.appkeys import CLOCK, CONFIG, ENGINE, PLUGINS
 from sportello.config import HubConfig, TenantConfig
-from sportello.web import CSRF_FIELD, csrf_valid, environment, render
+from sportello.web import CSRF_FIELD, csrf_valid, environment, read_form, render
 from sportello.web.area import AreaSection, AreaSource
 from sportello.web.citizen import citizen, display_name, sessions
 from sportello.web.handoff import LoginChoice, LoginHandoff
@@ -461,7 +461,7 @@ async def section(request: web.Request) -> web.StreamResponse:
 async def esci(request: web.Request) -> web.StreamResponse:
     """Logout: the session ends here (every replica), then at the IdP."""
     tenant, settings = _tenant(request)
-    form = await request.post()
+    form: Mapping[str, Any] = await read_form(request) or {}  # unreadable: refused below
     session = await citizen(request, tenant.id)
     config = request.app[CONFIG]
     if session is not None and not csrf_valid(request, form.get(CSRF_FIELD), config, session):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -36,7 +37,7 @@ from sportello.connectors.pagopa.checkout import (
     ReturnUrls,
 )
 from sportello.db import reading
-from sportello.web import CSRF_FIELD, csrf_valid
+from sportello.web import CSRF_FIELD, csrf_valid, read_form
 from sportello.web.area import AreaAction, AreaItem, AreaSection
 from sportello.web.citizen import citizen
 
@@ -251,7 +252,7 @@ async def pay(request: web.Request) -> web.StreamResponse:
     from .store import effective_status
 
     tenant, settings, session, match = await _mine(request)
-    form = await request.post()
+    form: Mapping[str, Any] = await read_form(request) or {}  # unreadable: refused below
     back = f"/t/{tenant.id}/sportello/area/{SECTION}"
     if not csrf_valid(request, form.get(CSRF_FIELD), request.app[CONFIG], session):
         raise web.HTTPSeeOther(back + "?esito=errore")

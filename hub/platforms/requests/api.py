@@ -215,7 +215,7 @@ async def add_milestone(request: web.Request) -> web.StreamResponse:
 
 def _day(request: web.Request, name: str) -> date | None:
     raw = request.query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return None
     try:
         value = date.fromisoformat(raw[:10]) if len(raw) == 10 else None
@@ -269,7 +269,7 @@ async def list_ratings(request: web.Request) -> web.StreamResponse:
         writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for item in items:
-            writer.writerow({k: _cell(item[k]) for k in columns})
+            writer.writerow({k: service.csv_cell(item[k]) for k in columns})
         return web.Response(
             text=out.getvalue(),
             content_type="text/csv",
@@ -279,13 +279,6 @@ async def list_ratings(request: web.Request) -> web.StreamResponse:
     scores = [i["score"] for i in items]
     average = round(sum(scores) / len(scores), 2) if scores else None
     return web.json_response({"items": items, "count": len(items), "average": average})
-
-
-def _cell(value: Any) -> Any:
-    """A CSV cell that a spreadsheet will not run as a formula (OWASP CSV injection)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return "" if value is None else value
 
 
 def routes() -> list[web.RouteDef]:

@@ -58,4 +58,4 @@ def ratings_cmd(
     columns = ["created_at", "service", "score", "follow_up", "follow_up_label", "comment"]
     writer = csv.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: service.csv_cell(r[k]) for k in columns} for r in rows)

@@ -417,7 +417,8 @@ async def detail(request: web.Request) -> web.StreamResponse:
         use=use_label(data["use"]) if data.get("use") else "",
         stamp=settings.stamp_duty,
         rate_url=rating_url(tenant, f"requests.{card.id}"),
-        payments_url=f"/t/{tenant.id}/sportello/#pagamenti",
+        payments_url=f"/t/{tenant.id}/sportello/area/pagamenti",
+        area_url=f"/t/{tenant.id}/sportello/area/richieste",
     )
 
 
@@ -518,6 +519,7 @@ async def rate(request: web.Request) -> web.StreamResponse:
             back_label="Torna allo sportello",
         )
     ctx: dict[str, Any] = {
+        "rate_action": RATE.format(tenant=tenant.id),
         "key": key,
         "question": service.EASE_QUESTION,
         "comment_max": service.COMMENT_MAX,

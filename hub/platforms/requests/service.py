@@ -31,6 +31,7 @@ from sportello.adapters.registry.base import Mover, RegistryRefused, ResidenceDe
 from sportello.hookspecs import NoticeRefused, NoticeRequest
 from sportello.outbox.store import NewJob, enqueue_many
 from sportello.services import HubServices
+from sportello.tenant_adapters import AdapterNotInstalled
 
 from .cards import STAMPED, use_label
 from .settings import CardField, RequestsTenantSettings, ServiceCard
@@ -317,6 +318,15 @@ async def drafts_of(
 # --- protocol ---------------------------------------------------------------------------------
 
 
+def _adapter(services: HubServices, tenant_id: str, kind: str) -> Any:
+    """The tenant's ``kind`` adapter (None: none configured); one that is not installed or
+    cannot be built is a 503 naming it, never a 500."""
+    try:
+        return services.adapters.get(tenant_id, kind)
+    except (AdapterNotInstalled, ValueError, TypeError) as exc:
+        raise RequestError(503, f"[tenants.adapters.{kind}]: {str(exc)[:200]}") from None
+
+
 async def hub_protocol_number(conn: AsyncConnection, tenant_id: str, year: int) -> str:
     """The next number of the hub's own protocol register for the tenant and year, as
     ``YYYY/NNNNNNN``: one atomic upsert, so concurrent requests never share a number."""
@@ -394,7 +404,7 @@ async def submit(
             "at the office",
             "use",
         )
-    adapter = services.adapters.get(tenant_id, PROTOCOL_KIND)
+    adapter = _adapter(services, tenant_id, PROTOCOL_KIND)
     external = None
     if adapter is not None:
         try:
@@ -481,12 +491,13 @@ async def submit(
                 now=now,
                 default_max_attempts=services.config.outbox.max_attempts,
             )
-        if settings.io_service and plugins.queues_messages():
+        io_service = _io_service(services, tenant_id, settings)
+        if io_service and plugins.queues_messages():
             await _acknowledge_on_io(
                 conn,
                 plugins,
                 tenant_id,
-                settings.io_service,
+                io_service,
                 card,
                 fiscal_code,
                 number,
@@ -495,6 +506,18 @@ async def submit(
                 now,
             )
     return Submitted(row.ref, number, submitted_at, deadline, notice_number)
+
+
+def _io_service(
+    services: HubServices, tenant_id: str, settings: RequestsTenantSettings
+) -> str | None:
+    """The App IO service of the acknowledgement: ``io_service``, else the tenant's first
+    App IO service (None: the tenant has no App IO)."""
+    if settings.io_service:
+        return settings.io_service
+    tenant = services.config.tenant(tenant_id)
+    found = getattr(getattr(tenant, "io", None), "services", None) or []
+    return str(found[0].id) if found else None
 
 
 async def _acknowledge_on_io(
@@ -562,6 +585,20 @@ async def add_milestone(
     if done.rowcount != 1:
         raise RequestError(409, "the request changed meanwhile: read it and try again")
     await _milestone(conn, row.id, status, label, actor, now, note)
+    await audit.record(
+        conn,
+        audit.AuditEntry(
+            tenant_id=tenant_id,
+            actor=actor,
+            action="requests.milestone",
+            subject=row.fiscal_code,
+            purpose="back office: a milestone of the citizen's request",
+            sources="requests",
+            outcome=status,
+            detail=f"request {row.ref}",
+        ),
+        at=now,
+    )
     return await find(conn, tenant_id, raw_ref)
 
 
@@ -650,7 +687,7 @@ async def certificate(
         return bytes(stored)
     if row.stamp not in ("paid", "exempt"):
         raise RequestError(409, "the stamp duty is not paid yet")
-    adapter = services.adapters.get(tenant_id, "registry")
+    adapter = _adapter(services, tenant_id, "registry")
     issue = getattr(adapter, "issue_certificate", None)
     if issue is None:
         raise RequestError(503, "the comune's registry does not issue certificates online")
@@ -818,4 +855,12 @@ async def ratings(
     return out
 
 
-__all__ = ["RequestError", "submit", "use_label"]
+def csv_cell(value: Any) -> Any:
+    """A CSV cell that a spreadsheet will not run as a formula (OWASP "CSV injection"):
+    free text starting with ``= + - @`` or a control character gets a leading quote."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return "" if value is None else value
+
+
+__all__ = ["RequestError", "csv_cell", "submit", "use_label"]

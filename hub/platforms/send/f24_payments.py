@@ -106,7 +106,10 @@ async def record_f24_payment(request: web.Request) -> web.StreamResponse:
     except ValidationError as exc:
         raise _Problem(400, "Bad Request", _where(exc)) from None
     now = request.app[CLOCK].now()
-    paid_at = body.paid_at.astimezone(UTC)
+    try:
+        paid_at = body.paid_at.astimezone(UTC)
+    except OverflowError:  # year 1 at +01:00, year 9999 at -14:00: no such instant in UTC
+        raise _Problem(400, "Bad Request", "paid_at: out of range") from None
     if paid_at > now:
         raise _Problem(400, "Bad Request", "paid_at: in the future")
 

@@ -10,6 +10,12 @@ documents' keys) before the request is sent; an attempt that finds the row alrea
 by protocol number and token, and only when SEND has none sends it again, with the same token
 (SEND refuses a second request with that pair with 409, which the connector resolves by asking
 too).
+
+Throughput (bench/send): the API's notifications without payments are stored in group commits
+(``NotificationQueue``), the outbox jobs running at once read and change their rows in shared
+transactions (``SendRows``, each change a compare-and-set on the status), the first acceptance
+check is made by the job that sent the request when it is due within a second, and SEND's
+calls go through the lean HTTP client.
 """
 
 from __future__ import annotations

@@ -1,0 +1,125 @@
+"""An attacker's review of the operator console: filters and path parameters that pass a
+naive check (Unicode digits, dates at the ends of the calendar), forms that cannot be read,
+and 20 identical retries of one failed job at once (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import sqlalchemy as sa
+from test_console import (
+    Hub,
+    _admin_login,
+    _failed_job,
+    _staff_session,
+    _token,
+    hub,  # noqa: F401  (the fixture)
+)
+
+from sportello.app import ENGINE
+from sportello.schema import audit_log, outbox
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "/console/t/uno/registro?pagina=%C2%B2",  # "²": str.isdigit() but not int()
+        "/console/t/uno/coda?pagina=%E2%91%A0",  # "①"
+        "/console/registro?pagina=%C2%B9%C2%B2",
+        "/console/t/uno/registro?al=0001-01-01",
+        "/console/t/uno/registro?al=9999-12-31",
+        "/console/t/uno/registro?dal=0001-01-01&al=0001-01-02",
+        "/console/t/uno/?al=0001-01-01",
+        "/console/t/uno/?al=9999-12-31",
+        "/console/t/uno/p/io-messages?al=0001-01-01",
+        "/console/t/uno/p/booking-day?giorno=9999-12-31",
+        "/console/t/uno/p/booking-day?giorno=0001-01-01",
+        "/console/registro?dal=9999-12-31&al=9999-12-31",
+    ],
+)
+async def test_filters_at_the_ends_of_the_calendar_are_a_400_page(hub: Hub, query: str) -> None:  # noqa: F811
+    await _admin_login(hub)
+    r = await hub.client.get(query)
+    assert r.status == 400, (query, r.status, await r.text())
+    assert r.headers["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize("job", ["%C2%B2", "%D9%A3", "1" * 19, "..", "%00", "-1", "1e3"])
+async def test_odd_job_ids_are_404_not_500(hub: Hub, job: str) -> None:  # noqa: F811
+    await _admin_login(hub)
+    home = await hub.client.get("/console/t/uno/coda")
+    token = _token(await home.text())
+    r = await hub.client.post(f"/console/t/uno/coda/{job}/riprova", data={"csrf_token": token})
+    assert r.status == 404, (job, r.status)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("multipart/form-data", b"--x\r\n\r\n"),
+        ("multipart/form-data; boundary=x", b"garbage"),
+        (
+            "multipart/form-data; boundary=x",
+            b"--x\r\nContent-Disposition: form-data\r\n\r\nv\r\n--x--\r\n",
+        ),
+        ("application/x-www-form-urlencoded; charset=nope", b"a=b"),
+        ("application/x-www-form-urlencoded", b"name=%ff&password=\xff\xfe"),
+    ],
+)
+async def test_unreadable_login_and_retry_forms_are_4xx(
+    hub: Hub,  # noqa: F811
+    content_type: str,
+    body: bytes,
+) -> None:
+    headers = {"Content-Type": content_type}
+    for path in ("/console/accesso", "/console/accesso/codice", "/console/esci"):
+        r = await hub.client.post(path, data=body, headers=headers, allow_redirects=False)
+        assert r.status < 500, (path, r.status, await r.text())
+    await _admin_login(hub)
+    job = await _failed_job(hub, "uno")
+    for path in (f"/console/t/uno/coda/{job}/riprova", "/console/esci"):
+        r = await hub.client.post(path, data=body, headers=headers, allow_redirects=False)
+        assert 400 <= r.status < 500, (path, r.status, await r.text())
+
+
+async def test_login_with_repeated_and_hostile_fields_is_never_500(hub: Hub) -> None:  # noqa: F811
+    page = await hub.client.get("/console/accesso")
+    token = _token(await page.text())
+    for fields in (
+        [("csrf_token", token), ("name", "ops"), ("name", "other"), ("password", "x")],
+        [("csrf_token", token), ("name", "ops\x00"), ("password", "x\x00")],
+        [("csrf_token", token), ("name", "é" * 5000), ("password", "p" * 100_000)],
+        [("csrf_token", token), ("csrf_token", "other"), ("name", "ops"), ("password", "x")],
+    ):
+        r = await hub.client.post("/console/accesso", data=fields, allow_redirects=False)
+        assert r.status in (400, 401, 403), (fields[1], r.status)
+
+
+async def test_twenty_retries_of_one_job_at_once_requeue_it_once(hub: Hub) -> None:  # noqa: F811
+    job = await _failed_job(hub, "uno")
+    await _staff_session(hub, "uno", "VRDGPP70B02F205X")  # tenant-admin of uno
+    page = await hub.client.get("/console/t/uno/coda")
+    token = _token(await page.text())
+    answers = await asyncio.gather(
+        *(
+            hub.client.post(
+                f"/console/t/uno/coda/{job}/riprova",
+                data={"csrf_token": token},
+                allow_redirects=False,
+            )
+            for _ in range(20)
+        )
+    )
+    statuses = sorted(r.status for r in answers)
+    assert statuses.count(303) == 1 and set(statuses) <= {303, 409}, statuses
+    async with hub.app[ENGINE].connect() as conn:
+        assert await conn.scalar(sa.select(outbox.c.status).where(outbox.c.id == job)) == (
+            "pending"
+        )
+        retried = await conn.scalar(
+            sa.select(sa.func.count())
+            .select_from(audit_log)
+            .where(audit_log.c.action == "console.outbox.retry")
+        )
+    assert retried == 1
