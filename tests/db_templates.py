@@ -9,8 +9,8 @@ backend, into a *template*, and each test gets a copy:
   database is ``CREATE DATABASE sportello_t_<pid>_<time>_<hex> TEMPLATE <that>``, dropped
   after the test. Nobody else connects to the template (PostgreSQL refuses to copy a
   database with open connections), and the names carry the process id and a random part,
-  so pytest processes running at the same time against one server never collide. One
-  background thread makes the next test's copy while a test runs and drops finished ones.
+  so pytest processes running at the same time against one server never collide. A
+  background thread makes the next test's copy while a test runs, another drops finished ones.
 
 A template is keyed by the migration files (paths, sizes, modification times): a revision
 added or edited while the session runs gives a new template. Templates are dropped when the
@@ -105,9 +105,10 @@ class Templates:
         self._pg_all: list[str] = []
         self._dir: Path | None = None
         self._swept = False
-        # One thread does the slow server work off the tests' path: it drops the databases
-        # of finished tests and makes the next test's copy (``_spare``) while a test runs.
-        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-templates")
+        # The slow server work runs off the tests' path: one thread makes the next test's
+        # copy (``_spare``) while a test runs, another drops the databases of finished tests.
+        self._creator = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-create")
+        self._dropper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-drop")
         self._spare: tuple[str, Future[str]] | None = None  # (its template, its name)
         self._drops: list[Future[None]] = []
 
@@ -154,7 +155,7 @@ class Templates:
                 raise
             self._pg[key] = template
         name = self._take_spare(template) or self._copy(template)
-        self._spare = (template, self._background.submit(self._copy, template))
+        self._spare = (template, self._creator.submit(self._copy, template))
         return name
 
     def _copy(self, template: str) -> str:
@@ -186,7 +187,7 @@ class Templates:
     def pg_drop(self, name: str) -> None:
         """Drop database ``name`` (in the background: the next test need not wait)."""
         self._drops = [f for f in self._drops if not f.done()]
-        self._drops.append(self._background.submit(self._drop_now, name))
+        self._drops.append(self._dropper.submit(self._drop_now, name))
 
     def _drop_now(self, name: str) -> None:
         asyncio.run(_admin(self.pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -220,12 +221,14 @@ class Templates:
             with contextlib.suppress(Exception):
                 self.pg_drop(self._spare[1].result())
             self._spare = None
-        self._background.shutdown(wait=True)
+        self._creator.shutdown(wait=True)
+        self._dropper.shutdown(wait=True)
         for drop in self._drops:
             with contextlib.suppress(Exception):
                 drop.result()
         self._drops.clear()
-        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-templates")
+        self._creator = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-create")
+        self._dropper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-drop")
         if self._pg_all:
 
             async def drop_all() -> None:

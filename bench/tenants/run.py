@@ -44,6 +44,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -282,7 +283,7 @@ class Hub:
         assert self.proc is not None
         while time.perf_counter() - t0 < limit:
             if self.proc.poll() is not None:
-                raise SystemExit(f"{self.label} exited: see {self.log}\n{self.log.read_text()}")
+                raise SystemExit(f"{self.label} exited; its log:\n{self.log.read_text()[-4000:]}")
             try:
                 async with session.get(self.url + path) as resp:
                     await resp.read()
@@ -291,7 +292,8 @@ class Hub:
             except aiohttp.ClientError:
                 pass
             await asyncio.sleep(0.02)
-        raise SystemExit(f"{self.label}: no 200 on {path} within {limit:g} s; see {self.log}")
+        tail = self.log.read_text(errors="replace")[-2000:]
+        raise SystemExit(f"{self.label}: no 200 on {path} within {limit:g} s; its log:\n{tail}")
 
     def rss_mb(self) -> float:
         assert self.proc is not None
@@ -622,22 +624,23 @@ async def main(args: argparse.Namespace) -> None:
         "(compare ratios to the one-tenant hub, not absolute times, across runs)",
         flush=True,
     )
-    shared = tmp / "shared"
-    shared.mkdir()
-    make_material(shared)
-    figures: list[dict[str, Any]] = []
-    for item in args.scenarios.split(","):
-        backend, count = item.split(":")
-        figures += await scenario(backend, int(count), shared, tmp, args)
-    if args.json:
-        params = (
-            f"{args.scenarios}; {args.clients} clients, {args.rounds} x {args.seconds:g} s "
-            "per hub and request; every platform configured per tenant"
-        )
-        args.json.write_text(json.dumps({"bench": "tenants", "params": params, "figures": figures}))
-    import shutil
-
-    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        shared = tmp / "shared"
+        shared.mkdir()
+        make_material(shared)
+        figures: list[dict[str, Any]] = []
+        for item in args.scenarios.split(","):
+            backend, count = item.split(":")
+            figures += await scenario(backend, int(count), shared, tmp, args)
+        if args.json:
+            params = (
+                f"{args.scenarios}; {args.clients} clients, {args.rounds} x {args.seconds:g} s "
+                "per hub and request; every platform configured per tenant"
+            )
+            result = {"bench": "tenants", "params": params, "figures": figures}
+            args.json.write_text(json.dumps(result))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import asyncio
 import pytest
 import sqlalchemy as sa
 from test_console import (
+    PASSWORD,
     Hub,
     _admin_login,
     _failed_job,
@@ -123,3 +124,21 @@ async def test_twenty_retries_of_one_job_at_once_requeue_it_once(hub: Hub) -> No
             .where(audit_log.c.action == "console.outbox.retry")
         )
     assert retried == 1
+
+
+@pytest.mark.parametrize("code", ["²²²²²²", "١٢٣٤٥٦", "１２３４５６", "12345\x00", "1" * 10_000])
+async def test_a_code_of_unicode_digits_is_a_wrong_code_not_a_500(hub: Hub, code: str) -> None:  # noqa: F811
+    page = await hub.client.get("/console/accesso")
+    r = await hub.client.post(
+        "/console/accesso",
+        data={"csrf_token": _token(await page.text()), "name": "ops", "password": PASSWORD},
+        allow_redirects=False,
+    )
+    assert r.status == 303
+    page = await hub.client.get("/console/accesso/codice")
+    r = await hub.client.post(
+        "/console/accesso/codice",
+        data={"csrf_token": _token(await page.text()), "code": code},
+        allow_redirects=False,
+    )
+    assert r.status == 401, (code, r.status, await r.text())

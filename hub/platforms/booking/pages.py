@@ -596,6 +596,7 @@ async def confirmed(request: web.Request) -> web.StreamResponse:
         ics_url=f"{base(tenant)}/{code}/calendario.ics",
         manage_url=f"{base(tenant)}/gestisci?{urlencode({'codice': code})}",
         area_url=f"/t/{tenant.id}/sportello/area/appuntamenti",
+        rating_url=f"/t/{tenant.id}/sportello/valutazione?servizio=prenotazione",
     )
 
 

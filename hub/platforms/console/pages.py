@@ -847,7 +847,11 @@ async def outbox_retry(request: web.Request) -> web.StreamResponse:
         )
     now = _now(request)
     async with request.app[ENGINE].begin() as conn:
-        owner = await conn.scalar(sa.select(outbox.c.tenant_id).where(outbox.c.id == job_id))
+        # the row locked until the commit: 20 retries at once re-queue it once, the others
+        # then read it pending (409); store.retry alone reads the status without a lock
+        owner = await conn.scalar(
+            sa.select(outbox.c.tenant_id).where(outbox.c.id == job_id).with_for_update()
+        )
         if owner != tenant.id:
             raise _not_found(request, op)
         try:

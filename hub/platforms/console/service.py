@@ -276,7 +276,9 @@ async def check_totp(
         taken = await take_attempt(conn, key, settings, now)
         row = await user(conn, name)
     step = None
-    if row is not None and row["disabled_at"] is None and code.isdigit() and len(code) == 6:
+    # ASCII digits only: "²" or "١" pass str.isdigit() and make hmac.compare_digest raise
+    digits = code.isascii() and code.isdigit() and len(code) == 6
+    if row is not None and row["disabled_at"] is None and digits:
         totp = pyotp.TOTP(user_secret(row))
         base = int(now.timestamp()) // totp.interval
         for candidate in (base, base - 1, base + 1):
