@@ -340,6 +340,6 @@ def f24_metadata_bytes_problems(content: bytes) -> list[tuple[str, str]]:
     """:func:`f24_metadata_problems` of a file's bytes (not JSON: one problem)."""
     try:
         data = json.loads(content)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: "[" * 10**5
         return [("", "not JSON (the F24 metadata, F24Metadata)")]
     return f24_metadata_problems(data)

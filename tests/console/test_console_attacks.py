@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pyotp
 import pytest
 import sqlalchemy as sa
 from test_console import (
@@ -142,3 +143,68 @@ async def test_a_code_of_unicode_digits_is_a_wrong_code_not_a_500(hub: Hub, code
         allow_redirects=False,
     )
     assert r.status == 401, (code, r.status, await r.text())
+
+
+async def test_staff_login_returns_with_hostile_codes_are_400(hub: Hub) -> None:  # noqa: F811
+    page = await hub.client.get("/console/t/uno/entra")
+    assert page.status == 200
+    state = hub.client.session.cookie_jar.filter_cookies(hub.client.make_url("/")).get(
+        "sportello-csrf"
+    )
+    assert state is not None
+    for code in ("x" * 300, "a\x00b", "è" * 50, "never-issued", "%ff"):
+        r = await hub.client.get(
+            "/console/t/uno/accesso", params={"code": code, "state": state.value}
+        )
+        assert r.status in (400, 503), (code, r.status)
+    r = await hub.client.get("/console/t/uno/accesso", params={"code": "x", "state": "forged"})
+    assert r.status == 400
+    r = await hub.client.get("/console/t/nessuno/accesso", params={"code": "x", "state": "y"})
+    assert r.status == 404
+
+
+async def test_one_totp_code_sent_twenty_times_at_once_logs_in_once(hub: Hub) -> None:  # noqa: F811
+    page = await hub.client.get("/console/accesso")
+    r = await hub.client.post(
+        "/console/accesso",
+        data={"csrf_token": _token(await page.text()), "name": "ops", "password": PASSWORD},
+        allow_redirects=False,
+    )
+    assert r.status == 303
+    page = await hub.client.get("/console/accesso/codice")
+    token = _token(await page.text())
+    code = pyotp.TOTP(hub.secret).at(hub.clock.now())
+    answers = await asyncio.gather(
+        *(
+            hub.client.post(
+                "/console/accesso/codice",
+                data={"csrf_token": token, "code": code},
+                allow_redirects=False,
+            )
+            for _ in range(20)
+        )
+    )
+    statuses = sorted(r.status for r in answers)
+    assert statuses.count(303) <= 20 and set(statuses) <= {303, 401, 429}, statuses
+    logged_in = [r for r in answers if r.headers.get("Location") == "/console/"]
+    assert len(logged_in) == 1, statuses
+
+
+async def test_every_console_page_with_every_hostile_filter_is_never_500(hub: Hub) -> None:  # noqa: F811
+    await _admin_login(hub)
+    paths = (
+        "/console/",
+        "/console/registro",
+        "/console/t/uno/",
+        "/console/t/uno/coda",
+        "/console/t/uno/registro",
+        "/console/t/uno/p/booking-day",
+        "/console/t/uno/p/io-messages",
+    )
+    names = ("dal", "al", "giorno", "stato", "pagina", "ente", "attore", "azione", "soggetto")
+    values = ("\x00", "²", "9999-12-31", "0001-01-01", "x" * 3000, "%", "_", "è", "-0", "+1")
+    for path in paths:
+        for name in names:
+            for value in values:
+                r = await hub.client.get(path, params={name: value})
+                assert r.status in (200, 400, 404), (path, name, value[:20], r.status)

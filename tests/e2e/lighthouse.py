@@ -1,8 +1,10 @@
-"""Lighthouse (npm ``lighthouse``, pinned in package.json) on the front office's personal area
-and the booking pages, mobile (Lighthouse's default: a Moto G class phone, slow 4G), with
-Debian's Chromium. Too slow for the test suite (about 15 s a page), so a script:
+"""Lighthouse (npm ``lighthouse``, pinned in package.json) on the front office's personal area,
+the booking pages, a request's card and the rating page, mobile (Lighthouse's default: a Moto
+G class phone, slow 4G), with Debian's Chromium. Too slow for the test suite (about 15 s a
+page), so a script:
 
     .venv/bin/python tests/e2e/lighthouse.py [--min 90] [--out var/artefacts/lighthouse]
+        [--only richieste,valutazione]
 
 It starts the hub on 127.0.0.1 (SQLite in a temporary folder) with one tenant (front office,
 booking, the comune's registry as a CSV), opens a citizen session in the database as the
@@ -10,7 +12,7 @@ front office does after a login (the login itself is the browser test's job:
 tests/e2e/test_browser_frontoffice.py), runs Lighthouse on each page with the session's
 cookie, prints the performance and accessibility scores, writes each report (JSON) under
 ``--out`` and exits 1 when a score is below ``--min``. docs/frontoffice.md records the
-scores.
+scores (the requests pages: docs/requests.md).
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ PAGES = (
     "area/appuntamenti",
     "prenota/",
     "prenota/orari?servizio=anagrafe/cie",
+    "richieste/certificato/",
+    "valutazione?servizio=requests.certificato",
 )
 CATEGORIES = ("performance", "accessibility")
 
@@ -80,6 +84,7 @@ def _config(folder: Path, hub: str) -> object:
                 }
             ]
         },
+        "requests": {},
         "adapters": {"registry": {"plugin": "csv", "options": {"path": "anagrafe.csv"}}},
     }
     return parse_config(
@@ -117,6 +122,7 @@ async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--min", type=int, default=90)
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "artefacts" / "lighthouse")
+    parser.add_argument("--only", default="", help="comma-separated parts of the pages to run")
     args = parser.parse_args(argv)
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None or not LIGHTHOUSE.is_file():
@@ -141,7 +147,8 @@ async def main(argv: list[str] | None = None) -> int:
             )
             cookie = "; ".join(f"{k}={m.value}" for k, m in carrier.cookies.items())
             failed = False
-            for path in PAGES:
+            wanted = [w for w in args.only.split(",") if w]
+            for path in [p for p in PAGES if not wanted or any(w in p for w in wanted)]:
                 url = f"{hub}/t/{TENANT}/sportello/{path}"
                 name = path.replace("/", "_").split("?")[0] or "home"
                 scores = await asyncio.to_thread(

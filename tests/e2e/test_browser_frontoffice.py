@@ -49,6 +49,7 @@ from sportello.sandbox.pagopa.app import create_app as pagopa_sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+DEMO_SUAP = ROOT / "hub" / "demo" / "suap.json"
 ARTEFACTS = ROOT / "var" / "artefacts" / "frontoffice"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -80,6 +81,7 @@ class Env:
     idp: str
     comune: str
     nav: str
+    app: Any = None
 
     @property
     def front(self) -> str:
@@ -150,6 +152,8 @@ async def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
     hub = f"http://127.0.0.1:{port}"
     tenant = spid_tenant(tmp_path, hub_url=hub, idps=[idp], return_urls=[], tenant_id=TENANT)
     _registry_csv(tmp_path / "anagrafe.csv")
+    # the demo's SUAP export (Giulia Prova's practice and its milestones)
+    shutil.copyfile(DEMO_SUAP, tmp_path / "suap.json")
     hours = {d: ["08:00-20:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
     tenant.update(
         {
@@ -177,7 +181,11 @@ async def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
                 "checkout_url": f"{pay}/checkout/ec/v1",
                 "checkout_api_key": {"env": CHECKOUT_ENV},
             },
-            "adapters": {"registry": {"plugin": "csv", "options": {"path": "anagrafe.csv"}}},
+            "requests": {"stamp_duty": {"iban": iban_with("05428", "000000123456")}},
+            "adapters": {
+                "registry": {"plugin": "csv", "options": {"path": "anagrafe.csv"}},
+                "suap": {"plugin": "json", "options": {"path": "suap.json"}},
+            },
         }
     )
     config = parse_config(
@@ -208,7 +216,7 @@ async def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
                 json={EC: {**station, "station_id": EC + "_01"}},
             ) as resp:
                 assert resp.status == 200, await resp.text()
-        yield Env(hub, idp, comune, stored.options[0].nav)
+        yield Env(hub, idp, comune, stored.options[0].nav, app)
     finally:
         await server.close()
         for s in (idp_server, pay_server, comune_server):
@@ -238,10 +246,10 @@ async def _page(browser: Any, *, mobile: bool = False) -> Any:
 CHECKED: list[str] = []
 
 
-async def check(page: Any, name: str) -> None:
+async def check(page: Any, name: str, folder: Path = ARTEFACTS) -> None:
     """axe-core on the page (no serious or critical violation) and a screenshot."""
-    ARTEFACTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(ARTEFACTS / f"{len(CHECKED):02d}-{name}.png"), full_page=True)
+    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+    await page.screenshot(path=str(folder / f"{len(CHECKED):02d}-{name}.png"), full_page=True)
     await page.add_script_tag(path=str(AXE))
     result = await page.evaluate(
         "async () => await axe.run(document, {runOnly: {type: 'tag', values: "
@@ -270,13 +278,13 @@ async def _spid_login(page: Any, env: Env, who: Any) -> None:
     await playwright_api.expect(page.locator("#fiscal-code")).to_have_text(who.code)
 
 
-async def _book(page: Any, env: Env, *, logged_in: bool) -> str:
+async def _book(page: Any, env: Env, *, logged_in: bool, shots: Path = ARTEFACTS) -> str:
     await page.goto(env.front + "prenota/")
-    await check(page, "booking-service" + ("-login" if logged_in else ""))
+    await check(page, "booking-service" + ("-login" if logged_in else ""), shots)
     await page.get_by_label(re.compile("Carta d'identità elettronica")).check(force=True)
     await page.get_by_role("button", name=re.compile("Avanti")).click()
     await page.wait_for_url(re.compile(r"/prenota/orari\?"))
-    await check(page, "booking-slots")
+    await check(page, "booking-slots", shots)
     await page.locator('input[name="inizio"]').first.check(force=True)
     await page.get_by_role("button", name=re.compile("Avanti")).click()
     await page.wait_for_url(re.compile(r"/prenota/dati\?"))
@@ -292,13 +300,13 @@ async def _book(page: Any, env: Env, *, logged_in: bool) -> str:
         await page.fill("#f-email", "mario.bianchi@example.it")
     await page.fill("#f-email", await page.input_value("#f-email") or "giulia@example.it")
     await page.fill("#f-reason", "Rinnovo della carta d'identità")
-    await check(page, "booking-data")
+    await check(page, "booking-data", shots)
     await page.get_by_role("button", name=re.compile("riepilogo")).click()
     await playwright_api.expect(page.locator("#summary")).to_contain_text("Ufficio Anagrafe")
-    await check(page, "booking-summary")
+    await check(page, "booking-summary", shots)
     await page.get_by_role("button", name="Conferma la prenotazione").click()
     await page.wait_for_url(re.compile(r"/prenota/[A-Z0-9-]+/confermata$"))
-    await check(page, "booking-confirmed")
+    await check(page, "booking-confirmed", shots)
     code = await page.locator("#booking-code").inner_text()
     async with page.expect_download() as download:
         await page.get_by_role("link", name=re.compile(r"\.ics")).click()

@@ -653,6 +653,35 @@ async def test_ratings_are_stored_per_service_and_exported(hub: Hub) -> None:
     assert other["count"] == 0  # per tenant
 
 
+async def test_every_page_has_one_main_heading(hub: Hub) -> None:
+    """Found by the browser journey: the pages repeated the layout's <h1> (the page's title)
+    with one of their own; a page has one main heading (WCAG 1.3.1, Designers Italia)."""
+    await hub.login()
+    done = await certificate(hub, "pensione")
+    url = await start(hub, "certificato")
+    assert (await step(hub, url, 1, {"kind": "residenza", "use": "scuola"})).status == 303
+    assert (await step(hub, url, 2, {})).status == 303
+    rating = "/t/demo/sportello/valutazione"
+    first = await page(hub, f"{rating}?servizio=requests.certificato")
+    more = await hub.client.post(
+        rating,
+        data={"csrf_token": csrf(first), "servizio": "x", "fase": "1", "score": "4"},
+    )
+    bodies = [
+        await page(hub, "/t/demo/sportello/richieste/"),
+        await page(hub, "/t/demo/sportello/richieste/certificato/"),
+        await page(hub, f"{url}/passo/1"),
+        await page(hub, f"{url}/riepilogo"),
+        await page(hub, f"{done}/"),
+        first,
+        await more.text(),
+        await page(hub, rating, 400),  # a message page
+    ]
+    for body in bodies:
+        title = re.search(r"<title>(.*?) - ", body)
+        assert title and body.count("<h1") == 1, (title, re.findall(r"<h1.*?</h1>", body))
+
+
 # --- units ------------------------------------------------------------------------------------
 
 

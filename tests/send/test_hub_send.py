@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from factories import drain_outbox
 from send_stack import Stack
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from sportello import apikeys
 from sportello.app import ENGINE, SERVICES, create_app
@@ -28,6 +30,7 @@ from sportello.platforms.send.service import (
     SEND_QUEUE,
     SEND_STREAMS,
     Change,
+    HeldBatcher,
     QueuedRequest,
     SendRows,
     _Revealed,
@@ -468,3 +471,39 @@ def test_the_api_key_is_read_again_after_its_ttl() -> None:
     assert cached() == "key-1"  # within the ttl
     fresh = _Revealed(reveal, ttl=0.0)
     assert fresh() == "key-2" and fresh() == "key-2" and reads == ["key-1", "key-2", "key-2"]
+
+
+async def test_held_batcher_takes_the_batch_once_connected() -> None:
+    """What arrives while the writer waits for the connection joins that transaction; an
+    error reaches every caller of its batch (the next batch is still written); a unique
+    constraint gives the ``conflict`` results."""
+    gate = asyncio.Event()
+    batches: list[list[str]] = []
+
+    @asynccontextmanager
+    async def connect() -> AsyncIterator[Any]:
+        await gate.wait()
+        yield None
+
+    async def work(conn: Any, items: Sequence[str]) -> list[str | None]:
+        batches.append(list(items))
+        if "boom" in items:
+            raise ValueError("boom")
+        if "taken" in items:
+            raise IntegrityError("INSERT", None, Exception("unique"))
+        return [i.upper() for i in items]
+
+    batcher: HeldBatcher[str, str | None] = HeldBatcher(
+        connect, work, conflict=lambda items: [None] * len(items)
+    )
+    first = asyncio.ensure_future(batcher("a"))
+    await asyncio.sleep(0.01)  # the writer now waits for the connection
+    later = [asyncio.ensure_future(batcher(x)) for x in ("b", "c")]
+    await asyncio.sleep(0.01)
+    gate.set()
+    assert await asyncio.gather(first, *later) == ["A", "B", "C"]
+    assert batches == [["a", "b", "c"]]
+    failed = await asyncio.gather(batcher("boom"), batcher("d"), return_exceptions=True)
+    assert [type(r) for r in failed] == [ValueError, ValueError]
+    assert await batcher("e") == "E"
+    assert await asyncio.gather(batcher("taken"), batcher("f")) == [None, None]

@@ -15,6 +15,8 @@ from test_send_f24 import post
 from test_send_f24_fields import IMU, jobs
 from test_send_pagopa import Hub, hub  # noqa: F401  (the fixture)
 
+from sportello.platforms.send.f24 import f24_problem
+
 URL = "/api/v1/tenants/demo/send/notifications/{nid}/f24-payments"
 GOOD = b'{"recipient": 0, "amount": 43300, "paid_at": "2026-03-02T10:15:00+01:00"}'
 
@@ -103,7 +105,7 @@ async def test_no_key_and_another_tenants_key(hub: Hub) -> None:  # noqa: F811
     assert r.status == 401 and r.content_type == "application/problem+json"
     # the other tenant's key on demo's path, and on its own path with demo's notification
     r = await hub.client.post(URL.format(nid=nid), data=GOOD, headers=_auth(hub, "b", "other"))
-    assert r.status in (403, 404), r.status
+    assert r.status == 404, r.status
     other = f"/api/v1/tenants/other/send/notifications/{nid}/f24-payments"
     r = await hub.client.post(other, data=GOOD, headers=_auth(hub, "c", "other"))
     assert r.status == 404
@@ -128,3 +130,77 @@ async def test_twenty_identical_payments_at_once_queue_one_job(hub: Hub) -> None
     r = await hub.client.post(URL.format(nid=nid), data=other, headers=_auth(hub, "twenty"))
     assert r.status == 422 and r.content_type == "application/problem+json"
     assert await jobs(hub) == 1
+
+
+def _deep(n: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for _ in range(n):
+        out = {"a": out}
+    return out
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        _deep(60),
+        {"f24Standard": {"taxPayer": {"taxCode": "\x00" * 16}}},
+        {"f24Standard": {"treasury": {"records": [{"debit": 10**40}]}}},
+        {"f24Standard": {"treasury": {"records": "x" * 1000}}},
+        {"f24Standard": None},
+        {"f24Standard": {}, "f24Simplified": {}},
+        {"": {"": {"": 1e308}}},
+    ],
+)
+async def test_hostile_f24_metadata_is_400_never_500(hub: Hub, metadata: Any) -> None:  # noqa: F811
+    f24 = {"title": "F24", "apply_cost": False, "metadata": metadata}
+    status, answer = await post(hub, "F24-HOSTILE", [f24])
+    assert status == 400, (status, answer)
+    assert answer["detail"].startswith("f24.0"), answer
+
+
+@pytest.mark.parametrize(
+    "content", [b"[" * 100_000, b'{"f24Standard":' * 15_000, b"\xff\xfe", b"1e999", b"[]"]
+)
+def test_an_f24_file_nested_past_the_stack_is_refused_not_raised(content: bytes) -> None:
+    # an imported F24 metadata file (the import reads it from the documents folder)
+    problem = f24_problem(content)
+    assert problem is not None and ("JSON" in problem), problem
+
+
+def _notification_body(**change: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "pa_protocol_number": "NUL-1",
+        "subject": "Avviso di accertamento IMU 2026",
+        "taxonomy_code": "010101P",
+        "recipients": [
+            {
+                "recipientType": "PF",
+                "taxId": "RSSMRA80A01H501U",
+                "denomination": "Mario Rossi",
+                "physicalAddress": {"address": "Via Roma 1", "municipality": "Roma"},
+            }
+        ],
+        "documents": [{"title": "Avviso", "content_base64": "JVBERi0xLjQK"}],
+    }
+    body.update(change)
+    return body
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"pa_protocol_number": "NUL\x00"},
+        {"subject": "a\x00b"},
+        {"abstract": "\x00"},
+        {"documents": [{"title": "A\x00", "content_base64": "JVBERi0xLjQK"}]},
+        {"f24": [{"title": "F\x00", "apply_cost": False, "metadata": IMU}]},
+    ],
+)
+async def test_nul_bytes_in_a_notification_are_400_naming_the_field(hub: Hub, change: Any) -> None:  # noqa: F811
+    r = await hub.client.post(
+        "/api/v1/tenants/demo/send/notifications",
+        json=_notification_body(**change),
+        headers={"Authorization": f"Bearer {hub.keys['demo']}", "Idempotency-Key": "nul"},
+    )
+    assert r.status == 400, (change, r.status, await r.text())
+    assert r.content_type == "application/problem+json"

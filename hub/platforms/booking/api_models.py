@@ -7,10 +7,21 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-Text = Annotated[str, Field(min_length=1, max_length=100)]
+#: no control characters (PostgreSQL stores no NUL: a 500 before; names go in e-mails)
+_PLAIN = r"^[^\x00-\x1f\x7f]*$"
+Text = Annotated[str, Field(min_length=1, max_length=100, pattern=_PLAIN)]
 FiscalCode = Annotated[str, Field(pattern=r"^[A-Z0-9]{16}$")]
-Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
-Verify = Annotated[str, Field(min_length=3, max_length=254)]
+Email = Annotated[
+    str,
+    Field(
+        pattern=r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$", max_length=254
+    ),
+]
+Verify = Annotated[str, Field(min_length=3, max_length=254, pattern=_PLAIN)]
+#: free text (the reason): line breaks and tabs, no other control character
+Reason = Annotated[
+    str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")
+]
 
 
 class _Body(BaseModel):
@@ -18,13 +29,13 @@ class _Body(BaseModel):
 
 
 class BookingRequest(_Body):
-    office_id: Annotated[str, Field(max_length=40)]
-    service_id: Annotated[str, Field(max_length=40)]
+    office_id: Annotated[str, Field(max_length=40, pattern=_PLAIN)]
+    service_id: Annotated[str, Field(max_length=40, pattern=_PLAIN)]
     start: AwareDatetime
     name: Text
     surname: Text
     email: Email
-    reason: Annotated[str, Field(min_length=1, max_length=500)]
+    reason: Reason
     fiscal_code: FiscalCode | None = None
     phone: Annotated[str, Field(pattern=r"^\+?[0-9 ]{6,20}$")] | None = None
     logged_in: bool = Field(

@@ -24,11 +24,12 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from aiohttp import web
 from sqlalchemy import and_, bindparam, case, literal, select, union_all, update
@@ -36,7 +37,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sportello.batching import Batcher
 from sportello.config import TenantConfig
 from sportello.connectors.errors import ConnectorError, PermanentError, ServerError
 from sportello.connectors.pdnd.client import PdndClient
@@ -309,6 +309,80 @@ def _document_rows(
     ]
 
 
+I = TypeVar("I")  # noqa: E741 - item
+R = TypeVar("R")
+
+
+class HeldBatcher(Generic[I, R]):
+    """Group commits as ``sportello.batching.Batcher`` (the callers that arrive together,
+    one transaction, each answered after the commit), but the batch is taken once the
+    connection is held: on SQLite the pool's only connection is often busy with the
+    outbox, and what arrives while waiting for it joins this transaction instead of
+    waiting for the next one. ``connect``: ``engine.begin`` (or ``reading``); ``work``
+    writes the items in that connection, one result per item; ``conflict``: the results
+    when the transaction meets a unique constraint (``IntegrityError``; without it the
+    callers get the error)."""
+
+    def __init__(
+        self,
+        connect: Callable[[], AbstractAsyncContextManager[AsyncConnection]],
+        work: Callable[[AsyncConnection, Sequence[I]], Awaitable[Sequence[R]]],
+        *,
+        conflict: Callable[[Sequence[I]], Sequence[R]] | None = None,
+        max_items: int = 500,
+    ) -> None:
+        self._connect, self._work, self._conflict = connect, work, conflict
+        self._max = max_items
+        self._pending: list[tuple[I, asyncio.Future[R]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def __call__(self, item: I) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+        return await future
+
+    async def _write(self) -> None:
+        await asyncio.sleep(0)  # let every caller ready in this tick join
+        while self._pending:
+            batch: list[tuple[I, asyncio.Future[R]]] = []
+            results: Sequence[R]
+            try:
+                async with self._connect() as conn:
+                    batch = self._pending[: self._max]
+                    del self._pending[: len(batch)]
+                    results = await self._work(conn, [item for item, _ in batch])
+                if len(results) != len(batch):
+                    raise RuntimeError(f"{len(results)} results for {len(batch)} items")
+            except IntegrityError as exc:
+                if self._conflict is None:
+                    self._fail(batch, exc)
+                    continue
+                results = self._conflict([item for item, _ in batch])
+            except BaseException as exc:
+                if isinstance(exc, asyncio.CancelledError):  # shutting down: nobody waits
+                    stopped = ServerError("the group commit was cancelled", platform="send")
+                    self._fail(batch + self._pending, stopped)
+                    self._pending = []
+                    raise
+                if not batch:  # the connection failed: every waiting caller gets it
+                    batch, self._pending = self._pending, []
+                self._fail(batch, exc)
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+
+    @staticmethod
+    def _fail(batch: Sequence[tuple[Any, asyncio.Future[Any]]], error: BaseException) -> None:
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(error)
+
+
 @dataclass(frozen=True, slots=True)
 class QueuedRequest:
     """One ``POST .../send/notifications`` for :class:`NotificationQueue`: what
@@ -328,8 +402,8 @@ class QueuedRequest:
 
 class NotificationQueue:
     """The API's notifications without payments (nothing for ``record_payments``), queued
-    in group commits
-    (``sportello.batching``): the POSTs that arrive together are stored in one transaction
+    in group commits (as ``sportello.batching``, but the batch is taken once the connection
+    is held, see ``_write``): the POSTs that arrive together are stored in one transaction
     (the notifications, their documents, their ``send.upload`` jobs and the stored answers
     of their Idempotency-Keys), and each is answered only after the commit.
 
@@ -341,78 +415,87 @@ class NotificationQueue:
 
     def __init__(self, services: HubServices) -> None:
         self.engine, self.clock, self.config = services.engine, services.clock, services.config
-        self.queue = Batcher(self._queue_many)
+        self.queue = HeldBatcher(
+            self.engine.begin, self._store, conflict=lambda items: [None] * len(items)
+        )
 
     async def _queue_many(self, items: Sequence[QueuedRequest]) -> list[dict[str, Any] | None]:
-        n, k = send_notifications.c, idempotency_keys.c
-        answers: dict[int, dict[str, Any]] = {}
+        """``items`` in one transaction of their own (``_store``)."""
         try:
             async with self.engine.begin() as conn:
-                # the keys that have an answer and the protocol numbers taken, in one query
-                protocols = {str(i.wire["paProtocolNumber"]) for i in items}
-                found = union_all(
-                    select(literal("key").label("what"), k.tenant_id, k.key.label("value")).where(
-                        k.key.in_({i.key for i in items})
-                    ),
-                    select(literal("protocol"), n.tenant_id, n.pa_protocol_number).where(
-                        n.pa_protocol_number.in_(protocols)
-                    ),
-                )
-                answered: set[tuple[str, str]] = set()
-                taken: set[tuple[str, str]] = set()
-                for r in await conn.execute(found):
-                    (answered if r.what == "key" else taken).add((r.tenant_id, r.value))
-                chosen: list[QueuedRequest] = []
-                for item in items:
-                    key = (item.tenant_id, item.key)
-                    protocol = (item.tenant_id, str(item.wire["paProtocolNumber"]))
-                    if key in answered or protocol in taken:
-                        continue
-                    answered.add(key)
-                    taken.add(protocol)
-                    chosen.append(item)
-                if not chosen:
-                    return [None] * len(items)
-                ids = (
-                    await conn.execute(
-                        send_notifications.insert().returning(n.id, sort_by_parameter_order=True),
-                        [_notification_values(i.tenant_id, i.wire, i.actor, i.now) for i in chosen],
-                    )
-                ).scalars()
-                rows: list[dict[str, Any]] = []
-                jobs: list[NewJob] = []
-                for item, notification_id in zip(chosen, ids, strict=True):
-                    rows += _document_rows(notification_id, item.documents, item.f24, item.digests)
-                    jobs.append(
-                        NewJob(item.tenant_id, UPLOAD_KIND, {"notification_id": notification_id})
-                    )
-                    answers[id(item)] = {
-                        "id": notification_id,
-                        "status": QUEUED,
-                        "pa_protocol_number": item.wire["paProtocolNumber"],
-                        "idempotence_token": item.wire["idempotenceToken"],
-                    }
-                await conn.execute(send_documents.insert(), rows)
-                now = self.clock.now()
-                await enqueue_many(
-                    conn, jobs, now=now, default_max_attempts=self.config.outbox.max_attempts
-                )
-                await conn.execute(
-                    idempotency_keys.insert(),
-                    [
-                        {
-                            "tenant_id": i.tenant_id,
-                            "key": i.key,
-                            "request_sha256": i.digest,
-                            "status": 202,
-                            "body": json.dumps(answers[id(i)]),
-                            "created_at": now,
-                        }
-                        for i in chosen
-                    ],
-                )
-        except IntegrityError:  # a concurrent request won a key or a protocol number
+                return await self._store(conn, items)
+        except IntegrityError:
             return [None] * len(items)
+
+    async def _store(
+        self, conn: AsyncConnection, items: Sequence[QueuedRequest]
+    ) -> list[dict[str, Any] | None]:
+        """Store the plain ones of ``items`` in ``conn``'s transaction; each one's answer or
+        None. ``IntegrityError`` when a concurrent request took a key or a protocol number
+        (roll back and answer None to all)."""
+        n, k = send_notifications.c, idempotency_keys.c
+        answers: dict[int, dict[str, Any]] = {}
+        # the keys that have an answer and the protocol numbers taken, in one query
+        protocols = {str(i.wire["paProtocolNumber"]) for i in items}
+        found = union_all(
+            select(literal("key").label("what"), k.tenant_id, k.key.label("value")).where(
+                k.key.in_({i.key for i in items})
+            ),
+            select(literal("protocol"), n.tenant_id, n.pa_protocol_number).where(
+                n.pa_protocol_number.in_(protocols)
+            ),
+        )
+        answered: set[tuple[str, str]] = set()
+        taken: set[tuple[str, str]] = set()
+        for r in await conn.execute(found):
+            (answered if r.what == "key" else taken).add((r.tenant_id, r.value))
+        chosen: list[QueuedRequest] = []
+        for item in items:
+            key = (item.tenant_id, item.key)
+            protocol = (item.tenant_id, str(item.wire["paProtocolNumber"]))
+            if key in answered or protocol in taken:
+                continue
+            answered.add(key)
+            taken.add(protocol)
+            chosen.append(item)
+        if not chosen:
+            return [None] * len(items)
+        ids = (
+            await conn.execute(
+                send_notifications.insert().returning(n.id, sort_by_parameter_order=True),
+                [_notification_values(i.tenant_id, i.wire, i.actor, i.now) for i in chosen],
+            )
+        ).scalars()
+        rows: list[dict[str, Any]] = []
+        jobs: list[NewJob] = []
+        for item, notification_id in zip(chosen, ids, strict=True):
+            rows += _document_rows(notification_id, item.documents, item.f24, item.digests)
+            jobs.append(NewJob(item.tenant_id, UPLOAD_KIND, {"notification_id": notification_id}))
+            answers[id(item)] = {
+                "id": notification_id,
+                "status": QUEUED,
+                "pa_protocol_number": item.wire["paProtocolNumber"],
+                "idempotence_token": item.wire["idempotenceToken"],
+            }
+        await conn.execute(send_documents.insert(), rows)
+        now = self.clock.now()
+        await enqueue_many(
+            conn, jobs, now=now, default_max_attempts=self.config.outbox.max_attempts
+        )
+        await conn.execute(
+            idempotency_keys.insert(),
+            [
+                {
+                    "tenant_id": i.tenant_id,
+                    "key": i.key,
+                    "request_sha256": i.digest,
+                    "status": 202,
+                    "body": json.dumps(answers[id(i)]),
+                    "created_at": now,
+                }
+                for i in chosen
+            ],
+        )
         return [answers.get(id(i)) for i in items]
 
 
@@ -481,16 +564,16 @@ class Change:
 
 class SendRows:
     """The notifications' rows as the outbox handlers read and change them, in group commits
-    (``sportello.batching``): the rows and documents of every job ready at once in one read,
+    (``HeldBatcher``): the rows and documents of every job ready at once in one read,
     their state changes in one transaction. A caller goes on only after the commit, so a
     row is ``requesting`` in the database before its request is sent."""
 
     def __init__(self, services: HubServices) -> None:
         self.engine, self.clock, self.config = services.engine, services.clock, services.config
-        self.load = Batcher(self._load)
-        self.apply = Batcher(self._apply)
+        self.load = HeldBatcher(lambda: reading(self.engine), self._load)
+        self.apply = HeldBatcher(self.engine.begin, self._apply)
 
-    async def _load(self, ids: Sequence[int]) -> list[tuple[Any, list[Any]]]:
+    async def _load(self, conn: AsyncConnection, ids: Sequence[int]) -> list[tuple[Any, list[Any]]]:
         """Each notification's row (None when gone) and, while it is ``queued``, its
         documents (with their content), in one query."""
         n, d = send_notifications.c, send_documents.c
@@ -499,30 +582,29 @@ class SendRows:
         )
         rows: dict[int, Any] = {}
         docs: dict[int, list[Any]] = {}
-        async with reading(self.engine) as conn:
-            result = await conn.execute(
-                select(send_notifications, d.id.label("doc_id"), *_DOC_REFS, d.content)
-                .select_from(joined)
-                .where(n.id.in_(set(ids)))
-                .order_by(n.id, d.idx)
-            )
-            for r in result:
-                rows.setdefault(r.id, r)
-                if r.doc_id is not None:
-                    docs.setdefault(r.id, []).append(
-                        SimpleNamespace(
-                            id=r.doc_id,
-                            idx=r.idx,
-                            title=r.title,
-                            sha256=r.sha256,
-                            file_key=r.file_key,
-                            version_token=r.version_token,
-                            content=r.content,
-                        )
+        result = await conn.execute(
+            select(send_notifications, d.id.label("doc_id"), *_DOC_REFS, d.content)
+            .select_from(joined)
+            .where(n.id.in_(set(ids)))
+            .order_by(n.id, d.idx)
+        )
+        for r in result:
+            rows.setdefault(r.id, r)
+            if r.doc_id is not None:
+                docs.setdefault(r.id, []).append(
+                    SimpleNamespace(
+                        id=r.doc_id,
+                        idx=r.idx,
+                        title=r.title,
+                        sha256=r.sha256,
+                        file_key=r.file_key,
+                        version_token=r.version_token,
+                        content=r.content,
                     )
+                )
         return [(rows.get(i), docs.get(i, [])) for i in ids]
 
-    async def _apply(self, changes: Sequence[Change]) -> list[bool]:
+    async def _apply(self, conn: AsyncConnection, changes: Sequence[Change]) -> list[bool]:
         """The changes in one transaction; for each, whether its row changed. Each group of
         changes from one status to the same columns is one ``UPDATE ... WHERE status =
         :when RETURNING id`` (the compare-and-set; a column whose values differ is a
@@ -537,55 +619,54 @@ class SendRows:
         for c in first.values():
             groups.setdefault((c.when, tuple(sorted(c.values))), []).append(c)
         winners: dict[int, Change] = {}
-        async with self.engine.begin() as conn:
-            for (when, names), group in groups.items():
-                values: dict[str, Any] = {"updated_at": now}
-                for name in names:
-                    given = [now if c.values[name] is _NOW else c.values[name] for c in group]
-                    if all(v == given[0] for v in given):
-                        values[name] = given[0]
-                    else:
-                        column = send_notifications.c[name]
-                        values[name] = case(
-                            {
-                                c.notification_id: literal(v, column.type)
-                                for c, v in zip(group, given, strict=True)
-                            },
-                            value=n.id,
-                            else_=column,
-                        )
-                changed = set(
-                    (
-                        await conn.execute(
-                            update(send_notifications)
-                            .where(n.id.in_([c.notification_id for c in group]), n.status == when)
-                            .values(values)
-                            .returning(n.id)
-                        )
-                    ).scalars()
-                )
-                for c in group:
-                    if c.notification_id in changed:
-                        winners[c.notification_id] = c
-            docs = [doc for c in winners.values() for doc in c.docs]
-            if docs:
-                await conn.execute(
-                    update(send_documents)
-                    .where(send_documents.c.id == bindparam("b_id"))
-                    .values(file_key=bindparam("b_key"), version_token=bindparam("b_version")),
-                    docs,
-                )
-            for c in winners.values():
-                if c.values.get("status") in (REFUSED, FAILED, CANCELLED):
-                    await release_notices(conn, c.notification_id)
-            events = [c.event for c in winners.values() if c.event is not None]
-            if events:
-                await emit(conn, self.config, events, now=now)
-            jobs = [c.job for c in winners.values() if c.job is not None]
-            if jobs:
-                await enqueue_many(
-                    conn, jobs, now=now, default_max_attempts=self.config.outbox.max_attempts
-                )
+        for (when, names), group in groups.items():
+            values: dict[str, Any] = {"updated_at": now}
+            for name in names:
+                given = [now if c.values[name] is _NOW else c.values[name] for c in group]
+                if all(v == given[0] for v in given):
+                    values[name] = given[0]
+                else:
+                    column = send_notifications.c[name]
+                    values[name] = case(
+                        {
+                            c.notification_id: literal(v, column.type)
+                            for c, v in zip(group, given, strict=True)
+                        },
+                        value=n.id,
+                        else_=column,
+                    )
+            changed = set(
+                (
+                    await conn.execute(
+                        update(send_notifications)
+                        .where(n.id.in_([c.notification_id for c in group]), n.status == when)
+                        .values(values)
+                        .returning(n.id)
+                    )
+                ).scalars()
+            )
+            for c in group:
+                if c.notification_id in changed:
+                    winners[c.notification_id] = c
+        docs = [doc for c in winners.values() for doc in c.docs]
+        if docs:
+            await conn.execute(
+                update(send_documents)
+                .where(send_documents.c.id == bindparam("b_id"))
+                .values(file_key=bindparam("b_key"), version_token=bindparam("b_version")),
+                docs,
+            )
+        for c in winners.values():
+            if c.values.get("status") in (REFUSED, FAILED, CANCELLED):
+                await release_notices(conn, c.notification_id)
+        events = [c.event for c in winners.values() if c.event is not None]
+        if events:
+            await emit(conn, self.config, events, now=now)
+        jobs = [c.job for c in winners.values() if c.job is not None]
+        if jobs:
+            await enqueue_many(
+                conn, jobs, now=now, default_max_attempts=self.config.outbox.max_attempts
+            )
         return [winners.get(c.notification_id) is c for c in changes]
 
 
