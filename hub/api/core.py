@@ -418,6 +418,10 @@ def idempotency_key(request: web.Request) -> str:
         raise _Problem(
             400, "Bad Request", "every POST needs an Idempotency-Key header (1-200 characters)"
         )
+    # bytes that are not UTF-8 arrive as lone surrogates, which no database stores (a 500):
+    # they, like control characters, are not printable
+    if not key.isprintable():
+        raise _Problem(400, "Bad Request", "Idempotency-Key: printable UTF-8 characters only")
     return key
 
 

@@ -208,3 +208,23 @@ async def test_every_console_page_with_every_hostile_filter_is_never_500(hub: Hu
             for value in values:
                 r = await hub.client.get(path, params={name: value})
                 assert r.status in (200, 400, 404), (path, name, value[:20], r.status)
+
+
+async def test_an_audited_view_with_a_request_id_of_odd_bytes_is_never_500(hub: Hub) -> None:  # noqa: F811
+    await _admin_login(hub)
+    jar = hub.client.session.cookie_jar.filter_cookies(hub.client.make_url("/"))
+    cookie = "; ".join(f"{k}={m.value}" for k, m in jar.items())
+    for value in (b"\xff\xfe", b"r\x80"):
+        reader, writer = await asyncio.open_connection(
+            hub.client.server.host, hub.client.server.port
+        )
+        writer.write(
+            f"GET /console/t/uno/coda HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n"
+            "Connection: close\r\nX-Request-Id: ".encode()
+            + value
+            + b"\r\n\r\n"
+        )
+        await writer.drain()
+        status_line = await reader.readline()
+        writer.close()
+        assert int(status_line.split()[1]) == 200, status_line

@@ -182,6 +182,7 @@ async def test_a_tenant_key_gets_404_on_every_route_of_another_tenant(api) -> No
             .replace("{office_id}", "anagrafe")
             .replace("{service_id}", "cie")
             .replace("{code}", "ABCD-EFGH-JKMN")
+            .replace("{ref}", "R-1")
         )
         for key in ("demo_pd", "demo_admin_like"):
             r = await client.request(method, foreign, headers=auth(keys[key]))
@@ -200,8 +201,15 @@ async def test_a_tenant_key_gets_404_on_every_route_of_another_tenant(api) -> No
             expected = 404  # nothing of that id exists for the tenant
         elif "{fiscal_code}" in template or template.endswith("/suap/practices"):
             expected = 400
-        elif "{practice_id}" in template or "/pagopa/" in template or "/booking/" in template:
-            expected = 409  # no SUAP adapter, no pagoPA settings, no [tenants.booking]
+        elif (
+            "{practice_id}" in template
+            or "/pagopa/" in template
+            or "/booking/" in template
+            or template.endswith(("/requests", "/requests/{ref}"))
+        ):
+            # no SUAP adapter, no pagoPA settings, no [tenants.booking], no [tenants.requests]
+            # (the ratings list needs no settings: 200, empty)
+            expected = 409
         r = await client.get(foreign, headers=auth(keys["altro"]))
         assert r.status == expected, foreign
         r = await client.get(foreign, headers=auth(keys["admin"]))

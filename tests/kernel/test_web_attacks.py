@@ -158,3 +158,20 @@ async def test_check_results_of_twenty_runs_at_once_are_stored(db_url: str, tmp_
         async with engine.connect() as conn:
             stored = (await onboarding.load_results(conn, ["comune"]))["comune"]
     assert sorted(r.name for r in stored) == [f"check-{i}" for i in range(5)]
+
+
+@pytest.mark.parametrize("value", [b"\xff\xfe", b"id\x80", "è".encode()])
+async def test_a_request_id_of_odd_bytes_is_never_500(client, value: bytes) -> None:  # type: ignore[no-untyped-def]
+    c, admin, _ = client
+    for path in ("/console/accesso", "/api/v1/admin/tenants/comune/readiness"):
+        reader, writer = await asyncio.open_connection(c.server.host, c.server.port)
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {admin}\r\n"
+            "Connection: close\r\nX-Request-ID: ".encode()
+            + value
+            + b"\r\n\r\n"
+        )
+        await writer.drain()
+        status_line = await reader.readline()
+        writer.close()
+        assert int(status_line.split()[1]) < 500, (path, status_line)

@@ -204,3 +204,26 @@ async def test_nul_bytes_in_a_notification_are_400_naming_the_field(hub: Hub, ch
     )
     assert r.status == 400, (change, r.status, await r.text())
     assert r.content_type == "application/problem+json"
+
+
+@pytest.mark.parametrize("key", [b"\xff\xfe", "chiave-è".encode(), b"k\x80y"])
+async def test_an_idempotency_key_of_odd_bytes_is_never_500(hub: Hub, key: bytes) -> None:  # noqa: F811
+    nid = await _notification(hub, "F24-KEY")
+    host, port = hub.client.server.host, hub.client.server.port
+    reader, writer = await asyncio.open_connection(host, port)
+    head = (
+        f"POST {URL.format(nid=nid)} HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {hub.keys['demo']}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(GOOD)}\r\nConnection: close\r\n"
+    ).encode()
+    writer.write(head + b"Idempotency-Key: " + key + b"\r\n\r\n")
+    await writer.drain()
+    writer.write(GOOD[:10])  # and the body in two writes
+    await writer.drain()
+    await asyncio.sleep(0.05)
+    writer.write(GOOD[10:])
+    await writer.drain()
+    status_line = await reader.readline()
+    writer.close()
+    status = int(status_line.split()[1])
+    assert status in (202, 400), status_line

@@ -175,6 +175,13 @@ def _bad(request: web.Request, message: str, op: Operator | None = None) -> Page
     return Page(error_page(request, 400, message, op))
 
 
+def _request_id(request: web.Request) -> str | None:
+    """The caller's X-Request-Id, when printable: bytes that are not UTF-8 arrive as lone
+    surrogates, which no database stores (a 500 before)."""
+    value = request.headers.get("X-Request-Id", "")[:64]
+    return value if value and value.isprintable() else None
+
+
 async def _audit(
     request: web.Request,
     *,
@@ -197,7 +204,7 @@ async def _audit(
                 sources="console",
                 outcome=outcome,
                 detail=detail[:500] if detail else None,
-                request_id=request.headers.get("X-Request-Id", "")[:64] or None,
+                request_id=_request_id(request),
             ),
             at=_now(request),
         )

@@ -11,11 +11,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from sportello.api.models import absent
 from sportello.connectors.send.models import Recipient
 
+#: one line of text without control characters (PostgreSQL stores no NUL: a 500 before)
+_LINE = r"^[^\x00-\x1f\x7f]*$"
+
 
 class DocumentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(min_length=1, max_length=512)
+    title: str = Field(min_length=1, max_length=512, pattern=_LINE)
     content_base64: str = Field(min_length=4, description="the PDF, base64")
 
 
@@ -27,9 +30,7 @@ class F24In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     recipient: int = Field(default=0, ge=0, le=14, description="index in recipients")
-    title: str = Field(
-        min_length=1, max_length=512, pattern=r"^[^\r\n]*$", description="the PDF's title"
-    )
+    title: str = Field(min_length=1, max_length=512, pattern=_LINE, description="the PDF's title")
     apply_cost: bool = Field(default=False, description="SEND's cost added to the F24")
     metadata: dict[str, Any] = Field(description="SEND's F24Metadata, at most 256 KiB as JSON")
 
@@ -45,7 +46,7 @@ class PositionIn(BaseModel):
     recipient: int = Field(default=0, ge=0, le=14, description="index in recipients")
     amount: int = Field(gt=0, le=99_999_999_999, description="euro cents")
     due_date: date
-    description: str = Field(min_length=1, max_length=140, pattern=r"^[^\r\n]*$")
+    description: str = Field(min_length=1, max_length=140, pattern=_LINE)
     iban: str = Field(pattern=r"^IT[0-9]{2}[A-Z][0-9]{10}[0-9A-Z]{12}$")
     transfer_category: str = Field(
         pattern=r"^(?:[6-9]/)?[0-9]{7}(?:IM|TS|SP|SA|AP)(?:/\S*)?$",
@@ -60,10 +61,10 @@ class NotificationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     pa_protocol_number: str = Field(
-        min_length=1, max_length=256, pattern=r"^[^\r\n]*$", description="unique per tenant"
+        min_length=1, max_length=256, pattern=_LINE, description="unique per tenant"
     )
-    subject: str = Field(min_length=1, max_length=134, pattern=r"^[^\r\n]*$")
-    abstract: str | None = Field(default=None, max_length=1024, pattern=r"^[^\r\n]*$")
+    subject: str = Field(min_length=1, max_length=134, pattern=_LINE)
+    abstract: str | None = Field(default=None, max_length=1024, pattern=_LINE)
     taxonomy_code: str = Field(pattern=r"^[0-9]{6}[A-Z]$", description="e.g. 010101P (fines)")
     notification_fee_policy: Literal["FLAT_RATE", "DELIVERY_MODE"] = "DELIVERY_MODE"
     physical_communication_type: Literal["AR_REGISTERED_LETTER", "REGISTERED_LETTER_890"] = (
