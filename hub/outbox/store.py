@@ -337,7 +337,16 @@ async def _operator_change(
         raise OperatorError(
             f"outbox job {job_id} is {row.status}; this command applies to {' or '.join(allowed)}"
         )
-    await conn.execute(update(outbox).where(outbox.c.id == job_id).values(updated_at=now, **values))
+    # the status read above is checked again by the update itself: of two operators (or a
+    # console and a CLI) acting on the job at the same moment, one changes it, the other is
+    # told it already changed
+    changed = await conn.execute(
+        update(outbox)
+        .where(outbox.c.id == job_id, outbox.c.status == row.status)
+        .values(updated_at=now, **values)
+    )
+    if changed.rowcount != 1:
+        raise OperatorError(f"outbox job {job_id} changed meanwhile; look at it again")
     await conn.execute(
         insert(ledger).values(
             outbox_id=job_id,

@@ -3,6 +3,7 @@ idempotency keys, leases, operator commands."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -152,6 +153,33 @@ async def test_operator_retry_and_cancel_keep_the_key_and_write_the_ledger(
         ]
         n = (await conn.execute(select(func.count()).select_from(ledger))).scalar()
         assert n == 2
+
+
+async def test_twenty_operators_retrying_one_job_at_once_retry_it_once(
+    engine: AsyncEngine,
+) -> None:
+    """A console and a CLI (or two replicas' consoles) retrying the same failed job at the
+    same moment: one retry, one ledger row; the others are told it changed."""
+    await _enqueue(engine, 1)
+    async with engine.begin() as conn:
+        (job_id,) = [r["id"] for r in await store.list_rows(conn)]
+        await conn.execute(
+            outbox.update().where(outbox.c.id == job_id).values(status="failed", attempts=5)
+        )
+
+    async def one(n: int) -> bool:
+        try:
+            async with engine.begin() as conn:
+                await store.retry(conn, job_id, now=T0, operator=f"console:{n}")
+            return True
+        except store.OperatorError:
+            return False
+
+    outcomes = await asyncio.gather(*(one(n) for n in range(20)))
+    assert outcomes.count(True) == 1
+    async with engine.connect() as conn:
+        n = (await conn.execute(select(func.count()).select_from(ledger))).scalar()
+    assert n == 1
 
 
 async def test_backend_specific_settings(engine: AsyncEngine, db_url: str) -> None:

@@ -459,3 +459,30 @@ async def test_under_https_cookies_are_host_prefixed_and_secure(env: Env) -> Non
         assert "sportello_login" not in {c.key for c in s.cookie_jar}
     finally:
         await server.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type", "body"),
+    [
+        ("acs", "application/x-www-form-urlencoded; charset=nope", b"SAMLResponse=x"),
+        ("acs", "application/x-www-form-urlencoded; charset=utf-8", b"SAMLResponse=%ff%fe"),
+        ("acs", "multipart/form-data", b"--x\r\n\r\nSAMLResponse\r\n--x--\r\n"),
+        ("slo", "application/x-www-form-urlencoded; charset=nope", b"SAMLRequest=x"),
+        ("slo", "multipart/form-data; boundary=x", b"--x\r\n\r\nv\r\n--x--\r\n"),
+    ],
+)
+async def test_an_unreadable_form_is_a_400_not_a_500(
+    env: Env, path: str, content_type: str, body: bytes
+) -> None:
+    """A form the hub cannot decode (unknown charset, bytes that are not UTF-8, multipart
+    without a boundary or a part's name) is refused with a page, never a server error."""
+    async with aiohttp.ClientSession() as browser:
+        async with browser.post(
+            f"{env.hub}/t/comune/spid/{path}",
+            data=body,
+            headers={"Content-Type": content_type},
+        ) as resp:
+            # 400 when the form cannot be decoded; a form that decodes to nonsense is a
+            # refused response (403, "not base64"): a page either way
+            assert resp.status in (400, 403), await resp.text()
+            assert "text/html" in resp.headers["Content-Type"]

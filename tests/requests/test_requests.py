@@ -565,6 +565,16 @@ async def test_hostile_forms_and_queries_are_never_500(hub: Hub) -> None:
         headers={"Authorization": auth["Authorization"]},
     )
     assert resp.status == 400  # no Idempotency-Key
+    # forms the hub cannot decode (unknown charset, multipart without boundary): a page
+    for target in (f"{url}/passo/1", f"{url}/invia", "/t/demo/sportello/valutazione"):
+        for content_type, raw in (
+            ("application/x-www-form-urlencoded; charset=nope", b"csrf_token=x"),
+            ("multipart/form-data", b"--x\r\n\r\nv\r\n--x--\r\n"),
+        ):
+            resp = await hub.client.post(
+                target, data=raw, headers={"Content-Type": content_type}, allow_redirects=False
+            )
+            assert resp.status in (400, 403, 404), (target, content_type, resp.status)
 
 
 # --- protocol numbers ----------------------------------------------------------------------

@@ -72,6 +72,7 @@ from sportello.platforms.login.settings import (
     oidc_tenant_settings,
 )
 from sportello.secrets import write_secret_file
+from sportello.web import read_form
 
 log = logging.getLogger("sportello.platforms.login.oidc_federation")
 
@@ -411,7 +412,9 @@ async def trust_mark_status_view(request: web.Request) -> web.Response:
     if request.method == "POST":
         if (request.content_length or 0) > 2 * MAX_JWT_BYTES:
             return _error(400, "invalid_request", "the request body is too large")
-        form = await request.post()
+        form = await read_form(request)
+        if form is None:
+            return _error(400, "invalid_request", "the form cannot be read (charset or format)")
         params = form  # type: ignore[assignment]
     else:
         params = request.query

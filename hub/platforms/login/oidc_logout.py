@@ -60,6 +60,7 @@ from sportello.platforms.login.oidc_sessions import end_session, session_row, se
 from sportello.platforms.login.routes import cookie_name
 from sportello.platforms.login.store import LoginStore
 from sportello.services import HubServices
+from sportello.web import read_form
 
 from .returns import own_return_urls
 
@@ -116,7 +117,10 @@ def _told(service: OidcService, back: str | None, *, retry: bool) -> web.StreamR
 async def logout_view(request: web.Request) -> web.StreamResponse:
     tenant, settings = _tenant(request)
     service = request.app[OIDC]
-    form = await request.post() if request.method == "POST" else request.query
+    posted = await read_form(request) if request.method == "POST" else request.query
+    if posted is None:
+        return _refuse(settings, "spid", "modulo illeggibile (codifica o formato)", status=400)
+    form = posted
     raw_return = form.get("return_to")
     return_to = raw_return if isinstance(raw_return, str) and raw_return else None
     allowed = {str(u) for u in settings.return_urls} | own_return_urls(request.app, tenant)

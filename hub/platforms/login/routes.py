@@ -52,6 +52,7 @@ from sportello.platforms.login.idps import IdpDirectory
 from sportello.platforms.login.keys import LoginConfigError, build_sp, login_settings, public_url
 from sportello.platforms.login.settings import saml_settings
 from sportello.platforms.login.store import LoginStore
+from sportello.web import read_form
 
 from .returns import own_return_urls
 
@@ -321,7 +322,9 @@ async def acs_view(request: web.Request) -> web.StreamResponse:
         await read_body(request, MAX_FORM)  # whole, bounded; post() parses what it read
     except BodyTooLarge:
         return pages.refused(kind, "risposta troppo grande", status=413)
-    form = await request.post()
+    form = await read_form(request)
+    if form is None:
+        return pages.refused(kind, "modulo illeggibile (codifica o formato)", status=400)
     saml = form.get("SAMLResponse")
     if not isinstance(saml, str) or not saml:
         return pages.refused(kind, "nessuna risposta SAML ricevuta", status=400)
@@ -518,7 +521,10 @@ async def slo_view(request: web.Request) -> web.StreamResponse:
             await read_body(request, MAX_FORM)
         except BodyTooLarge:
             return pages.refused(kind, "messaggio troppo grande", status=413)
-        params = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+        form = await read_form(request)
+        if form is None:
+            return pages.refused(kind, "modulo illeggibile (codifica o formato)", status=400)
+        params = {k: v for k, v in form.items() if isinstance(v, str)}
     key = "SAMLResponse" if "SAMLResponse" in params else "SAMLRequest"
     if key not in params:
         return pages.refused(kind, "nessun messaggio di logout", status=400)

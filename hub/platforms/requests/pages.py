@@ -25,7 +25,15 @@ from aiohttp import web
 
 from sportello.appkeys import CLOCK, CONFIG, ENGINE, SERVICES
 from sportello.config import TenantConfig
-from sportello.web import CSRF_FIELD, WebSession, anonymous_csrf, csrf_valid, environment, render
+from sportello.web import (
+    CSRF_FIELD,
+    WebSession,
+    anonymous_csrf,
+    csrf_valid,
+    environment,
+    read_form,
+    render,
+)
 from sportello.web.citizen import citizen, display_name
 from sportello.web.site import site
 
@@ -183,8 +191,10 @@ async def start(request: web.Request) -> web.StreamResponse:
     page = await _page(request, tenant)
     if page.session is None:
         raise _login(tenant, f"{base(tenant)}/{card.id}/")
-    form = await request.post()
-    if not csrf_valid(request, form.get(CSRF_FIELD), request.app[CONFIG], page.session):
+    form = await read_form(request)
+    if form is None or not csrf_valid(
+        request, form.get(CSRF_FIELD), request.app[CONFIG], page.session
+    ):
         return _expired(page, tenant)
     now = request.app[CLOCK].now()
     cf = page.session.subject
@@ -277,8 +287,10 @@ async def step(request: web.Request) -> web.StreamResponse:
         return _step_page(
             page, tenant, card, row, index, shown, errors, status=422 if errors else 200
         )
-    form = await request.post()
-    if not csrf_valid(request, form.get(CSRF_FIELD), request.app[CONFIG], page.session):
+    form = await read_form(request)
+    if form is None or not csrf_valid(
+        request, form.get(CSRF_FIELD), request.app[CONFIG], page.session
+    ):
         return _expired(page, tenant)
     values, errors = service.check_step(card, index, form, fixed)
     action = str(form.get("azione") or "avanti")
@@ -355,8 +367,10 @@ async def send(request: web.Request) -> web.StreamResponse:
         raise _login(tenant, f"{base(tenant)}/{card.id}/")
     row = await _own(request, tenant, card, page)
     url = f"{base(tenant)}/{card.id}/{row.ref}"
-    form = await request.post()
-    if not csrf_valid(request, form.get(CSRF_FIELD), request.app[CONFIG], page.session):
+    form = await read_form(request)
+    if form is None or not csrf_valid(
+        request, form.get(CSRF_FIELD), request.app[CONFIG], page.session
+    ):
         return _expired(page, tenant)
     if row.status != "draft":  # a second click: the acknowledgement, never a second request
         raise web.HTTPSeeOther(url + "/")
@@ -505,7 +519,10 @@ async def rate(request: web.Request) -> web.StreamResponse:
     depends on them and the free text; stored when the second is sent."""
     tenant = _rating_tenant(request)
     page = await _page(request, tenant)
-    form: Mapping[str, Any] = await request.post() if request.method == "POST" else {}
+    posted: Mapping[str, Any] | None = await read_form(request) if request.method == "POST" else {}
+    if posted is None:
+        return _expired(page, tenant)
+    form: Mapping[str, Any] = posted
     key = str(form.get("servizio") or request.query.get("servizio") or "")
     back = f"/t/{tenant.id}/sportello/"
     if not SERVICE_NAME.match(key):
