@@ -10,7 +10,7 @@ the last event is the current status. Its *documents* are the files attached to 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -32,6 +32,10 @@ class Practice(BaseModel):
     status: str = Field(min_length=1)
     submitted_at: AwareDatetime
     updated_at: AwareDatetime
+    #: the number the comune's register gave the practice at intake (C.SE.1.10)
+    protocol_number: str | None = Field(default=None, min_length=1, max_length=60)
+    #: the date by which the procedure must end (termine di conclusione, L. 241/1990 art. 2)
+    deadline: date | None = None
 
 
 class PracticeEvent(BaseModel):

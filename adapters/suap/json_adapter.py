@@ -5,12 +5,14 @@ The export looks like::
 
     {"practices": [{"id": "...", "applicant_fiscal_code": "...", "applicant_name": "...",
                     "title": "...", "kind": "SCIA", "submitted_at": "2024-03-01T09:00:00+01:00",
+                    "protocol_number": "2024/0001234", "deadline": "2024-04-30",
                     "events": [{"status": "...", "at": "...", "note": "..."}],
                     "documents": [{"id": "...", "name": "...", "media_type": "...",
                                    "size": 1234}]}]}
 
-Datetimes carry their offset. A practice's status and ``updated_at`` are those of its latest
-event (events are ordered by time, the export's order breaking ties). Keys the adapter does
+``protocol_number`` and ``deadline`` (a date) are optional. Datetimes carry their offset. A
+practice's status and ``updated_at`` are those of its latest event (events are ordered by
+time, the export's order breaking ties). Keys the adapter does
 not know are ignored. A bad practice, event or document is reported with file, entry
 (``practices[i]``, ``practices[i].events[j]``) and field, and skipped; the rest are served. A
 practice left without a valid event has no status, so it is skipped too.
@@ -30,7 +32,16 @@ from pydantic import BaseModel, ValidationError
 
 from .base import Practice, PracticeDocument, PracticeEvent, SuapDataError
 
-_HEAD = ("id", "applicant_fiscal_code", "applicant_name", "title", "kind", "submitted_at")
+_HEAD = (
+    "id",
+    "applicant_fiscal_code",
+    "applicant_name",
+    "title",
+    "kind",
+    "submitted_at",
+    "protocol_number",
+    "deadline",
+)
 _EVENT = ("status", "at", "note")
 _DOCUMENT = ("id", "name", "media_type", "size")
 M = TypeVar("M", bound=BaseModel)

@@ -168,6 +168,35 @@ async def test_bad_entries_are_named_and_skipped(tmp_path: Path) -> None:
     await adapter.close()
 
 
+async def test_protocol_number_and_deadline_are_read_and_checked(tmp_path: Path) -> None:
+    """C.SE.1.10: the practice's protocol number and the date by which it must end, when
+    the export has them; a deadline that is not a date is named and the practice skipped."""
+    base = EXPORT["practices"][2]
+    doc = {
+        "practices": [
+            {**base, "protocol_number": "2024/0001234", "deadline": "2024-03-02"},
+            {**base, "id": "SUAP-2024-010", "deadline": "entro marzo"},
+            {**base, "id": "SUAP-2024-011", "protocol_number": ""},
+        ]
+    }
+    adapter = write(tmp_path, doc)
+    found = await adapter.practice("SUAP-2024-003")
+    assert found is not None
+    assert found.protocol_number == "2024/0001234"
+    assert found.deadline is not None and found.deadline.isoformat() == "2024-03-02"
+    assert await adapter.practice("SUAP-2024-010") is None
+    assert await adapter.practice("SUAP-2024-011") is None
+    assert [p.location for p in adapter.problems()] == [
+        "practices[1].deadline",
+        "practices[2].protocol_number",
+    ]
+    plain = write(tmp_path, {"practices": [base]}, name="plain.json")
+    old = await plain.practice("SUAP-2024-003")
+    assert old is not None and old.protocol_number is None and old.deadline is None
+    await adapter.close()
+    await plain.close()
+
+
 async def test_more_bad_shapes(tmp_path: Path) -> None:
     good = EXPORT["practices"][2]
     doc = {

@@ -150,6 +150,8 @@ SUAP_EXPORT = {
             "title": "Apertura di un bar",
             "kind": "SCIA",
             "submitted_at": "2027-02-01T09:00:00+01:00",
+            "protocol_number": "2027/0000123",
+            "deadline": "2027-03-03",
             "events": [
                 {"status": "Ricevuta", "at": "2027-02-01T09:00:00+01:00"},
                 {"status": "In istruttoria", "at": "2027-02-10T10:00:00+01:00", "note": "ok"},
@@ -585,6 +587,9 @@ async def test_practices_messages_and_notifications_are_the_citizens_own(
     practices = await (await hub.get("/t/demo/sportello/area/pratiche")).text()
     assert "Apertura di un bar" in practices and "SUAP-2027-001" in practices
     assert "In istruttoria: ok" in practices and "Ricevuta" in practices  # milestones
+    # C.SE.1.10: intake date, protocol number and deadline
+    assert "2027/0000123" in practices and "03/03/2027" in practices
+    assert "01/02/2027" in practices
     assert "Pratica di un altro" not in practices
     messages = await (await hub.get("/t/demo/sportello/area/messaggi")).text()
     assert "Promemoria TARI" in messages and "Consegnato" in messages

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
@@ -18,6 +18,8 @@ class Practice(BaseModel):
     status: str
     submitted_at: datetime
     updated_at: datetime = absent()
+    protocol_number: str | None = None
+    deadline: date | None = None
 
 
 class PracticeEvent(BaseModel):

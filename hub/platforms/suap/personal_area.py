@@ -44,8 +44,18 @@ class MyPractices:
                     when=p.updated_at,
                     fields=(
                         ("Numero di pratica", p.id),
+                        *(
+                            (("Numero di protocollo", p.protocol_number),)
+                            if p.protocol_number
+                            else ()
+                        ),
                         ("Tipo", p.kind),
                         ("Presentata il", p.submitted_at.strftime("%d/%m/%Y")),
+                        *(
+                            (("Termine di conclusione", p.deadline.strftime("%d/%m/%Y")),)
+                            if p.deadline
+                            else ()
+                        ),
                         ("Ultimo aggiornamento", p.updated_at.strftime("%d/%m/%Y")),
                     ),
                     milestones=tuple(
