@@ -35,7 +35,13 @@ from .accounting_contract import (
     canonical_positions,
 )
 from .agenda_contract import AgendaContract, AgendaFactory, canonical_agenda
-from .contract import AdapterFactory, RegistryContract, canonical_dataset, plugins_with
+from .contract import (
+    AdapterFactory,
+    ContractRunner,
+    RegistryContract,
+    canonical_dataset,
+    plugins_with,
+)
 from .suap_contract import SuapContract, SuapFactory, canonical_practices
 
 MARKER = "sportello_plugin"
@@ -96,7 +102,36 @@ def sportello_plugins(request: pytest.FixtureRequest, sportello_plugin: object |
     return _plugins(request, sportello_plugin)
 
 
-class RegistryContractTests:
+class _PluginFixtures:
+    """The ``sportello_plugin`` and ``sportello_plugins`` fixtures of a contract-test class
+    (a subclass overrides ``sportello_plugin`` to enable the hook check)."""
+
+    @pytest.fixture
+    def sportello_plugin(self, request: pytest.FixtureRequest) -> object | None:
+        return _marked(request)[0]
+
+    @pytest.fixture
+    def sportello_plugins(
+        self, request: pytest.FixtureRequest, sportello_plugin: object | None
+    ) -> Plugins:
+        return _plugins(request, sportello_plugin)
+
+
+class _RunnerTests(_PluginFixtures):
+    """Contract tests whose checks skip (with the reason) what the subclass did not give."""
+
+    def run_check(self, check: str, contract: ContractRunner, tmp_path: Path) -> None:
+        """Run one check of the contract in a new event loop."""
+        __tracebackhide__ = True
+        why = contract.skipped(check)
+        if why:
+            pytest.skip(
+                f"{why}: override the sportello_plugin fixture (or use the {MARKER} marker)"
+            )
+        asyncio.run(contract.run(check, tmp_path))
+
+
+class RegistryContractTests(_PluginFixtures):
     """Every registry contract check as a test. Subclass it in a ``Test...`` class and define
     the ``adapter_factory`` fixture::
 
@@ -127,16 +162,6 @@ class RegistryContractTests:
     @pytest.fixture
     def registry_dataset(self) -> list[RegistryRecord]:
         return canonical_dataset()
-
-    @pytest.fixture
-    def sportello_plugin(self, request: pytest.FixtureRequest) -> object | None:
-        return _marked(request)[0]
-
-    @pytest.fixture
-    def sportello_plugins(
-        self, request: pytest.FixtureRequest, sportello_plugin: object | None
-    ) -> Plugins:
-        return _plugins(request, sportello_plugin)
 
     def run_check(
         self,
@@ -229,7 +254,7 @@ class RegistryContractTests:
         )
 
 
-class AccountingContractTests:
+class AccountingContractTests(_RunnerTests):
     """Every accounting contract check as a test (see
     :mod:`sportello.adapter_kit.accounting_contract`). Subclass it in a ``Test...`` class
     and define the ``accounting_factory`` and ``read_receipts`` fixtures (and
@@ -284,16 +309,6 @@ class AccountingContractTests:
         return "fiscal_code"
 
     @pytest.fixture
-    def sportello_plugin(self, request: pytest.FixtureRequest) -> object | None:
-        return _marked(request)[0]
-
-    @pytest.fixture
-    def sportello_plugins(
-        self, request: pytest.FixtureRequest, sportello_plugin: object | None
-    ) -> Plugins:
-        return _plugins(request, sportello_plugin)
-
-    @pytest.fixture
     def accounting_contract(
         self,
         accounting_factory: AccountingFactory,
@@ -312,16 +327,6 @@ class AccountingContractTests:
             bad_field=accounting_bad_field,
             plugins=None if sportello_plugin is None else sportello_plugins,
         )
-
-    def run_check(self, check: str, contract: AccountingContract, tmp_path: Path) -> None:
-        """Run one check of :class:`AccountingContract` in a new event loop."""
-        __tracebackhide__ = True
-        why = contract.skipped(check)
-        if why:
-            pytest.skip(
-                f"{why}: override the sportello_plugin fixture (or use the {MARKER} marker)"
-            )
-        asyncio.run(contract.run(check, tmp_path))
 
     def test_positions_are_valid(
         self, accounting_contract: AccountingContract, tmp_path: Path
@@ -359,7 +364,7 @@ class AccountingContractTests:
         self.run_check("registered_through_the_hook", accounting_contract, tmp_path)
 
 
-class SuapContractTests:
+class SuapContractTests(_RunnerTests):
     """Every SUAP contract check as a test (see :mod:`sportello.adapter_kit.suap_contract`).
     Subclass it and define the ``suap_factory`` fixture (``async def factory(practices,
     workdir) -> adapter``); ``sportello_plugin`` enables the hook check, and overriding
@@ -377,16 +382,6 @@ class SuapContractTests:
         return canonical_practices()
 
     @pytest.fixture
-    def sportello_plugin(self, request: pytest.FixtureRequest) -> object | None:
-        return _marked(request)[0]
-
-    @pytest.fixture
-    def sportello_plugins(
-        self, request: pytest.FixtureRequest, sportello_plugin: object | None
-    ) -> Plugins:
-        return _plugins(request, sportello_plugin)
-
-    @pytest.fixture
     def suap_contract(
         self,
         suap_factory: SuapFactory,
@@ -396,16 +391,6 @@ class SuapContractTests:
     ) -> SuapContract:
         plugins = None if sportello_plugin is None else sportello_plugins
         return SuapContract(suap_factory, practices=suap_practices, plugins=plugins)
-
-    def run_check(self, check: str, contract: SuapContract, tmp_path: Path) -> None:
-        """Run one check of :class:`SuapContract` in a new event loop."""
-        __tracebackhide__ = True
-        why = contract.skipped(check)
-        if why:
-            pytest.skip(
-                f"{why}: override the sportello_plugin fixture (or use the {MARKER} marker)"
-            )
-        asyncio.run(contract.run(check, tmp_path))
 
     def test_practices_of_an_applicant_newest_first(
         self, suap_contract: SuapContract, tmp_path: Path
@@ -436,7 +421,7 @@ class SuapContractTests:
         self.run_check("registered_through_the_hook", suap_contract, tmp_path)
 
 
-class AgendaContractTests:
+class AgendaContractTests(_RunnerTests):
     """Every agenda contract check as a test (see :mod:`sportello.adapter_kit.agenda_contract`:
     the ``booking`` adapter kind). Subclass it and define the ``agenda_factory`` fixture
     (``async def factory(agenda, workdir) -> adapter``); ``sportello_plugin`` enables the hook
@@ -454,16 +439,6 @@ class AgendaContractTests:
         return canonical_agenda()
 
     @pytest.fixture
-    def sportello_plugin(self, request: pytest.FixtureRequest) -> object | None:
-        return _marked(request)[0]
-
-    @pytest.fixture
-    def sportello_plugins(
-        self, request: pytest.FixtureRequest, sportello_plugin: object | None
-    ) -> Plugins:
-        return _plugins(request, sportello_plugin)
-
-    @pytest.fixture
     def agenda_contract(
         self,
         agenda_factory: AgendaFactory,
@@ -473,16 +448,6 @@ class AgendaContractTests:
     ) -> AgendaContract:
         plugins = None if sportello_plugin is None else sportello_plugins
         return AgendaContract(agenda_factory, agenda=agenda_spec, plugins=plugins)
-
-    def run_check(self, check: str, contract: AgendaContract, tmp_path: Path) -> None:
-        """Run one check of :class:`AgendaContract` in a new event loop."""
-        __tracebackhide__ = True
-        why = contract.skipped(check)
-        if why:
-            pytest.skip(
-                f"{why}: override the sportello_plugin fixture (or use the {MARKER} marker)"
-            )
-        asyncio.run(contract.run(check, tmp_path))
 
     def test_offices_and_services(self, agenda_contract: AgendaContract, tmp_path: Path) -> None:
         self.run_check("offices_and_services", agenda_contract, tmp_path)

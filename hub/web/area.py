@@ -10,10 +10,42 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Protocol
 
+from .. import audit
+from ..appkeys import ENGINE
+
 if TYPE_CHECKING:
     from aiohttp import web
 
     from ..config import TenantConfig
+
+
+async def audit_area_read(
+    app: web.Application,
+    tenant_id: str,
+    fiscal_code: str,
+    *,
+    action: str,
+    purpose: str,
+    detail: str,
+    now: datetime,
+    sources: str = "hub",
+) -> None:
+    """Audit a section's read of the citizen's own data (actor ``citizen:<fiscal code>``)."""
+    async with app[ENGINE].begin() as conn:
+        await audit.record(
+            conn,
+            audit.AuditEntry(
+                tenant_id=tenant_id,
+                actor=f"citizen:{fiscal_code}",
+                action=action,
+                subject=fiscal_code,
+                purpose=purpose,
+                sources=sources,
+                outcome="ok",
+                detail=detail,
+            ),
+            at=now,
+        )
 
 
 @dataclass(frozen=True)

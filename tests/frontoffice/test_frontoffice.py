@@ -439,6 +439,32 @@ async def test_booking_without_login(hub: TestClient) -> None:
     assert (await hub.get(f"/t/altro/sportello/prenota/{code}/confermata")).status == 404
 
 
+async def test_booking_moved_from_the_manage_page(hub: TestClient) -> None:
+    fields = {"name": "Anna", "surname": "Verdi", "email": "anna@example.it"}
+    fields |= {"phone": "", "fiscal_code": "", "reason": "Rinnovo della carta"}
+    code, _ = await _book(hub, fields)
+    b = "/t/demo/sportello/prenota"
+    token = csrf(await (await hub.get(b + "/gestisci", params={"codice": code})).text())
+    wrong = await hub.post(
+        b + "/sposta", data={"csrf_token": token, "codice": code, "verifica": "x@y.it"}
+    )
+    assert wrong.status == 404
+    manage = await hub.post(
+        b + "/gestisci", data={"csrf_token": token, "codice": code, "verifica": "anna@example.it"}
+    )
+    move = await hub.post(b + "/sposta", data=hidden(await manage.text(), b + "/sposta"))
+    page = await move.text()
+    assert move.status == 200 and "Sposta la prenotazione" in page
+    starts = re.findall(r'name="inizio" id="[^"]+" value="([^"]+)"', page)
+    assert len(starts) > 1
+    moved = await hub.post(
+        b + "/sposta",
+        data={**hidden(page, b + "/sposta"), "inizio": starts[-1]},
+        allow_redirects=False,
+    )
+    assert moved.status == 303 and moved.headers["Location"].endswith("/confermata")
+
+
 async def test_booking_logged_in_is_prefilled_and_in_the_area(hub: TestClient) -> None:
     await login(hub)
     b = "/t/demo/sportello/prenota"

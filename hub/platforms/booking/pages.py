@@ -34,13 +34,11 @@ from sportello.tenant_adapters import AdapterNotInstalled
 from sportello.web import (
     CSRF_FIELD,
     WebSession,
-    anonymous_csrf,
     csrf_valid,
     environment,
     read_form,
-    render,
 )
-from sportello.web.citizen import citizen, display_name
+from sportello.web.citizen import CitizenPage, citizen
 from sportello.web.site import site
 
 from . import ics, service
@@ -127,19 +125,7 @@ def when_label(start: datetime) -> str:
     return f"{day_label(at.date())}, ore {at:%H:%M}"
 
 
-class Page:
-    """A page being answered: its CSRF token (the session's or the anonymous cookie's)."""
-
-    def __init__(self, request: web.Request, session: WebSession | None) -> None:
-        self.request = request
-        self.session = session
-        self._carrier = web.Response()
-        self.token = (
-            session.csrf
-            if session is not None
-            else anonymous_csrf(request, self._carrier, request.app[CONFIG])
-        )
-
+class Page(CitizenPage):
     def render(
         self,
         tenant: TenantConfig,
@@ -152,20 +138,12 @@ class Page:
         header = site(self.request.app, tenant, self.request.path)
         ctx = {
             "site": header,
-            "title": title,
-            "base": base(tenant),
-            "front_office": f"/t/{tenant.id}/sportello/",
-            "user_name": display_name(self.session),
-            "logout_url": f"/t/{tenant.id}/sportello/esci" if self.session else "",
-            "csrf_token": self.token,
+            **self.context(tenant, title, base(tenant)),
             "steps": STEPS,
-            "kit_script": False,  # plain forms: no script needed
             **extra,
         }
-        resp = render(_env(self.request.app, header["templates_dir"]), template, ctx, status=status)
-        for name, morsel in self._carrier.cookies.items():
-            resp.cookies[name] = morsel
-        return resp
+        env = _env(self.request.app, header["templates_dir"])
+        return self.respond(env, template, ctx, status=status)
 
 
 async def _page(request: web.Request, tenant: TenantConfig) -> Page:
@@ -405,11 +383,9 @@ async def data(request: web.Request) -> web.StreamResponse:
     page = await _page(request, tenant)
     now = request.app[CLOCK].now()
     if request.method == "POST":
-        form = await read_form(request)
-        if form is None:
-            return _unreadable(page, tenant)
-        if not csrf_valid(request, form.get(CSRF_FIELD), request.app[CONFIG], page.session):
-            return _expired(page, tenant)
+        form = await _posted(request, page, tenant)
+        if isinstance(form, web.Response):
+            return form
         office, chosen, start = await _slot_or_redirect(request, tenant, settings, form, now)
         values = {k: str(form.get(k) or "") for k in FIELDS}
         if page.session is not None:
@@ -441,6 +417,26 @@ def _expired(page: Page, tenant: TenantConfig) -> web.Response:
         "Il modulo era scaduto o è stato inviato da un'altra pagina: ricomincia la prenotazione.",
         status=403,
         back=base(tenant) + "/",
+    )
+
+
+async def _posted(
+    request: web.Request, page: Page, tenant: TenantConfig
+) -> Mapping[str, Any] | web.Response:
+    """The posted form, or the page that refuses it (400 unreadable, 403 expired CSRF)."""
+    form = await read_form(request)
+    if form is None:
+        return _unreadable(page, tenant)
+    if not csrf_valid(request, form.get(CSRF_FIELD), request.app[CONFIG], page.session):
+        return _expired(page, tenant)
+    return form
+
+
+def _code_factor(form: Mapping[str, Any]) -> tuple[str, str]:
+    """The booking code and the second factor (fiscal code or e-mail) a form names."""
+    return (
+        str(form.get("codice") or "").strip()[:40],
+        str(form.get("verifica") or "").strip()[:254],
     )
 
 
@@ -479,22 +475,36 @@ def _validate(
     return values, errors
 
 
+async def _filled(
+    request: web.Request,
+    tenant: TenantConfig,
+    settings: BookingTenantSettings,
+    page: Page,
+    now: datetime,
+) -> tuple[Any, Any, datetime, dict[str, str]] | web.Response:
+    """The posted slot and citizen's data (office, service, start, values), or the page that
+    refuses them: 400/403, or the data form again with its errors (422)."""
+    form = await _posted(request, page, tenant)
+    if isinstance(form, web.Response):
+        return form
+    office, chosen, start = await _slot_or_redirect(request, tenant, settings, form, now)
+    values, errors = _validate(form, page.session)
+    if errors:
+        return _data_page(page, tenant, office, chosen, start, values, errors, status=422)
+    return office, chosen, start, values
+
+
 # --- 4. the summary ---------------------------------------------------------------------------
 
 
 async def summary(request: web.Request) -> web.StreamResponse:
     tenant, settings = _tenant(request)
     page = await _page(request, tenant)
-    form = await read_form(request)
-    if form is None:
-        return _unreadable(page, tenant)
-    if not csrf_valid(request, form.get(CSRF_FIELD), request.app[CONFIG], page.session):
-        return _expired(page, tenant)
     now = request.app[CLOCK].now()
-    office, chosen, start = await _slot_or_redirect(request, tenant, settings, form, now)
-    values, errors = _validate(form, page.session)
-    if errors:
-        return _data_page(page, tenant, office, chosen, start, values, errors, status=422)
+    filled = await _filled(request, tenant, settings, page, now)
+    if isinstance(filled, web.Response):
+        return filled
+    office, chosen, start, values = filled
     return page.render(
         tenant,
         "booking/summary.html",
@@ -516,16 +526,11 @@ async def summary(request: web.Request) -> web.StreamResponse:
 async def confirm(request: web.Request) -> web.StreamResponse:
     tenant, settings = _tenant(request)
     page = await _page(request, tenant)
-    form = await read_form(request)
-    if form is None:
-        return _unreadable(page, tenant)
-    if not csrf_valid(request, form.get(CSRF_FIELD), request.app[CONFIG], page.session):
-        return _expired(page, tenant)
     now = request.app[CLOCK].now()
-    office, chosen, start = await _slot_or_redirect(request, tenant, settings, form, now)
-    values, errors = _validate(form, page.session)
-    if errors:
-        return _data_page(page, tenant, office, chosen, start, values, errors, status=422)
+    filled = await _filled(request, tenant, settings, page, now)
+    if isinstance(filled, web.Response):
+        return filled
+    office, chosen, start, values = filled
     person = service.Citizen(
         name=values["name"],
         surname=values["surname"],
@@ -643,6 +648,42 @@ async def _verified(
     return result
 
 
+async def _attempt(
+    request: web.Request,
+    tenant: TenantConfig,
+    settings: BookingTenantSettings,
+    page: Page,
+    code: str,
+    work: Callable[[Any], Awaitable[dict[str, Any]]],
+) -> dict[str, Any] | web.Response:
+    """``work`` under the limit of wrong attempts (:func:`_verified`), or the refusal page."""
+    try:
+        return await _verified(request, tenant, settings, code, work)
+    except service.BookingError as exc:
+        return _manage_refused(page, tenant, code, exc)
+
+
+async def _read(
+    request: web.Request,
+    tenant: TenantConfig,
+    settings: BookingTenantSettings,
+    page: Page,
+    code: str,
+    verify: str,
+    now: datetime,
+) -> dict[str, Any] | web.Response:
+    """The appointment the code and factor name (an audited read), or the refusal page."""
+    actor = f"citizen:{page.session.subject}" if page.session else "citizen:booking-code"
+    return await _attempt(
+        request,
+        tenant,
+        settings,
+        page,
+        code,
+        lambda conn: service.read(conn, tenant.id, code, verify, actor, now),
+    )
+
+
 async def _own_factor(
     request: web.Request, tenant: TenantConfig, session: WebSession | None, code: str
 ) -> str | None:
@@ -698,13 +739,10 @@ async def manage(request: web.Request) -> web.StreamResponse:
     tenant, settings = _tenant(request)
     page = await _page(request, tenant)
     if request.method == "POST":
-        form = await read_form(request)
-        if form is None:
-            return _unreadable(page, tenant)
-        if not csrf_valid(request, form.get(CSRF_FIELD), request.app[CONFIG], page.session):
-            return _expired(page, tenant)
-        code = str(form.get("codice") or "").strip()[:40]
-        verify = str(form.get("verifica") or "").strip()[:254]
+        form = await _posted(request, page, tenant)
+        if isinstance(form, web.Response):
+            return form
+        code, verify = _code_factor(form)
     else:
         code = request.query.get("codice", "").strip()[:40]
         verify = ""
@@ -720,18 +758,10 @@ async def manage(request: web.Request) -> web.StreamResponse:
             booking=None,
             error="",
         )
-    actor = f"citizen:{page.session.subject}" if page.session else "citizen:booking-code"
     now = request.app[CLOCK].now()
-    try:
-        found = await _verified(
-            request,
-            tenant,
-            settings,
-            code,
-            lambda conn: service.read(conn, tenant.id, code, verify, actor, now),
-        )
-    except service.BookingError as exc:
-        return _manage_refused(page, tenant, code, exc)
+    found = await _read(request, tenant, settings, page, code, verify, now)
+    if isinstance(found, web.Response):
+        return found
     offices, _ = await _catalogue(request, tenant, settings)
     office, chosen = _names(offices, found["office_id"], found["service_id"])
     start = datetime.fromisoformat(found["start"])
@@ -754,34 +784,31 @@ async def manage(request: web.Request) -> web.StreamResponse:
 async def cancel(request: web.Request) -> web.StreamResponse:
     tenant, settings = _tenant(request)
     page = await _page(request, tenant)
-    form = await read_form(request)
-    if form is None:
-        return _unreadable(page, tenant)
-    if not csrf_valid(request, form.get(CSRF_FIELD), request.app[CONFIG], page.session):
-        return _expired(page, tenant)
-    code = str(form.get("codice") or "").strip()[:40]
-    verify = str(form.get("verifica") or "").strip()[:254]
+    form = await _posted(request, page, tenant)
+    if isinstance(form, web.Response):
+        return form
+    code, verify = _code_factor(form)
     verify = verify or await _own_factor(request, tenant, page.session, code) or ""
     now = request.app[CLOCK].now()
-    try:
-        found = await _verified(
-            request,
-            tenant,
-            settings,
+    found = await _attempt(
+        request,
+        tenant,
+        settings,
+        page,
+        code,
+        lambda conn: service.cancel(
+            conn,
+            tenant.id,
             code,
-            lambda conn: service.cancel(
-                conn,
-                tenant.id,
-                code,
-                verify,
-                now,
-                settings=settings,
-                max_attempts=request.app[CONFIG].outbox.max_attempts,
-                agenda=_agenda(request, tenant),
-            ),
-        )
-    except service.BookingError as exc:
-        return _manage_refused(page, tenant, code, exc)
+            verify,
+            now,
+            settings=settings,
+            max_attempts=request.app[CONFIG].outbox.max_attempts,
+            agenda=_agenda(request, tenant),
+        ),
+    )
+    if isinstance(found, web.Response):
+        return found
     return page.render(
         tenant,
         "booking/message.html",
@@ -797,49 +824,38 @@ async def move(request: web.Request) -> web.StreamResponse:
     """The free slots of the appointment's service to move it to (POST: code, factor)."""
     tenant, settings = _tenant(request)
     page = await _page(request, tenant)
-    form = await read_form(request)
-    if form is None:
-        return _unreadable(page, tenant)
-    if not csrf_valid(request, form.get(CSRF_FIELD), request.app[CONFIG], page.session):
-        return _expired(page, tenant)
-    code = str(form.get("codice") or "").strip()[:40]
-    verify = str(form.get("verifica") or "").strip()[:254]
+    form = await _posted(request, page, tenant)
+    if isinstance(form, web.Response):
+        return form
+    code, verify = _code_factor(form)
     own = await _own_factor(request, tenant, page.session, code)
     verify = verify or own or ""
     now = request.app[CLOCK].now()
-    actor = f"citizen:{page.session.subject}" if page.session else "citizen:booking-code"
-    try:
-        found = await _verified(
+    found = await _read(request, tenant, settings, page, code, verify, now)
+    if isinstance(found, web.Response):
+        return found
+    start = _start(str(form.get("inizio") or ""))
+    if start is not None:
+        moved = await _attempt(
             request,
             tenant,
             settings,
+            page,
             code,
-            lambda conn: service.read(conn, tenant.id, code, verify, actor, now),
+            lambda conn: service.reschedule(
+                conn,
+                tenant_id=tenant.id,
+                settings=settings,
+                raw_code=code,
+                verify=verify,
+                start=start,
+                now=now,
+                max_attempts=request.app[CONFIG].outbox.max_attempts,
+                agenda=_agenda(request, tenant),
+            ),
         )
-    except service.BookingError as exc:
-        return _manage_refused(page, tenant, code, exc)
-    start = _start(str(form.get("inizio") or ""))
-    if start is not None:
-        try:
-            moved = await _verified(
-                request,
-                tenant,
-                settings,
-                code,
-                lambda conn: service.reschedule(
-                    conn,
-                    tenant_id=tenant.id,
-                    settings=settings,
-                    raw_code=code,
-                    verify=verify,
-                    start=start,
-                    now=now,
-                    max_attempts=request.app[CONFIG].outbox.max_attempts,
-                    agenda=_agenda(request, tenant),
-                ),
-            )
-        except service.BookingError as exc:
-            return _manage_refused(page, tenant, code, exc)
+        if isinstance(moved, web.Response):
+            return moved
         raise web.HTTPSeeOther(f"{base(tenant)}/{moved['code']}/confermata")
     offices, agenda = await _catalogue(request, tenant, settings)
     office, chosen = _names(offices, found["office_id"], found["service_id"])

@@ -11,11 +11,10 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from sportello import audit
 from sportello.appkeys import ENGINE
 from sportello.config import TenantConfig
 from sportello.db import reading
-from sportello.web.area import AreaAction, AreaItem, AreaSection
+from sportello.web.area import AreaAction, AreaItem, AreaSection, audit_area_read
 
 from .settings import booking_settings
 from .tables import booking_appointments
@@ -49,21 +48,16 @@ class MyAppointments:
                     .limit(50)
                 )
             ).all()
-        async with app[ENGINE].begin() as conn:
-            await audit.record(
-                conn,
-                audit.AuditEntry(
-                    tenant_id=tenant.id,
-                    actor=f"citizen:{cf}",
-                    action="booking.area.read",
-                    subject=cf,
-                    purpose="personal area: the citizen's own appointments",
-                    sources="booking",
-                    outcome="ok",
-                    detail=f"{len(rows)} appointment(s)",
-                ),
-                at=now,
-            )
+        await audit_area_read(
+            app,
+            tenant.id,
+            cf,
+            action="booking.area.read",
+            purpose="personal area: the citizen's own appointments",
+            detail=f"{len(rows)} appointment(s)",
+            sources="booking",
+            now=now,
+        )
         items = []
         base = f"/t/{tenant.id}/sportello/prenota"
         for r in rows:

@@ -210,6 +210,28 @@ async def _audit(
         )
 
 
+async def _viewed(
+    request: web.Request,
+    op: Operator,
+    tenant_id: str,
+    template: str,
+    ctx: dict[str, Any],
+    *,
+    action: str = "console.view",
+    subject: str | None = None,
+) -> web.Response:
+    """The page ``template``, its view audited (the operator's, with the path and query)."""
+    await _audit(
+        request,
+        tenant_id=tenant_id,
+        actor=op.actor,
+        action=action,
+        subject=subject or op.subject,
+        detail=request.path_qs,
+    )
+    return render(_console(request).env, template, ctx)
+
+
 async def operator(request: web.Request) -> Operator | None:
     session = await _console(request).sessions.load(request, now=_now(request))
     if session is None:
@@ -438,15 +460,7 @@ async def index(request: web.Request) -> web.StreamResponse:
         total=len(matching),
         pager=_pager(request, page, (page + 1) * PAGE_SIZE < len(matching)),
     )
-    await _audit(
-        request,
-        tenant_id=ALL,
-        actor=op.actor,
-        action="console.view",
-        subject=op.subject,
-        detail=request.path_qs,
-    )
-    return render(_console(request).env, "tenants.html", ctx)
+    return await _viewed(request, op, ALL, "tenants.html", ctx)
 
 
 def _login_page(
@@ -474,6 +488,25 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     return _login_page(request)
 
 
+async def _admin_login(
+    request: web.Request, name: str, outcome: str = "ok", detail: str | None = None
+) -> None:
+    """Audit an administrator's login step (``console.login``, actor ``console:admin:<name>``)."""
+    await _audit(
+        request,
+        tenant_id=ALL,
+        actor=f"console:admin:{name}",
+        action="console.login",
+        subject=name,
+        outcome=outcome,
+        detail=detail,
+    )
+
+
+def _locked_text(retry_after: int) -> str:
+    return f"Troppi tentativi errati: riprovi tra {math.ceil(retry_after / 60)} minuti."
+
+
 @handler
 async def login_submit(request: web.Request) -> web.StreamResponse:
     form = await _form(request)
@@ -488,35 +521,19 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         return _login_page(request, error="Nome utente o password errati.", status=401)
     now = _now(request)
     settings = console_settings(request.app[CONFIG])
-    actor = f"console:admin:{name}"
     try:
         row = await service.check_password(request.app[ENGINE], name, password, settings, now)
     except Locked as exc:
-        await _audit(
-            request,
-            tenant_id=ALL,
-            actor=actor,
-            action="console.login",
-            subject=name,
-            outcome="locked",
-        )
+        await _admin_login(request, name, outcome="locked")
         return _login_page(
             request,
-            error=f"Troppi tentativi errati: riprovi tra {math.ceil(exc.retry_after / 60)} minuti.",
+            error=_locked_text(exc.retry_after),
             name=name,
             status=429,
             **{"Retry-After": str(exc.retry_after)},
         )
     if row is None:
-        await _audit(
-            request,
-            tenant_id=ALL,
-            actor=actor,
-            action="console.login",
-            subject=name,
-            outcome="refused",
-            detail="wrong name or password",
-        )
+        await _admin_login(request, name, outcome="refused", detail="wrong name or password")
         return _login_page(request, error="Nome utente o password errati.", name=name, status=401)
     resp = see_other("/console/accesso/codice")
     await _console(request).pending.start(resp, tenant_id=None, subject=name, data={}, now=now)
@@ -569,50 +586,27 @@ async def code_submit(request: web.Request) -> web.StreamResponse:
     _check_csrf(request, form, pending)
     code = "".join(form.get("code", "").split())[:12]
     name = pending.subject
-    actor = f"console:admin:{name}"
     settings = console_settings(request.app[CONFIG])
     try:
         ok = await service.check_totp(request.app[ENGINE], name, code, settings, now)
     except Locked as exc:
-        await _audit(
-            request,
-            tenant_id=ALL,
-            actor=actor,
-            action="console.login",
-            subject=name,
-            outcome="locked",
-        )
+        await _admin_login(request, name, outcome="locked")
         return await _code_page(
             request,
             pending,
-            error=f"Troppi tentativi errati: riprovi tra {math.ceil(exc.retry_after / 60)} minuti.",
+            error=_locked_text(exc.retry_after),
             status=429,
             **{"Retry-After": str(exc.retry_after)},
         )
     if not ok:
-        await _audit(
-            request,
-            tenant_id=ALL,
-            actor=actor,
-            action="console.login",
-            subject=name,
-            outcome="refused",
-            detail="wrong TOTP code",
-        )
+        await _admin_login(request, name, outcome="refused", detail="wrong TOTP code")
         return await _code_page(request, pending, error="Codice errato o già usato.", status=401)
     resp = see_other("/console/")
     await console.pending.end(request, resp, now=now)
     await console.sessions.start(
         resp, tenant_id=None, subject=f"admin:{name}", data={"kind": "admin", "name": name}, now=now
     )
-    await _audit(
-        request,
-        tenant_id=ALL,
-        actor=actor,
-        action="console.login",
-        subject=name,
-        detail="password and TOTP",
-    )
+    await _admin_login(request, name, detail="password and TOTP")
     return resp
 
 
@@ -770,15 +764,7 @@ async def overview(request: web.Request) -> web.StreamResponse:
         since=since,
         until=until,
     )
-    await _audit(
-        request,
-        tenant_id=tenant.id,
-        actor=op.actor,
-        action="console.view",
-        subject=op.subject,
-        detail=request.path_qs,
-    )
-    return render(_console(request).env, "overview.html", ctx)
+    return await _viewed(request, op, tenant.id, "overview.html", ctx)
 
 
 STATUSES = ("pending", "running", "done", "failed", "cancelled")
@@ -823,15 +809,7 @@ async def outbox_page(request: web.Request) -> web.StreamResponse:
         can_retry=op.can_retry(),
         done=request.query.get("riprovato", "")[:20],
     )
-    await _audit(
-        request,
-        tenant_id=tenant.id,
-        actor=op.actor,
-        action="console.view",
-        subject=op.subject,
-        detail=request.path_qs,
-    )
-    return render(_console(request).env, "outbox.html", ctx)
+    return await _viewed(request, op, tenant.id, "outbox.html", ctx)
 
 
 @handler
@@ -924,15 +902,15 @@ async def _audit_search(
         pager=_pager(request, page, len(rows) > PAGE_SIZE),
         action=request.path,
     )
-    await _audit(
+    return await _viewed(
         request,
-        tenant_id=tenant.id if tenant is not None else ALL,
-        actor=op.actor,
+        op,
+        tenant.id if tenant is not None else ALL,
+        "audit.html",
+        ctx,
         action="console.audit.search",
-        subject=(filters["soggetto"] or op.subject),
-        detail=request.path_qs,
+        subject=filters["soggetto"],
     )
-    return render(_console(request).env, "audit.html", ctx)
 
 
 @handler
@@ -975,15 +953,7 @@ async def panel_page(request: web.Request) -> web.StreamResponse:
         chart=bar_chart(panel.title, view.series, view.unit) if panel.chart else None,
         pager=_pager(request, page, view.more),
     )
-    await _audit(
-        request,
-        tenant_id=tenant.id,
-        actor=op.actor,
-        action="console.view",
-        subject=op.subject,
-        detail=request.path_qs,
-    )
-    return render(_console(request).env, "panel.html", ctx)
+    return await _viewed(request, op, tenant.id, "panel.html", ctx)
 
 
 @handler

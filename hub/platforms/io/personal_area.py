@@ -11,11 +11,10 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from sportello import audit
 from sportello.appkeys import ENGINE
 from sportello.config import TenantConfig
 from sportello.db import reading
-from sportello.web.area import AreaItem, AreaSection
+from sportello.web.area import AreaItem, AreaSection, audit_area_read
 
 from .tables import io_messages
 
@@ -50,21 +49,15 @@ class MyMessages:
                     .limit(50)
                 )
             ).all()
-        async with app[ENGINE].begin() as conn:
-            await audit.record(
-                conn,
-                audit.AuditEntry(
-                    tenant_id=tenant.id,
-                    actor=f"citizen:{cf}",
-                    action="io.area.read",
-                    subject=cf,
-                    purpose="personal area: the citizen's own messages",
-                    sources="hub",
-                    outcome="ok",
-                    detail=f"{len(rows)} message(s)",
-                ),
-                at=now,
-            )
+        await audit_area_read(
+            app,
+            tenant.id,
+            cf,
+            action="io.area.read",
+            purpose="personal area: the citizen's own messages",
+            detail=f"{len(rows)} message(s)",
+            now=now,
+        )
         items = []
         for r in rows:
             try:

@@ -28,13 +28,11 @@ from sportello.config import TenantConfig
 from sportello.web import (
     CSRF_FIELD,
     WebSession,
-    anonymous_csrf,
     csrf_valid,
     environment,
     read_form,
-    render,
 )
-from sportello.web.citizen import citizen, display_name
+from sportello.web.citizen import CitizenPage, citizen, display_name
 from sportello.web.site import site
 
 from . import service
@@ -78,37 +76,16 @@ def _card(request: web.Request, settings: RequestsTenantSettings) -> ServiceCard
     return card
 
 
-class Page:
-    """A page being answered: its CSRF token (the session's or the anonymous cookie's)."""
-
-    def __init__(self, request: web.Request, session: WebSession | None) -> None:
-        self.request = request
-        self.session = session
-        self._carrier = web.Response()
-        self.token = (
-            session.csrf
-            if session is not None
-            else anonymous_csrf(request, self._carrier, request.app[CONFIG])
-        )
-
+class Page(CitizenPage):
     def render(
         self, tenant: TenantConfig, template: str, title: str, *, status: int = 200, **extra: Any
     ) -> web.Response:
         ctx = {
             "site": site(self.request.app, tenant, self.request.path),
-            "title": title,
-            "base": base(tenant),
-            "front_office": f"/t/{tenant.id}/sportello/",
-            "user_name": display_name(self.session),
-            "logout_url": f"/t/{tenant.id}/sportello/esci" if self.session else "",
-            "csrf_token": self.token,
-            "kit_script": False,
+            **self.context(tenant, title, base(tenant)),
             **extra,
         }
-        resp = render(_env(self.request.app), template, ctx, status=status)
-        for name, morsel in self._carrier.cookies.items():
-            resp.cookies[name] = morsel
-        return resp
+        return self.respond(_env(self.request.app), template, ctx, status=status)
 
     def message(
         self,
@@ -155,6 +132,31 @@ def _expired(page: Page, tenant: TenantConfig) -> web.Response:
     )
 
 
+async def _signed_in(
+    request: web.Request, *, back_to_card: bool = False
+) -> tuple[TenantConfig, RequestsTenantSettings, ServiceCard, Page, WebSession]:
+    """The tenant, settings, card, page and session of a logged-in citizen's page; without a
+    login, to the login (then back here, or to the card's page with ``back_to_card``)."""
+    tenant, settings = _tenant(request)
+    card = _card(request, settings)
+    page = await _page(request, tenant)
+    if page.session is None:
+        raise _login(tenant, f"{base(tenant)}/{card.id}/" if back_to_card else request.path)
+    return tenant, settings, card, page, page.session
+
+
+async def _posted(
+    request: web.Request, page: Page, tenant: TenantConfig
+) -> Mapping[str, Any] | web.Response:
+    """The posted form, or the 403 page when it is unreadable or its CSRF token is wrong."""
+    form = await read_form(request)
+    if form is None or not csrf_valid(
+        request, form.get(CSRF_FIELD), request.app[CONFIG], page.session
+    ):
+        return _expired(page, tenant)
+    return form
+
+
 # --- the catalogue and the card ---------------------------------------------------------------
 
 
@@ -186,21 +188,13 @@ async def card_page(request: web.Request) -> web.StreamResponse:
 
 
 async def start(request: web.Request) -> web.StreamResponse:
-    tenant, settings = _tenant(request)
-    card = _card(request, settings)
-    page = await _page(request, tenant)
-    if page.session is None:
-        raise _login(tenant, f"{base(tenant)}/{card.id}/")
-    form = await read_form(request)
-    if form is None or not csrf_valid(
-        request, form.get(CSRF_FIELD), request.app[CONFIG], page.session
-    ):
-        return _expired(page, tenant)
+    tenant, _, card, page, session = await _signed_in(request, back_to_card=True)
+    form = await _posted(request, page, tenant)
+    if isinstance(form, web.Response):
+        return form
     now = request.app[CLOCK].now()
-    cf = page.session.subject
-    values = await service.prefill(
-        request.app[SERVICES], tenant.id, card, cf, page.session.data, now
-    )
+    cf = session.subject
+    values = await service.prefill(request.app[SERVICES], tenant.id, card, cf, session.data, now)
     async with request.app[ENGINE].begin() as conn:
         ref = await service.create_draft(conn, tenant.id, card, cf, values, now)
     raise web.HTTPSeeOther(f"{base(tenant)}/{card.id}/{ref}/passo/1")
@@ -262,17 +256,13 @@ def _step_page(
 
 
 async def step(request: web.Request) -> web.StreamResponse:
-    tenant, settings = _tenant(request)
-    card = _card(request, settings)
-    page = await _page(request, tenant)
-    if page.session is None:
-        raise _login(tenant, request.path)
+    tenant, _, card, page, session = await _signed_in(request)
     index = _index(request, card)
     row = await _own(request, tenant, card, page)
     url = f"{base(tenant)}/{card.id}/{row.ref}"
     if row.status != "draft":
         raise web.HTTPSeeOther(url + "/")
-    fixed = {"fiscal_code": page.session.subject}
+    fixed = {"fiscal_code": session.subject}
     if request.method == "GET":
         values = service.data_of(row)
         errors: dict[str, str] = {}
@@ -287,11 +277,9 @@ async def step(request: web.Request) -> web.StreamResponse:
         return _step_page(
             page, tenant, card, row, index, shown, errors, status=422 if errors else 200
         )
-    form = await read_form(request)
-    if form is None or not csrf_valid(
-        request, form.get(CSRF_FIELD), request.app[CONFIG], page.session
-    ):
-        return _expired(page, tenant)
+    form = await _posted(request, page, tenant)
+    if isinstance(form, web.Response):
+        return form
     values, errors = service.check_step(card, index, form, fixed)
     action = str(form.get("azione") or "avanti")
     now = request.app[CLOCK].now()
@@ -330,17 +318,13 @@ def _summary_rows(
 
 
 async def summary(request: web.Request) -> web.StreamResponse:
-    tenant, settings = _tenant(request)
-    card = _card(request, settings)
-    page = await _page(request, tenant)
-    if page.session is None:
-        raise _login(tenant, request.path)
+    tenant, settings, card, page, session = await _signed_in(request)
     row = await _own(request, tenant, card, page)
     url = f"{base(tenant)}/{card.id}/{row.ref}"
     if row.status != "draft":
         raise web.HTTPSeeOther(url + "/")
-    data = {**service.data_of(row), "fiscal_code": page.session.subject}
-    wrong = service.check_all(card, data, {"fiscal_code": page.session.subject})
+    data = {**service.data_of(row), "fiscal_code": session.subject}
+    wrong = service.check_all(card, data, {"fiscal_code": session.subject})
     if wrong is not None:
         raise web.HTTPSeeOther(f"{url}/passo/{wrong[0] + 1}?verifica=1")
     stamped = card.handler == "certificate" and data.get("use") == STAMPED
@@ -360,18 +344,12 @@ async def summary(request: web.Request) -> web.StreamResponse:
 
 
 async def send(request: web.Request) -> web.StreamResponse:
-    tenant, settings = _tenant(request)
-    card = _card(request, settings)
-    page = await _page(request, tenant)
-    if page.session is None:
-        raise _login(tenant, f"{base(tenant)}/{card.id}/")
+    tenant, settings, card, page, session = await _signed_in(request, back_to_card=True)
     row = await _own(request, tenant, card, page)
     url = f"{base(tenant)}/{card.id}/{row.ref}"
-    form = await read_form(request)
-    if form is None or not csrf_valid(
-        request, form.get(CSRF_FIELD), request.app[CONFIG], page.session
-    ):
-        return _expired(page, tenant)
+    form = await _posted(request, page, tenant)
+    if isinstance(form, web.Response):
+        return form
     if row.status != "draft":  # a second click: the acknowledgement, never a second request
         raise web.HTTPSeeOther(url + "/")
     try:
@@ -381,8 +359,8 @@ async def send(request: web.Request) -> web.StreamResponse:
             settings,
             card,
             row.ref,
-            page.session.subject,
-            display_name(page.session),
+            session.subject,
+            display_name(session),
             request.app[CLOCK].now(),
         )
     except service.RequestError as exc:
@@ -407,11 +385,7 @@ async def send(request: web.Request) -> web.StreamResponse:
 
 
 async def detail(request: web.Request) -> web.StreamResponse:
-    tenant, settings = _tenant(request)
-    card = _card(request, settings)
-    page = await _page(request, tenant)
-    if page.session is None:
-        raise _login(tenant, request.path)
+    tenant, settings, card, page, _ = await _signed_in(request)
     row = await _own(request, tenant, card, page)
     url = f"{base(tenant)}/{card.id}/{row.ref}"
     if row.status == "draft":
@@ -437,11 +411,7 @@ async def detail(request: web.Request) -> web.StreamResponse:
 
 
 async def certificate_pdf(request: web.Request) -> web.StreamResponse:
-    tenant, settings = _tenant(request)
-    card = _card(request, settings)
-    page = await _page(request, tenant)
-    if page.session is None:
-        raise _login(tenant, request.path)
+    tenant, _, card, page, session = await _signed_in(request)
     row = await _own(request, tenant, card, page)
     url = f"{base(tenant)}/{card.id}/{row.ref}/"
     try:
@@ -449,7 +419,7 @@ async def certificate_pdf(request: web.Request) -> web.StreamResponse:
             request.app[SERVICES],
             tenant.id,
             row.ref,
-            page.session.subject,
+            session.subject,
             request.app[CLOCK].now(),
         )
     except service.NotFound:
@@ -479,20 +449,16 @@ async def certificate_pdf(request: web.Request) -> web.StreamResponse:
 
 
 async def notice_pdf(request: web.Request) -> web.StreamResponse:
-    tenant, settings = _tenant(request)
-    card = _card(request, settings)
-    page = await _page(request, tenant)
-    if page.session is None:
-        raise _login(tenant, request.path)
+    tenant, _, card, page, session = await _signed_in(request)
     row = await _own(request, tenant, card, page)
     if not row.notice_number:
         raise web.HTTPNotFound(text="no notice")
     services = request.app[SERVICES]
     plugins = services.plugins or services.adapters.plugins
     doc = await plugins.notice_document(
-        services, tenant.id, row.notice_number, f"citizen:{page.session.subject}"
+        services, tenant.id, row.notice_number, f"citizen:{session.subject}"
     )
-    if doc is None or doc.debtor != page.session.subject:
+    if doc is None or doc.debtor != session.subject:
         raise web.HTTPNotFound(text="no notice")
     return web.Response(
         body=doc.pdf,

@@ -11,11 +11,10 @@ from typing import Any
 import sqlalchemy as sa
 from aiohttp import web
 
-from sportello import audit
 from sportello.appkeys import ENGINE
 from sportello.config import TenantConfig
 from sportello.db import reading
-from sportello.web.area import AreaAction, AreaItem, AreaSection
+from sportello.web.area import AreaAction, AreaItem, AreaSection, audit_area_read
 
 from .service import STATUSES
 from .settings import requests_settings
@@ -51,21 +50,16 @@ class MyRequests:
                     sa.select(m).where(m.c.request_id.in_([r.id for r in rows])).order_by(m.c.id)
                 )
             ).all()
-        async with app[ENGINE].begin() as conn:
-            await audit.record(
-                conn,
-                audit.AuditEntry(
-                    tenant_id=tenant.id,
-                    actor=f"citizen:{cf}",
-                    action="requests.area.read",
-                    subject=cf,
-                    purpose="personal area: the citizen's own requests",
-                    sources="requests",
-                    outcome="ok",
-                    detail=f"{len(rows)} request(s)",
-                ),
-                at=now,
-            )
+        await audit_area_read(
+            app,
+            tenant.id,
+            cf,
+            action="requests.area.read",
+            purpose="personal area: the citizen's own requests",
+            detail=f"{len(rows)} request(s)",
+            sources="requests",
+            now=now,
+        )
         base = BASE.format(tenant=tenant.id)
         items = []
         for r in rows:

@@ -12,11 +12,10 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from sportello import audit
 from sportello.appkeys import ENGINE
 from sportello.config import TenantConfig
 from sportello.db import reading
-from sportello.web.area import AreaItem, AreaSection
+from sportello.web.area import AreaItem, AreaSection, audit_area_read
 
 from .tables import send_events, send_notifications
 
@@ -81,21 +80,15 @@ class MyNotifications:
                 if iuns
                 else []
             )
-        async with app[ENGINE].begin() as conn:
-            await audit.record(
-                conn,
-                audit.AuditEntry(
-                    tenant_id=tenant.id,
-                    actor=f"citizen:{cf}",
-                    action="send.area.read",
-                    subject=cf,
-                    purpose="personal area: the citizen's own notifications",
-                    sources="hub",
-                    outcome="ok",
-                    detail=f"{len(mine)} notification(s)",
-                ),
-                at=now,
-            )
+        await audit_area_read(
+            app,
+            tenant.id,
+            cf,
+            action="send.area.read",
+            purpose="personal area: the citizen's own notifications",
+            detail=f"{len(mine)} notification(s)",
+            now=now,
+        )
         items = []
         for r in mine:
             steps = [
